@@ -1,0 +1,34 @@
+"""`ServiceSettings`: a project's `.fabrica.yaml` choices, baked into its generated code.
+
+The generated server and client read these as defaults; command-line options and
+``PKGUPPER_OPTION`` environment variables override them at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["ServiceSettings"]
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    project: str
+    package: str
+    description: str = ""
+    storage_type: Literal["file", "sql"] = "file"
+    db_driver: Literal["sqlite", "postgres", "mysql"] = "sqlite"
+    events: bool = False
+    events_bus: Literal["memory", "nats"] = "memory"
+    nats_url: str = "nats://127.0.0.1:4222"
+    reconcile: bool = False
+    reconcile_workers: int = 5
+    reconcile_requeue_minutes: float = 5
+    auth: bool = False
+    validation_mode: Literal["strict", "warn", "disabled"] = "strict"
+
+    @property
+    def env_prefix(self) -> str:
+        """`rack_inventory` → `RACK_INVENTORY`, the prefix of every environment variable."""
+        return self.package.upper()

@@ -1,0 +1,161 @@
+"""`Resource[Spec, Status]`: the Kubernetes-style envelope every kind shares.
+
+A kind is declared once, as a class::
+
+    class Device(Resource[DeviceSpec, DeviceStatus], prefix="dev"):
+        '''A network device.'''
+
+The class keywords become `Device.resource_info` (kind, UID prefix, URL plural, versioning),
+which storage, server and code generation read instead of re-deriving names themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ._model import Model
+from ._naming import default_prefix, is_valid_plural, is_valid_prefix, pluralize
+
+__all__ = ["Metadata", "Resource", "ResourceInfo", "new_uid", "API_VERSION", "SCHEMA_VERSION"]
+
+API_VERSION = "v1"
+SCHEMA_VERSION = "v1"
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+StatusT = TypeVar("StatusT", bound=BaseModel)
+
+
+class Metadata(Model):
+    name: str
+    uid: str = ""
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    resource_version: str = ""
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """What the rest of fabrica needs to know about a kind, fixed at class definition."""
+
+    kind: str
+    prefix: str
+    plural: str
+    versioning: bool
+    spec_type: type[BaseModel]
+    status_type: type[BaseModel]
+    description: str
+
+    @property
+    def singular(self) -> str:
+        """The lower-cased kind: file names, CLI nouns, event types."""
+        return self.kind.lower()
+
+    def is_uid(self, value: str) -> bool:
+        return bool(re.fullmatch(rf"{re.escape(self.prefix)}-[0-9a-f]{{8,}}", value))
+
+
+def new_uid(prefix: str) -> str:
+    """`PREFIX-` and 8 random hex digits; storage refuses duplicates, callers retry."""
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+class Resource(BaseModel, Generic[SpecT, StatusT]):
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+    api_version: str = Field(API_VERSION, alias="apiVersion")
+    kind: str = ""
+    schema_version: str = Field(SCHEMA_VERSION, alias="schemaVersion")
+    metadata: Metadata
+    spec: SpecT
+    status: StatusT
+
+    resource_info: ClassVar[ResourceInfo]
+
+    def __init_subclass__(
+        cls,
+        prefix: str | None = None,
+        plural: str | None = None,
+        versioning: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        # Swallow our class keywords so object.__init_subclass__ does not reject them;
+        # pydantic hands them again to __pydantic_init_subclass__ once the class is built.
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def __pydantic_init_subclass__(
+        cls,
+        prefix: str | None = None,
+        plural: str | None = None,
+        versioning: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.__pydantic_generic_metadata__["origin"] is not None:
+            return  # Resource[Spec, Status] itself, not a kind yet
+        spec_type = cls.model_fields["spec"].annotation
+        status_type = cls.model_fields["status"].annotation
+        if not (_is_model(spec_type) and _is_model(status_type)):
+            raise TypeError(f"{cls.__name__} must subclass Resource[SpecModel, StatusModel]")
+        cls.resource_info = _resource_info(cls, spec_type, status_type, prefix, plural, versioning)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("kind") and hasattr(cls, "resource_info"):
+            data = {**data, "kind": cls.resource_info.kind}
+        return data
+
+    @property
+    def uid(self) -> str:
+        return self.metadata.uid
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+def _is_model(tp: object) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _resource_info(
+    cls: type,
+    spec_type: type[BaseModel],
+    status_type: type[BaseModel],
+    prefix: str | None,
+    plural: str | None,
+    versioning: bool,
+) -> ResourceInfo:
+    kind = cls.__name__
+    prefix = prefix or default_prefix(kind)
+    plural = plural or pluralize(kind.lower())
+    if not is_valid_prefix(prefix):
+        raise TypeError(f"{kind}: prefix {prefix!r} must be lower-case letters and digits")
+    if not is_valid_plural(plural):
+        raise TypeError(f"{kind}: plural {plural!r} must be a lower-case URL segment")
+    try:
+        status_type()
+    except Exception as exc:
+        raise TypeError(
+            f"{kind}: every field of {status_type.__name__} needs a default, "
+            "because a new resource starts with an empty status"
+        ) from exc
+    return ResourceInfo(
+        kind=kind,
+        prefix=prefix,
+        plural=plural,
+        versioning=versioning,
+        spec_type=spec_type,
+        status_type=status_type,
+        description=(cls.__doc__ or "").strip(),
+    )
