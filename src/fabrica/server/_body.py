@@ -1,0 +1,175 @@
+"""Request bodies: size limit, JSON parsing, and the two shapes a write may take.
+
+Fabrica accepts a *flat* body (``{"name", "labels", "annotations", ...spec fields}``) and
+the Kubernetes *envelope* (``{"metadata": {...}, "spec": {...}}``); both end up as a
+`WriteRequest`. Validation follows the project's mode: ``strict`` rejects unknown fields,
+``warn`` drops them and says so in a ``Warning`` header, ``disabled`` drops them silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from ..resource import ResourceInfo, is_dns1123_subdomain
+from ._errors import APIError, validation_details
+
+__all__ = ["WriteRequest", "parse_status", "parse_write", "read_json_object"]
+
+_FLAT_META = ("name", "labels", "annotations")
+_IGNORED_TOP = frozenset({"apiVersion", "kind", "schemaVersion", "status", "uid"})
+
+
+@dataclass
+class WriteRequest:
+    name: str | None
+    labels: dict[str, str] | None
+    annotations: dict[str, str] | None
+    spec: BaseModel
+    resource_version: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"request body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise APIError(400, "request body is empty; expected a JSON object")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise APIError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "request body must be a JSON object")
+    return body
+
+
+def parse_write(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteRequest:
+    spec_fields = info.spec_type.model_fields
+    is_envelope = any(
+        isinstance(body.get(key), dict) and key not in spec_fields for key in ("metadata", "spec")
+    )
+    if is_envelope:
+        return _parse_envelope(info, body, mode)
+    return _parse_flat(info, body, mode)
+
+
+def parse_status(info: ResourceInfo, body: dict[str, Any], mode: str) -> tuple[BaseModel, list[str]]:
+    """A bare status object; ``{"status": {...}}`` is accepted too, as Kubernetes sends it."""
+    if set(body) >= {"status"} and isinstance(body["status"], dict) and (
+        "status" not in info.status_type.model_fields
+    ):
+        body = body["status"]
+    return validate_model(info.status_type, body, mode, "status")
+
+
+def _parse_envelope(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteRequest:
+    kind = body.get("kind")
+    if kind not in (None, info.kind):
+        raise APIError(400, f"kind {kind!r} does not match {info.kind}",
+                       [{"field": "kind", "message": f"must be {info.kind}"}])
+    metadata = body.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise APIError(400, "metadata must be an object",
+                       [{"field": "metadata", "message": "must be an object"}])
+    spec_body = body.get("spec", {})
+    if not isinstance(spec_body, dict):
+        raise APIError(400, "spec must be an object",
+                       [{"field": "spec", "message": "must be an object"}])
+    spec, warnings = validate_model(info.spec_type, spec_body, mode, "spec")
+    version = metadata.get("resourceVersion")
+    if version is not None and not isinstance(version, str):
+        raise APIError(400, "metadata.resourceVersion must be a string",
+                       [{"field": "metadata.resourceVersion", "message": "must be a string"}])
+    return WriteRequest(
+        name=_name(metadata.get("name"), "metadata.name"),
+        labels=_string_map(metadata.get("labels"), "metadata.labels"),
+        annotations=_string_map(metadata.get("annotations"), "metadata.annotations"),
+        spec=spec,
+        resource_version=version or None,
+        warnings=warnings,
+    )
+
+
+def _parse_flat(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteRequest:
+    spec_fields = _field_names(info.spec_type)
+    spec_body = {
+        key: value
+        for key, value in body.items()
+        if key in spec_fields or (key not in _FLAT_META and key not in _IGNORED_TOP)
+    }
+    spec, warnings = validate_model(info.spec_type, spec_body, mode, "spec")
+    return WriteRequest(
+        name=_name(body.get("name"), "name"),
+        labels=_string_map(body.get("labels"), "labels"),
+        annotations=_string_map(body.get("annotations"), "annotations"),
+        spec=spec,
+        warnings=warnings,
+    )
+
+
+def validate_model(
+    model: type[BaseModel], data: dict[str, Any], mode: str, path: str
+) -> tuple[BaseModel, list[str]]:
+    extra = "forbid" if mode == "strict" else "ignore"
+    try:
+        value = model.model_validate(data, extra=extra)
+    except ValidationError as exc:
+        raise APIError(400, f"invalid {path}", validation_details(exc, path)) from None
+    warnings: list[str] = []
+    if mode == "warn":
+        try:
+            model.model_validate(data, extra="forbid")
+        except ValidationError as exc:
+            warnings = [
+                f"unknown field {d['field']!r} ignored"
+                for d, err in zip(validation_details(exc, path), exc.errors(), strict=True)
+                if err["type"] == "extra_forbidden"
+            ]
+    return value, warnings
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    names = set()
+    for name, info in model.model_fields.items():
+        names.add(name)
+        if info.alias:
+            names.add(info.alias)
+    return names
+
+
+def _name(value: Any, field_path: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not is_dns1123_subdomain(value):
+        raise APIError(
+            400,
+            f"invalid {field_path}: {value!r}",
+            [{"field": field_path, "message": "must be a DNS-1123 subdomain: lower-case "
+              "letters, digits, '-' and '.', starting and ending with a letter or digit, "
+              "at most 253 characters"}],
+        )
+    return value
+
+
+def _string_map(value: Any, field_path: str) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise APIError(400, f"invalid {field_path}",
+                       [{"field": field_path, "message": "must map strings to strings"}])
+    return value

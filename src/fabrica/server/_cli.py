@@ -1,0 +1,119 @@
+"""``python -m PKG.server serve``: the command line of a generated service.
+
+Every option has an environment variable ``PKGUPPER_OPTION`` (``RACK_INVENTORY_PORT``...);
+the project's `.fabrica.yaml` choices arrive as `ServiceSettings` and act as defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import uvicorn
+
+from .._settings import ServiceSettings
+from .._version import __version__
+from ..resource import Resource
+from ..storage import FileStorage, Storage
+from ._app import DEFAULT_MAX_BODY_SIZE, create_app
+
+__all__ = ["main", "service_cli"]
+
+log = logging.getLogger("fabrica.server")
+
+# Features a project can record in .fabrica.yaml before this release implements them.
+_NOT_YET = "not available yet in this release of pyfabrica"
+
+
+def main(
+    kinds: Sequence[type[Resource[Any, Any]]],
+    settings: ServiceSettings,
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Run the service command line (``serve``) for `kinds`."""
+    service_cli(kinds, settings).main(
+        args=list(argv) if argv is not None else None, prog_name=f"python -m {settings.package}.server"
+    )
+
+
+def service_cli(
+    kinds: Sequence[type[Resource[Any, Any]]], settings: ServiceSettings
+) -> click.Group:
+    env = settings.env_prefix
+
+    @click.group(help=f"{settings.project}: {settings.description or 'a fabrica service'}")
+    @click.version_option(__version__, prog_name="pyfabrica")
+    def cli() -> None:
+        pass
+
+    @cli.command(help="Serve the REST API.")
+    @click.option("--host", default="0.0.0.0", show_default=True, envvar=f"{env}_HOST")
+    @click.option("--port", default=8080, type=click.IntRange(0, 65535), show_default=True,
+                  envvar=f"{env}_PORT")
+    @click.option("--data-dir", default="./data", show_default=True, envvar=f"{env}_DATA_DIR",
+                  help="Where the file backend keeps its documents.")
+    @click.option("--database-url", default=None, envvar=f"{env}_DATABASE_URL",
+                  help="SQL storage URL (sqlite:///..., postgresql://..., mysql://...).")
+    @click.option("--events-bus", type=click.Choice(["memory", "nats"]),
+                  default=settings.events_bus, show_default=True, envvar=f"{env}_EVENTS_BUS")
+    @click.option("--nats-url", default=settings.nats_url, show_default=True,
+                  envvar=f"{env}_NATS_URL")
+    @click.option("--max-body-size", default=DEFAULT_MAX_BODY_SIZE, type=click.IntRange(1),
+                  show_default=True, envvar=f"{env}_MAX_BODY_SIZE", help="Bytes.")
+    @click.option("--log-level", default="info", show_default=True, envvar=f"{env}_LOG_LEVEL",
+                  type=click.Choice(["debug", "info", "warning", "error"]))
+    @click.option("--access-log/--no-access-log", default=True, show_default=True,
+                  envvar=f"{env}_ACCESS_LOG")
+    def serve(
+        host: str,
+        port: int,
+        data_dir: str,
+        database_url: str | None,
+        events_bus: str,
+        nats_url: str,
+        max_body_size: int,
+        log_level: str,
+        access_log: bool,
+    ) -> None:
+        logging.basicConfig(level=log_level.upper(),
+                            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        storage = _open_storage(settings, data_dir, database_url)
+        _report_features(settings, events_bus)
+        app = create_app(kinds, storage, settings=settings, max_body_size=max_body_size)
+        log.info("serving %s: %s", settings.project,
+                 ", ".join(f"/{k.resource_info.plural}" for k in kinds) or "no resources")
+        log.info("listening on http://%s:%d (docs at /docs)", host, port)
+        uvicorn.run(app, host=host, port=port, log_config=None, log_level=log_level,
+                    access_log=access_log, server_header=False)
+
+    return cli
+
+
+def _open_storage(settings: ServiceSettings, data_dir: str, database_url: str | None) -> Storage:
+    if database_url or settings.storage_type == "sql":
+        raise click.UsageError(
+            f"SQL storage ({settings.db_driver}) is {_NOT_YET}; "
+            "use the file backend (--storage-type file in .fabrica.yaml, no --database-url)"
+        )
+    storage = FileStorage(data_dir)
+    log.info("storage: file backend in %s", Path(data_dir).resolve())
+    return storage
+
+
+def _report_features(settings: ServiceSettings, events_bus: str) -> None:
+    if settings.auth:
+        raise click.UsageError(
+            f"auth is enabled in .fabrica.yaml but {_NOT_YET}; refusing to serve without it"
+        )
+    if settings.events:
+        log.warning("events (%s bus) are enabled in .fabrica.yaml but %s; none are published",
+                    events_bus, _NOT_YET)
+    else:
+        log.info("events: off")
+    if settings.reconcile:
+        log.warning("reconciliation is enabled in .fabrica.yaml but %s", _NOT_YET)
+    else:
+        log.info("reconcilers: none")

@@ -1,0 +1,96 @@
+"""The error body of every failed request: ``{"error", "code", "details"?}``.
+
+Anything a client sent that is wrong maps to a 4xx here; only a bug in fabrica or in user
+code reaches the catch-all, which logs it and answers 500 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..storage import AlreadyExists, Conflict, NotFound
+
+__all__ = ["APIError", "error_response", "exception_handlers", "validation_details"]
+
+log = logging.getLogger("fabrica.server")
+
+
+class APIError(Exception):
+    def __init__(
+        self, status: int, message: str, details: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+
+
+def error_response(
+    status: int,
+    message: str,
+    details: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"error": message, "code": status}
+    if details:
+        body["details"] = details
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """Each failing field by its JSON path, e.g. ``spec.port``."""
+    details = []
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in err["loc"])
+        field = f"{prefix}.{path}" if prefix and path else (prefix or path)
+        details.append({"field": field, "message": err["msg"]})
+    return details
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return error_response(exc.status, exc.message, exc.details)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NotFound)
+    return error_response(404, f"{exc.collection} {exc.key!r} not found")
+
+
+async def _already_exists(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AlreadyExists)
+    return error_response(409, str(exc))
+
+
+async def _conflict(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Conflict)
+    return error_response(409, str(exc))
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    message = getattr(exc, "detail", "") or "error"
+    return error_response(status, str(message), headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal server error")
+
+
+def exception_handlers() -> dict[Any, Any]:
+    from starlette.exceptions import HTTPException
+
+    return {
+        APIError: _api_error,
+        NotFound: _not_found,
+        AlreadyExists: _already_exists,
+        Conflict: _conflict,
+        HTTPException: _http_exception,
+        Exception: _unexpected,
+    }

@@ -1,0 +1,85 @@
+"""The storage contract every backend keeps.
+
+Backends store *documents*: the JSON form of a resource (camelCase, as on the wire) keyed by
+collection (the kind's plural) and uid. They know nothing of pydantic models, so a backend
+can be tested, benchmarked and swapped on its own. What they must guarantee:
+
+- ``create`` is unique on uid and on ``metadata.name`` within a collection;
+- ``update``/``delete`` are compare-and-swap on ``metadata.resourceVersion``: the check and
+  the write are one atomic step, so two racing writers can never both win;
+- every write is atomic and durable: after a crash a document is the old one or the new one;
+- the backend assigns ``resourceVersion`` (an opaque string that changes on every write).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["AlreadyExists", "Conflict", "Document", "NotFound", "Storage", "StorageError"]
+
+Document = dict[str, Any]
+
+
+class StorageError(Exception):
+    """Base of every error a backend raises on purpose."""
+
+
+class NotFound(StorageError):
+    def __init__(self, collection: str, key: str) -> None:
+        super().__init__(f"{collection}/{key} not found")
+        self.collection = collection
+        self.key = key
+
+
+class AlreadyExists(StorageError):
+    def __init__(self, collection: str, field: str, value: str) -> None:
+        super().__init__(f"{collection} with {field} {value!r} already exists")
+        self.collection = collection
+        self.field = field
+        self.value = value
+
+
+class Conflict(StorageError):
+    """The stored resourceVersion is not the one the writer expected."""
+
+    def __init__(self, collection: str, uid: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"{collection}/{uid} was modified: expected resourceVersion {expected!r}, "
+            f"current is {actual!r}"
+        )
+        self.collection = collection
+        self.uid = uid
+        self.expected = expected
+        self.actual = actual
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """An async document store; see the module docstring for the guarantees."""
+
+    #: Short backend name for logs and /health, e.g. ``"file"``.
+    name: str
+
+    async def create(self, collection: str, doc: Document) -> Document:
+        """Store a new document; return it with ``resourceVersion`` set."""
+        ...
+
+    async def get(self, collection: str, uid: str) -> Document: ...
+
+    async def get_by_name(self, collection: str, name: str) -> Document: ...
+
+    async def list(self, collection: str) -> list[Document]:
+        """Every document of the collection, ordered by name."""
+        ...
+
+    async def update(self, collection: str, doc: Document, expected_version: str) -> Document:
+        """Replace the document with ``doc``'s uid if its version is ``expected_version``."""
+        ...
+
+    async def delete(
+        self, collection: str, uid: str, expected_version: str | None = None
+    ) -> Document:
+        """Remove a document (only at ``expected_version`` when given); return what it was."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,158 @@
+import asyncio
+import json
+import multiprocessing
+import os
+import threading
+
+import pytest
+
+from fabrica.storage import AlreadyExists, Conflict, FileStorage, NotFound
+
+
+def doc(name, uid, **spec):
+    return {"apiVersion": "v1", "kind": "Device", "metadata": {"name": name, "uid": uid,
+            "resourceVersion": ""}, "spec": spec, "status": {}}
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return FileStorage(tmp_path)
+
+
+async def test_create_get_list_delete(storage, tmp_path):
+    created = await storage.create("devices", doc("web-01", "dev-0000000a", port=1))
+    assert created["metadata"]["resourceVersion"] == "1"
+    assert (tmp_path / "devices" / "dev-0000000a.json").is_file()
+    assert await storage.get("devices", "dev-0000000a") == created
+    assert await storage.get_by_name("devices", "web-01") == created
+    await storage.create("devices", doc("aaa", "dev-0000000b"))
+    assert [d["metadata"]["name"] for d in await storage.list("devices")] == ["aaa", "web-01"]
+    deleted = await storage.delete("devices", "dev-0000000a")
+    assert deleted == created
+    with pytest.raises(NotFound):
+        await storage.get("devices", "dev-0000000a")
+    with pytest.raises(NotFound):
+        await storage.get_by_name("devices", "web-01")
+
+
+async def test_list_of_unknown_collection_is_empty(storage):
+    assert await storage.list("nothings") == []
+
+
+async def test_create_never_overwrites(storage):
+    await storage.create("devices", doc("a", "dev-0000000a", v=1))
+    with pytest.raises(AlreadyExists) as uid_clash:
+        await storage.create("devices", doc("b", "dev-0000000a", v=2))
+    assert uid_clash.value.field == "uid"
+    with pytest.raises(AlreadyExists) as name_clash:
+        await storage.create("devices", doc("a", "dev-0000000b", v=3))
+    assert name_clash.value.field == "name"
+    assert (await storage.get("devices", "dev-0000000a"))["spec"] == {"v": 1}
+
+
+async def test_update_is_compare_and_swap(storage):
+    await storage.create("devices", doc("a", "dev-0000000a", v=1))
+    updated = await storage.update("devices", doc("a", "dev-0000000a", v=2), "1")
+    assert updated["metadata"]["resourceVersion"] == "2"
+    with pytest.raises(Conflict):
+        await storage.update("devices", doc("a", "dev-0000000a", v=3), "1")
+    with pytest.raises(Conflict):
+        await storage.delete("devices", "dev-0000000a", expected_version="1")
+    assert (await storage.get("devices", "dev-0000000a"))["spec"] == {"v": 2}
+
+
+async def test_update_of_missing_document(storage):
+    with pytest.raises(NotFound):
+        await storage.update("devices", doc("a", "dev-0000000a"), "1")
+    with pytest.raises(NotFound):
+        await storage.delete("devices", "dev-0000000a")
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "..", "dev-0000000a/../../x", "/etc/passwd",
+                                 "dev-zzzzzzzz", "DEV-0000000A", "dev-0000000a.json"])
+async def test_ids_never_address_paths(storage, bad):
+    with pytest.raises(NotFound):
+        await storage.get("devices", bad)
+    with pytest.raises(NotFound):
+        await storage.get_by_name("devices", bad)
+    with pytest.raises(NotFound):
+        await storage.delete("devices", bad)
+
+
+async def test_collection_names_are_checked(storage):
+    with pytest.raises(ValueError):
+        await storage.get("../x", "dev-0000000a")
+
+
+async def test_stale_name_entry_from_a_crash_is_replaced(storage, tmp_path):
+    # A crash between writing the name index entry and the document leaves an entry that
+    # points at nothing; it must not block the name forever.
+    await storage.create("devices", doc("other", "dev-0000000c"))
+    (tmp_path / "devices" / ".names" / "web").write_text("dev-0000000f")
+    created = await storage.create("devices", doc("web", "dev-0000000a"))
+    assert await storage.get_by_name("devices", "web") == created
+
+
+async def test_leftover_temp_files_are_invisible(storage, tmp_path):
+    await storage.create("devices", doc("a", "dev-0000000a"))
+    (tmp_path / "devices" / ".tmp-dev-0000000b.json-1234").write_text("{torn")
+    assert len(await storage.list("devices")) == 1
+
+
+async def test_documents_copied_in_by_hand_get_a_name_index(tmp_path):
+    (tmp_path / "devices").mkdir()
+    copied = doc("copied", "dev-0000000a")
+    copied["metadata"]["resourceVersion"] = "5"
+    (tmp_path / "devices" / "dev-0000000a.json").write_text(json.dumps(copied))
+    storage = FileStorage(tmp_path)
+    assert (await storage.get_by_name("devices", "copied"))["metadata"]["uid"] == "dev-0000000a"
+    with pytest.raises(AlreadyExists):
+        await storage.create("devices", doc("copied", "dev-0000000b"))
+
+
+async def test_concurrent_compare_and_swap_loses_no_write(storage):
+    await storage.create("devices", doc("a", "dev-0000000a", n=0))
+
+    def bump(_):
+        while True:
+            current = storage.get_sync("devices", "dev-0000000a")
+            new = dict(current, spec={"n": current["spec"]["n"] + 1})
+            try:
+                storage.update_sync("devices", new, current["metadata"]["resourceVersion"])
+                return
+            except Conflict:
+                continue
+
+    threads = [threading.Thread(target=bump, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = await storage.get("devices", "dev-0000000a")
+    assert final["spec"]["n"] == 40
+    assert final["metadata"]["resourceVersion"] == "41"
+
+
+def _create_in_process(data_dir, index, barrier, results):
+    storage = FileStorage(data_dir)
+    barrier.wait()
+    try:
+        asyncio.run(storage.create("devices", doc("contested", f"dev-{index:08x}")))
+        results.put("won")
+    except AlreadyExists:
+        results.put("lost")
+
+
+def test_processes_sharing_a_data_dir_create_a_name_once(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_create_in_process, args=(tmp_path, i, barrier, results))
+             for i in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    outcomes = sorted(results.get(timeout=5) for _ in procs)
+    assert outcomes == ["lost"] * 5 + ["won"]
+    files = [f for f in os.listdir(tmp_path / "devices") if f.endswith(".json")]
+    assert len(files) == 1
