@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+import httpx
 import pytest
 from pydantic import Field
-import httpx
 
 from fabrica import Model, Resource, ServiceSettings
 from fabrica.server import create_app

@@ -92,7 +92,8 @@ async def test_bad_bodies_are_400_with_field(client, body, field):
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"", b'"text"', b"\xff\xfe",
                                  b"[" * 100000])
 async def test_malformed_json_is_400(client, raw):
-    response = await client.post("/devices", content=raw, headers={"content-type": "application/json"})
+    response = await client.post("/devices", content=raw,
+                                 headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert (await client.get("/devices")).json() == []
 

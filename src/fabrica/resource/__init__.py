@@ -8,6 +8,14 @@ from ._conditions import (
     remove_condition,
     set_condition,
 )
+from ._labels import (
+    Requirement,
+    Selector,
+    SelectorError,
+    label_key_error,
+    label_value_error,
+    parse_selector,
+)
 from ._model import Model
 from ._naming import (
     default_prefix,
@@ -27,8 +35,11 @@ __all__ = [
     "ConditionStatus",
     "Metadata",
     "Model",
+    "Requirement",
     "Resource",
     "ResourceInfo",
+    "Selector",
+    "SelectorError",
     "default_prefix",
     "find_condition",
     "is_condition_true",
@@ -36,7 +47,10 @@ __all__ = [
     "is_valid_kind",
     "is_valid_plural",
     "is_valid_prefix",
+    "label_key_error",
+    "label_value_error",
     "new_uid",
+    "parse_selector",
     "pluralize",
     "remove_condition",
     "set_condition",

@@ -69,7 +69,9 @@ def new_uid(prefix: str) -> str:
 
 
 class Resource(BaseModel, Generic[SpecT, StatusT]):
-    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
     api_version: str = Field(API_VERSION, alias="apiVersion")
     kind: str = ""
@@ -150,6 +152,11 @@ def _resource_info(
             f"{kind}: every field of {status_type.__name__} needs a default, "
             "because a new resource starts with an empty status"
         ) from exc
+    if versioning and "version" not in status_type.model_fields:
+        raise TypeError(
+            f"{kind}: a versioned kind records its spec version in status.version; "
+            f'add `version: str = ""` to {status_type.__name__}'
+        )
     return ResourceInfo(
         kind=kind,
         prefix=prefix,

@@ -15,13 +15,21 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from ..resource import ResourceInfo, is_dns1123_subdomain
+from ..resource import ResourceInfo, is_dns1123_subdomain, label_key_error, label_value_error
 from ._errors import APIError, validation_details
 
-__all__ = ["WriteRequest", "parse_status", "parse_write", "read_json_object"]
+__all__ = [
+    "WriteRequest",
+    "parse_status",
+    "parse_write",
+    "read_json",
+    "read_json_object",
+    "validate_model",
+]
 
 _FLAT_META = ("name", "labels", "annotations")
 _IGNORED_TOP = frozenset({"apiVersion", "kind", "schemaVersion", "status", "uid"})
+_RESOURCE_KEYS = frozenset({"apiVersion", "kind", "schemaVersion", "metadata", "spec", "status"})
 
 
 @dataclass
@@ -35,6 +43,13 @@ class WriteRequest:
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    body = await read_json(request, limit)
+    if not isinstance(body, dict):
+        raise APIError(400, "request body must be a JSON object")
+    return body
+
+
+async def read_json(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise APIError(413, f"request body larger than {limit} bytes")
@@ -48,12 +63,9 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     if not raw.strip():
         raise APIError(400, "request body is empty; expected a JSON object")
     try:
-        body = json.loads(raw)
+        return json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise APIError(400, f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise APIError(400, "request body must be a JSON object")
-    return body
 
 
 def parse_write(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteRequest:
@@ -66,10 +78,14 @@ def parse_write(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteReq
     return _parse_flat(info, body, mode)
 
 
-def parse_status(info: ResourceInfo, body: dict[str, Any], mode: str) -> tuple[BaseModel, list[str]]:
-    """A bare status object; ``{"status": {...}}`` is accepted too, as Kubernetes sends it."""
-    if set(body) >= {"status"} and isinstance(body["status"], dict) and (
-        "status" not in info.status_type.model_fields
+def parse_status(
+    info: ResourceInfo, body: dict[str, Any], mode: str
+) -> tuple[BaseModel, list[str]]:
+    """A bare status object; a whole resource is accepted too, as Kubernetes sends it."""
+    if (
+        isinstance(body.get("status"), dict)
+        and set(body) <= _RESOURCE_KEYS
+        and "status" not in info.status_type.model_fields
     ):
         body = body["status"]
     return validate_model(info.status_type, body, mode, "status")
@@ -95,8 +111,8 @@ def _parse_envelope(info: ResourceInfo, body: dict[str, Any], mode: str) -> Writ
                        [{"field": "metadata.resourceVersion", "message": "must be a string"}])
     return WriteRequest(
         name=_name(metadata.get("name"), "metadata.name"),
-        labels=_string_map(metadata.get("labels"), "metadata.labels"),
-        annotations=_string_map(metadata.get("annotations"), "metadata.annotations"),
+        labels=_labels(metadata.get("labels"), "metadata.labels"),
+        annotations=_annotations(metadata.get("annotations"), "metadata.annotations"),
         spec=spec,
         resource_version=version or None,
         warnings=warnings,
@@ -113,8 +129,8 @@ def _parse_flat(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteReq
     spec, warnings = validate_model(info.spec_type, spec_body, mode, "spec")
     return WriteRequest(
         name=_name(body.get("name"), "name"),
-        labels=_string_map(body.get("labels"), "labels"),
-        annotations=_string_map(body.get("annotations"), "annotations"),
+        labels=_labels(body.get("labels"), "labels"),
+        annotations=_annotations(body.get("annotations"), "annotations"),
         spec=spec,
         warnings=warnings,
     )
@@ -173,3 +189,37 @@ def _string_map(value: Any, field_path: str) -> dict[str, str] | None:
         raise APIError(400, f"invalid {field_path}",
                        [{"field": field_path, "message": "must map strings to strings"}])
     return value
+
+
+_MAX_ANNOTATIONS_BYTES = 256 * 1024
+
+
+def _labels(value: Any, field_path: str) -> dict[str, str] | None:
+    labels = _string_map(value, field_path)
+    if labels is None:
+        return None
+    details = []
+    for key, label in labels.items():
+        if (problem := label_key_error(key)) is not None:
+            details.append({"field": f"{field_path}.{key}", "message": f"invalid key: {problem}"})
+        elif (problem := label_value_error(label)) is not None:
+            details.append({"field": f"{field_path}.{key}", "message": f"invalid value: {problem}"})
+    if details:
+        raise APIError(400, f"invalid {field_path}", details)
+    return labels
+
+
+def _annotations(value: Any, field_path: str) -> dict[str, str] | None:
+    annotations = _string_map(value, field_path)
+    if annotations is None:
+        return None
+    details = [
+        {"field": f"{field_path}.{key}", "message": f"invalid key: {problem}"}
+        for key in annotations
+        if (problem := label_key_error(key)) is not None
+    ]
+    if sum(len(k) + len(v) for k, v in annotations.items()) > _MAX_ANNOTATIONS_BYTES:
+        details.append({"field": field_path, "message": "may hold at most 256 KiB"})
+    if details:
+        raise APIError(400, f"invalid {field_path}", details)
+    return annotations

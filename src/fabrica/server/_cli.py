@@ -34,9 +34,8 @@ def main(
     argv: Sequence[str] | None = None,
 ) -> None:
     """Run the service command line (``serve``) for `kinds`."""
-    service_cli(kinds, settings).main(
-        args=list(argv) if argv is not None else None, prog_name=f"python -m {settings.package}.server"
-    )
+    args = list(argv) if argv is not None else None
+    service_cli(kinds, settings).main(args=args, prog_name=f"python -m {settings.package}.server")
 
 
 def service_cli(

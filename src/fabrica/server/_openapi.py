@@ -30,10 +30,54 @@ _ERROR_SCHEMA = {
     },
 }
 _ERRORS = {
-    "400": "Invalid JSON or a body that fails validation",
+    "400": "Invalid JSON, a body that fails validation, or bad query parameters",
     "404": "No resource with this uid or name",
     "409": "Duplicate name or stale resourceVersion",
+    "412": "If-Match does not match the current ETag",
     "413": "Request body too large",
+    "415": "Unsupported patch content type",
+    "422": "The patch cannot be applied to the current document",
+}
+_PATCH_TYPES = {
+    "application/merge-patch+json": ("RFC 7386 JSON merge patch; null removes a field",
+                                     {"type": "object"}),
+    "application/json-patch+json": ("RFC 6902 JSON patch", {
+        "type": "array",
+        "items": {"type": "object", "required": ["op", "path"], "properties": {
+            "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
+            "path": {"type": "string"}, "from": {"type": "string"}, "value": {}}}}),
+    "application/shorthand-patch+json": (
+        'Shorthand: {"a.b.c": value} sets nested fields, null removes; keys starting with '
+        "/ are JSON pointers", {"type": "object"}),
+    "application/json": ("Same as application/merge-patch+json", {"type": "object"}),
+}
+_ETAG_HEADER = {"ETag": {"description": "The resourceVersion, quoted (strong)",
+                         "schema": {"type": "string"}}}
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+             "schema": {"type": "string"},
+             "description": "Write only if the current ETag matches (or * if it exists)"}
+_IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
+                  "schema": {"type": "string"},
+                  "description": "Answer 304 when the current ETag matches"}
+_LIST_PARAMS = [
+    {"name": "labelSelector", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Kubernetes label selector: k=v,k!=v,k in (a,b),k notin (a),k,!k"},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
+     "description": "Page size; the next page's URL is in the Link header (rel=next)"},
+    {"name": "continue", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Opaque token from a previous page's Link header"},
+]
+_VERSION_SCHEMA = {
+    "type": "object",
+    "required": ["versionId", "createdAt", "uid", "name", "spec"],
+    "properties": {
+        "versionId": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"},
+        "uid": {"type": "string"}, "name": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+        "spec": {"type": "object"},
+    },
 }
 
 
@@ -48,6 +92,8 @@ def build_openapi(
     _, defs = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     schemas["Error"] = _ERROR_SCHEMA
+    if any(cls.resource_info.versioning for cls in kinds):
+        schemas["SpecVersion"] = _VERSION_SCHEMA
     paths: dict[str, Any] = {
         "/health": {"get": {"summary": "Health check", "operationId": "health",
                             "tags": ["system"],
@@ -118,41 +164,90 @@ def _paths(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
     kind, plural = info.kind, info.plural
     id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
                 "description": f"The {kind}'s uid or name"}
-    resource = _json({"$ref": refs["resource"]})
     write_body = {"required": True, "content": _json({"$ref": refs["write"]})}
     tags = [kind]
-    return {
+    write_errors = ("400", "404", "409", "412", "413")
+    patch_errors = ("400", "404", "409", "412", "413", "415", "422")
+
+    def one(description: str) -> dict[str, Any]:
+        return {"200": {"description": description, "headers": _ETAG_HEADER,
+                        "content": _json({"$ref": refs["resource"]})}}
+
+    paths: dict[str, Any] = {
         f"/{plural}": {
             "get": _op(f"list{kind}", f"List {plural}", tags,
-                       {"200": {"description": f"All {plural}",
+                       {"200": {"description": f"{plural}, ordered by name",
+                                "headers": {"Link": {"schema": {"type": "string"},
+                                                     "description": 'Next page, rel="next"'}},
                                 "content": _json({"type": "array",
-                                                  "items": {"$ref": refs["resource"]}})}}),
+                                                  "items": {"$ref": refs["resource"]}})}},
+                       params=_LIST_PARAMS, errors=("400",)),
             "post": _op(f"create{kind}", f"Create a {kind}", tags,
-                        {"201": {"description": "Created", "content": resource}},
+                        {"201": {"description": "Created", "headers": _ETAG_HEADER,
+                                 "content": _json({"$ref": refs["resource"]})}},
                         body=write_body, errors=("400", "409", "413")),
         },
         f"/{plural}/{{id}}": {
             "parameters": [id_param],
             "get": _op(f"get{kind}", f"Get a {kind}", tags,
-                       {"200": {"description": "The resource", "content": resource}},
-                       errors=("404",)),
-            "put": _op(f"update{kind}", f"Replace a {kind}'s spec", tags,
-                       {"200": {"description": "Updated", "content": resource}},
-                       body=write_body, errors=("400", "404", "409", "413")),
+                       {**one("The resource"), "304": {"description": "Not modified"}},
+                       params=[_IF_NONE_MATCH], errors=("404",)),
+            "put": _op(f"update{kind}", f"Replace a {kind}'s spec", tags, one("Updated"),
+                       body=write_body, params=[_IF_MATCH], errors=write_errors),
+            "patch": _op(f"patch{kind}", f"Patch a {kind}'s spec", tags, one("Patched"),
+                         body=_patch_body(), params=[_IF_MATCH], errors=patch_errors),
             "delete": _op(f"delete{kind}", f"Delete a {kind}", tags,
                           {"200": {"description": "Deleted", "content": _json({
                               "type": "object", "properties": {
                                   "message": {"type": "string"}, "uid": {"type": "string"}}})}},
-                          errors=("404", "409")),
+                          params=[_IF_MATCH], errors=("404", "409", "412")),
         },
         f"/{plural}/{{id}}/status": {
             "parameters": [id_param],
             "put": _op(f"update{kind}Status", f"Replace a {kind}'s status", tags,
-                       {"200": {"description": "Updated", "content": resource}},
+                       one("Updated"),
                        body={"required": True, "content": _json({"$ref": refs["status"]})},
-                       errors=("400", "404", "409", "413")),
+                       params=[_IF_MATCH], errors=write_errors),
+            "patch": _op(f"patch{kind}Status", f"Patch a {kind}'s status", tags,
+                         one("Patched"), body=_patch_body(), params=[_IF_MATCH],
+                         errors=patch_errors),
         },
     }
+    if info.versioning:
+        paths.update(_version_paths(kind, plural, id_param, tags))
+    return paths
+
+
+def _version_paths(kind: str, plural: str, id_param: dict[str, Any], tags: list[str]
+                   ) -> dict[str, Any]:
+    version_param = {"name": "versionId", "in": "path", "required": True,
+                     "schema": {"type": "string"}}
+    version = _json({"$ref": _REF.format(model="SpecVersion")})
+    return {
+        f"/{plural}/{{id}}/versions": {
+            "parameters": [id_param],
+            "get": _op(f"list{kind}Versions", f"List a {kind}'s spec versions", tags,
+                       {"200": {"description": "Oldest first", "content": _json(
+                           {"type": "array",
+                            "items": {"$ref": _REF.format(model="SpecVersion")}})}},
+                       errors=("404",)),
+        },
+        f"/{plural}/{{id}}/versions/{{versionId}}": {
+            "parameters": [id_param, version_param],
+            "get": _op(f"get{kind}Version", f"Get one spec version of a {kind}", tags,
+                       {"200": {"description": "The snapshot", "content": version}},
+                       errors=("404",)),
+            "delete": _op(f"delete{kind}Version", f"Delete one spec version of a {kind}",
+                          tags, {"200": {"description": "Deleted", "content": _json(
+                              {"type": "object"})}}, errors=("404",)),
+        },
+    }
+
+
+def _patch_body() -> dict[str, Any]:
+    description = "; ".join(f"{media}: {text}" for media, (text, _) in _PATCH_TYPES.items())
+    return {"required": True, "description": description,
+            "content": {media: {"schema": schema} for media, (_, schema) in _PATCH_TYPES.items()}}
 
 
 def _op(
@@ -162,6 +257,7 @@ def _op(
     responses: dict[str, Any],
     *,
     body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
     errors: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     for code in errors:
@@ -171,6 +267,8 @@ def _op(
                           "responses": responses}
     if body is not None:
         op["requestBody"] = body
+    if params:
+        op["parameters"] = params
     return op
 
 

@@ -1,24 +1,47 @@
-"""The REST endpoints of one kind: ``/PLURAL``, ``/PLURAL/{id}``, ``/PLURAL/{id}/status``."""
+"""The REST endpoints of one kind: ``/PLURAL``, ``/PLURAL/{id}``, its status and versions.
+
+Every write is a read-modify-compare-and-swap loop. A client that states a precondition
+(``If-Match``, or ``metadata.resourceVersion`` in an envelope PUT) gets 412 or 409 when it
+does not hold; a client that states none gets its change applied to the current state, the
+server re-reading and retrying when another writer slipped in between. Either way no write
+is ever lost silently.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..resource import Resource
+from ..resource import Resource, SelectorError, parse_selector
 from ..storage import Conflict
 from ..store import ResourceStore
-from ._body import WriteRequest, parse_status, parse_write, read_json_object
+from ._body import (
+    WriteRequest,
+    parse_status,
+    parse_write,
+    read_json,
+    read_json_object,
+    validate_model,
+)
+from ._conditional import etag, if_match, if_none_match_hits, precondition_failed
 from ._errors import APIError
+from ._paging import decode_continue, encode_continue, parse_limit
+from ._patch import apply_patch, patch_format
 
 __all__ = ["KindEndpoints"]
 
 _JSON = "application/json"
-# Unconditional writes re-read and retry when another writer slipped in between.
-_RETRIES_WITHOUT_PRECONDITION = 8
+_RETRIES_WITHOUT_PRECONDITION = 16
+
+AnyResource = Resource[Any, Any]
 
 
 class KindEndpoints:
@@ -26,7 +49,7 @@ class KindEndpoints:
 
     def __init__(
         self,
-        cls: type[Resource[Any, Any]],
+        cls: type[AnyResource],
         store: ResourceStore,
         *,
         max_body_size: int,
@@ -37,22 +60,52 @@ class KindEndpoints:
         self.store = store
         self.max_body_size = max_body_size
         self.validation_mode = validation_mode
+        self._locks = _KeyedLocks()
 
     def routes(self) -> list[Route]:
         base = f"/{self.info.plural}"
-        return [
+        routes = [
             Route(base, self.list, methods=["GET"]),
             Route(base, self.create, methods=["POST"]),
             Route(base + "/{id}", self.get, methods=["GET"]),
             Route(base + "/{id}", self.replace, methods=["PUT"]),
+            Route(base + "/{id}", self.patch, methods=["PATCH"]),
             Route(base + "/{id}", self.delete, methods=["DELETE"]),
             Route(base + "/{id}/status", self.replace_status, methods=["PUT"]),
+            Route(base + "/{id}/status", self.patch_status, methods=["PATCH"]),
         ]
+        if self.info.versioning:
+            routes += [
+                Route(base + "/{id}/versions", self.list_versions, methods=["GET"]),
+                Route(base + "/{id}/versions/{version}", self.get_version, methods=["GET"]),
+                Route(base + "/{id}/versions/{version}", self.delete_version,
+                      methods=["DELETE"]),
+            ]
+        return routes
+
+    # -- collection ----------------------------------------------------------------------
 
     async def list(self, request: Request) -> Response:
-        items = await self.store.list(self.cls)
+        query = request.query_params
+        try:
+            selector = parse_selector(query.get("labelSelector"))
+        except SelectorError as exc:
+            raise APIError(400, f"invalid labelSelector: {exc}",
+                           [{"field": "labelSelector", "message": str(exc)}]) from None
+        limit = parse_limit(query.get("limit"))
+        after = decode_continue(query.get("continue"))
+        items = await self.store.list(
+            self.cls, selector=selector, limit=limit + 1 if limit else None, after=after
+        )
+        headers = {}
+        if limit and len(items) > limit:
+            items = items[:limit]
+            next_url = request.url.include_query_params(
+                **{"continue": encode_continue(items[-1].name)}
+            )
+            headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
         body = b"[" + b",".join(item.model_dump_json().encode() for item in items) + b"]"
-        return Response(body, media_type=_JSON)
+        return Response(body, media_type=_JSON, headers=headers)
 
     async def create(self, request: Request) -> Response:
         write = await self._read_write(request)
@@ -65,73 +118,175 @@ class KindEndpoints:
         headers = {"Location": f"/{self.info.plural}/{obj.uid}", **_warning(write.warnings)}
         return _resource(obj, 201, headers)
 
+    # -- one resource --------------------------------------------------------------------
+
     async def get(self, request: Request) -> Response:
-        return _resource(await self.store.get(self.cls, request.path_params["id"]))
+        obj = await self.store.get(self.cls, request.path_params["id"])
+        if if_none_match_hits(request, obj):
+            return Response(status_code=304, headers={"ETag": etag(obj)})
+        return _resource(obj)
 
     async def replace(self, request: Request) -> Response:
         write = await self._read_write(request)
-        for _ in range(_RETRIES_WITHOUT_PRECONDITION):
-            current = await self.store.get(self.cls, request.path_params["id"])
+
+        def change(current: AnyResource) -> AnyResource:
             if write.name is not None and write.name != current.name:
                 raise APIError(400, "metadata.name is immutable",
                                [{"field": "metadata.name", "message": "cannot be changed"}])
-            wanted = _with_write(current, write)
-            try:
-                updated = await self.store.update(wanted)
-            except Conflict:
-                if write.resource_version is not None:
-                    raise
-                continue
-            return _resource(updated, headers=_warning(write.warnings))
-        raise APIError(409, "too many concurrent writers; try again")
+            return _with_write(current, write)
+
+        updated = await self._write(request, change, self.store.update,
+                                    client_version=write.resource_version)
+        return _resource(updated, headers=_warning(write.warnings))
+
+    async def patch(self, request: Request) -> Response:
+        fmt = patch_format(request.headers.get("content-type"))
+        body = await read_json(request, self.max_body_size)
+        warnings: list[str] = []
+
+        def change(current: AnyResource) -> AnyResource:
+            spec = self._patched(current.spec, body, fmt, "spec", warnings)
+            return current.model_copy(update={"spec": spec})
+
+        updated = await self._write(request, change, self.store.update)
+        return _resource(updated, headers=_warning(warnings))
 
     async def delete(self, request: Request) -> Response:
-        obj = await self.store.delete(self.cls, request.path_params["id"])
-        return JSONResponse(
-            {"message": f"{self.info.kind} deleted successfully", "uid": obj.uid}
-        )
+        async def remove(current: AnyResource) -> AnyResource:
+            return await self.store.delete(
+                self.cls, current.uid, expected_version=current.metadata.resource_version
+            )
+
+        obj = await self._write(request, lambda current: current, remove)
+        return JSONResponse({"message": f"{self.info.kind} deleted successfully", "uid": obj.uid})
 
     async def replace_status(self, request: Request) -> Response:
         body = await read_json_object(request, self.max_body_size)
         status, warnings = parse_status(self.info, body, self.validation_mode)
-        for _ in range(_RETRIES_WITHOUT_PRECONDITION):
-            current = await self.store.get(self.cls, request.path_params["id"])
-            try:
-                updated = await self.store.update_status(current.model_copy(update={"status": status}))
-            except Conflict:
-                continue
-            return _resource(updated, headers=_warning(warnings))
+        updated = await self._write(
+            request, lambda current: current.model_copy(update={"status": status}),
+            self.store.update_status,
+        )
+        return _resource(updated, headers=_warning(warnings))
+
+    async def patch_status(self, request: Request) -> Response:
+        fmt = patch_format(request.headers.get("content-type"))
+        body = await read_json(request, self.max_body_size)
+        warnings: list[str] = []
+
+        def change(current: AnyResource) -> AnyResource:
+            status = self._patched(current.status, body, fmt, "status", warnings)
+            return current.model_copy(update={"status": status})
+
+        updated = await self._write(request, change, self.store.update_status)
+        return _resource(updated, headers=_warning(warnings))
+
+    # -- versions ------------------------------------------------------------------------
+
+    async def list_versions(self, request: Request) -> Response:
+        return JSONResponse(await self.store.list_versions(self.cls, request.path_params["id"]))
+
+    async def get_version(self, request: Request) -> Response:
+        params = request.path_params
+        return JSONResponse(await self.store.get_version(self.cls, params["id"], params["version"]))
+
+    async def delete_version(self, request: Request) -> Response:
+        params = request.path_params
+        await self.store.delete_version(self.cls, params["id"], params["version"])
+        return JSONResponse({"message": f"version {params['version']} deleted",
+                             "versionId": params["version"]})
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _write(
+        self,
+        request: Request,
+        change: Callable[[AnyResource], AnyResource],
+        commit: Callable[[AnyResource], Awaitable[AnyResource]],
+        client_version: str | None = None,
+    ) -> AnyResource:
+        """Read, check preconditions, change, compare-and-swap; retry only when unconditional."""
+        tags = if_match(request)
+        id = request.path_params["id"]
+        # Writers in this process queue per resource, so they never conflict with each
+        # other; compare-and-swap still guards against other processes.
+        async with self._locks.hold(id):
+            for attempt in range(_RETRIES_WITHOUT_PRECONDITION):
+                current = await self.store.get(self.cls, id)
+                if tags is not None and not tags.matches(current):
+                    raise precondition_failed(current)
+                wanted = change(current)
+                if client_version is not None:
+                    metadata = wanted.metadata.model_copy(
+                        update={"resource_version": client_version}
+                    )
+                    wanted = wanted.model_copy(update={"metadata": metadata})
+                try:
+                    return await commit(wanted)
+                except Conflict:
+                    if tags is not None:
+                        raise precondition_failed(current) from None
+                    if client_version is not None:
+                        raise
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise APIError(409, "too many concurrent writers; try again")
+
+    def _patched(
+        self, current: BaseModel, patch: Any, fmt: str, path: str, warnings: list[str]
+    ) -> BaseModel:
+        document = current.model_dump(mode="json", by_alias=True)
+        result = apply_patch(document, patch, fmt)
+        if not isinstance(result, dict):
+            raise APIError(400, f"the patched {path} is not a JSON object")
+        model = type(current)
+        value, found = validate_model(model, result, self.validation_mode, path)
+        warnings[:] = found
+        return value
 
     async def _read_write(self, request: Request) -> WriteRequest:
         body = await read_json_object(request, self.max_body_size)
         return parse_write(self.info, body, self.validation_mode)
 
 
-def _with_write(current: Resource[Any, Any], write: WriteRequest) -> Resource[Any, Any]:
+def _with_write(current: AnyResource, write: WriteRequest) -> AnyResource:
     metadata_update: dict[str, Any] = {}
     if write.labels is not None:
         metadata_update["labels"] = write.labels
     if write.annotations is not None:
         metadata_update["annotations"] = write.annotations
-    if write.resource_version is not None:
-        metadata_update["resource_version"] = write.resource_version
     return current.model_copy(
         update={"spec": write.spec, "metadata": current.metadata.model_copy(update=metadata_update)}
     )
 
 
-def _resource(
-    obj: Resource[Any, Any], status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    etag = f'"{obj.metadata.resource_version}"'
-    return Response(
-        obj.model_dump_json(), status_code=status, media_type=_JSON,
-        headers={"ETag": etag, **(headers or {})},
-    )
+def _resource(obj: AnyResource, status: int = 200, headers: dict[str, str] | None = None
+              ) -> Response:
+    return Response(obj.model_dump_json(), status_code=status, media_type=_JSON,
+                    headers={"ETag": etag(obj), **(headers or {})})
 
 
 def _warning(warnings: list[str]) -> dict[str, str]:
     if not warnings:
         return {}
-    return {"Warning": ", ".join(f'299 - "{w}"'.replace('\\', '') for w in warnings)}
+    return {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)}
+
+
+class _KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)

@@ -8,12 +8,18 @@ can be tested, benchmarked and swapped on its own. What they must guarantee:
 - ``update``/``delete`` are compare-and-swap on ``metadata.resourceVersion``: the check and
   the write are one atomic step, so two racing writers can never both win;
 - every write is atomic and durable: after a crash a document is the old one or the new one;
-- the backend assigns ``resourceVersion`` (an opaque string that changes on every write).
+- the backend assigns ``resourceVersion``: an opaque string that changes on every write and
+  is never reused within a collection (so an ETag built from it names one state of one
+  resource, even across a delete and re-create under the same name);
+- spec snapshots of versioned kinds are written in the same atomic step as the document
+  they belong to, and go when it goes.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
+
+from ..resource import Selector
 
 __all__ = ["AlreadyExists", "Conflict", "Document", "NotFound", "Storage", "StorageError"]
 
@@ -60,21 +66,47 @@ class Storage(Protocol):
     #: Short backend name for logs and /health, e.g. ``"file"``.
     name: str
 
-    async def create(self, collection: str, doc: Document) -> Document:
-        """Store a new document; return it with ``resourceVersion`` set."""
-        ...
-
     async def get(self, collection: str, uid: str) -> Document: ...
 
     async def get_by_name(self, collection: str, name: str) -> Document: ...
 
-    async def list(self, collection: str) -> list[Document]:
-        """Every document of the collection, ordered by name."""
+    async def list(
+        self,
+        collection: str,
+        *,
+        selector: Selector | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[Document]:
+        """Documents matching `selector` whose name sorts after `after`, by name, at most
+        `limit` of them. Keyset paging on the immutable, unique name means a client walking
+        pages while others write sees each resource that existed throughout exactly once."""
         ...
 
-    async def update(self, collection: str, doc: Document, expected_version: str) -> Document:
-        """Replace the document with ``doc``'s uid if its version is ``expected_version``."""
+    async def create(self, collection: str, doc: Document, snapshot: Document | None = None
+                     ) -> Document:
+        """Store a new document (and its first spec snapshot); return it with
+        ``resourceVersion`` set."""
         ...
+
+    async def update(
+        self,
+        collection: str,
+        doc: Document,
+        expected_version: str,
+        snapshot: Document | None = None,
+    ) -> Document:
+        """Replace the document with ``doc``'s uid if its version is ``expected_version``,
+        recording `snapshot` (a spec version) in the same step."""
+        ...
+
+    async def list_versions(self, collection: str, uid: str) -> list[Document]:
+        """Spec snapshots of a document, oldest first."""
+        ...
+
+    async def get_version(self, collection: str, uid: str, version_id: str) -> Document: ...
+
+    async def delete_version(self, collection: str, uid: str, version_id: str) -> None: ...
 
     async def delete(
         self, collection: str, uid: str, expected_version: str | None = None
