@@ -54,7 +54,10 @@ def test_resource_defaults_for_prefix_and_plural():
     class RackTemplate(Resource[SampleSpec, SampleStatus]):
         pass
 
-    class Policy(Resource[SampleSpec, SampleStatus], plural="policyset", versioning=True):
+    class VersionedStatus(Model):
+        version: str = ""
+
+    class Policy(Resource[SampleSpec, VersionedStatus], plural="policyset", versioning=True):
         pass
 
     assert RackTemplate.resource_info.prefix == "racktemplate"[:6]

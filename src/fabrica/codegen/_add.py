@@ -55,7 +55,7 @@ def render_resource_starter(
     if versioning:
         arguments.append("versioning=True")
     template = template_env().get_template("resource.py.j2")
-    return template.render(kind=kind, arguments=arguments)
+    return template.render(kind=kind, arguments=arguments, versioning=versioning)
 
 
 def _check_names(kind: str, prefix: str | None, plural: str | None) -> None:

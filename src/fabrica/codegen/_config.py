@@ -75,7 +75,7 @@ def config_to_yaml(config: ProjectConfig) -> str:
         "storage": {"enabled": True, "type": s.storage_type, "db_driver": s.db_driver},
         "auth": {"enabled": s.auth},
     }
-    body = yaml.safe_dump(
+    body: str = yaml.safe_dump(
         {"project": project, "features": features}, sort_keys=False, allow_unicode=True
     )
     return _HEADER + body

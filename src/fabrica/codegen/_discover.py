@@ -126,7 +126,7 @@ def _describe(exc: Exception, root: Path) -> str:
     else:
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         places = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)]
-    inside = [(Path(name).resolve(), line) for name, line in places if name]
+    inside = [(Path(name).resolve(), line) for name, line in places if Path(name).is_absolute()]
     inside = [(path, line) for path, line in inside if path.is_relative_to(resolved)]
     if inside:
         path, line = inside[-1]

@@ -39,8 +39,10 @@ def check_project_name(name: str) -> None:
 def check_module_name(module: str) -> None:
     """Refuse a package name Python cannot import, or one that would hide another package."""
     hint = "choose another with --module NAME (letters, digits and '_')"
-    if not module.isidentifier() or keyword.iskeyword(module) or not module.isascii():
+    if not module.isidentifier() or not module.isascii():
         raise CodegenError(f"package name {module!r} is not a valid Python identifier", hint)
+    if keyword.iskeyword(module):
+        raise CodegenError(f"package name {module!r} is a Python keyword", hint)
     if module in _RESERVED or module in sys.stdlib_module_names:
         raise CodegenError(f"package name {module!r} would hide the {module!r} module", hint)
 

@@ -1,0 +1,5 @@
+"""`python -m fabrica.cli`: the same as the `fabrica` command."""
+
+from . import main
+
+main()

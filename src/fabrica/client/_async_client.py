@@ -1,0 +1,157 @@
+"""`AsyncClient`: the typed client for asyncio code, method for method like `Client`.
+
+Reconcilers and servers that call other fabrica services run on an event loop, where a
+blocking client would stall every other task; this one awaits ``httpx.AsyncClient``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from ..resource import Resource
+from ._calls import to_json
+from ._errors import Conflict, PreconditionFailed
+from ._raw import DEFAULT_SERVER, DEFAULT_TIMEOUT, JSON, AsyncRawClient, JSONList
+from ._typed import Body, R, create_body, item_id, resolve, split_target, update_body
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient:
+    """Asynchronous typed client; arguments and methods as for `Client`, awaited.
+
+    `transport` is an ``httpx.AsyncBaseTransport``, e.g. ``httpx.ASGITransport(app=...)``
+    to talk to a fabrica app in-process.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_SERVER,
+        kinds: Iterable[type[Resource[Any, Any]]] = (),
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retries: int = 3,
+        backoff: float = 0.2,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.raw = AsyncRawClient(base_url, kinds, transport=transport, timeout=timeout,
+                                  retries=retries, backoff=backoff, headers=headers)
+        self.kinds = self.raw.kinds
+
+    async def aclose(self) -> None:
+        await self.raw.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def iter_list(
+        self, kind: type[R] | str, selector: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[R]:
+        cls = resolve(self.kinds, kind)
+        async for page in self.raw.iter_pages(cls, selector, limit):
+            for item in page:
+                yield cls.model_validate(item)
+
+    async def list(
+        self, kind: type[R] | str, selector: str | None = None, limit: int | None = None
+    ) -> list[R]:
+        return [obj async for obj in self.iter_list(kind, selector, limit)]
+
+    async def get(self, kind: type[R] | str, id: str) -> R:
+        cls = resolve(self.kinds, kind)
+        return cls.model_validate(await self.raw.get(cls, id))
+
+    async def create(
+        self,
+        kind: type[R] | str,
+        name: str,
+        spec: Body,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> R:
+        cls = resolve(self.kinds, kind)
+        body = create_body(name, spec, labels, annotations)
+        return cls.model_validate(await self.raw.create(cls, body))
+
+    async def update(self, obj: R, if_match: str | None = None) -> R:
+        body = update_body(obj)
+        data = await self.raw.replace(type(obj), item_id(obj), body, if_match)
+        return type(obj).model_validate(data)
+
+    async def patch(
+        self,
+        kind: type[R] | str,
+        id: str,
+        patch: Any,
+        patch_type: str = "merge",
+        if_match: str | None = None,
+    ) -> R:
+        cls = resolve(self.kinds, kind)
+        return cls.model_validate(await self.raw.patch(cls, id, patch, patch_type, if_match))
+
+    async def update_status(
+        self,
+        target: R | type[R] | str | tuple[type[R] | str, str],
+        *args: Any,
+        if_match: str | None = None,
+    ) -> R:
+        kind, id, status = split_target(target, args, "status", own_status=True)
+        cls: type[R] = resolve(self.kinds, kind)
+        data = await self.raw.replace_status(cls, id, to_json(status), if_match)
+        return cls.model_validate(data)
+
+    async def patch_status(
+        self,
+        target: R | type[R] | str | tuple[type[R] | str, str],
+        *args: Any,
+        patch_type: str = "merge",
+        if_match: str | None = None,
+    ) -> R:
+        kind, id, patch = split_target(target, args, "patch")
+        cls: type[R] = resolve(self.kinds, kind)
+        data = await self.raw.patch_status(cls, id, patch, patch_type, if_match)
+        return cls.model_validate(data)
+
+    async def delete(
+        self, kind: type[Resource[Any, Any]] | str, id: str, if_match: str | None = None
+    ) -> JSON:
+        return await self.raw.delete(kind, id, if_match)
+
+    async def versions(
+        self, kind: type[Resource[Any, Any]] | str, id: str
+    ) -> JSONList:
+        return await self.raw.versions(kind, id)
+
+    async def get_version(
+        self, kind: type[Resource[Any, Any]] | str, id: str, version: str
+    ) -> JSON:
+        return await self.raw.get_version(kind, id, version)
+
+    async def delete_version(
+        self, kind: type[Resource[Any, Any]] | str, id: str, version: str
+    ) -> JSON:
+        return await self.raw.delete_version(kind, id, version)
+
+    async def update_with_retry(
+        self,
+        kind: type[R] | str,
+        id: str,
+        mutate: Callable[[R], R | None],
+        attempts: int = 5,
+    ) -> R:
+        for attempt in range(attempts):
+            obj = await self.get(kind, id)
+            obj = mutate(obj) or obj
+            try:
+                return await self.update(obj)
+            except (Conflict, PreconditionFailed):
+                if attempt + 1 == attempts:
+                    raise
+        raise ValueError("attempts must be at least 1")

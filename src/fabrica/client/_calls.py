@@ -1,0 +1,162 @@
+"""The requests of the fabrica HTTP API, described without doing any I/O.
+
+A `Call` says what to send (method, path, query, JSON body, headers); the sync and async
+clients differ only in how they send it. Keeping the wire format here, once, means the two
+clients cannot drift apart, and each one stays a thin loop around ``httpx``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from ..resource import ResourceInfo
+
+__all__ = [
+    "PATCH_TYPES",
+    "Call",
+    "PatchType",
+    "create_call",
+    "delete_call",
+    "get_call",
+    "if_match_value",
+    "list_call",
+    "next_page_call",
+    "patch_call",
+    "replace_call",
+    "replace_status_call",
+    "to_json",
+    "version_call",
+    "versions_call",
+]
+
+PatchType = Literal["merge", "json", "shorthand"]
+
+PATCH_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "shorthand": "application/shorthand-patch+json",
+}
+# Safe to resend after a broken connection: doing them twice has the effect of doing them once.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request; ``url`` is relative to the client's base URL unless absolute."""
+
+    method: str
+    url: str
+    params: Mapping[str, str | int] = field(default_factory=dict)
+    body: Any = None
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method in _IDEMPOTENT
+
+    def build(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        headers = dict(self.headers)
+        content = None
+        if self.body is not None:
+            content = json.dumps(self.body, separators=(",", ":")).encode()
+            headers["Content-Type"] = self.content_type
+        return http.build_request(self.method, self.url, params=dict(self.params) or None,
+                                  content=content, headers=headers)
+
+
+def to_json(value: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """A spec or status as the server spells it: camelCase JSON names, JSON-safe values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    return dict(value)
+
+
+def if_match_value(version: str) -> str:
+    """``17`` → ``"17"``: an ETag is a quoted resourceVersion; quoted values and ``*`` pass."""
+    if version == "*" or version.startswith(('"', 'W/"')):
+        return version
+    return f'"{version}"'
+
+
+def list_call(info: ResourceInfo, selector: str | None, limit: int | None) -> Call:
+    params: dict[str, str | int] = {}
+    if selector:
+        params["labelSelector"] = selector
+    if limit is not None:
+        params["limit"] = limit
+    return Call("GET", f"/{info.plural}", params=params)
+
+
+def next_page_call(response: httpx.Response) -> Call | None:
+    """The ``Link: <...>; rel="next"`` page, resolved against the URL that answered."""
+    link = response.links.get("next")
+    if not link or not link.get("url"):
+        return None
+    return Call("GET", str(response.url.join(link["url"])))
+
+
+def get_call(info: ResourceInfo, id: str) -> Call:
+    return Call("GET", _item(info, id))
+
+
+def create_call(info: ResourceInfo, body: Mapping[str, Any]) -> Call:
+    return Call("POST", f"/{info.plural}", body=dict(body))
+
+
+def replace_call(
+    info: ResourceInfo, id: str, body: Mapping[str, Any], if_match: str | None
+) -> Call:
+    return Call("PUT", _item(info, id), body=dict(body), headers=_preconditions(if_match))
+
+
+def replace_status_call(
+    info: ResourceInfo, id: str, status: Mapping[str, Any], if_match: str | None
+) -> Call:
+    return Call("PUT", _item(info, id) + "/status", body=dict(status),
+                headers=_preconditions(if_match))
+
+
+def patch_call(
+    info: ResourceInfo,
+    id: str,
+    patch: Any,
+    patch_type: str,
+    if_match: str | None,
+    *,
+    status: bool = False,
+) -> Call:
+    if patch_type not in PATCH_TYPES:
+        raise ValueError(f"patch_type must be one of {', '.join(PATCH_TYPES)}, not {patch_type!r}")
+    url = _item(info, id) + ("/status" if status else "")
+    return Call("PATCH", url, body=patch, content_type=PATCH_TYPES[patch_type],
+                headers=_preconditions(if_match))
+
+
+def delete_call(info: ResourceInfo, id: str, if_match: str | None) -> Call:
+    return Call("DELETE", _item(info, id), headers=_preconditions(if_match))
+
+
+def versions_call(info: ResourceInfo, id: str) -> Call:
+    return Call("GET", _item(info, id) + "/versions")
+
+
+def version_call(info: ResourceInfo, id: str, version: str, method: str = "GET") -> Call:
+    return Call(method, _item(info, id) + "/versions/" + quote(version, safe=""))
+
+
+def _item(info: ResourceInfo, id: str) -> str:
+    if not id:
+        raise ValueError(f"a {info.kind} id (uid or name) is required")
+    return f"/{info.plural}/{quote(id, safe='')}"
+
+
+def _preconditions(if_match: str | None) -> dict[str, str]:
+    return {"If-Match": if_match_value(if_match)} if if_match else {}

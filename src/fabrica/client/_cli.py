@@ -1,0 +1,401 @@
+"""``python -m PKG.client``: the generated command-line client of a fabrica service.
+
+One sub-command per kind (the lower-case kind), one verb per API operation::
+
+    python -m PKG.client [--server URL] KIND VERB [ARGS] [-o table|json|yaml]
+
+It speaks to the server through `RawClient`, so ``-o json`` prints the server's JSON exactly
+and request bodies (``--spec``, ``-f``) pass through unchanged: flat Fabrica bodies and
+Kubernetes envelopes both work, and the server alone decides what is valid. Server errors
+print the server's message and field details to stderr and exit 1; mistakes in the command
+itself are usage errors (exit 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import IO, Any
+
+import click
+import httpx
+
+from .._settings import ServiceSettings
+from .._version import __version__
+from ..resource import Resource
+from ._cli_input import load_body, load_json, shorthand_patch
+from ._errors import ConnectionFailed, FabricaError
+from ._output import FORMATS, echo_data, echo_table, key_value_table, resource_table, rows_table
+from ._raw import DEFAULT_SERVER, DEFAULT_TIMEOUT, RawClient
+
+__all__ = ["client_cli", "main"]
+
+Kind = type[Resource[Any, Any]]
+
+_ROOT_HELP = """\
+Command-line client of {project}{description}.
+
+\b
+KIND VERB [ARGS] [-o table|json|yaml], with KIND one of: {kinds}.
+  list [-l SELECTOR] [--limit N]   all resources (every page), optionally by label
+  get ID                           one resource, by uid or name
+  create --spec JSON | -f FILE     a flat body ({{"name": ..., spec fields}}) or an envelope
+  update ID --spec JSON | -f FILE  replace the spec (and labels/annotations, if given)
+  patch ID --spec JSON             merge patch of the spec; or --json-patch JSON,
+                                   or --set a.b=VALUE / --unset a.b (repeatable)
+  delete ID
+  status ID                        show the status; with --spec JSON (or -f FILE) replace
+                                   it, with --merge / --json-patch / --set / --unset patch it
+  versions ID [VERSION]            spec history (kinds with versioning), or one version
+
+ID is a uid or a name. --set values are JSON when they parse (8443, true, {{"a": 1}}) and
+strings otherwise. Default output: a table when reading (list, get, status, delete,
+versions), the server's JSON after a write (create, update, patch, status changes).
+"""
+
+
+def main(
+    kinds: Sequence[Kind], settings: ServiceSettings, argv: Sequence[str] | None = None
+) -> None:
+    """Run the client command line for `kinds` (what ``PKG/client/__main__.py`` calls)."""
+    client_cli(kinds, settings).main(
+        args=list(argv) if argv is not None else None,
+        prog_name=f"python -m {settings.package}.client",
+    )
+
+
+@dataclass
+class _Session:
+    """What the top-level options decided, shared by every verb of one invocation."""
+
+    server: str
+    kinds: Sequence[Kind]
+    timeout: float
+    retries: int
+    output: str | None
+    transport: httpx.BaseTransport | None = None
+    hint: str = ""  # what to say when the server cannot be reached
+    _client: RawClient | None = field(default=None, repr=False)
+
+    def client(self) -> RawClient:
+        if self._client is None:
+            self._client = RawClient(self.server, self.kinds, timeout=self.timeout,
+                                     retries=self.retries, transport=self.transport)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def fmt(self, option: str | None, default: str) -> str:
+        return option or self.output or default
+
+
+class _RequestFailed(click.ClickException):
+    """A `FabricaError`, shown as the server worded it, with one line per failing field."""
+
+    def __init__(self, error: FabricaError, hint: str) -> None:
+        super().__init__(_describe(error, hint))
+        self.details = error.details
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"Error: {self.message}", err=True)
+        for detail in self.details:
+            click.echo(f"  {detail.get('field', '')}: {detail.get('message', '')}", err=True)
+
+
+def _describe(error: FabricaError, hint: str) -> str:
+    if isinstance(error, ConnectionFailed):
+        return f"{error.message}\n{hint}"
+    try:
+        phrase = f"{error.status} {HTTPStatus(error.status).phrase}"
+    except ValueError:
+        phrase = str(error.status)
+    return f"{error.message} ({phrase})"
+
+
+class _Root(click.Group):
+    """Turns any `FabricaError` a verb raises into a clean message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FabricaError as exc:
+            hint = ctx.obj.hint if isinstance(ctx.obj, _Session) else ""
+            raise _RequestFailed(exc, hint) from None
+
+
+def client_cli(
+    kinds: Sequence[Kind],
+    settings: ServiceSettings,
+    transport: httpx.BaseTransport | None = None,
+) -> click.Group:
+    """The click group behind `main`; `transport` replaces the network (tests, proxies)."""
+    env = settings.env_prefix
+    help_text = _ROOT_HELP.format(
+        project=settings.project,
+        description=f" ({settings.description})" if settings.description else "",
+        kinds=", ".join(k.resource_info.singular for k in kinds) or "none",
+    )
+
+    @click.group(cls=_Root, help=help_text)
+    @click.option("--server", default=DEFAULT_SERVER, show_default=True, envvar=f"{env}_SERVER",
+                  help=f"Base URL of the service [env {env}_SERVER].")
+    @click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, type=float,
+                  envvar=f"{env}_TIMEOUT", help="Seconds to wait for each response.")
+    @click.option("--retries", default=3, show_default=True, type=click.IntRange(0),
+                  envvar=f"{env}_RETRIES",
+                  help="Retries of GET/PUT/DELETE after connection errors.")
+    @click.option("-o", "--output", type=click.Choice(FORMATS), default=None,
+                  help="Output format for every verb (a verb's own -o wins).")
+    @click.version_option(__version__, prog_name="pyfabrica")
+    @click.pass_context
+    def cli(ctx: click.Context, server: str, timeout: float, retries: int,
+            output: str | None) -> None:
+        session = _Session(_with_scheme(server), kinds, timeout, retries, output, transport,
+                           hint=f"Is the service running? Point to it with --server URL or "
+                           f"{env}_SERVER.")
+        ctx.obj = session
+        ctx.call_on_close(session.close)
+    for cls in kinds:
+        cli.add_command(_kind_group(cls))
+    return cli
+
+
+def _with_scheme(server: str) -> str:
+    """``localhost:8080`` → ``http://localhost:8080`` (httpx would take ``localhost`` for a
+    scheme)."""
+    return server if "://" in server else f"http://{server}"
+
+
+def _kind_group(cls: Kind) -> click.Group:
+    info = cls.resource_info
+    group = click.Group(info.singular, help=info.description or f"Manage {info.plural}.")
+    for make in _VERBS:
+        group.add_command(make(cls))
+    return group
+
+
+# ---- options shared by several verbs -------------------------------------------------------
+
+def _output_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-o", "--output", type=click.Choice(FORMATS), default=None,
+                        help="Output format.")(f)
+
+
+def _body_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("-f", "--file", "file", metavar="FILE",
+                     help="Read the body from a JSON or YAML file; - is stdin.")(f)
+    return click.option("--spec", metavar="JSON", help="The body as a JSON object.")(f)
+
+
+def _if_match_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--if-match", metavar="VERSION",
+                        help="Only if the resourceVersion is still VERSION (else 412).")(f)
+
+
+def _patch_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--unset", "unsets", multiple=True, metavar="PATH",
+                     help="Remove a field (shorthand patch); repeatable.")(f)
+    f = click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+                     help="Set a field, e.g. --set port=8443 (shorthand patch); repeatable.")(f)
+    return click.option("--json-patch", metavar="JSON",
+                        help='RFC 6902 operations: [{"op": "replace", "path": ..., ...}].')(f)
+
+
+def _choose_patch(
+    merge: str | None, merge_option: str, json_patch: str | None,
+    sets: Sequence[str], unsets: Sequence[str],
+) -> tuple[Any, str] | None:
+    """The one patch the options describe, with its type; None when none was given."""
+    given = [merge is not None, json_patch is not None, bool(sets or unsets)]
+    if sum(given) > 1:
+        raise click.UsageError(f"give only one of {merge_option}, --json-patch, --set/--unset")
+    if merge is not None:
+        return load_json(merge, merge_option), "merge"
+    if json_patch is not None:
+        return load_json(json_patch, "--json-patch"), "json"
+    if sets or unsets:
+        return shorthand_patch(sets, unsets), "shorthand"
+    return None
+
+
+def _show_resources(session: _Session, data: Any, output: str | None, default: str) -> None:
+    fmt = session.fmt(output, default)
+    if fmt != "table":
+        echo_data(data, fmt)
+        return
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        click.echo("No resources found.", err=True)
+        return
+    echo_table(resource_table(items))
+
+
+# ---- the verbs -----------------------------------------------------------------------------
+
+def _list(cls: Kind) -> click.Command:
+    @click.command("list", help=f"List {cls.resource_info.plural} (all pages).")
+    @click.option("-l", "--selector", metavar="SELECTOR",
+                  help="Label selector: k=v, k!=v, 'k in (a,b)', 'k notin (a)', k, !k.")
+    @click.option("--limit", type=click.IntRange(1), help="Page size to request.")
+    @_output_option
+    @click.pass_obj
+    def command(session: _Session, selector: str | None, limit: int | None,
+                output: str | None) -> None:
+        _show_resources(session, session.client().list(cls, selector, limit), output, "table")
+
+    return command
+
+
+def _get(cls: Kind) -> click.Command:
+    @click.command("get", help=f"Show one {cls.resource_info.singular} by uid or name.")
+    @click.argument("id")
+    @_output_option
+    @click.pass_obj
+    def command(session: _Session, id: str, output: str | None) -> None:
+        _show_resources(session, session.client().get(cls, id), output, "table")
+
+    return command
+
+
+def _create(cls: Kind) -> click.Command:
+    @click.command("create", help=f"Create a {cls.resource_info.singular}: a flat body "
+                   '{"name": ..., "labels": ..., SPEC FIELDS} or an envelope '
+                   '{"metadata": {...}, "spec": {...}}.')
+    @_body_options
+    @_output_option
+    @click.pass_obj
+    def command(session: _Session, spec: str | None, file: str | None,
+                output: str | None) -> None:
+        created = session.client().create(cls, load_body(spec, file))
+        _show_resources(session, created, output, "json")
+
+    return command
+
+
+def _update(cls: Kind) -> click.Command:
+    @click.command("update", help=f"Replace a {cls.resource_info.singular}'s spec (flat or "
+                   "envelope body); labels and annotations are replaced when given.")
+    @click.argument("id")
+    @_body_options
+    @_if_match_option
+    @_output_option
+    @click.pass_obj
+    def command(session: _Session, id: str, spec: str | None, file: str | None,
+                if_match: str | None, output: str | None) -> None:
+        updated = session.client().replace(cls, id, load_body(spec, file), if_match)
+        _show_resources(session, updated, output, "json")
+
+    return command
+
+
+def _patch(cls: Kind) -> click.Command:
+    @click.command("patch", help=f"Patch a {cls.resource_info.singular}'s spec: --spec JSON "
+                   "(merge patch), --json-patch JSON, or --set/--unset.")
+    @click.argument("id")
+    @click.option("--spec", metavar="JSON", help="Merge patch (RFC 7386) of the spec.")
+    @_patch_options
+    @_if_match_option
+    @_output_option
+    @click.pass_obj
+    def command(session: _Session, id: str, spec: str | None, json_patch: str | None,
+                sets: tuple[str, ...], unsets: tuple[str, ...], if_match: str | None,
+                output: str | None) -> None:
+        chosen = _choose_patch(spec, "--spec", json_patch, sets, unsets)
+        if chosen is None:
+            raise click.UsageError("give the patch: --spec, --json-patch, --set or --unset")
+        patched = session.client().patch(cls, id, chosen[0], chosen[1], if_match)
+        _show_resources(session, patched, output, "json")
+
+    return command
+
+
+def _delete(cls: Kind) -> click.Command:
+    @click.command("delete", help=f"Delete a {cls.resource_info.singular} by uid or name.")
+    @click.argument("id")
+    @_if_match_option
+    @_output_option
+    @click.pass_obj
+    def command(session: _Session, id: str, if_match: str | None, output: str | None) -> None:
+        result = session.client().delete(cls, id, if_match)
+        fmt = session.fmt(output, "table")
+        if fmt == "table":
+            click.echo(f"{result.get('message', 'deleted')}: {result.get('uid', id)}")
+        else:
+            echo_data(result, fmt)
+
+    return command
+
+
+def _status(cls: Kind) -> click.Command:
+    @click.command("status", help=f"Show a {cls.resource_info.singular}'s status; or replace "
+                   "it (--spec JSON or -f FILE: the whole status object), or patch it "
+                   "(--merge JSON, --json-patch JSON, --set PATH=VALUE, --unset PATH). A "
+                   "change prints the updated resource.")
+    @click.argument("id")
+    @click.option("--spec", "--status", "replacement", metavar="JSON",
+                  help="The new status object, replacing the old one.")
+    @click.option("-f", "--file", "file", metavar="FILE",
+                  help="Read the new status from a JSON or YAML file; - is stdin.")
+    @click.option("--merge", metavar="JSON", help="Merge patch (RFC 7386) of the status.")
+    @_patch_options
+    @_if_match_option
+    @_output_option
+    @click.pass_obj
+    def command(session: _Session, id: str, replacement: str | None, file: str | None,
+                merge: str | None, json_patch: str | None, sets: tuple[str, ...],
+                unsets: tuple[str, ...], if_match: str | None, output: str | None) -> None:
+        client = session.client()
+        patch = _choose_patch(merge, "--merge", json_patch, sets, unsets)
+        if patch is not None and (replacement is not None or file is not None):
+            raise click.UsageError("give either a new status (--spec/-f) or a patch, not both")
+        if patch is not None:
+            changed = client.patch_status(cls, id, patch[0], patch[1], if_match)
+        elif replacement is not None or file is not None:
+            changed = client.replace_status(cls, id, load_body(replacement, file), if_match)
+        else:
+            _show_status(session, client.get(cls, id), output)
+            return
+        _show_resources(session, changed, output, "json")
+
+    return command
+
+
+def _show_status(session: _Session, obj: dict[str, Any], output: str | None) -> None:
+    status = obj.get("status") or {}
+    fmt = session.fmt(output, "table")
+    if fmt == "table":
+        echo_table(key_value_table(status))
+    else:
+        echo_data(status, fmt)
+
+
+def _versions(cls: Kind) -> click.Command:
+    info = cls.resource_info
+
+    @click.command("versions", help=f"List the spec history of a {info.singular}, or show "
+                   "one VERSION of it (kinds declared with versioning=True).")
+    @click.argument("id")
+    @click.argument("version", required=False)
+    @_output_option
+    @click.pass_obj
+    def command(session: _Session, id: str, version: str | None, output: str | None) -> None:
+        if not info.versioning:
+            raise click.UsageError(f"{info.singular} keeps no versions (it is not declared "
+                                   "with versioning=True)")
+        client = session.client()
+        found = client.get_version(cls, id, version) if version else client.versions(cls, id)
+        fmt = session.fmt(output, "json" if version else "table")
+        if fmt == "table":
+            echo_table(rows_table(found if isinstance(found, list) else [found]))
+        else:
+            echo_data(found, fmt)
+
+    return command
+
+
+_VERBS: tuple[Callable[[Kind], click.Command], ...] = (
+    _list, _get, _create, _update, _patch, _delete, _status, _versions,
+)

@@ -1,0 +1,250 @@
+"""`RawClient` and `AsyncRawClient`: the fabrica API as JSON in, JSON out.
+
+This is the layer that talks HTTP: paths, patch content types, ``If-Match``, paging through
+``Link: rel="next"``, retries and typed errors. It returns exactly what the server sent, which
+is what the command line prints and what scripts want when they pass JSON through. The typed
+`Client`/`AsyncClient` are built on top and turn that JSON into resource objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from ..resource import Resource, ResourceInfo
+from . import _calls as calls
+from ._calls import Call
+from ._errors import FabricaError
+from ._kinds import KindRef, Kinds
+from ._send import Retry, send, send_async
+
+__all__ = ["DEFAULT_SERVER", "DEFAULT_TIMEOUT", "JSON", "JSONList", "AsyncRawClient", "RawClient"]
+
+DEFAULT_SERVER = "http://localhost:8080"
+DEFAULT_TIMEOUT = 10.0
+
+JSON = dict[str, Any]
+JSONList = list[JSON]  # spelled once here: inside the classes, `list` is the method
+KindsArg = Iterable[type[Resource[Any, Any]]] | Kinds
+
+
+class _Base:
+    """Configuration the sync and async raw clients share."""
+
+    def __init__(
+        self, kinds: KindsArg, retries: int, backoff: float
+    ) -> None:
+        self.kinds = kinds if isinstance(kinds, Kinds) else Kinds(kinds)
+        self.retry = Retry(retries=retries, backoff=backoff)
+
+    def _info(self, kind: KindRef) -> ResourceInfo:
+        return self.kinds.resolve(kind).resource_info
+
+
+class RawClient(_Base):
+    """Synchronous JSON client. Arguments as for `Client`, which wraps one of these."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_SERVER,
+        kinds: KindsArg = (),
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retries: int = 3,
+        backoff: float = 0.2,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(kinds, retries, backoff)
+        self.http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout,
+                                 headers=headers)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def iter_pages(
+        self, kind: KindRef, selector: str | None = None, limit: int | None = None
+    ) -> Iterator[JSONList]:
+        """Each page of the list, following ``Link: rel="next"`` until there is none."""
+        call: Call | None = calls.list_call(self._info(kind), selector, limit)
+        while call is not None:
+            response = self._send(call)
+            yield _items(response)
+            call = calls.next_page_call(response)
+
+    def list(
+        self, kind: KindRef, selector: str | None = None, limit: int | None = None
+    ) -> JSONList:
+        return [item for page in self.iter_pages(kind, selector, limit) for item in page]
+
+    def get(self, kind: KindRef, id: str) -> JSON:
+        return self._object(calls.get_call(self._info(kind), id))
+
+    def create(self, kind: KindRef, body: Mapping[str, Any]) -> JSON:
+        """POST a flat (Fabrica) or envelope (Kubernetes) body as is."""
+        return self._object(calls.create_call(self._info(kind), body))
+
+    def replace(
+        self, kind: KindRef, id: str, body: Mapping[str, Any], if_match: str | None = None
+    ) -> JSON:
+        return self._object(calls.replace_call(self._info(kind), id, body, if_match))
+
+    def patch(
+        self, kind: KindRef, id: str, patch: Any, patch_type: str = "merge",
+        if_match: str | None = None,
+    ) -> JSON:
+        return self._object(calls.patch_call(self._info(kind), id, patch, patch_type, if_match))
+
+    def replace_status(
+        self, kind: KindRef, id: str, status: Mapping[str, Any], if_match: str | None = None
+    ) -> JSON:
+        return self._object(calls.replace_status_call(self._info(kind), id, status, if_match))
+
+    def patch_status(
+        self, kind: KindRef, id: str, patch: Any, patch_type: str = "merge",
+        if_match: str | None = None,
+    ) -> JSON:
+        call = calls.patch_call(self._info(kind), id, patch, patch_type, if_match, status=True)
+        return self._object(call)
+
+    def delete(self, kind: KindRef, id: str, if_match: str | None = None) -> JSON:
+        return self._object(calls.delete_call(self._info(kind), id, if_match))
+
+    def versions(self, kind: KindRef, id: str) -> JSONList:
+        return _items(self._send(calls.versions_call(self._info(kind), id)))
+
+    def get_version(self, kind: KindRef, id: str, version: str) -> JSON:
+        return self._object(calls.version_call(self._info(kind), id, version))
+
+    def delete_version(self, kind: KindRef, id: str, version: str) -> JSON:
+        return self._object(calls.version_call(self._info(kind), id, version, "DELETE"))
+
+    def _send(self, call: Call) -> httpx.Response:
+        return send(self.http, call, self.retry)
+
+    def _object(self, call: Call) -> JSON:
+        return _object(self._send(call))
+
+
+class AsyncRawClient(_Base):
+    """The async twin of `RawClient`, with the same methods as coroutines."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_SERVER,
+        kinds: KindsArg = (),
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retries: int = 3,
+        backoff: float = 0.2,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(kinds, retries, backoff)
+        self.http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout,
+                                      headers=headers)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncRawClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def iter_pages(
+        self, kind: KindRef, selector: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[JSONList]:
+        call: Call | None = calls.list_call(self._info(kind), selector, limit)
+        while call is not None:
+            response = await self._send(call)
+            yield _items(response)
+            call = calls.next_page_call(response)
+
+    async def list(
+        self, kind: KindRef, selector: str | None = None, limit: int | None = None
+    ) -> JSONList:
+        return [item async for page in self.iter_pages(kind, selector, limit) for item in page]
+
+    async def get(self, kind: KindRef, id: str) -> JSON:
+        return await self._object(calls.get_call(self._info(kind), id))
+
+    async def create(self, kind: KindRef, body: Mapping[str, Any]) -> JSON:
+        return await self._object(calls.create_call(self._info(kind), body))
+
+    async def replace(
+        self, kind: KindRef, id: str, body: Mapping[str, Any], if_match: str | None = None
+    ) -> JSON:
+        return await self._object(calls.replace_call(self._info(kind), id, body, if_match))
+
+    async def patch(
+        self, kind: KindRef, id: str, patch: Any, patch_type: str = "merge",
+        if_match: str | None = None,
+    ) -> JSON:
+        call = calls.patch_call(self._info(kind), id, patch, patch_type, if_match)
+        return await self._object(call)
+
+    async def replace_status(
+        self, kind: KindRef, id: str, status: Mapping[str, Any], if_match: str | None = None
+    ) -> JSON:
+        call = calls.replace_status_call(self._info(kind), id, status, if_match)
+        return await self._object(call)
+
+    async def patch_status(
+        self, kind: KindRef, id: str, patch: Any, patch_type: str = "merge",
+        if_match: str | None = None,
+    ) -> JSON:
+        call = calls.patch_call(self._info(kind), id, patch, patch_type, if_match, status=True)
+        return await self._object(call)
+
+    async def delete(self, kind: KindRef, id: str, if_match: str | None = None) -> JSON:
+        return await self._object(calls.delete_call(self._info(kind), id, if_match))
+
+    async def versions(self, kind: KindRef, id: str) -> JSONList:
+        return _items(await self._send(calls.versions_call(self._info(kind), id)))
+
+    async def get_version(self, kind: KindRef, id: str, version: str) -> JSON:
+        return await self._object(calls.version_call(self._info(kind), id, version))
+
+    async def delete_version(self, kind: KindRef, id: str, version: str) -> JSON:
+        return await self._object(calls.version_call(self._info(kind), id, version, "DELETE"))
+
+    async def _send(self, call: Call) -> httpx.Response:
+        return await send_async(self.http, call, self.retry)
+
+    async def _object(self, call: Call) -> JSON:
+        return _object(await self._send(call))
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise FabricaError(response.status_code,
+                           f"{response.request.url} did not answer with JSON") from None
+
+
+def _object(response: httpx.Response) -> JSON:
+    body = _body(response)
+    if not isinstance(body, dict):
+        raise FabricaError(response.status_code, f"{response.request.url}: expected an object")
+    return body
+
+
+def _items(response: httpx.Response) -> JSONList:
+    """A list page: a JSON array, or ``{"items": [...]}`` as Kubernetes lists are shaped."""
+    body = _body(response)
+    if isinstance(body, dict) and isinstance(body.get("items"), list):
+        body = body["items"]
+    if not isinstance(body, list):
+        raise FabricaError(response.status_code, f"{response.request.url}: expected a list")
+    return body

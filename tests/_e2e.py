@@ -1,0 +1,80 @@
+"""Helpers for end-to-end tests: run the real `fabrica` CLI and generated servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+
+def fabrica(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "fabrica.cli", *args], cwd=cwd,
+                            capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"fabrica {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_device_project(root: Path) -> Path:
+    fabrica("init", "device-api", cwd=root)
+    project = root / "device-api"
+    fabrica("add", "resource", "Device", "--prefix", "dev", cwd=project)
+    shutil.copy(EXAMPLES / "device" / "device.py", project / "device_api/resources/device.py")
+    fabrica("generate", cwd=project)
+    return project
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A generated server running as a child process on a free port."""
+
+    def __init__(self, project: Path, package: str, *args: str, env: dict[str, str] | None = None
+                 ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = project / f"server-{self.port}.log"
+        command = [sys.executable, "-m", f"{package}.server", "serve", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--no-access-log", *args]
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(command, cwd=project, stdout=log,
+                                            stderr=subprocess.STDOUT,
+                                            env={**os.environ, **(env or {})})
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited {self.process.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError(f"server not healthy in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
