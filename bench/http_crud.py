@@ -1,0 +1,371 @@
+"""HTTP CRUD throughput of a generated fabrica server against a bare Starlette baseline.
+
+Builds a project with the real CLI (`fabrica init device-api`, `fabrica add resource Device`,
+the SPEC's device.py, `fabrica generate`), serves it with the file backend, and measures
+requests per second and p50/p99 latency for
+
+    create   POST /devices              (unique names)
+    get      GET /devices/{uid}         (rotating over 100 pre-created devices)
+    list100  GET /devices               (100 devices in the collection)
+
+then puts the same load on a bare Starlette app doing the least work that answers the same
+requests from the same JSON files: get returns the bytes of DATA_DIR/devices/UID.json, list
+joins the bytes of all files of the directory into a JSON array, create parses the body and
+writes it with temp file + fsync + rename. The ratio (fabrica rps / baseline rps) is the
+share of the bare framework-plus-disk speed fabrica keeps.
+
+Both servers run on uvicorn the same way (uvloop, httptools, no access log), one at a time,
+each in its own process; the load generator is a third process (wrk, or a Python asyncio fallback).
+Traffic goes only to 127.0.0.1. Any non-2xx response or connection error fails the run.
+
+    .venv/bin/python bench/http_crud.py [--duration S] [--concurrency N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    DEVICE_SPEC,
+    HOST,
+    LoadResult,
+    LoadSpec,
+    Server,
+    fabrica_command,
+    find_wrk,
+    free_port,
+    request,
+    run_load,
+)
+
+DEVICE_PY = '''\
+from typing import Literal
+from pydantic import Field
+from fabrica import Model, Resource
+
+class DeviceSpec(Model):
+    type: Literal["server", "switch", "router", "storage"]
+    ip_address: str = Field(alias="ipAddress")
+    port: int = Field(443, ge=1, le=65535)
+    tags: dict[str, str] = {}
+
+class DeviceStatus(Model):
+    health: str = "unknown"
+    error_count: int = Field(0, ge=0)
+
+class Device(Resource[DeviceSpec, DeviceStatus], prefix="dev"):
+    """A network device."""
+'''
+
+SEEDED = 100
+OPS = ("create", "get", "list100")
+
+
+# -- the baseline: a bare Starlette app over the same files -----------------------------------
+
+
+def baseline_app(data_dir: Path):  # type: ignore[no-untyped-def]
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    devices = data_dir / "devices"
+    devices.mkdir(parents=True, exist_ok=True)
+    uid_pattern = re.compile(r"^[a-z][a-z0-9]*-[0-9a-f]{8,64}$")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "healthy"})
+
+    async def get_device(request: Request) -> Response:
+        uid = request.path_params["uid"]
+        if not uid_pattern.match(uid):
+            return JSONResponse({"error": "not found", "code": 404}, 404)
+        try:
+            data = (devices / f"{uid}.json").read_bytes()
+        except FileNotFoundError:
+            return JSONResponse({"error": "not found", "code": 404}, 404)
+        return Response(data, media_type="application/json")
+
+    async def list_devices(request: Request) -> Response:
+        parts = []
+        for entry in os.scandir(devices):
+            if entry.name.endswith(".json") and not entry.name.startswith("."):
+                with open(entry.path, "rb") as fh:
+                    parts.append(fh.read())
+        return Response(b"[" + b",".join(parts) + b"]", media_type="application/json")
+
+    async def create_device(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"error": "bad JSON", "code": 400}, 400)
+        data = json.dumps(body, separators=(",", ":")).encode()
+        path = devices / f"dev-{secrets.token_hex(4)}.json"
+        await asyncio.to_thread(_durable_write, path, data)
+        return Response(data, status_code=201, media_type="application/json")
+
+    return Starlette(routes=[
+        Route("/health", health, methods=["GET"]),
+        Route("/devices", list_devices, methods=["GET"]),
+        Route("/devices", create_device, methods=["POST"]),
+        Route("/devices/{uid}", get_device, methods=["GET"]),
+    ])
+
+
+def _durable_write(path: Path, data: bytes) -> None:
+    tmp = path.parent / f".tmp-{path.name}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def serve_baseline(argv: list[str]) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="http_crud.py _baseline-serve")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    uvicorn.run(baseline_app(args.data_dir), host=HOST, port=args.port, log_config=None,
+                access_log=False, server_header=False)
+
+
+# -- the generated project ---------------------------------------------------------------------
+
+
+def make_project(tmp: Path) -> Path:
+    fabrica = fabrica_command()
+    _run([*fabrica, "init", "device-api"], cwd=tmp)
+    project = tmp / "device-api"
+    _run([*fabrica, "add", "resource", "Device"], cwd=project)
+    (project / "device_api" / "resources" / "device.py").write_text(DEVICE_PY)
+    _run([*fabrica, "generate"], cwd=project)
+    return project
+
+
+def _run(argv: list[str], cwd: Path) -> None:
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RuntimeError(f"`{' '.join(argv)}` failed ({done.returncode}) in {cwd}:\n"
+                           f"{done.stdout}{done.stderr}")
+
+
+def fabrica_server(project: Path, data_dir: Path, logs: Path) -> Server:
+    port = free_port()
+    argv = [sys.executable, "-m", "device_api.server", "serve", "--host", HOST,
+            "--port", str(port), "--data-dir", str(data_dir), "--no-access-log",
+            "--log-level", "info"]
+    return Server("fabrica", argv, port, cwd=project, log_dir=logs)
+
+
+def baseline_server(data_dir: Path, logs: Path) -> Server:
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).resolve()), "_baseline-serve",
+            "--port", str(port), "--data-dir", str(data_dir)]
+    return Server("baseline", argv, port, cwd=data_dir.parent, log_dir=logs)
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    duration: float
+    warmup: float
+    concurrency: int
+    wrk: str | None
+
+
+class Runs:
+    """Every load run of the bench, warm-ups included, for the table and the error check."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.results: dict[tuple[str, str], LoadResult] = {}
+        self.problems: list[str] = []
+
+    def measure(self, server: Server, op: str, paths: list[str] | None = None) -> None:
+        mode = "list" if op == "list100" else op
+        phases = [("warm-up", self.settings.warmup), ("measured", self.settings.duration)]
+        for phase, seconds in phases:
+            if seconds <= 0:
+                continue
+            spec = LoadSpec(mode=mode, port=server.port, duration=seconds,
+                            concurrency=self.settings.concurrency, paths=paths or [],
+                            tag=f"{server.name[0]}{phase[0]}{secrets.token_hex(3)}")
+            result = run_load(spec, self.settings.wrk)
+            self._check(server, op, phase, result)
+        self.results[(op, server.name)] = result
+        print(f"  {server.name:8} {op:8} {result.rps:9.0f} rps  p50 {result.p50_ms:.2f} ms  "
+              f"p99 {result.p99_ms:.2f} ms  ({result.requests} requests)", flush=True)
+
+    def _check(self, server: Server, op: str, phase: str, result: LoadResult) -> None:
+        where = f"{server.name} {op} ({phase})"
+        if result.non2xx:
+            self.problems.append(f"{where}: {result.non2xx} non-2xx responses, "
+                                 f"statuses seen (wrk samples the first few): {result.statuses}")
+        if result.errors:
+            self.problems.append(f"{where}: {result.errors} connection errors/timeouts")
+        if result.requests == 0:
+            self.problems.append(f"{where}: no request completed")
+        if result.non2xx or result.errors:
+            self.problems.append(f"{server.name} server log (tail):\n{server.log_tail(15)}")
+
+
+def seed(server: Server, count: int) -> list[str]:
+    uids = []
+    for i in range(count):
+        body = {"metadata": {"name": f"seed-{i:03d}", "labels": {"bench": "seed"}},
+                "spec": DEVICE_SPEC}
+        status, data = request(server.port, "POST", "/devices", body)
+        if status != 201:
+            raise RuntimeError(f"seeding: POST /devices -> {status}: {data[:300]!r}")
+        uids.append(json.loads(data)["metadata"]["uid"])
+    return uids
+
+
+def expect_items(server: Server, count: int) -> None:
+    status, data = request(server.port, "GET", "/devices")
+    items = json.loads(data) if status == 200 else None
+    if not isinstance(items, list) or len(items) != count:
+        got = len(items) if isinstance(items, list) else f"status {status}"
+        raise RuntimeError(f"{server.name}: GET /devices should list {count} items, got {got}")
+
+
+def bench(settings: Settings) -> Runs:
+    runs = Runs(settings)
+    with tempfile.TemporaryDirectory(prefix="fabrica-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        logs = tmp / "logs"
+        logs.mkdir()
+        started = time.monotonic()
+        project = make_project(tmp)
+        print(f"generated {project.name} with the fabrica CLI in "
+              f"{time.monotonic() - started:.1f}s", flush=True)
+
+        shared = tmp / "data-read"  # get and list100 read the same 100 files on both servers
+        with fabrica_server(project, shared, logs) as server:
+            uids = seed(server, SEEDED)
+            paths = [f"/devices/{uid}" for uid in uids]
+            runs.measure(server, "get", paths)
+            runs.measure(server, "list100")
+            expect_items(server, SEEDED)
+        with baseline_server(shared, logs) as server:
+            expect_items(server, SEEDED)
+            runs.measure(server, "get", paths)
+            runs.measure(server, "list100")
+
+        with fabrica_server(project, tmp / "data-create-fabrica", logs) as server:
+            runs.measure(server, "create")
+        with baseline_server(tmp / "data-create-baseline", logs) as server:
+            runs.measure(server, "create")
+    return runs
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def print_table(runs: Runs) -> None:
+    print()
+    print(f"{'op':8} {'fabrica rps':>12} {'baseline rps':>13} {'ratio':>7}"
+          f" {'fabrica p50/p99 ms':>20} {'baseline p50/p99 ms':>21}")
+    for op in OPS:
+        fab = runs.results.get((op, "fabrica"))
+        base = runs.results.get((op, "baseline"))
+        if fab is None or base is None:
+            continue
+        ratio = fab.rps / base.rps if base.rps else float("nan")
+        print(f"{op:8} {fab.rps:12.0f} {base.rps:13.0f} {ratio:7.2f}"
+              f" {_latency(fab):>20} {_latency(base):>21}")
+    total = sum(r.requests for r in runs.results.values())
+    non2xx = sum(r.non2xx for r in runs.results.values())
+    errors = sum(r.errors for r in runs.results.values())
+    print(f"\nmeasured requests: {total}; non-2xx responses: {non2xx}; "
+          f"connection errors/timeouts: {errors} (warm-ups checked too)")
+
+
+def _latency(result: LoadResult) -> str:
+    return f"{result.p50_ms:.2f} / {result.p99_ms:.2f}"
+
+
+def _describe(settings: Settings) -> str:
+    loadgen = (f"wrk ({settings.wrk}, 1 thread)" if settings.wrk
+               else "Python asyncio load generator (one process; slower than wrk, it may be "
+                                 "the bottleneck)")
+    return (f"load: {loadgen}, {settings.concurrency} connections, "
+            f"{settings.duration:g}s per op after {settings.warmup:g}s warm-up\n"
+            f"host: {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.2f} at start), "
+            f"Python {platform.python_version()}, servers on uvicorn one at a time, "
+            f"traffic to {HOST} only")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=None,
+                        help="measured seconds per op and server (default 10; --quick: 1)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="warm-up seconds before each measurement (default 2; --quick: 1)")
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="concurrent connections (default 32)")
+    parser.add_argument("--quick", action="store_true", help="a ~20 s smoke run")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
+                        help="auto: wrk if found (installed with apt-get when root), else python")
+    args = parser.parse_args(argv)
+    if args.duration is None:
+        args.duration = 1.0 if args.quick else 10.0
+    if args.warmup is None:
+        args.warmup = 1.0 if args.quick else 2.0
+    if args.duration <= 0 or args.concurrency < 1 or args.warmup < 0:
+        parser.error("--duration must be > 0, --concurrency >= 1, --warmup >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_baseline-serve"]:
+        serve_baseline(argv[1:])
+        return 0
+    args = parse_args(argv)
+    wrk = None
+    if args.loadgen != "python":
+        wrk = find_wrk(install=True)
+        if wrk is None and args.loadgen == "wrk":
+            print("error: wrk is not available", file=sys.stderr)
+            return 2
+    settings = Settings(duration=args.duration, warmup=args.warmup,
+                        concurrency=args.concurrency, wrk=wrk)
+    print(_describe(settings), flush=True)
+    started = time.monotonic()
+    runs = bench(settings)
+    print_table(runs)
+    print(f"total time {time.monotonic() - started:.0f}s")
+    if runs.problems:
+        print("\nFAILED: the bench saw errors:", file=sys.stderr)
+        for problem in runs.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
