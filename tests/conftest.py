@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Literal
 
 import httpx
@@ -29,12 +31,19 @@ class Device(Resource[DeviceSpec, DeviceStatus], prefix="dev"):
     """A network device."""
 
 
-def make_client(tmp_path, mode="strict", **kwargs) -> httpx.AsyncClient:
-    """An in-process client: httpx talks ASGI to the app, no sockets."""
-    settings = ServiceSettings(project="device-api", package="device_api", validation_mode=mode)
-    app = create_app([Device], FileStorage(tmp_path / "data"), settings=settings, **kwargs)
+@asynccontextmanager
+async def serve_in_process(app) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client: httpx talks ASGI to the app (lifespan included), no sockets."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://fabrica.test")
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=transport, base_url="http://fabrica.test") as c:
+            yield c
+
+
+def make_client(tmp_path, mode="strict", kinds=(Device,), **kwargs):
+    settings = ServiceSettings(project="device-api", package="device_api", validation_mode=mode)
+    app = create_app(list(kinds), FileStorage(tmp_path / "data"), settings=settings, **kwargs)
+    return serve_in_process(app)
 
 
 @pytest.fixture

@@ -25,7 +25,15 @@ from ._naming import (
     is_valid_prefix,
     pluralize,
 )
-from ._resource import API_VERSION, SCHEMA_VERSION, Metadata, Resource, ResourceInfo, new_uid
+from ._resource import (
+    API_VERSION,
+    SCHEMA_VERSION,
+    Metadata,
+    OwnerReference,
+    Resource,
+    ResourceInfo,
+    new_uid,
+)
 from ._time import utcnow
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "ConditionStatus",
     "Metadata",
     "Model",
+    "OwnerReference",
     "Requirement",
     "Resource",
     "ResourceInfo",

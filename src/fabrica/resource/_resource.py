@@ -22,13 +22,36 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ._model import Model
 from ._naming import default_prefix, is_valid_plural, is_valid_prefix, pluralize
 
-__all__ = ["Metadata", "Resource", "ResourceInfo", "new_uid", "API_VERSION", "SCHEMA_VERSION"]
+__all__ = [
+    "API_VERSION",
+    "SCHEMA_VERSION",
+    "Metadata",
+    "OwnerReference",
+    "Resource",
+    "ResourceInfo",
+    "new_uid",
+]
 
 API_VERSION = "v1"
 SCHEMA_VERSION = "v1"
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 StatusT = TypeVar("StatusT", bound=BaseModel)
+
+
+class OwnerReference(Model):
+    """Points a dependent at its owner; deleting the owner deletes the dependent."""
+
+    api_version: str = API_VERSION
+    kind: str
+    name: str
+    uid: str
+    controller: bool = False
+    block_owner_deletion: bool = False
+
+
+def _empty(value: object) -> bool:
+    return not value
 
 
 class Metadata(Model):
@@ -40,6 +63,13 @@ class Metadata(Model):
     updated_at: datetime | None = None
     resource_version: str = ""
     generation: int = 0
+    # Kubernetes leaves these out until they are used; so does the wire format here.
+    owner_references: list[OwnerReference] = Field([], exclude_if=_empty)
+    finalizers: list[str] = Field([], exclude_if=_empty)
+    deletion_timestamp: datetime | None = Field(None, exclude_if=_empty)
+
+    def is_owned_by(self, uid: str) -> bool:
+        return any(ref.uid == uid for ref in self.owner_references)
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,11 @@ class Resource(BaseModel, Generic[SpecT, StatusT]):
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    def owner_reference(self, controller: bool = True) -> OwnerReference:
+        """A reference to this resource, for a dependent's ``metadata.ownerReferences``."""
+        return OwnerReference(kind=self.resource_info.kind, name=self.name, uid=self.uid,
+                              controller=controller, block_owner_deletion=controller)
 
 
 def _is_model(tp: object) -> bool:

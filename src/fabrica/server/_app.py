@@ -15,7 +15,7 @@ from .._settings import ServiceSettings
 from .._version import __version__
 from ..resource import Resource
 from ..storage import Storage
-from ..store import ResourceStore
+from ..store import GarbageCollector, ResourceStore
 from ._docs import docs_routes
 from ._errors import exception_handlers
 from ._openapi import build_openapi
@@ -37,6 +37,7 @@ def create_app(
     settings = settings or ServiceSettings(project="fabrica", package="fabrica_service")
     _check_unique(kinds)
     store = ResourceStore(storage, kinds)
+    collector = GarbageCollector(store)
     openapi = build_openapi(list(kinds), title=settings.project,
                             description=settings.description)
     routes: list[BaseRoute] = [
@@ -50,13 +51,16 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await collector.start()
         try:
             yield
         finally:
+            await collector.stop()
             await storage.close()
 
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)
     app.state.store = store
+    app.state.garbage_collector = collector
     app.state.settings = settings
     return app
 

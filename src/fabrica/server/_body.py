@@ -15,7 +15,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from ..resource import ResourceInfo, is_dns1123_subdomain, label_key_error, label_value_error
+from ..resource import (
+    OwnerReference,
+    ResourceInfo,
+    is_dns1123_subdomain,
+    label_key_error,
+    label_value_error,
+)
 from ._errors import APIError, validation_details
 
 __all__ = [
@@ -40,6 +46,8 @@ class WriteRequest:
     spec: BaseModel
     resource_version: str | None = None
     warnings: list[str] = field(default_factory=list)
+    finalizers: list[str] | None = None
+    owner_references: list[OwnerReference] | None = None
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -116,6 +124,8 @@ def _parse_envelope(info: ResourceInfo, body: dict[str, Any], mode: str) -> Writ
         spec=spec,
         resource_version=version or None,
         warnings=warnings,
+        finalizers=_finalizers(metadata.get("finalizers")),
+        owner_references=_owner_references(metadata.get("ownerReferences")),
     )
 
 
@@ -223,3 +233,31 @@ def _annotations(value: Any, field_path: str) -> dict[str, str] | None:
     if details:
         raise APIError(400, f"invalid {field_path}", details)
     return annotations
+
+
+def _finalizers(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and label_key_error(v) is None for v in value
+    ):
+        raise APIError(400, "invalid metadata.finalizers", [{
+            "field": "metadata.finalizers",
+            "message": "must be a list of qualified names such as example.com/cleanup"}])
+    return list(dict.fromkeys(value))
+
+
+def _owner_references(value: Any) -> list[OwnerReference] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise APIError(400, "invalid metadata.ownerReferences",
+                       [{"field": "metadata.ownerReferences", "message": "must be a list"}])
+    refs = []
+    for index, item in enumerate(value):
+        try:
+            refs.append(OwnerReference.model_validate(item))
+        except ValidationError as exc:
+            raise APIError(400, "invalid metadata.ownerReferences", validation_details(
+                exc, f"metadata.ownerReferences.{index}")) from None
+    return refs

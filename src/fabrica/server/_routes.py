@@ -13,6 +13,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel
@@ -113,7 +114,8 @@ class KindEndpoints:
             raise APIError(400, "name is required",
                            [{"field": "metadata.name", "message": "Field required"}])
         obj = await self.store.create(
-            self.cls, write.name, write.spec, labels=write.labels, annotations=write.annotations
+            self.cls, write.name, write.spec, labels=write.labels, annotations=write.annotations,
+            owner_references=write.owner_references, finalizers=write.finalizers,
         )
         headers = {"Location": f"/{self.info.plural}/{obj.uid}", **_warning(write.warnings)}
         return _resource(obj, 201, headers)
@@ -148,7 +150,7 @@ class KindEndpoints:
             spec = self._patched(current.spec, body, fmt, "spec", warnings)
             return current.model_copy(update={"spec": spec})
 
-        updated = await self._write(request, change, self.store.update)
+        updated = await self._write(request, change, partial(self.store.update, action="patched"))
         return _resource(updated, headers=_warning(warnings))
 
     async def delete(self, request: Request) -> Response:
@@ -158,6 +160,13 @@ class KindEndpoints:
             )
 
         obj = await self._write(request, lambda current: current, remove)
+        if obj.metadata.finalizers:  # marked, not yet removed: Kubernetes answers the same way
+            return JSONResponse({
+                "message": f"{self.info.kind} deletion pending: waiting for finalizers "
+                           + ", ".join(obj.metadata.finalizers),
+                "uid": obj.uid,
+                "finalizers": obj.metadata.finalizers,
+            })
         return JSONResponse({"message": f"{self.info.kind} deleted successfully", "uid": obj.uid})
 
     async def replace_status(self, request: Request) -> Response:
@@ -178,7 +187,8 @@ class KindEndpoints:
             status = self._patched(current.status, body, fmt, "status", warnings)
             return current.model_copy(update={"status": status})
 
-        updated = await self._write(request, change, self.store.update_status)
+        updated = await self._write(request, change,
+                                    partial(self.store.update_status, action="patched"))
         return _resource(updated, headers=_warning(warnings))
 
     # -- versions ------------------------------------------------------------------------
@@ -254,6 +264,10 @@ def _with_write(current: AnyResource, write: WriteRequest) -> AnyResource:
         metadata_update["labels"] = write.labels
     if write.annotations is not None:
         metadata_update["annotations"] = write.annotations
+    if write.finalizers is not None:
+        metadata_update["finalizers"] = write.finalizers
+    if write.owner_references is not None:
+        metadata_update["owner_references"] = write.owner_references
     return current.model_copy(
         update={"spec": write.spec, "metadata": current.metadata.model_copy(update=metadata_update)}
     )

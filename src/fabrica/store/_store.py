@@ -1,23 +1,46 @@
 """`ResourceStore`: typed CRUD over a storage backend, the one path every write takes.
 
-The HTTP server and (later) reconcilers both write through here, so the bookkeeping that
-makes a resource Kubernetes-like lives in one place: uids that never overwrite, timestamps,
-``generation`` that grows only when the spec changes, status kept apart from spec, and
-compare-and-swap on ``resourceVersion`` for every update.
+The HTTP server and reconcilers both write through here, so the bookkeeping that makes a
+resource Kubernetes-like lives in one place: uids that never overwrite, timestamps,
+``generation`` that grows only when the spec changes, status kept apart from spec,
+compare-and-swap on ``resourceVersion`` for every update, spec snapshots of versioned kinds,
+and deletion as Kubernetes does it:
+
+- a resource with finalizers is not removed by a delete; it gets a ``deletionTimestamp`` and
+  stays until whoever owns each finalizer removes it, and the write that removes the last
+  one removes the resource;
+- removing a resource removes its dependents (``ownerReferences``) in the background, by the
+  garbage collector in `_gc.py`.
+
+After each committed write the store calls its listeners with a `Change`; the event layer
+turns those into CloudEvents, so events are published whoever made the write.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ..resource import Metadata, Resource, Selector, is_dns1123_subdomain, new_uid, utcnow
+from ..resource import (
+    Metadata,
+    OwnerReference,
+    Resource,
+    Selector,
+    is_dns1123_subdomain,
+    new_uid,
+    utcnow,
+)
 from ..storage import AlreadyExists, Conflict, Document, NotFound, Storage
+from ._changes import Action, Change, ChangeListener, UpdateType
 
 __all__ = ["ResourceStore", "UnknownKind"]
 
+log = logging.getLogger("fabrica.store")
+
 R = TypeVar("R", bound=Resource[Any, Any])
+AnyResource = Resource[Any, Any]
 _UID_ATTEMPTS = 8
 _FIRST_VERSION = "v1"
 
@@ -32,59 +55,28 @@ class ResourceStore:
     def __init__(
         self,
         storage: Storage,
-        kinds: Iterable[type[Resource[Any, Any]]],
+        kinds: Iterable[type[AnyResource]],
         *,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.storage = storage
         self.clock = clock
-        self.kinds: dict[str, type[Resource[Any, Any]]] = {}
+        self.kinds: dict[str, type[AnyResource]] = {}
         for cls in kinds:
             self.kinds[cls.resource_info.kind] = cls
+        self._listeners: list[ChangeListener] = []
 
-    def kind(self, kind: str) -> type[Resource[Any, Any]]:
+    def kind(self, kind: str) -> type[AnyResource]:
         try:
             return self.kinds[kind]
         except KeyError:
             raise UnknownKind(kind) from None
 
-    async def create(
-        self,
-        cls: type[R],
-        name: str,
-        spec: Any,
-        *,
-        labels: dict[str, str] | None = None,
-        annotations: dict[str, str] | None = None,
-    ) -> R:
-        info = cls.resource_info
-        now = self.clock()
-        status = info.status_type()
-        if info.versioning:
-            status.version = _FIRST_VERSION  # type: ignore[attr-defined]
-        for attempt in range(_UID_ATTEMPTS):
-            obj = cls(
-                metadata=Metadata(
-                    name=name,
-                    uid=new_uid(info.prefix),
-                    labels=labels or {},
-                    annotations=annotations or {},
-                    created_at=now,
-                    updated_at=now,
-                    generation=1,
-                ),
-                spec=spec,
-                status=status,
-            )
-            snapshot = _snapshot(obj, _FIRST_VERSION, now) if info.versioning else None
-            try:
-                doc = await self.storage.create(info.plural, _dump(obj), snapshot)
-            except AlreadyExists as exc:
-                if exc.field == "uid" and attempt + 1 < _UID_ATTEMPTS:
-                    continue  # a random uid collided: draw another, never overwrite
-                raise
-            return cls.model_validate(doc)
-        raise AssertionError("unreachable")
+    def add_listener(self, listener: ChangeListener) -> None:
+        """Call `listener` after every committed write (events, garbage collection...)."""
+        self._listeners.append(listener)
+
+    # -- reads ---------------------------------------------------------------------------
 
     async def get(self, cls: type[R], id: str) -> R:
         """By uid, or by name; a name may look like a uid, so a uid miss tries the name."""
@@ -124,18 +116,70 @@ class ResourceStore:
         obj = await self.get(cls, id)
         await self.storage.delete_version(cls.resource_info.plural, obj.uid, version_id)
 
-    async def update(self, obj: R) -> R:
-        """Write `obj`'s spec, labels and annotations; its resourceVersion must be current."""
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(
+        self,
+        cls: type[R],
+        name: str,
+        spec: Any,
+        *,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        owner_references: list[OwnerReference] | None = None,
+        finalizers: list[str] | None = None,
+    ) -> R:
+        info = cls.resource_info
+        now = self.clock()
+        status = info.status_type()
+        if info.versioning:
+            status.version = _FIRST_VERSION  # type: ignore[attr-defined]
+        for attempt in range(_UID_ATTEMPTS):
+            obj = cls(
+                metadata=Metadata(
+                    name=name,
+                    uid=new_uid(info.prefix),
+                    labels=labels or {},
+                    annotations=annotations or {},
+                    created_at=now,
+                    updated_at=now,
+                    generation=1,
+                    owner_references=owner_references or [],
+                    finalizers=finalizers or [],
+                ),
+                spec=spec,
+                status=status,
+            )
+            snapshot = _snapshot(obj, _FIRST_VERSION, now) if info.versioning else None
+            try:
+                doc = await self.storage.create(info.plural, _dump(obj), snapshot)
+            except AlreadyExists as exc:
+                if exc.field == "uid" and attempt + 1 < _UID_ATTEMPTS:
+                    continue  # a random uid collided: draw another, never overwrite
+                raise
+            created = cls.model_validate(doc)
+            await self._notify(Change("created", created))
+            return created
+        raise AssertionError("unreachable")
+
+    async def update(self, obj: R, *, action: Action = "updated") -> R:
+        """Write `obj`'s spec and metadata (labels, annotations, owners, finalizers).
+
+        `obj`'s resourceVersion must be the stored one (compare-and-swap), or `Conflict`.
+        """
         current = await self._current(obj)
         spec_changed = _dump_model(current.spec) != _dump_model(obj.spec)
         now = self.clock()
+        wanted = obj.metadata
         new = current.model_copy(
             update={
                 "spec": obj.spec,
                 "metadata": current.metadata.model_copy(
                     update={
-                        "labels": dict(obj.metadata.labels),
-                        "annotations": dict(obj.metadata.annotations),
+                        "labels": dict(wanted.labels),
+                        "annotations": dict(wanted.annotations),
+                        "owner_references": list(wanted.owner_references),
+                        "finalizers": list(wanted.finalizers),
                         "generation": current.metadata.generation + int(spec_changed),
                         "updated_at": now,
                     }
@@ -147,9 +191,10 @@ class ResourceStore:
             version_id = _next_version_id(current.status.version)
             new.status = current.status.model_copy(update={"version": version_id})
             snapshot = _snapshot(new, version_id, now)
-        return await self._swap(current, new, snapshot)
+        update_type: UpdateType = "spec" if spec_changed else "metadata"
+        return await self._swap(current, new, action, update_type, snapshot)
 
-    async def update_status(self, obj: R) -> R:
+    async def update_status(self, obj: R, *, action: Action = "updated") -> R:
         """Write `obj`'s status only; spec and generation stay as stored."""
         current = await self._current(obj)
         status = obj.status
@@ -161,17 +206,34 @@ class ResourceStore:
                 "metadata": current.metadata.model_copy(update={"updated_at": self.clock()}),
             }
         )
-        return await self._swap(current, new)
+        return await self._swap(current, new, action, "status")
 
     async def delete(self, cls: type[R], id: str, expected_version: str | None = None) -> R:
+        """Remove the resource, or, while it has finalizers, mark it for deletion.
+
+        Returns the removed resource, or the marked one (its ``deletionTimestamp`` set).
+        """
         obj = await self.get(cls, id)
-        if expected_version is not None and expected_version != obj.metadata.resource_version:
-            raise Conflict(cls.resource_info.plural, obj.uid, expected_version,
-                           obj.metadata.resource_version)
+        version = obj.metadata.resource_version
+        if expected_version is not None and expected_version != version:
+            raise Conflict(cls.resource_info.plural, obj.uid, expected_version, version)
+        if obj.metadata.finalizers:
+            if obj.metadata.deletion_timestamp is not None:
+                return obj
+            marked = obj.model_copy(update={"metadata": obj.metadata.model_copy(
+                update={"deletion_timestamp": self.clock(), "updated_at": self.clock()})})
+            return await self._swap(obj, marked, "updated", "metadata")
+        return await self._remove(obj)
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _remove(self, obj: R) -> R:
         doc = await self.storage.delete(
-            cls.resource_info.plural, obj.uid, obj.metadata.resource_version
+            obj.resource_info.plural, obj.uid, obj.metadata.resource_version
         )
-        return cls.model_validate(doc)
+        removed = type(obj).model_validate(doc)
+        await self._notify(Change("deleted", removed))
+        return removed
 
     async def _current(self, obj: R) -> R:
         info = obj.resource_info
@@ -181,14 +243,36 @@ class ResourceStore:
             raise Conflict(info.plural, obj.uid, expected, current.metadata.resource_version)
         return current
 
-    async def _swap(self, current: R, new: R, snapshot: Document | None = None) -> R:
+    async def _swap(
+        self,
+        current: R,
+        new: R,
+        action: Action,
+        update_type: UpdateType,
+        snapshot: Document | None = None,
+    ) -> R:
         doc = await self.storage.update(
             current.resource_info.plural, _dump(new), current.metadata.resource_version, snapshot
         )
-        return type(current).model_validate(doc)
+        stored = type(current).model_validate(doc)
+        await self._notify(Change(action, stored, current, update_type))
+        if stored.metadata.deletion_timestamp is not None and not stored.metadata.finalizers:
+            try:  # the last finalizer is gone: now the resource goes
+                await self._remove(stored)
+            except (Conflict, NotFound):
+                pass  # someone else moved first; they finish the deletion
+        return stored
+
+    async def _notify(self, change: Change) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(change)
+            except Exception:  # a listener must never undo or fail a committed write
+                log.exception("change listener %r failed on %s %s", listener, change.action,
+                              change.resource.uid)
 
 
-def _dump(obj: Resource[Any, Any]) -> Document:
+def _dump(obj: AnyResource) -> Document:
     return obj.model_dump(mode="json", by_alias=True)
 
 
@@ -196,7 +280,7 @@ def _dump_model(model: Any) -> Any:
     return model.model_dump(mode="json", by_alias=True)
 
 
-def _snapshot(obj: Resource[Any, Any], version_id: str, at: datetime) -> Document:
+def _snapshot(obj: AnyResource, version_id: str, at: datetime) -> Document:
     """An immutable record of one spec version (Fabrica's spec history)."""
     meta = obj.metadata
     return {
@@ -213,4 +297,3 @@ def _snapshot(obj: Resource[Any, Any], version_id: str, at: datetime) -> Documen
 def _next_version_id(current: str) -> str:
     number = int(current[1:]) if current[:1] == "v" and current[1:].isdigit() else 0
     return f"v{number + 1}"
-

@@ -1,0 +1,114 @@
+"""Finalizers, deletionTimestamp and cascading deletion through ownerReferences."""
+
+import asyncio
+
+import pytest
+
+from conftest import Device, make_client
+
+WEB = {"type": "server", "ipAddress": "10.0.0.1"}
+
+
+def envelope(name, **metadata):
+    return {"metadata": {"name": name, **metadata}, "spec": WEB}
+
+
+async def wait_gone(client, path, timeout=10.0):
+    async with asyncio.timeout(timeout):
+        while (await client.get(path)).status_code != 404:
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def client(tmp_path):
+    async with make_client(tmp_path, kinds=(Device,)) as c:
+        yield c
+
+
+async def test_finalizer_holds_deletion_until_removed(client):
+    created = await client.post("/devices", json=envelope("db", finalizers=["example.com/x"]))
+    assert created.json()["metadata"]["finalizers"] == ["example.com/x"]
+    pending = await client.delete("/devices/db")
+    assert pending.status_code == 200
+    assert pending.json()["finalizers"] == ["example.com/x"]
+    marked = (await client.get("/devices/db")).json()
+    assert marked["metadata"]["deletionTimestamp"].endswith("Z")
+    again = await client.delete("/devices/db")  # deleting again changes nothing
+    assert again.json()["finalizers"] == ["example.com/x"]
+    assert (await client.get("/devices/db")).json()["metadata"]["resourceVersion"] == \
+        marked["metadata"]["resourceVersion"]
+    cleared = await client.put("/devices/db", json=envelope("db", finalizers=[]))
+    assert cleared.status_code == 200
+    assert (await client.get("/devices/db")).status_code == 404
+
+
+async def test_metadata_without_extras_stays_compact(client):
+    obj = (await client.post("/devices", json={"name": "a", **WEB})).json()
+    assert set(obj["metadata"]) == {"name", "uid", "labels", "annotations", "createdAt",
+                                    "updatedAt", "resourceVersion", "generation"}
+
+
+async def test_deleting_an_owner_deletes_its_dependents_in_waves(client):
+    root = (await client.post("/devices", json=envelope("root"))).json()
+
+    def owned_by(obj):
+        meta = obj["metadata"]
+        return [{"kind": "Device", "name": meta["name"], "uid": meta["uid"],
+                 "controller": True}]
+
+    mids = [(await client.post("/devices", json=envelope(f"mid-{i}",
+                                                         ownerReferences=owned_by(root)))).json()
+            for i in range(3)]
+    for mid in mids:
+        for j in range(2):
+            leaf = envelope(f"{mid['metadata']['name']}-leaf-{j}",
+                            ownerReferences=owned_by(mid))
+            assert (await client.post("/devices", json=leaf)).status_code == 201
+    await client.post("/devices", json=envelope("unrelated"))
+    assert len((await client.get("/devices")).json()) == 11
+
+    await client.delete("/devices/root")
+    await wait_gone(client, "/devices/mid-2-leaf-1")
+    names = [o["metadata"]["name"] for o in (await client.get("/devices")).json()]
+    assert names == ["unrelated"]
+
+
+async def test_dependent_with_finalizer_waits_for_it(client):
+    root = (await client.post("/devices", json=envelope("root"))).json()
+    ref = [{"kind": "Device", "name": "root", "uid": root["metadata"]["uid"]}]
+    await client.post("/devices", json=envelope("child", ownerReferences=ref,
+                                                finalizers=["example.com/keep"]))
+    await client.delete("/devices/root")
+    async with asyncio.timeout(10):
+        while not (await client.get("/devices/child")).json()["metadata"].get(
+                "deletionTimestamp"):
+            await asyncio.sleep(0.02)
+    await client.patch("/devices/child", content=b"[]",
+                       headers={"content-type": "application/json-patch+json"})
+    assert (await client.get("/devices/child")).status_code == 200
+    await client.put("/devices/child", json=envelope("child", finalizers=[]))
+    assert (await client.get("/devices/child")).status_code == 404
+
+
+async def test_orphans_left_by_a_crash_are_swept_at_start(tmp_path):
+    async with make_client(tmp_path) as client:
+        root = (await client.post("/devices", json=envelope("root"))).json()
+        ref = [{"kind": "Device", "name": "root", "uid": root["metadata"]["uid"]}]
+        await client.post("/devices", json=envelope("child", ownerReferences=ref))
+    # The owner vanishes while no server runs (as if the server died mid-cascade).
+    from fabrica.storage import FileStorage
+    await FileStorage(tmp_path / "data").delete("devices", root["metadata"]["uid"])
+    async with make_client(tmp_path) as client:
+        await wait_gone(client, "/devices/child")
+
+
+@pytest.mark.parametrize("metadata, field", [
+    ({"finalizers": "x"}, "metadata.finalizers"),
+    ({"finalizers": ["bad finalizer"]}, "metadata.finalizers"),
+    ({"ownerReferences": [{"kind": "Device"}]}, "metadata.ownerReferences.0.name"),
+    ({"ownerReferences": {"a": 1}}, "metadata.ownerReferences"),
+])
+async def test_bad_deletion_metadata_is_400(client, metadata, field):
+    response = await client.post("/devices", json=envelope("x", **metadata))
+    assert response.status_code == 400
+    assert field in {d["field"] for d in response.json()["details"]}
