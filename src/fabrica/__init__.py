@@ -19,8 +19,12 @@ from .resource import (
     remove_condition,
     set_condition,
 )
+from .storage import AlreadyExists, Conflict, NotFound
 
 __all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "NotFound",
     "Condition",
     "Metadata",
     "Model",

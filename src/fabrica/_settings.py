@@ -22,11 +22,18 @@ class ServiceSettings:
     events: bool = False
     events_bus: Literal["memory", "nats"] = "memory"
     nats_url: str = "nats://127.0.0.1:4222"
+    event_prefix: str = "io.fabrica"
+    event_source: str = ""  # empty: the project name
     reconcile: bool = False
     reconcile_workers: int = 5
     reconcile_requeue_minutes: float = 5
     auth: bool = False
     validation_mode: Literal["strict", "warn", "disabled"] = "strict"
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents ``source`` stem: ``SOURCE/resources/KIND/UID``."""
+        return self.event_source or self.project
 
     @property
     def env_prefix(self) -> str:

@@ -6,19 +6,25 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from .._settings import ServiceSettings
 from .._version import __version__
+from ..events import EventBus, MemoryBus, sse_stream
+from ..reconcile import Controller, ControllerMetrics, ResourceReconciler
 from ..resource import Resource
 from ..storage import Storage
 from ..store import GarbageCollector, ResourceStore
 from ._docs import docs_routes
-from ._errors import exception_handlers
+from ._errors import APIError, exception_handlers
+from ._observe import HTTPMetrics, metrics_endpoint
 from ._openapi import build_openapi
+from ._publisher import ChangePublisher
 from ._routes import KindEndpoints
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
@@ -32,37 +38,86 @@ def create_app(
     *,
     settings: ServiceSettings | None = None,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    bus: EventBus | None = None,
+    reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
 ) -> Starlette:
-    """Serve `kinds` (SPEC section 3) from `storage`; the app closes the storage on shutdown."""
+    """Serve `kinds` (SPEC section 3) from `storage`.
+
+    With events on (``settings.events`` or a `bus` given) every write publishes CloudEvents
+    and ``GET /events`` streams them; with `reconcilers`, a controller drives them. The app
+    starts and stops all of it with its lifespan, and closes the storage last.
+    """
     settings = settings or ServiceSettings(project="fabrica", package="fabrica_service")
     _check_unique(kinds)
     store = ResourceStore(storage, kinds)
     collector = GarbageCollector(store)
+    registry = CollectorRegistry()
+    if bus is None and (settings.events or reconcilers):
+        bus = MemoryBus()
+    if bus is not None:
+        store.add_listener(ChangePublisher(bus, prefix=settings.event_prefix,
+                                           source=settings.source))
+    controller = None
+    if reconcilers:
+        assert bus is not None
+        controller = Controller(
+            store, bus, reconcilers, worker_count=settings.reconcile_workers,
+            requeue_after=settings.reconcile_requeue_minutes * 60,
+            event_prefix=settings.event_prefix, metrics=ControllerMetrics(registry),
+        )
     openapi = build_openapi(list(kinds), title=settings.project,
                             description=settings.description)
     routes: list[BaseRoute] = [
         Route("/health", _health(settings, storage, kinds), methods=["GET"]),
         Route("/openapi.json", _openapi(openapi), methods=["GET"]),
+        Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
         *docs_routes(settings.project),
     ]
+    if bus is not None:
+        routes.append(Route("/events", _events(bus), methods=["GET"]))
     for cls in kinds:
         routes += KindEndpoints(cls, store, max_body_size=max_body_size,
                                 validation_mode=settings.validation_mode).routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if bus is not None:
+            await bus.start()
         await collector.start()
+        if controller is not None:
+            await controller.start()
         try:
             yield
         finally:
+            if controller is not None:
+                await controller.stop()
             await collector.stop()
+            if bus is not None:
+                await bus.close(drain=True)
             await storage.close()
 
-    app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)
+    app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
+                    middleware=[Middleware(HTTPMetrics, registry=registry)])
     app.state.store = store
     app.state.garbage_collector = collector
+    app.state.bus = bus
+    app.state.controller = controller
     app.state.settings = settings
     return app
+
+
+def _events(bus: EventBus) -> Any:
+    async def events(request: Request) -> Response:
+        pattern = request.query_params.get("type") or "**"
+        try:
+            stream = sse_stream(bus, pattern)
+        except ValueError as exc:
+            raise APIError(400, f"invalid type pattern: {exc}",
+                           [{"field": "type", "message": str(exc)}]) from None
+        return StreamingResponse(stream, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    return events
 
 
 def _check_unique(kinds: Sequence[type[Resource[Any, Any]]]) -> None:

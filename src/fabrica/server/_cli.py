@@ -16,6 +16,7 @@ import uvicorn
 
 from .._settings import ServiceSettings
 from .._version import __version__
+from ..reconcile import ResourceReconciler
 from ..resource import Resource
 from ..storage import FileStorage, Storage
 from ._app import DEFAULT_MAX_BODY_SIZE, create_app
@@ -32,14 +33,18 @@ def main(
     kinds: Sequence[type[Resource[Any, Any]]],
     settings: ServiceSettings,
     argv: Sequence[str] | None = None,
+    reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
 ) -> None:
-    """Run the service command line (``serve``) for `kinds`."""
+    """Run the service command line (``serve``) for `kinds` and their `reconcilers`."""
     args = list(argv) if argv is not None else None
-    service_cli(kinds, settings).main(args=args, prog_name=f"python -m {settings.package}.server")
+    service_cli(kinds, settings, reconcilers).main(
+        args=args, prog_name=f"python -m {settings.package}.server")
 
 
 def service_cli(
-    kinds: Sequence[type[Resource[Any, Any]]], settings: ServiceSettings
+    kinds: Sequence[type[Resource[Any, Any]]],
+    settings: ServiceSettings,
+    reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
 ) -> click.Group:
     env = settings.env_prefix
 
@@ -80,8 +85,10 @@ def service_cli(
         logging.basicConfig(level=log_level.upper(),
                             format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
         storage = _open_storage(settings, data_dir, database_url)
-        _report_features(settings, events_bus)
-        app = create_app(kinds, storage, settings=settings, max_body_size=max_body_size)
+        active = _active_reconcilers(settings, reconcilers)
+        _report_features(settings, events_bus, reconcilers, active)
+        app = create_app(kinds, storage, settings=settings, max_body_size=max_body_size,
+                         reconcilers=active)
         log.info("serving %s: %s", settings.project,
                  ", ".join(f"/{k.resource_info.plural}" for k in kinds) or "no resources")
         log.info("listening on http://%s:%d (docs at /docs)", host, port)
@@ -102,17 +109,37 @@ def _open_storage(settings: ServiceSettings, data_dir: str, database_url: str | 
     return storage
 
 
-def _report_features(settings: ServiceSettings, events_bus: str) -> None:
+def _active_reconcilers(
+    settings: ServiceSettings, reconcilers: Sequence[type[ResourceReconciler[Any]]]
+) -> list[type[ResourceReconciler[Any]]]:
+    if not settings.reconcile:
+        return []
+    return [cls for cls in reconcilers if cls.is_implemented()]
+
+
+def _report_features(
+    settings: ServiceSettings,
+    events_bus: str,
+    reconcilers: Sequence[type[ResourceReconciler[Any]]],
+    active: Sequence[type[ResourceReconciler[Any]]],
+) -> None:
     if settings.auth:
         raise click.UsageError(
             f"auth is enabled in .fabrica.yaml but {_NOT_YET}; refusing to serve without it"
         )
-    if settings.events:
-        log.warning("events (%s bus) are enabled in .fabrica.yaml but %s; none are published",
-                    events_bus, _NOT_YET)
+    if events_bus == "nats" and (settings.events or settings.reconcile):
+        raise click.UsageError(f"the NATS event bus is {_NOT_YET}; use --events-bus memory")
+    if settings.events or active:
+        log.info("events: memory bus, types %s.KIND.ACTION, stream at GET /events",
+                 settings.event_prefix)
     else:
         log.info("events: off")
-    if settings.reconcile:
-        log.warning("reconciliation is enabled in .fabrica.yaml but %s", _NOT_YET)
-    else:
-        log.info("reconcilers: none")
+    if not settings.reconcile:
+        log.info("reconcilers: off")
+        return
+    names = ", ".join(cls.kind.resource_info.kind for cls in active) or "none"
+    log.info("reconcilers: %s (%d workers each, requeue every %g min)", names,
+             settings.reconcile_workers, settings.reconcile_requeue_minutes)
+    idle = [cls.kind.resource_info.kind for cls in reconcilers if cls not in active]
+    if idle:
+        log.info("not reconciled (no reconcile_KIND written yet): %s", ", ".join(idle))

@@ -1,0 +1,124 @@
+"""Builders for the events Fabrica publishes: resource lifecycle and condition changes.
+
+Attribute and payload names follow Go Fabrica (``pkg/events``), so consumers written for it
+read these events unchanged. Lifecycle events are ``PREFIX.KIND.ACTION`` from
+``SOURCE/resources/KIND/UID``; condition events are ``PREFIX.condition.TYPE`` from
+``SOURCE/resources/KIND/UID/conditions/TYPE``. Both carry ``subject = PLURAL/UID``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ._cloudevent import CloudEvent, format_time
+
+__all__ = ["LIFECYCLE_ACTIONS", "condition_event", "lifecycle_event"]
+
+LIFECYCLE_ACTIONS = frozenset({"created", "updated", "patched", "deleted"})
+
+
+def lifecycle_event(
+    action: str,
+    kind: str,
+    plural: str,
+    uid: str,
+    name: str,
+    *,
+    prefix: str = "io.fabrica",
+    source: str = "fabrica",
+    resource: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> CloudEvent:
+    """The event for one successful write of a resource.
+
+    `action` is one of created, updated, patched, deleted. `resource` is the resource's wire
+    form (camelCase JSON) and `metadata` extra context, such as ``{"updateType": "status"}``
+    for status writes; each goes into ``data`` only when given. `now` is the clock seam.
+    """
+    if action not in LIFECYCLE_ACTIONS:
+        raise ValueError(f"unknown lifecycle action {action!r}: use one of {_actions()}")
+    _check_segment("kind", kind)
+    moment = now or datetime.now(UTC)
+    data: dict[str, Any] = {
+        "action": action,
+        "resourceKind": kind,
+        "resourceUID": uid,
+        "resourceName": name,
+        "changeTime": format_time(moment),
+    }
+    if metadata:
+        data["metadata"] = dict(metadata)
+    if resource is not None:
+        data["resource"] = dict(resource)
+    return CloudEvent(
+        type=f"{_prefix(prefix)}.{kind.lower()}.{action}",
+        source=f"{source}/resources/{kind}/{uid}",
+        subject=f"{plural}/{uid}",
+        time=moment,
+        resourcekind=kind,
+        resourceuid=uid,
+        action=action,
+        data=data,
+    )
+
+
+def condition_event(
+    kind: str,
+    plural: str,
+    uid: str,
+    name: str,
+    condition: Mapping[str, Any],
+    *,
+    prefix: str = "io.fabrica",
+    source: str = "fabrica",
+    previous_status: str | None = None,
+    now: datetime | None = None,
+) -> CloudEvent:
+    """The event for a condition whose status changed.
+
+    `condition` is the condition's wire form (``type``, ``status``, ``reason``, ``message``,
+    ``lastTransitionTime``, ...). ``data`` holds Go Fabrica's flat fields (conditionType,
+    status, previousStatus, reason, message, transitionTime), the resource's identity and
+    the whole condition under ``condition``.
+    """
+    ctype, status = condition.get("type"), condition.get("status")
+    if not isinstance(ctype, str) or not isinstance(status, str):
+        raise ValueError("a condition needs string 'type' and 'status' fields")
+    _check_segment("condition type", ctype)
+    _check_segment("kind", kind)
+    moment = now or datetime.now(UTC)
+    wire = {k: format_time(v) if isinstance(v, datetime) else v for k, v in condition.items()}
+    data: dict[str, Any] = {"conditionType": ctype, "status": status}
+    if previous_status is not None:
+        data["previousStatus"] = previous_status
+    data.update((k, wire[k]) for k in ("reason", "message") if wire.get(k))
+    data["transitionTime"] = wire.get("lastTransitionTime") or format_time(moment)
+    data.update(resourceKind=kind, resourceUID=uid, resourceName=name, condition=wire)
+    return CloudEvent(
+        type=f"{_prefix(prefix)}.condition.{ctype.lower()}",
+        source=f"{source}/resources/{kind}/{uid}/conditions/{ctype.lower()}",
+        subject=f"{plural}/{uid}",
+        time=moment,
+        resourcekind=kind,
+        resourceuid=uid,
+        extensions={"conditiontype": ctype, "conditionstatus": status},
+        data=data,
+    )
+
+
+def _actions() -> str:
+    return ", ".join(sorted(LIFECYCLE_ACTIONS))
+
+
+def _check_segment(what: str, value: str) -> None:
+    if not value or "." in value or any(c.isspace() for c in value):
+        raise ValueError(f"{what} {value!r} cannot be one segment of an event type")
+
+
+def _prefix(prefix: str) -> str:
+    if not prefix or "" in prefix.split("."):
+        raise ValueError(f"event type prefix {prefix!r} has an empty segment")
+    return prefix

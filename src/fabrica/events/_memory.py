@@ -1,0 +1,314 @@
+"""`MemoryBus`: the in-process event bus.
+
+Each subscription owns a bounded `Mailbox` and, for handlers, its own delivery task, so a
+slow or failing subscriber never holds up another: a handler that raises is logged (with
+the subscriber's name and the event's type) and counted, and delivery goes on.
+
+Back-pressure, when a subscriber's queue is full:
+
+- **Handlers wait.** `publish` waits, up to ``publish_timeout`` seconds, for the slow handler
+  to make room. Handlers are reconcilers and integrations: silently skipping their events
+  is the worst outcome, and slowing the writer down is the honest signal. The event already
+  holds its place in the queue while its publisher waits, so order is kept, and other
+  subscribers receive it at once. Past the deadline the event is dropped for that
+  subscriber only, logged as an error and counted; that also breaks the deadlock of a
+  handler whose own writes publish into its full queue. Level-triggered reconcilers recover
+  from such a drop at their next resync.
+- **Streams evict.** A stream (``GET /events``) drops its oldest queued event and counts it.
+  A remote client reading slowly must never slow the server's writes.
+
+Events published before `start` are queued and delivered once it runs. `close(drain=True)`
+delivers everything already published (bounded by its timeout) before it cancels the
+delivery tasks; streams end after their consumers have read what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import Self
+
+from ._bus import BusClosed, EventStream, Handler, Subscription, SubscriptionStats
+from ._cloudevent import CloudEvent
+from ._mailbox import Mailbox
+from ._patterns import TypePattern, compile_pattern
+
+__all__ = ["MemoryBus"]
+
+log = logging.getLogger("fabrica.events")
+
+_ROUTE_CACHE_SIZE = 4096
+
+
+class _HandlerSubscription:
+    def __init__(
+        self, bus: MemoryBus, pattern: TypePattern, handler: Handler, name: str, size: int
+    ) -> None:
+        self._bus, self._pattern, self._handler, self._name = bus, pattern, handler, name
+        self.mailbox = Mailbox(size)
+        self._task: asyncio.Task[None] | None = None
+        self._delivered = self._failed = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def pattern(self) -> str:
+        return self._pattern.pattern
+
+    @property
+    def stats(self) -> SubscriptionStats:
+        return SubscriptionStats(
+            name=self._name,
+            pattern=self.pattern,
+            mode="handler",
+            delivered=self._delivered,
+            failed=self._failed,
+            dropped=self.mailbox.dropped,
+            pending=len(self.mailbox),
+        )
+
+    def matches(self, event_type: str) -> bool:
+        return self._pattern.matches(event_type)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"fabrica.events:{self._name}")
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    async def close(self) -> None:
+        self._bus._remove(self)
+        self.mailbox.close()
+        task = self._task
+        if task is None or task is asyncio.current_task():
+            return  # a handler closing its own subscription: the loop ends after it returns
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while (event := await self.mailbox.get()) is not None:
+            try:
+                await self._handler(event)
+            except Exception:
+                self._failed += 1
+                log.exception(
+                    "event handler %s failed on %s (id %s)", self._name, event.type, event.id
+                )
+            else:
+                self._delivered += 1
+
+
+class _StreamSubscription:
+    def __init__(self, bus: MemoryBus, pattern: TypePattern, size: int) -> None:
+        self._bus, self._pattern = bus, pattern
+        self._name = f"stream:{pattern.pattern}"
+        self.mailbox = Mailbox(size)
+        self._delivered = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def pattern(self) -> str:
+        return self._pattern.pattern
+
+    @property
+    def stats(self) -> SubscriptionStats:
+        return SubscriptionStats(
+            name=self._name,
+            pattern=self.pattern,
+            mode="stream",
+            delivered=self._delivered,
+            failed=0,
+            dropped=self.mailbox.dropped,
+            pending=len(self.mailbox),
+        )
+
+    def matches(self, event_type: str) -> bool:
+        return self._pattern.matches(event_type)
+
+    async def close(self) -> None:
+        self._bus._remove(self)
+        self.mailbox.close()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> CloudEvent:
+        event = await self.mailbox.get()
+        if event is None:
+            raise StopAsyncIteration
+        self._delivered += 1
+        return event
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+_Sub = _HandlerSubscription | _StreamSubscription
+
+
+class MemoryBus:
+    """An in-process `EventBus`: one asyncio loop, no persistence.
+
+    `queue_size` bounds each handler's queue; `stream_size` is the default bound of a
+    stream; `publish_timeout` is how long `publish` waits for a full handler queue (see
+    the module docstring for the policy). Use ``async with MemoryBus() as bus:`` or call
+    `start` and `close`.
+    """
+
+    def __init__(
+        self, queue_size: int = 1000, *, stream_size: int = 100, publish_timeout: float = 5.0
+    ) -> None:
+        if queue_size < 1 or stream_size < 1:
+            raise ValueError("queue sizes must be at least 1")
+        self._queue_size, self._stream_size = queue_size, stream_size
+        self._publish_timeout = publish_timeout
+        self._subs: list[_Sub] = []
+        self._routes: dict[str, tuple[_Sub, ...]] = {}
+        self._started = self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def start(self) -> None:
+        if self._closed:
+            raise BusClosed("the event bus is closed and cannot be started again")
+        self._started = True
+        for sub in self._handlers():
+            sub.start()
+
+    async def publish(self, event: CloudEvent) -> None:
+        if self._closed:
+            raise BusClosed(f"cannot publish {event.type}: the event bus is closed")
+        waiting: list[tuple[_HandlerSubscription, int]] = []
+        for sub in self._route(event.type):
+            if isinstance(sub, _StreamSubscription):
+                sub.mailbox.push_evicting(event)
+            elif (seq := sub.mailbox.push(event)) is not None:
+                waiting.append((sub, seq))
+        if waiting:
+            await self._wait_for_room(event, waiting)
+
+    async def subscribe(
+        self, pattern: str, handler: Handler, *, name: str | None = None
+    ) -> Subscription:
+        compiled = self._open_check(pattern)
+        label = name or getattr(handler, "__qualname__", None) or repr(handler)
+        sub = _HandlerSubscription(self, compiled, handler, label, self._queue_size)
+        self._add(sub)
+        if self._started:
+            sub.start()
+        return sub
+
+    def stream(self, pattern: str = "**", *, maxsize: int | None = None) -> EventStream:
+        """A bounded iterator of matching events, subscribed as soon as this returns."""
+        sub = _StreamSubscription(self, self._open_check(pattern), maxsize or self._stream_size)
+        self._add(sub)
+        return sub
+
+    async def close(self, drain: bool = True, timeout: float = 5.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        subs = list(self._subs)
+        for sub in subs:
+            if drain:
+                sub.mailbox.finish()
+            else:
+                sub.mailbox.close()
+        if drain:
+            for handler in self._handlers():
+                handler.start()
+            await self._drain(timeout)
+        for sub in subs:
+            if isinstance(sub, _HandlerSubscription):
+                await sub.close()
+        self._routes.clear()
+
+    def stats(self) -> list[SubscriptionStats]:
+        return [sub.stats for sub in self._subs]
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _drain(self, timeout: float) -> None:
+        me = asyncio.current_task()
+        tasks = {s.task for s in self._handlers() if s.task is not None and s.task is not me}
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=timeout)
+        if late:
+            pending = sum(len(s.mailbox) for s in self._handlers())
+            log.warning("event bus closed with %d events undelivered after %.1fs", pending, timeout)
+
+    async def _wait_for_room(
+        self, event: CloudEvent, waiting: list[tuple[_HandlerSubscription, int]]
+    ) -> None:
+        deadline = asyncio.get_running_loop().time() + self._publish_timeout
+        for index, (sub, seq) in enumerate(waiting):
+            try:
+                room = await sub.mailbox.wait_room(seq, deadline)
+            except BaseException:
+                for later, later_seq in waiting[index + 1 :]:
+                    later.mailbox.retract(later_seq)
+                raise
+            if not room and not sub.mailbox.closed:  # a closed one counted it already
+                log.error(
+                    "event %s (id %s) dropped for subscriber %s: queue of %d full for %.1fs",
+                    event.type,
+                    event.id,
+                    sub.name,
+                    sub.mailbox.maxsize,
+                    self._publish_timeout,
+                )
+
+    def _open_check(self, pattern: str) -> TypePattern:
+        if self._closed:
+            raise BusClosed(f"cannot subscribe to {pattern!r}: the event bus is closed")
+        return compile_pattern(pattern)
+
+    def _route(self, event_type: str) -> tuple[_Sub, ...]:
+        subs = self._routes.get(event_type)
+        if subs is None:
+            if len(self._routes) >= _ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            subs = tuple(s for s in self._subs if s.matches(event_type))
+            self._routes[event_type] = subs
+        return subs
+
+    def _handlers(self) -> list[_HandlerSubscription]:
+        return [s for s in self._subs if isinstance(s, _HandlerSubscription)]
+
+    def _add(self, sub: _Sub) -> None:
+        self._subs.append(sub)
+        self._routes.clear()
+
+    def _remove(self, sub: _Sub) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+            self._routes.clear()

@@ -1,0 +1,72 @@
+"""Server-sent events for ``GET /events?type=PATTERN``.
+
+Each event is one SSE message: an ``id:`` line (the CloudEvent id) and one ``data:`` line
+holding the compact structured CloudEvent. There is no ``event:`` line on purpose: a
+browser's ``EventSource.onmessage`` only sees unnamed messages, and the type is in the JSON.
+A comment opens the stream once the subscription is live (it also flushes the response
+headers through proxies), and ``: keepalive`` comments follow whenever `heartbeat` seconds
+pass without an event, so idle connections are not timed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from ._bus import EventBus, EventStream
+from ._cloudevent import CloudEvent
+from ._patterns import compile_pattern
+
+__all__ = ["KEEPALIVE", "OPENED", "format_sse", "sse_stream"]
+
+OPENED = b": connected\n\n"
+KEEPALIVE = b": keepalive\n\n"
+
+
+def format_sse(event: CloudEvent) -> bytes:
+    """One SSE message for `event`."""
+    lines = [] if "\n" in event.id or "\r" in event.id else [f"id: {event.id}"]
+    lines.append(f"data: {event.to_json()}")
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def sse_stream(
+    bus: EventBus, pattern: str = "**", *, heartbeat: float = 15.0, maxsize: int | None = None
+) -> AsyncIterator[bytes]:
+    """The byte chunks of an SSE response carrying the events whose type matches `pattern`.
+
+    The pattern is checked here, before any response starts: ValueError explains what is
+    wrong with it. The subscription is made when iteration starts and ends when the
+    iterator is closed (client gone) or the bus closes; `maxsize` bounds its queue.
+    """
+    compile_pattern(pattern)
+    if heartbeat <= 0:
+        raise ValueError("heartbeat must be a positive number of seconds")
+    return _frames(bus, pattern, heartbeat, maxsize)
+
+
+async def _frames(
+    bus: EventBus, pattern: str, heartbeat: float, maxsize: int | None
+) -> AsyncIterator[bytes]:
+    async with bus.stream(pattern, maxsize=maxsize) as events:
+        yield OPENED
+        upcoming = asyncio.ensure_future(_next(events))
+        try:
+            while True:
+                done, _ = await asyncio.wait({upcoming}, timeout=heartbeat)
+                if not done:
+                    yield KEEPALIVE
+                    continue
+                if (event := upcoming.result()) is None:
+                    return
+                yield format_sse(event)
+                upcoming = asyncio.ensure_future(_next(events))
+        finally:
+            upcoming.cancel()
+
+
+async def _next(events: EventStream) -> CloudEvent | None:
+    try:
+        return await anext(events)
+    except StopAsyncIteration:
+        return None

@@ -1,0 +1,56 @@
+"""Turns the store's committed writes into CloudEvents on the bus (SPEC section 4).
+
+One lifecycle event per write, whoever made it; status writes carry
+``data.metadata.updateType = "status"``; and one ``PREFIX.condition.TYPE`` event for each
+condition whose status changed (or appeared) in that write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..events import EventBus, condition_event, lifecycle_event
+from ..resource import Resource
+from ..store import Change
+
+__all__ = ["ChangePublisher"]
+
+
+class ChangePublisher:
+    def __init__(self, bus: EventBus, *, prefix: str = "io.fabrica", source: str = "fabrica"):
+        self.bus = bus
+        self.prefix = prefix
+        self.source = source
+
+    async def __call__(self, change: Change) -> None:
+        obj = change.resource
+        info = obj.resource_info
+        metadata = {"updateType": change.update_type} if change.update_type else None
+        await self.bus.publish(lifecycle_event(
+            change.action, info.kind, info.plural, obj.uid, obj.name,
+            prefix=self.prefix, source=self.source,
+            resource=obj.model_dump(mode="json", by_alias=True), metadata=metadata,
+        ))
+        for condition, previous in _changed_conditions(change.previous, obj):
+            await self.bus.publish(condition_event(
+                info.kind, info.plural, obj.uid, obj.name, condition,
+                prefix=self.prefix, source=self.source, previous_status=previous,
+            ))
+
+
+def _conditions(obj: Resource[Any, Any] | None) -> dict[str, dict[str, Any]]:
+    if obj is None or "conditions" not in type(obj.status).model_fields:
+        return {}
+    return {c.type: c.model_dump(mode="json", by_alias=True) for c in obj.status.conditions}
+
+
+def _changed_conditions(
+    previous: Resource[Any, Any] | None, current: Resource[Any, Any]
+) -> list[tuple[dict[str, Any], str | None]]:
+    before = _conditions(previous)
+    changed = []
+    for ctype, condition in _conditions(current).items():
+        old = before.get(ctype)
+        if old is None or old["status"] != condition["status"]:
+            changed.append((condition, None if old is None else old["status"]))
+    return changed
