@@ -100,14 +100,28 @@ def test_init_every_option(run: Run, tmp_path: Path) -> None:
 
 
 def test_init_reports_features_not_available_yet(run: Run) -> None:
-    result = run("init", "svc", "--events", "--reconcile", "--storage-type", "sql", "--auth")
+    args = "init svc --events --events-bus nats --reconcile --storage-type sql --auth"
+    result = run(*args.split())
     assert result.exit_code == 0, result.output
     everything = ServiceSettings(
-        "svc", "svc", storage_type="sql", events=True, reconcile=True, auth=True
+        "svc",
+        "svc",
+        storage_type="sql",
+        events=True,
+        events_bus="nats",
+        reconcile=True,
+        auth=True,
     )
     assert pending_features(everything) == list(NOT_YET_AVAILABLE)
     for feature in NOT_YET_AVAILABLE:
         assert f"{feature}: recorded in .fabrica.yaml, not available yet" in result.stderr
+    assert "events bus nats: recorded" in result.stderr
+
+
+def test_init_events_and_reconcile_are_available(run: Run) -> None:
+    result = run("init", "svc", "--events", "--reconcile")
+    assert result.exit_code == 0, result.output
+    assert "not available yet" not in result.stderr
 
 
 @pytest.mark.parametrize(

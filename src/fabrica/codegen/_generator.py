@@ -4,12 +4,15 @@ Two kinds of output. Generated files (`*_generated.py`) are rewritten on every r
 when their content changes, so a second run leaves every byte and mtime alone. User files
 (pyproject.toml, README.md, the `__main__.py` stubs, ...) are created when missing and never
 touched again. Everything is rendered before anything is written: an error writes nothing.
+With reconciliation on, `PKG/reconcilers/` gets two files per kind as well: the generated
+base class and the user's stub that subclasses it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import keyword
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +46,20 @@ _GENERATED_FILES = (
     ("{package}/settings_generated.py", "generated/settings_generated.py.j2"),
     ("{package}/server/server_generated.py", "generated/server_generated.py.j2"),
     ("{package}/client/client_generated.py", "generated/client_generated.py.j2"),
+)
+# Only with reconciliation on. Per-kind paths: "{kind}" stands for the lower-cased kind.
+_RECONCILE_USER_FILES = (("{package}/reconcilers/__init__.py", "project/reconcilers_init.py.j2"),)
+_RECONCILE_GENERATED_FILES = (
+    ("{package}/reconcilers/registration_generated.py", "generated/registration_generated.py.j2"),
+)
+_RECONCILE_KIND_USER_FILES = (
+    ("{package}/reconcilers/{kind}_reconciler.py", "project/kind_reconciler.py.j2"),
+)
+_RECONCILE_KIND_GENERATED_FILES = (
+    (
+        "{package}/reconcilers/{kind}_reconciler_generated.py",
+        "generated/kind_reconciler_generated.py.j2",
+    ),
 )
 _BARE_TOML_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -87,7 +104,13 @@ def render_project(settings: ServiceSettings, kinds: list[ResourceClass]) -> lis
     env = template_env()
     context = _context(settings, kinds)
     files = [(p, t, False) for p, t in _USER_FILES] + [(p, t, True) for p, t in _GENERATED_FILES]
-    return [
+    kind_files: list[tuple[str, str, bool]] = []
+    if settings.reconcile:
+        files += [(p, t, False) for p, t in _RECONCILE_USER_FILES]
+        files += [(p, t, True) for p, t in _RECONCILE_GENERATED_FILES]
+        kind_files += [(p, t, False) for p, t in _RECONCILE_KIND_USER_FILES]
+        kind_files += [(p, t, True) for p, t in _RECONCILE_KIND_GENERATED_FILES]
+    rendered = [
         RenderedFile(
             path=path.format(package=settings.package),
             content=env.get_template(template).render(context),
@@ -95,6 +118,16 @@ def render_project(settings: ServiceSettings, kinds: list[ResourceClass]) -> lis
         )
         for path, template, generated in files
     ]
+    rendered += [
+        RenderedFile(
+            path=path.format(package=settings.package, kind=kind["singular"]),
+            content=env.get_template(template).render(context, kind=kind),
+            generated=generated,
+        )
+        for kind in context["kinds"]
+        for path, template, generated in kind_files
+    ]
+    return rendered
 
 
 def template_env() -> jinja2.Environment:
@@ -125,10 +158,20 @@ def _context(settings: ServiceSettings, kinds: list[ResourceClass]) -> dict[str,
             "# Do not edit: changes are overwritten."
         ),
         "kinds": [
-            {"name": cls.resource_info.kind, "module": cls.__module__.rsplit(".", 1)[-1]}
+            {
+                "name": cls.resource_info.kind,
+                "module": cls.__module__.rsplit(".", 1)[-1],
+                "singular": cls.resource_info.singular,
+                "var": _variable(cls.resource_info.singular),
+            }
             for cls in kinds
         ],
     }
+
+
+def _variable(singular: str) -> str:
+    """A parameter name for one object of a kind: `rack`, or `obj` where Python forbids it."""
+    return "obj" if keyword.iskeyword(singular) or singular == "self" else singular
 
 
 def _write(root: Path, file: RenderedFile) -> FileChange | None:
