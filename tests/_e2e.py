@@ -78,3 +78,23 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+RACK_KINDS = ("RackTemplate", "Rack", "Chassis", "Blade", "BMC", "Node")
+RACK_FILES = ("racktemplate", "rack", "chassis", "blade", "bmc", "node")
+
+
+def make_rack_project(root: Path) -> Path:
+    """The seed walkthrough, as its README says: init, add six kinds, copy, generate."""
+    fabrica("init", "rack-inventory", "--module", "github.com/example/rack-inventory",
+            "--storage-type", "file", "--events", "--events-bus", "memory", "--reconcile",
+            cwd=root)
+    project = root / "rack-inventory"
+    for kind in RACK_KINDS:
+        fabrica("add", "resource", kind, cwd=project)
+    example = EXAMPLES / "rack-reconciliation"
+    for name in RACK_FILES:
+        shutil.copy(example / f"{name}.py", project / "rack_inventory" / "resources")
+    shutil.copy(example / "rack_reconciler.py", project / "rack_inventory" / "reconcilers")
+    fabrica("generate", cwd=project)
+    return project

@@ -1,10 +1,11 @@
 """The controller: events in, keys queued, workers reconciling (controller-runtime's shape).
 
-source: the event bus. Every lifecycle event (whoever wrote) is mapped by `_keys_for`:
+source: the event bus. Every lifecycle event (whoever wrote) is mapped to keys:
   the resource itself when its kind has a reconciler, except status-only writes of that
   kind, which a reconciler makes itself (controller-runtime's GenerationChanged predicate);
-  and each owner in its ``ownerReferences`` whose kind has a reconciler, so a parent hears
-  about its children.
+  and the nearest reconciled ancestor along its ``ownerReferences``: a rack hears that a
+  node three levels down was deleted (node → blade → chassis → rack) and puts it back.
+  Owners are looked up in a map fed by the events themselves, falling back to the store.
 queue: one `WorkQueue` per kind, keyed by uid: dedup, one worker per key at a time, a
   change during a reconcile re-queued afterwards, failures retried with per-key backoff.
 workers: `worker_count` per kind, each with a timeout per reconcile.
@@ -21,7 +22,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..events import CloudEvent, EventBus, Subscription
-from ..store import ResourceStore
+from ..storage import NotFound
+from ..store import ResourceStore, UnknownKind
 from ._client import ReconcileClient
 from ._metrics import ControllerMetrics
 from ._queue import QueueShutDown, WorkQueue
@@ -31,6 +33,8 @@ from ._result import Request, Result
 __all__ = ["Controller"]
 
 log = logging.getLogger("fabrica.reconcile")
+
+_MAX_OWNER_DEPTH = 8
 
 
 class _KindWorkers:
@@ -72,6 +76,8 @@ class Controller:
             reconciler = cls(self.client, requeue_after=requeue_after)
             self._kinds[cls.kind.resource_info.kind] = _KindWorkers(reconciler, worker_count)
         self._subscription: Subscription | None = None
+        # uid → (kind, owner references) of resources seen in events: the ancestor walk.
+        self._owners: dict[str, tuple[str, list[tuple[str, str]]]] = {}
 
     @property
     def kinds(self) -> Sequence[str]:
@@ -131,8 +137,41 @@ class Controller:
     # -- source → keys -------------------------------------------------------------------
 
     async def _on_event(self, event: CloudEvent) -> None:
-        for kind, uid in _keys_for(event, self._kinds):
+        kind, uid = event.resourcekind, event.resourceuid
+        if kind is None or uid is None or event.action is None:
+            return  # condition events and others: the lifecycle event already told us
+        data = event.data if isinstance(event.data, dict) else {}
+        status_only = (data.get("metadata") or {}).get("updateType") == "status"
+        if kind in self._kinds and not status_only:
             self.enqueue(kind, uid)
+        owners = _owner_refs(data.get("resource") or {})
+        if event.action == "deleted":
+            self._owners.pop(uid, None)
+        else:
+            self._owners[uid] = (kind, owners)
+        for owner_kind, owner_uid in owners:
+            await self._enqueue_ancestor(owner_kind, owner_uid)
+
+    async def _enqueue_ancestor(self, kind: str, uid: str, depth: int = 0) -> None:
+        if kind in self._kinds:
+            self.enqueue(kind, uid)
+            return
+        if depth >= _MAX_OWNER_DEPTH:
+            return
+        known = self._owners.get(uid)
+        if known is None:
+            known = await self._load_owners(kind, uid)
+        for owner_kind, owner_uid in known[1] if known else ():
+            await self._enqueue_ancestor(owner_kind, owner_uid, depth + 1)
+
+    async def _load_owners(self, kind: str, uid: str) -> tuple[str, list[tuple[str, str]]] | None:
+        try:
+            obj = await self.store.get(self.store.kind(kind), uid)
+        except (NotFound, UnknownKind):
+            return None
+        found = (kind, [(r.kind, r.uid) for r in obj.metadata.owner_references])
+        self._owners[uid] = found
+        return found
 
     # -- workers -------------------------------------------------------------------------
 
@@ -170,20 +209,11 @@ class Controller:
                 queue.done(uid)
 
 
-def _keys_for(event: CloudEvent, kinds: dict[str, Any]) -> list[tuple[str, str]]:
-    kind, uid = event.resourcekind, event.resourceuid
-    if kind is None or event.action is None:
-        return []  # condition events and others: the lifecycle event already told us
-    data = event.data if isinstance(event.data, dict) else {}
-    keys: list[tuple[str, str]] = []
-    status_only = (data.get("metadata") or {}).get("updateType") == "status"
-    if kind in kinds and isinstance(uid, str) and not status_only:
-        keys.append((kind, uid))
-    resource = data.get("resource") or {}
-    for ref in (resource.get("metadata") or {}).get("ownerReferences") or []:
-        if isinstance(ref, dict) and ref.get("kind") in kinds and isinstance(ref.get("uid"), str):
-            keys.append((ref["kind"], ref["uid"]))
-    return keys
+def _owner_refs(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    refs = (resource.get("metadata") or {}).get("ownerReferences") or []
+    return [(r["kind"], r["uid"]) for r in refs
+            if isinstance(r, dict) and isinstance(r.get("kind"), str)
+            and isinstance(r.get("uid"), str)]
 
 
 def _outcome(result: Result) -> str:
