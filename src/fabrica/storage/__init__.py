@@ -1,6 +1,14 @@
 """Storage backends: the `Storage` protocol and the file backend."""
 
-from ._base import AlreadyExists, Conflict, Document, NotFound, Storage, StorageError
+from ._base import (
+    AlreadyExists,
+    Conflict,
+    Document,
+    NotFound,
+    Storage,
+    StorageError,
+    Unavailable,
+)
 from ._file import FileStorage
 
 __all__ = [
@@ -11,4 +19,5 @@ __all__ = [
     "NotFound",
     "Storage",
     "StorageError",
+    "Unavailable",
 ]

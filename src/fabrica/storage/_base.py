@@ -21,7 +21,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..resource import Selector
 
-__all__ = ["AlreadyExists", "Conflict", "Document", "NotFound", "Storage", "StorageError"]
+__all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "Document",
+    "NotFound",
+    "Storage",
+    "StorageError",
+    "Unavailable",
+]
 
 Document = dict[str, Any]
 
@@ -57,6 +65,13 @@ class Conflict(StorageError):
         self.uid = uid
         self.expected = expected
         self.actual = actual
+
+
+class Unavailable(StorageError):
+    """The backend cannot be reached right now (a database restart, a lost connection).
+
+    The request may be retried; the server answers 503 and recovers by itself.
+    """
 
 
 @runtime_checkable
