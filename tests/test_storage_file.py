@@ -88,7 +88,7 @@ async def test_stale_name_entry_from_a_crash_is_replaced(storage, tmp_path):
     # A crash between writing the name index entry and the document leaves an entry that
     # points at nothing; it must not block the name forever.
     await storage.create("devices", doc("other", "dev-0000000c"))
-    (tmp_path / "devices" / ".names" / "web").write_text("dev-0000000f")
+    os.symlink("dev-0000000f.json", tmp_path / "devices" / "@web")
     created = await storage.create("devices", doc("web", "dev-0000000a"))
     assert await storage.get_by_name("devices", "web") == created
 
@@ -156,3 +156,33 @@ def test_processes_sharing_a_data_dir_create_a_name_once(tmp_path):
     assert outcomes == ["lost"] * 5 + ["won"]
     files = [f for f in os.listdir(tmp_path / "devices") if f.endswith(".json")]
     assert len(files) == 1
+
+
+def test_name_links_are_inspectable(tmp_path):
+    storage = FileStorage(tmp_path)
+    storage.create_sync("devices", doc("web-01", "dev-0000000a"))
+    link = tmp_path / "devices" / "@web-01"
+    assert os.readlink(link) == "dev-0000000a.json"
+    assert json.loads(link.read_text())["metadata"]["uid"] == "dev-0000000a"
+
+
+def test_parallel_creates_of_distinct_names_all_land(tmp_path):
+    storage = FileStorage(tmp_path)
+    errors: list[Exception] = []
+
+    def create(i):
+        try:
+            storage.create_sync("devices", doc(f"n{i}", f"dev-{i:08x}"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    docs = storage.list_sync("devices")
+    assert len(docs) == 64
+    versions = [d["metadata"]["resourceVersion"] for d in docs]
+    assert len(set(versions)) == 64  # never the same version twice in a collection

@@ -1,22 +1,31 @@
 """File storage: one JSON document per resource, ``DATA_DIR/PLURAL/UID.json``.
 
-Durability: every write goes to a temporary file in the same directory, is fsynced, renamed
-over the target and the directory is fsynced, so a crash leaves the old or the new document,
-never a torn one. Concurrency: writers of one collection hold an exclusive ``flock`` on
-``PLURAL/.lock`` for their check-and-write, which serialises threads of this process and
-other processes sharing the data dir alike; readers take no lock (rename is atomic).
+Durability: every document is written to a temporary file in its directory, fsynced, moved
+into place by an atomic rename (or hard link, for a create) and the directory is fsynced, so
+a crash leaves the old or the new document, never a torn one.
 
-Names are unique per collection through an index of small files, ``PLURAL/.names/NAME``,
-each holding a uid. The index entry is written before the document and removed after it,
-so a crash can only leave an entry that points at nothing, which the next writer of that
-name recognises as stale and replaces. A collection without an index (documents copied in
-by hand) gets one rebuilt on first use.
+Names: ``PLURAL/@NAME`` is a symbolic link to ``UID.json``. It lives in the same directory
+as the documents (one directory fsync covers both), resolves to the document by itself
+(``cat data/racks/@rack-01``), and is created with ``symlink()``, which fails when the name
+is taken. It is made before the document and removed after it, so a crash can only leave a
+link to nothing, which the next creator of that name recognises as stale and replaces.
+Documents copied in by hand get their links on first use of the collection.
 
-Every write of a collection takes the next number of its revision counter,
-``PLURAL/.revision``, as the document's ``resourceVersion``. The counter is written without
-fsync: should a crash roll it back, an update still takes a number above the document's own,
-so a resource never sees a version twice. Spec snapshots of versioned kinds live in
-``PLURAL/.versions/UID/VERSION.json`` and are written before the document they belong to.
+Concurrency, within a process and across processes sharing the data dir: a write takes an
+exclusive ``flock`` on one of 64 lock files picked by hashing the uid (updates, deletes) or
+the name (creates), so writers of different resources run in parallel, fsyncs included,
+and the kernel batches their journal commits. A delete, the only writer needing both, takes
+the uid lock first and then the name lock; nobody takes them the other way round. Readers
+take no lock: renames are atomic.
+
+``resourceVersion`` comes from the collection's revision counter, ``PLURAL/.revision``, a
+20-digit number rewritten in place under its own short lock (no fsync: should a crash roll
+it back, a write still takes a number above the document's own version, so no resource
+ever sees a version twice). So versions are small, grow across the collection, and a
+resource deleted and re-created under the same name starts above its predecessor.
+
+Spec snapshots of versioned kinds live in ``PLURAL/.versions/UID/VERSION.json``, written
+under the same lock and before the document they belong to.
 
 Ids never reach the filesystem unchecked: uids must look like ``prefix-hex`` and names like
 DNS-1123 subdomains, so no id can address a path outside the data dir.
@@ -25,6 +34,7 @@ DNS-1123 subdomains, so no id can address a path outside the data dir.
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import json
 import os
@@ -32,18 +42,26 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..resource import Selector, is_dns1123_subdomain, is_valid_plural
 from ._base import AlreadyExists, Conflict, Document, NotFound
 
 __all__ = ["FileStorage"]
 
+T = TypeVar("T")
 _UID = re.compile(r"^[a-z][a-z0-9]*-[0-9a-f]{8,64}$")
+_DOC_FILE = re.compile(r"^[a-z][a-z0-9]*-[0-9a-f]{8,64}\.json$")
 _VERSION_ID = re.compile(r"^v[0-9]{1,12}$")
+_STRIPES = 64
 _STALE_TEMP_SECONDS = 300
+_INDEX_MARKER = ".index-v2"
+_REVISION_WIDTH = 20
 
 
 class FileStorage:
@@ -51,17 +69,23 @@ class FileStorage:
 
     name = "file"
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], *, io_threads: int = 32) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._ready: set[str] = set()
+        # Writes spend their time in fsync, which releases the GIL: many threads let the
+        # kernel batch concurrent writers into one journal commit.
+        self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="fabrica-file")
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
     # -- async API -----------------------------------------------------------------------
 
     async def create(
         self, collection: str, doc: Document, snapshot: Document | None = None
     ) -> Document:
-        return await asyncio.to_thread(self.create_sync, collection, doc, snapshot)
+        return await self._run(self.create_sync, collection, doc, snapshot)
 
     async def get(self, collection: str, uid: str) -> Document:
         # A single small read is faster inline than a thread hop.
@@ -78,7 +102,7 @@ class FileStorage:
         limit: int | None = None,
         after: str | None = None,
     ) -> list[Document]:
-        return await asyncio.to_thread(self.list_sync, collection, selector, limit, after)
+        return await self._run(self.list_sync, collection, selector, limit, after)
 
     async def update(
         self,
@@ -87,28 +111,26 @@ class FileStorage:
         expected_version: str,
         snapshot: Document | None = None,
     ) -> Document:
-        return await asyncio.to_thread(
-            self.update_sync, collection, doc, expected_version, snapshot
-        )
+        return await self._run(self.update_sync, collection, doc, expected_version, snapshot)
+
+    async def delete(
+        self, collection: str, uid: str, expected_version: str | None = None
+    ) -> Document:
+        return await self._run(self.delete_sync, collection, uid, expected_version)
 
     async def list_versions(self, collection: str, uid: str) -> list[Document]:
-        return await asyncio.to_thread(self.list_versions_sync, collection, uid)
+        return await self._run(self.list_versions_sync, collection, uid)
 
     async def get_version(self, collection: str, uid: str, version_id: str) -> Document:
         return self.get_version_sync(collection, uid, version_id)
 
     async def delete_version(self, collection: str, uid: str, version_id: str) -> None:
-        await asyncio.to_thread(self.delete_version_sync, collection, uid, version_id)
-
-    async def delete(
-        self, collection: str, uid: str, expected_version: str | None = None
-    ) -> Document:
-        return await asyncio.to_thread(self.delete_sync, collection, uid, expected_version)
+        await self._run(self.delete_version_sync, collection, uid, version_id)
 
     async def close(self) -> None:
-        return None
+        self._executor.shutdown(wait=True)
 
-    # -- synchronous implementation ------------------------------------------------------
+    # -- writes --------------------------------------------------------------------------
 
     def create_sync(
         self, collection: str, doc: Document, snapshot: Document | None = None
@@ -116,24 +138,79 @@ class FileStorage:
         meta = doc["metadata"]
         uid, name = meta["uid"], meta["name"]
         path = self._doc_path(collection, uid)
-        with self._locked(collection):
-            if path.exists():
-                raise AlreadyExists(collection, "uid", uid)
-            if self._lookup_name(collection, name) is not None:
-                raise AlreadyExists(collection, "name", name)
-            stored = _with_version(doc, self._next_revision(collection, "0"))
-            _atomic_write(self._name_path(collection, name), uid.encode())
+        link = self._name_link(collection, name)
+        directory = path.parent
+        self._ensure_collection(collection)
+        stored = _with_version(doc, self._next_revision(collection, "0"))
+        tmp = _write_temp(directory, path.name, _encode(stored))  # the slow part, unlocked
+        try:
+            with self._lock(collection, "n", name):
+                self._claim_name(collection, link, uid, name)
+                if snapshot is not None:
+                    self._write_snapshot(collection, uid, snapshot)
+                try:
+                    os.link(tmp, path)  # unlike rename, never replaces an existing file
+                except FileExistsError:
+                    _unlink_if_points_to(link, uid)
+                    raise AlreadyExists(collection, "uid", uid) from None
+            _fsync_dir(directory)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return stored
+
+    def update_sync(
+        self,
+        collection: str,
+        doc: Document,
+        expected_version: str,
+        snapshot: Document | None = None,
+    ) -> Document:
+        uid = doc["metadata"]["uid"]
+        path = self._doc_path(collection, uid, must_exist=True)
+        with self._lock(collection, "u", uid):
+            current = self._read_or_404(collection, path, uid)
+            actual = current["metadata"]["resourceVersion"]
+            if actual != expected_version:
+                raise Conflict(collection, uid, expected_version, actual)
+            if doc["metadata"]["name"] != current["metadata"]["name"]:
+                raise ValueError("metadata.name is immutable")
+            stored = _with_version(doc, self._next_revision(collection, actual))
             if snapshot is not None:
                 self._write_snapshot(collection, uid, snapshot)
             _atomic_write(path, _encode(stored))
         return stored
 
+    def delete_sync(
+        self, collection: str, uid: str, expected_version: str | None = None
+    ) -> Document:
+        path = self._doc_path(collection, uid, must_exist=True)
+        with self._lock(collection, "u", uid):
+            current = self._read_or_404(collection, path, uid)
+            actual = current["metadata"]["resourceVersion"]
+            if expected_version is not None and actual != expected_version:
+                raise Conflict(collection, uid, expected_version, actual)
+            path.unlink()
+            name = current["metadata"]["name"]
+            with self._lock(collection, "n", name):
+                _unlink_if_points_to(self._name_link(collection, name), uid)
+            _fsync_dir(path.parent)
+            shutil.rmtree(self._versions_dir(collection, uid), ignore_errors=True)
+        return current
+
+    def delete_version_sync(self, collection: str, uid: str, version_id: str) -> None:
+        path = self._version_path(collection, uid, version_id)
+        with self._lock(collection, "u", uid):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                raise NotFound(collection, f"{uid}/versions/{version_id}") from None
+            _fsync_dir(path.parent)
+
+    # -- reads ---------------------------------------------------------------------------
+
     def get_sync(self, collection: str, uid: str) -> Document:
         path = self._doc_path(collection, uid, must_exist=True)
-        try:
-            return _decode(path.read_bytes())
-        except FileNotFoundError:
-            raise NotFound(collection, uid) from None
+        return self._read_or_404(collection, path, uid)
 
     def get_by_name_sync(self, collection: str, name: str) -> Document:
         self._ensure_collection(collection)
@@ -158,42 +235,6 @@ class FileStorage:
         docs.sort(key=lambda d: d["metadata"]["name"])
         return docs if limit is None else docs[:limit]
 
-    def _read_all(self, collection: str) -> list[Document]:
-        directory = self._collection_dir(collection)
-        if not directory.is_dir():
-            return []
-        docs = []
-        for entry in os.scandir(directory):
-            if entry.name.endswith(".json") and not entry.name.startswith("."):
-                try:
-                    with open(entry.path, "rb") as fh:
-                        docs.append(_decode(fh.read()))
-                except FileNotFoundError:
-                    continue  # deleted between scandir and open
-        return docs
-
-    def update_sync(
-        self,
-        collection: str,
-        doc: Document,
-        expected_version: str,
-        snapshot: Document | None = None,
-    ) -> Document:
-        uid = doc["metadata"]["uid"]
-        path = self._doc_path(collection, uid, must_exist=True)
-        with self._locked(collection):
-            current = self._read_or_404(collection, path, uid)
-            actual = current["metadata"]["resourceVersion"]
-            if actual != expected_version:
-                raise Conflict(collection, uid, expected_version, actual)
-            if doc["metadata"]["name"] != current["metadata"]["name"]:
-                raise ValueError("metadata.name is immutable")
-            stored = _with_version(doc, self._next_revision(collection, actual))
-            if snapshot is not None:
-                self._write_snapshot(collection, uid, snapshot)
-            _atomic_write(path, _encode(stored))
-        return stored
-
     def list_versions_sync(self, collection: str, uid: str) -> list[Document]:
         self.get_sync(collection, uid)
         directory = self._versions_dir(collection, uid)
@@ -211,34 +252,49 @@ class FileStorage:
         except FileNotFoundError:
             raise NotFound(collection, f"{uid}/versions/{version_id}") from None
 
-    def delete_version_sync(self, collection: str, uid: str, version_id: str) -> None:
-        path = self._version_path(collection, uid, version_id)
-        with self._locked(collection):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                raise NotFound(collection, f"{uid}/versions/{version_id}") from None
-            _fsync_dir(path.parent)
-
-    def delete_sync(
-        self, collection: str, uid: str, expected_version: str | None = None
-    ) -> Document:
-        path = self._doc_path(collection, uid, must_exist=True)
-        with self._locked(collection):
-            current = self._read_or_404(collection, path, uid)
-            actual = current["metadata"]["resourceVersion"]
-            if expected_version is not None and actual != expected_version:
-                raise Conflict(collection, uid, expected_version, actual)
-            path.unlink()
-            _fsync_dir(path.parent)
-            shutil.rmtree(self._versions_dir(collection, uid), ignore_errors=True)
-            name_path = self._name_path(collection, current["metadata"]["name"])
-            if _read_text(name_path) == uid:
-                name_path.unlink()
-                _fsync_dir(name_path.parent)
-        return current
-
     # -- helpers -------------------------------------------------------------------------
+
+    def _read_all(self, collection: str) -> list[Document]:
+        directory = self._collection_dir(collection)
+        if not directory.is_dir():
+            return []
+        docs = []
+        for entry in os.scandir(directory):
+            if _DOC_FILE.match(entry.name):
+                try:
+                    with open(entry.path, "rb") as fh:
+                        docs.append(_decode(fh.read()))
+                except FileNotFoundError:
+                    continue  # deleted between scandir and open
+        return docs
+
+    def _claim_name(self, collection: str, link: Path, uid: str, name: str) -> None:
+        """Point ``@name`` at `uid`; the caller holds the name's lock."""
+        target = f"{uid}.json"
+        try:
+            os.symlink(target, link)
+            return
+        except FileExistsError:
+            pass
+        if self._lookup_name(collection, name) is not None:
+            raise AlreadyExists(collection, "name", name)
+        stale = link.parent / f".tmp-link-{secrets.token_hex(4)}"
+        os.symlink(target, stale)  # a link left by a crash: replace it atomically
+        os.replace(stale, link)
+
+    def _lookup_name(self, collection: str, name: str) -> Document | None:
+        """The live document called `name`, ignoring stale links."""
+        if not is_dns1123_subdomain(name):
+            return None
+        try:
+            doc = _decode(self._name_link(collection, name).read_bytes())
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None
+            raise
+        return doc if doc["metadata"]["name"] == name else None
 
     def _collection_dir(self, collection: str) -> Path:
         if not is_valid_plural(collection):
@@ -252,10 +308,10 @@ class FileStorage:
             raise ValueError(f"invalid uid {uid!r}")
         return self._collection_dir(collection) / f"{uid}.json"
 
-    def _name_path(self, collection: str, name: str) -> Path:
+    def _name_link(self, collection: str, name: str) -> Path:
         if not is_dns1123_subdomain(name):
             raise ValueError(f"invalid name {name!r}")
-        return self._collection_dir(collection) / ".names" / name
+        return self._collection_dir(collection) / f"@{name}"
 
     def _versions_dir(self, collection: str, uid: str) -> Path:
         if not _UID.match(uid):
@@ -272,59 +328,53 @@ class FileStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, _encode(snapshot))
 
-    def _next_revision(self, collection: str, current: str) -> str:
-        """Caller holds the collection lock."""
-        counter = self._collection_dir(collection) / ".revision"
-        stored = _read_text(counter) or "0"
-        base = max(int(stored) if stored.isdigit() else 0, int(current) if current.isdigit() else 0)
-        revision = str(base + 1)
-        _atomic_write(counter, revision.encode(), durable=False)
-        return revision
-
-    def _lookup_name(self, collection: str, name: str) -> Document | None:
-        """The live document called `name`, ignoring stale index entries."""
-        if not is_dns1123_subdomain(name):
-            return None
-        uid = _read_text(self._name_path(collection, name))
-        if uid is None or not _UID.match(uid):
-            return None
-        try:
-            doc = _decode(self._doc_path(collection, uid).read_bytes())
-        except FileNotFoundError:
-            return None
-        return doc if doc["metadata"]["name"] == name else None
-
     def _read_or_404(self, collection: str, path: Path, uid: str) -> Document:
         try:
             return _decode(path.read_bytes())
         except FileNotFoundError:
             raise NotFound(collection, uid) from None
 
+    def _next_revision(self, collection: str, current: str) -> str:
+        path = self._collection_dir(collection) / ".revision"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            stored = os.pread(fd, _REVISION_WIDTH, 0).decode(errors="replace")
+            counter = int(stored) if stored.isdigit() else 0
+            revision = max(counter, int(current) if current.isdigit() else 0) + 1
+            os.pwrite(fd, f"{revision:0{_REVISION_WIDTH}d}".encode(), 0)
+        finally:
+            os.close(fd)
+        return str(revision)
+
     @contextmanager
-    def _locked(self, collection: str) -> Iterator[None]:
+    def _lock(self, collection: str, space: str, key: str) -> Iterator[None]:
         self._ensure_collection(collection)
-        with _flock(self._collection_dir(collection) / ".lock"):
+        stripe = zlib.crc32(key.encode()) % _STRIPES
+        with _flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}"):
             yield
 
     def _ensure_collection(self, collection: str) -> None:
         if collection in self._ready:
             return
         directory = self._collection_dir(collection)
-        (directory / ".names").mkdir(parents=True, exist_ok=True)
-        with _flock(directory / ".lock"):
-            marker = directory / ".names" / ".complete"
-            if not marker.exists():
-                self._rebuild_name_index(directory)
-                _atomic_write(marker, b"")
+        (directory / ".locks").mkdir(parents=True, exist_ok=True)
+        with _flock(directory / ".locks" / "index"):
+            if not (directory / _INDEX_MARKER).exists():
+                self._link_unindexed(directory)
+                _atomic_write(directory / _INDEX_MARKER, b"")
             _remove_stale_temp_files(directory)
         self._ready.add(collection)
 
-    def _rebuild_name_index(self, directory: Path) -> None:
+    def _link_unindexed(self, directory: Path) -> None:
+        """Documents copied in by hand: give each a name link."""
         for entry in os.scandir(directory):
-            if entry.name.endswith(".json") and not entry.name.startswith("."):
+            if _DOC_FILE.match(entry.name):
                 meta = _decode(Path(entry.path).read_bytes())["metadata"]
-                if is_dns1123_subdomain(meta["name"]):
-                    _atomic_write(directory / ".names" / meta["name"], meta["uid"].encode())
+                link = directory / f"@{meta['name']}"
+                if is_dns1123_subdomain(meta["name"]) and not os.path.lexists(link):
+                    os.symlink(entry.name, link)
+        _fsync_dir(directory)
 
 
 def _with_version(doc: Document, version: str) -> Document:
@@ -342,31 +392,38 @@ def _decode(data: bytes) -> Document:
     return doc
 
 
-def _read_text(path: Path) -> str | None:
+def _unlink_if_points_to(link: Path, uid: str) -> None:
     try:
-        return path.read_text()
+        if os.readlink(link) == f"{uid}.json":
+            link.unlink()
     except FileNotFoundError:
-        return None
+        pass
 
 
-def _atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
-    tmp = path.parent / f".tmp-{path.name}-{secrets.token_hex(4)}"
+def _write_temp(directory: Path, name: str, data: bytes) -> Path:
+    tmp = directory / f".tmp-{name}-{secrets.token_hex(4)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        if durable:
-            os.fsync(fd)
-    finally:
+        os.fsync(fd)
+    except BaseException:
         os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = _write_temp(path.parent, path.name, data)
     try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if durable:
-        _fsync_dir(path.parent)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -390,7 +447,11 @@ def _flock(path: Path) -> Iterator[None]:
 def _remove_stale_temp_files(directory: Path) -> None:
     """Temp files a crashed writer left behind; young ones may belong to a live writer."""
     cutoff = time.time() - _STALE_TEMP_SECONDS
-    for sub in (directory, directory / ".names"):
-        for entry in os.scandir(sub):
-            if entry.name.startswith(".tmp-") and entry.stat().st_mtime < cutoff:
+    for entry in os.scandir(directory):
+        if not entry.name.startswith(".tmp-"):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                 Path(entry.path).unlink(missing_ok=True)
+        except FileNotFoundError:
+            continue  # its writer finished with it meanwhile
