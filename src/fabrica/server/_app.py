@@ -65,8 +65,8 @@ def create_app(
             requeue_after=settings.reconcile_requeue_minutes * 60,
             event_prefix=settings.event_prefix, metrics=ControllerMetrics(registry),
         )
-    openapi = build_openapi(list(kinds), title=settings.project,
-                            description=settings.description)
+    openapi = build_openapi(kinds, title=settings.project, description=settings.description,
+                            events=bus is not None)
     routes: list[BaseRoute] = [
         Route("/health", _health(settings, storage, kinds), methods=["GET"]),
         Route("/openapi.json", _openapi(openapi), methods=["GET"]),

@@ -15,11 +15,15 @@ from starlette.requests import Request
 from ..resource import Resource
 from ._errors import APIError
 
-__all__ = ["etag", "if_match", "if_none_match_hits", "precondition_failed"]
+__all__ = ["etag", "etag_of", "if_match", "if_none_match_hits", "precondition_failed"]
 
 
 def etag(obj: Resource[Any, Any]) -> str:
-    return f'"{obj.metadata.resource_version}"'
+    return etag_of(obj.metadata.resource_version)
+
+
+def etag_of(resource_version: str) -> str:
+    return f'"{resource_version}"'
 
 
 @dataclass(frozen=True)
@@ -29,9 +33,11 @@ class EntityTags:
     weak: frozenset[str]
 
     def matches(self, obj: Resource[Any, Any], weak_comparison: bool = False) -> bool:
+        return self.matches_tag(etag(obj), weak_comparison)
+
+    def matches_tag(self, tag: str, weak_comparison: bool = False) -> bool:
         if self.any:
             return True
-        tag = etag(obj)
         return tag in self.strong or (weak_comparison and tag in self.weak)
 
 
@@ -53,9 +59,9 @@ def if_match(request: Request) -> EntityTags | None:
     return None if header is None else _parse(header)
 
 
-def if_none_match_hits(request: Request, obj: Resource[Any, Any]) -> bool:
+def if_none_match_hits(request: Request, tag: str) -> bool:
     header = request.headers.get("if-none-match")
-    return header is not None and _parse(header).matches(obj, weak_comparison=True)
+    return header is not None and _parse(header).matches_tag(tag, weak_comparison=True)
 
 
 def precondition_failed(current: Resource[Any, Any]) -> APIError:

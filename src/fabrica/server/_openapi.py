@@ -1,7 +1,14 @@
-"""OpenAPI 3.1 for a set of kinds, built from the same pydantic models that validate."""
+"""OpenAPI 3.1 for a set of kinds, built from the same pydantic models that validate.
+
+One document serves two readers: the running server answers it at ``/openapi.json`` and
+``fabrica generate`` writes it to the project as ``openapi.json``, so other tools (client
+generators, schemathesis, gateways) can read the contract without starting anything. It
+lists every route the server answers, every patch media type and every error status.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -37,7 +44,10 @@ _ERRORS = {
     "413": "Request body too large",
     "415": "Unsupported patch content type",
     "422": "The patch cannot be applied to the current document",
+    "503": "Storage temporarily unavailable; retry after Retry-After seconds",
 }
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
+                                "schema": {"type": "integer", "minimum": 0}}}
 _PATCH_TYPES = {
     "application/merge-patch+json": ("RFC 7386 JSON merge patch; null removes a field",
                                      {"type": "object"}),
@@ -68,6 +78,31 @@ _LIST_PARAMS = [
     {"name": "continue", "in": "query", "required": False, "schema": {"type": "string"},
      "description": "Opaque token from a previous page's Link header"},
 ]
+_DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_QUALIFIED = "[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_NAME_SCHEMA = {"type": "string", "maxLength": 253,
+                "pattern": f"^{_DNS_LABEL}(\\.{_DNS_LABEL})*$",
+                "description": "A DNS-1123 subdomain, unique within the kind"}
+_LABELS_SCHEMA = {
+    "type": "object",
+    "propertyNames": {"maxLength": 317,
+                      "pattern": f"^({_DNS_LABEL}(\\.{_DNS_LABEL})*/)?{_QUALIFIED}$"},
+    "additionalProperties": {"type": "string", "maxLength": 63, "pattern": f"^({_QUALIFIED})?$"},
+}
+_ANNOTATIONS_SCHEMA = {
+    "type": "object",
+    "propertyNames": _LABELS_SCHEMA["propertyNames"],
+    "additionalProperties": {"type": "string"},
+}
+_DELETED_SCHEMA = {
+    "type": "object",
+    "required": ["message", "uid"],
+    "properties": {
+        "message": {"type": "string"}, "uid": {"type": "string"},
+        "finalizers": {"type": "array", "items": {"type": "string"},
+                       "description": "Present while deletion waits for these finalizers"},
+    },
+}
 _VERSION_SCHEMA = {
     "type": "object",
     "required": ["versionId", "createdAt", "uid", "name", "spec"],
@@ -82,8 +117,18 @@ _VERSION_SCHEMA = {
 
 
 def build_openapi(
-    kinds: list[type[Resource[Any, Any]]], *, title: str, description: str = ""
+    kinds: Sequence[type[Resource[Any, Any]]],
+    *,
+    title: str,
+    description: str = "",
+    events: bool = False,
 ) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a service serving `kinds`.
+
+    `events` says whether the service streams ``GET /events`` (events or reconciliation
+    on). The result depends only on the arguments and the fabrica version, so writing it
+    with ``json.dumps(..., indent=2)`` gives the same bytes every time.
+    """
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for cls in kinds:
         info = cls.resource_info
@@ -94,23 +139,56 @@ def build_openapi(
     schemas["Error"] = _ERROR_SCHEMA
     if any(cls.resource_info.versioning for cls in kinds):
         schemas["SpecVersion"] = _VERSION_SCHEMA
-    paths: dict[str, Any] = {
-        "/health": {"get": {"summary": "Health check", "operationId": "health",
-                            "tags": ["system"],
-                            "responses": {"200": {"description": "Service is healthy",
-                                                  "content": _json({"type": "object"})}}}},
-    }
+    paths: dict[str, Any] = {}
+    tags: list[dict[str, str]] = []
     for cls in kinds:
         info = cls.resource_info
         refs = _refs(schemas, cls, info)
         schemas[f"{info.kind}Write"] = _write_schema(info, refs)
         paths.update(_paths(info, refs))
+        tags.append({"name": info.kind, "description": info.description or info.kind})
+    paths.update(_system_paths(events))
+    tags.append({"name": "system", "description": "Health, metrics, events and this document"})
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": __version__, "description": description},
+        "tags": tags,
         "paths": paths,
         "components": {"schemas": schemas},
     }
+
+
+def _system_paths(events: bool) -> dict[str, Any]:
+    tags = ["system"]
+    paths: dict[str, Any] = {
+        "/health": {"get": _op("health", "Health check", tags, {"200": {
+            "description": "Service is healthy", "content": _json({
+                "type": "object", "required": ["status"],
+                "properties": {"status": {"type": "string"}, "service": {"type": "string"},
+                               "version": {"type": "string"}, "storage": {"type": "string"},
+                               "resources": {"type": "array", "items": {"type": "string"}}},
+            })}})},
+        "/metrics": {"get": _op("metrics", "Prometheus metrics", tags, {"200": {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}})},
+        "/openapi.json": {"get": _op("openapi", "This OpenAPI document", tags, {"200": {
+            "description": "OpenAPI 3.1", "content": _json({"type": "object"})}})},
+        "/docs": {"get": _op("docs", "Swagger UI for this API", tags, {"200": {
+            "description": "An HTML page", "content": {"text/html": {
+                "schema": {"type": "string"}}}}})},
+    }
+    if events:
+        paths["/events"] = {"get": _op(
+            "events", "Stream CloudEvents (server-sent events)", tags,
+            {"200": {"description": "One structured CloudEvent 1.0 JSON per data: line; the "
+                                    "stream stays open",
+                     "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+            params=[{"name": "type", "in": "query", "required": False,
+                     "schema": {"type": "string"},
+                     "description": "Event type pattern: * matches one segment, ** the rest, "
+                                    "e.g. io.fabrica.device.*"}],
+            errors=("400",))}
+    return paths
 
 
 def _refs(schemas: dict[str, Any], cls: type, info: ResourceInfo) -> dict[str, str]:
@@ -131,7 +209,6 @@ def _refs(schemas: dict[str, Any], cls: type, info: ResourceInfo) -> dict[str, s
 
 def _write_schema(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
     """Envelope or flat: Fabrica's flat body puts metadata beside the spec fields."""
-    labels = {"type": "object", "additionalProperties": {"type": "string"}}
     envelope = {
         "type": "object",
         "title": "Envelope",
@@ -141,8 +218,13 @@ def _write_schema(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
             "kind": {"type": "string", "const": info.kind},
             "metadata": {
                 "type": "object",
-                "properties": {"name": {"type": "string"}, "labels": labels,
-                               "annotations": labels, "resourceVersion": {"type": "string"}},
+                "properties": {
+                    "name": _NAME_SCHEMA, "labels": _LABELS_SCHEMA,
+                    "annotations": _ANNOTATIONS_SCHEMA, "resourceVersion": {"type": "string"},
+                    "finalizers": {"type": "array", "items": {"type": "string"}},
+                    "ownerReferences": {"type": "array",
+                                        "items": {"$ref": _REF.format(model="OwnerReference")}},
+                },
             },
             "spec": {"$ref": refs["spec"]},
         },
@@ -151,13 +233,14 @@ def _write_schema(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
         "title": "Flat",
         "allOf": [
             {"type": "object",
-             "properties": {"name": {"type": "string"}, "labels": labels,
-                            "annotations": labels}},
+             "properties": {"name": _NAME_SCHEMA, "labels": _LABELS_SCHEMA,
+                            "annotations": _ANNOTATIONS_SCHEMA}},
             {"$ref": refs["spec"]},
         ],
     }
+    # anyOf, not oneOf: an envelope is also a flat body whose spec fields all default.
     return {"description": f"A {info.kind} to write, as an envelope or flat",
-            "oneOf": [envelope, flat]}
+            "anyOf": [envelope, flat]}
 
 
 def _paths(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
@@ -169,10 +252,13 @@ def _paths(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
     write_errors = ("400", "404", "409", "412", "413")
     patch_errors = ("400", "404", "409", "412", "413", "415", "422")
 
-    def one(description: str) -> dict[str, Any]:
-        return {"200": {"description": description, "headers": _ETAG_HEADER,
-                        "content": _json({"$ref": refs["resource"]})}}
+    def one(description: str, status: str = "200") -> dict[str, Any]:
+        return {status: {"description": description, "headers": _ETAG_HEADER,
+                         "content": _json({"$ref": refs["resource"]})}}
 
+    created = one("Created", "201")
+    created["201"]["headers"] = {**_ETAG_HEADER, "Location": {
+        "description": "The new resource's URL", "schema": {"type": "string"}}}
     paths: dict[str, Any] = {
         f"/{plural}": {
             "get": _op(f"list{kind}", f"List {plural}", tags,
@@ -182,24 +268,23 @@ def _paths(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
                                 "content": _json({"type": "array",
                                                   "items": {"$ref": refs["resource"]}})}},
                        params=_LIST_PARAMS, errors=("400",)),
-            "post": _op(f"create{kind}", f"Create a {kind}", tags,
-                        {"201": {"description": "Created", "headers": _ETAG_HEADER,
-                                 "content": _json({"$ref": refs["resource"]})}},
+            "post": _op(f"create{kind}", f"Create a {kind}", tags, created,
                         body=write_body, errors=("400", "409", "413")),
         },
         f"/{plural}/{{id}}": {
             "parameters": [id_param],
             "get": _op(f"get{kind}", f"Get a {kind}", tags,
-                       {**one("The resource"), "304": {"description": "Not modified"}},
+                       {**one("The resource"), "304": {"description": "Not modified",
+                                                       "headers": _ETAG_HEADER}},
                        params=[_IF_NONE_MATCH], errors=("404",)),
             "put": _op(f"update{kind}", f"Replace a {kind}'s spec", tags, one("Updated"),
                        body=write_body, params=[_IF_MATCH], errors=write_errors),
             "patch": _op(f"patch{kind}", f"Patch a {kind}'s spec", tags, one("Patched"),
                          body=_patch_body(), params=[_IF_MATCH], errors=patch_errors),
             "delete": _op(f"delete{kind}", f"Delete a {kind}", tags,
-                          {"200": {"description": "Deleted", "content": _json({
-                              "type": "object", "properties": {
-                                  "message": {"type": "string"}, "uid": {"type": "string"}}})}},
+                          {"200": {"description": "Deleted, or marked for deletion while "
+                                                  "finalizers remain",
+                                   "content": _json(_DELETED_SCHEMA)}},
                           params=[_IF_MATCH], errors=("404", "409", "412")),
         },
         f"/{plural}/{{id}}/status": {
@@ -223,6 +308,8 @@ def _version_paths(kind: str, plural: str, id_param: dict[str, Any], tags: list[
     version_param = {"name": "versionId", "in": "path", "required": True,
                      "schema": {"type": "string"}}
     version = _json({"$ref": _REF.format(model="SpecVersion")})
+    deleted = {"type": "object", "required": ["message", "versionId"],
+               "properties": {"message": {"type": "string"}, "versionId": {"type": "string"}}}
     return {
         f"/{plural}/{{id}}/versions": {
             "parameters": [id_param],
@@ -238,8 +325,8 @@ def _version_paths(kind: str, plural: str, id_param: dict[str, Any], tags: list[
                        {"200": {"description": "The snapshot", "content": version}},
                        errors=("404",)),
             "delete": _op(f"delete{kind}Version", f"Delete one spec version of a {kind}",
-                          tags, {"200": {"description": "Deleted", "content": _json(
-                              {"type": "object"})}}, errors=("404",)),
+                          tags, {"200": {"description": "Deleted", "content": _json(deleted)}},
+                          errors=("404",)),
         },
     }
 
@@ -260,9 +347,14 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     errors: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """An operation; each resource operation also documents 503 (storage unavailable)."""
+    if tags != ["system"]:
+        errors = (*errors, "503")
     for code in errors:
         responses[code] = {"description": _ERRORS[code],
                            "content": _json({"$ref": _REF.format(model="Error")})}
+        if code == "503":
+            responses[code]["headers"] = _RETRY_AFTER
     op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": tags,
                           "responses": responses}
     if body is not None:

@@ -32,7 +32,7 @@ from ._body import (
     read_json_object,
     validate_model,
 )
-from ._conditional import etag, if_match, if_none_match_hits, precondition_failed
+from ._conditional import etag, etag_of, if_match, if_none_match_hits, precondition_failed
 from ._errors import APIError
 from ._paging import decode_continue, encode_continue, parse_limit
 from ._patch import apply_patch, patch_format
@@ -95,17 +95,17 @@ class KindEndpoints:
                            [{"field": "labelSelector", "message": str(exc)}]) from None
         limit = parse_limit(query.get("limit"))
         after = decode_continue(query.get("continue"))
-        items = await self.store.list(
+        items = await self.store.list_wire(
             self.cls, selector=selector, limit=limit + 1 if limit else None, after=after
         )
         headers = {}
         if limit and len(items) > limit:
             items = items[:limit]
             next_url = request.url.include_query_params(
-                **{"continue": encode_continue(items[-1].name)}
+                **{"continue": encode_continue(items[-1][0])}
             )
             headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
-        body = b"[" + b",".join(item.model_dump_json().encode() for item in items) + b"]"
+        body = b"[" + b",".join(wire for _, wire in items) + b"]"
         return Response(body, media_type=_JSON, headers=headers)
 
     async def create(self, request: Request) -> Response:
@@ -123,10 +123,11 @@ class KindEndpoints:
     # -- one resource --------------------------------------------------------------------
 
     async def get(self, request: Request) -> Response:
-        obj = await self.store.get(self.cls, request.path_params["id"])
-        if if_none_match_hits(request, obj):
-            return Response(status_code=304, headers={"ETag": etag(obj)})
-        return _resource(obj)
+        doc = await self.store.get_document(self.cls, request.path_params["id"])
+        tag = etag_of(doc["metadata"]["resourceVersion"])
+        if if_none_match_hits(request, tag):
+            return Response(status_code=304, headers={"ETag": tag})
+        return Response(self.store.wire(self.cls, doc), media_type=_JSON, headers={"ETag": tag})
 
     async def replace(self, request: Request) -> Response:
         write = await self._read_write(request)

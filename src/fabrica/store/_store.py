@@ -19,6 +19,7 @@ turns those into CloudEvents, so events are published whoever made the write.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -58,6 +59,7 @@ class ResourceStore:
         kinds: Iterable[type[AnyResource]],
         *,
         clock: Callable[[], datetime] = utcnow,
+        wire_cache_size: int = 50_000,
     ) -> None:
         self.storage = storage
         self.clock = clock
@@ -65,6 +67,7 @@ class ResourceStore:
         for cls in kinds:
             self.kinds[cls.resource_info.kind] = cls
         self._listeners: list[ChangeListener] = []
+        self._wire = _WireCache(wire_cache_size)
 
     def kind(self, kind: str) -> type[AnyResource]:
         try:
@@ -80,15 +83,23 @@ class ResourceStore:
 
     async def get(self, cls: type[R], id: str) -> R:
         """By uid, or by name; a name may look like a uid, so a uid miss tries the name."""
+        return cls.model_validate(await self.get_document(cls, id))
+
+    async def get_document(self, cls: type[AnyResource], id: str) -> Document:
+        """The stored document of `get`, unvalidated (see `wire`)."""
         info = cls.resource_info
         if info.is_uid(id):
             try:
-                return cls.model_validate(await self.storage.get(info.plural, id))
+                return await self.storage.get(info.plural, id)
             except NotFound:
                 pass
         if not is_dns1123_subdomain(id):
             raise NotFound(info.plural, id)
-        return cls.model_validate(await self.storage.get_by_name(info.plural, id))
+        return await self.storage.get_by_name(info.plural, id)
+
+    def wire(self, cls: type[AnyResource], doc: Document) -> bytes:
+        """A stored document as the API sends it: validated and serialised once per state."""
+        return self._wire.encode(cls, doc)
 
     async def list(
         self,
@@ -103,6 +114,24 @@ class ResourceStore:
             cls.resource_info.plural, selector=selector, limit=limit, after=after
         )
         return [cls.model_validate(doc) for doc in docs]
+
+    async def list_wire(
+        self,
+        cls: type[R],
+        *,
+        selector: Selector | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[tuple[str, bytes]]:
+        """Like `list`, as (name, compact JSON) pairs ready to send.
+
+        Each stored state is validated and serialised once: the result is cached under
+        (uid, resourceVersion), which names exactly one state.
+        """
+        docs = await self.storage.list(
+            cls.resource_info.plural, selector=selector, limit=limit, after=after
+        )
+        return [(doc["metadata"]["name"], self.wire(cls, doc)) for doc in docs]
 
     async def list_versions(self, cls: type[R], id: str) -> list[Document]:
         obj = await self.get(cls, id)
@@ -297,3 +326,24 @@ def _snapshot(obj: AnyResource, version_id: str, at: datetime) -> Document:
 def _next_version_id(current: str) -> str:
     number = int(current[1:]) if current[:1] == "v" and current[1:].isdigit() else 0
     return f"v{number + 1}"
+
+
+class _WireCache:
+    """(uid, resourceVersion) → the resource's wire JSON, least recently used first out."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+
+    def encode(self, cls: type[AnyResource], doc: Document) -> bytes:
+        meta = doc["metadata"]
+        key = (meta["uid"], meta["resourceVersion"])
+        cached = self._entries.get(key)
+        if cached is not None:
+            self._entries.move_to_end(key)
+            return cached
+        encoded = cls.model_validate(doc).model_dump_json().encode()
+        self._entries[key] = encoded
+        if len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return encoded
