@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/device/demo.py
+	$(PY) examples/rack-reconciliation/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest
