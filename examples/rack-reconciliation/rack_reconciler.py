@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from fabrica import Resource, set_condition
+from fabrica import AlreadyExists, Resource, set_condition
 from fabrica.reconcile import Result
 
 from ..resources.blade import Blade, BladeSpec
@@ -158,7 +158,12 @@ class RackReconciler(RackReconcilerBase):
 
     async def _create(self, kind: type[Any], name: str, spec: Any, labels: dict[str, str],
                       owner: Resource[Any, Any]) -> Any:
-        child = await self.client.ensure(kind, name, spec, labels=labels, owner=owner)
+        # Only children missing from the listing get here, so create first; the name
+        # may still exist if a create raced us or an old owner's child lingers.
+        try:
+            return await self.client.create(kind, name, spec, labels=labels, owner=owner)
+        except AlreadyExists:
+            child = await self.client.get(kind, name)
         if not child.metadata.is_owned_by(owner.uid):
             # A rack deleted and re-created under the same name: its old children are still
             # being garbage-collected. Fail; the retry with backoff finds the name free.
