@@ -98,3 +98,37 @@ def make_rack_project(root: Path) -> Path:
     shutil.copy(example / "rack_reconciler.py", project / "rack_inventory" / "reconcilers")
     fabrica("generate", cwd=project)
     return project
+
+
+CONFIG_KIND = '''"""A versioned kind: every spec change keeps a snapshot."""
+
+from pydantic import Field
+
+from fabrica import Model, Resource
+
+
+class ConfigSpec(Model):
+    value: str = Field("", max_length=64)
+    replicas: int = Field(1, ge=0, le=100)
+
+
+class ConfigStatus(Model):
+    phase: str = ""
+    version: str = ""
+
+
+class Config(Resource[ConfigSpec, ConfigStatus], prefix="cfg", versioning=True):
+    """A versioned configuration."""
+'''
+
+
+def make_api_project(root: Path) -> Path:
+    """A project with events on and two kinds, one versioned: the example Device and Config."""
+    fabrica("init", "api-svc", "--events", cwd=root)
+    project = root / "api-svc"
+    fabrica("add", "resource", "Device", "--prefix", "dev", cwd=project)
+    fabrica("add", "resource", "Config", "--prefix", "cfg", "--with-versioning", cwd=project)
+    shutil.copy(EXAMPLES / "device" / "device.py", project / "api_svc/resources/device.py")
+    (project / "api_svc/resources/config.py").write_text(CONFIG_KIND)
+    fabrica("generate", cwd=project)
+    return project

@@ -497,6 +497,25 @@ def test_writes_are_resent_when_never_sent(monkeypatch: pytest.MonkeyPatch) -> N
     assert transport.calls == 2
 
 
+def test_requests_wait_out_a_server_that_is_still_starting(tmp_path: Any) -> None:
+    url = dead_url()
+    port = int(url.rsplit(":", 1)[1])
+    app = create_app(KINDS, FileStorage(tmp_path / "data"), settings=SETTINGS)
+    late = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
+                                         loop="asyncio", http="h11", ws="none"))
+    starter = threading.Timer(0.3, late.run)
+    starter.start()
+    try:
+        with Client(url, KINDS, retries=6, backoff=0.1) as client:
+            # Connection refused, retried with backoff until the server listens.
+            assert client.list(Device) == []
+            created = client.create(Device, name="late", spec=WEB)
+        assert created.metadata.name == "late"
+    finally:
+        late.should_exit = True
+        starter.join(5)
+
+
 # ---- async client, in-process over ASGI ------------------------------------------------------
 
 async def test_async_client(tmp_path: Any) -> None:

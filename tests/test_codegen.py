@@ -103,7 +103,7 @@ def import_in_subprocess(root: Path, code: str) -> str:
 
 def test_generate_writes_every_file_and_they_compile(project: Path) -> None:
     files = {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
-    assert files == {".fabrica.yaml", *USER_FILES, *GENERATED}
+    assert files == {".fabrica.yaml", "openapi.json", *USER_FILES, *GENERATED}
     for name in files:
         if name.endswith(".py"):
             compile((project / name).read_text(), name, "exec")
@@ -179,7 +179,7 @@ def test_generate_twice_changes_nothing(project: Path) -> None:
     result = run("generate")
     assert result.exit_code == 0
     assert snapshot(project) == before
-    assert "unchanged 4 generated files" in result.stdout
+    assert "unchanged 5 generated files" in result.stdout
 
 
 def test_generate_keeps_user_files_and_rewrites_generated(project: Path) -> None:
@@ -370,6 +370,7 @@ def test_generate_result(project: Path) -> None:
     result = generate(project)
     assert result.kinds == ("Rack",)
     assert [(f.path, f.action) for f in result.files if f.action != "unchanged"] == [
-        (f"{PKG}/resources_generated.py", "updated")
+        (f"{PKG}/resources_generated.py", "updated"),
+        ("openapi.json", "updated"),
     ]
     assert result.pending == ()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -222,3 +224,28 @@ def test_kill_9_mid_provisioning_then_restart_gives_exact_counts(project, tmp_pa
             assert len(names) == len(set(names)) == 384
     finally:
         second.stop()
+
+
+def test_the_seed_client_usage(project, server):
+    """`python -m PKG.client rack create --spec '{"name": "rack-01", ...}'`, as the seed
+    walkthrough types it, then the generated client shows what the reconciler built."""
+    def client(*args):
+        return subprocess.run([sys.executable, "-m", "rack_inventory.client", *args],
+                              cwd=project, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "RACK_INVENTORY_SERVER": server.url})
+
+    made = client("racktemplate", "create", "--spec", json.dumps({
+        "name": "small", "chassisCount": 1,
+        "chassisConfig": {"bladeCount": 1, "bladeConfig": {"nodeCount": 2,
+                                                           "bmcMode": "shared"}}}))
+    assert made.returncode == 0, made.stderr
+    uid = json.loads(made.stdout)["metadata"]["uid"]
+    rack = client("rack", "create", "--spec",
+                  json.dumps({"name": "rack-01", "templateUID": uid, "location": "dc-1"}))
+    assert rack.returncode == 0, rack.stderr
+    assert json.loads(rack.stdout)["spec"]["templateUID"] == uid
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        rack_when_ready(http, "rack-01")
+    nodes = client("node", "list")
+    assert nodes.returncode == 0 and nodes.stdout.count("rack-01-c0-b0-n") == 2
+    assert client("rack", "get", "rack-02").returncode == 1

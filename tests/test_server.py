@@ -225,3 +225,28 @@ async def test_health_openapi_and_docs(client):
 async def test_unknown_route_and_method(client):
     assert (await client.get("/nothing")).status_code == 404
     assert (await client.post("/devices/web-01")).status_code == 405
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("PATCH", "/devices", {"GET", "HEAD", "POST"}),
+    ("POST", "/devices/web-01", {"GET", "HEAD", "PUT", "PATCH", "DELETE"}),
+    ("GET", "/devices/web-01/status", {"PUT", "PATCH"}),
+])
+async def test_method_not_allowed_lists_every_method_of_the_path(client, method, path, allowed):
+    # Found by schemathesis: one route per method made 405 name only the first route's methods.
+    response = await client.request(method, path)
+    assert response.status_code == 405 and response.json()["code"] == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == allowed
+
+
+async def test_warn_mode_warning_header_survives_any_field_name(tmp_path):
+    # Found by schemathesis: an unknown field named in a script latin-1 lacks made the
+    # Warning header unencodable (500); quotes and newlines could break the header too.
+    async with make_client(tmp_path, mode="warn") as client:
+        body = {**WEB, "腾": 1, 'q"uote\r\nX-Injected: 1': 2}
+        response = await client.post("/devices", json=body)
+        assert response.status_code == 201
+        warning = response.headers["warning"]
+        assert "spec.\\u817e" in warning and "x-injected" not in response.headers
+        patched = await client.patch("/devices/web-01/status", json={"ñ": 1})
+        assert patched.status_code == 200 and "\\u00f1" in patched.headers["warning"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from ..events import CloudEvent
 from ..resource import Resource
 from ._calls import to_json
 from ._errors import Conflict, PreconditionFailed
@@ -138,6 +139,12 @@ class AsyncClient:
         self, kind: type[Resource[Any, Any]] | str, id: str, version: str
     ) -> JSON:
         return await self.raw.delete_version(kind, id, version)
+
+    async def watch_events(
+        self, pattern: str | None = None, on_open: Callable[[], None] | None = None
+    ) -> AsyncIterator[CloudEvent]:
+        async for event in self.raw.watch_events(pattern, on_open):
+            yield CloudEvent.from_dict(event)
 
     async def update_with_retry(
         self,

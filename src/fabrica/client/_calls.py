@@ -24,6 +24,7 @@ __all__ = [
     "PatchType",
     "create_call",
     "delete_call",
+    "events_call",
     "get_call",
     "if_match_value",
     "list_call",
@@ -57,6 +58,7 @@ class Call:
     body: Any = None
     content_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
+    stream: bool = False  # a response that stays open: no read timeout
 
     @property
     def idempotent(self) -> bool:
@@ -68,8 +70,12 @@ class Call:
         if self.body is not None:
             content = json.dumps(self.body, separators=(",", ":")).encode()
             headers["Content-Type"] = self.content_type
-        return http.build_request(self.method, self.url, params=dict(self.params) or None,
-                                  content=content, headers=headers)
+        request = http.build_request(self.method, self.url, params=dict(self.params) or None,
+                                     content=content, headers=headers)
+        if self.stream:  # wait for the connection as usual, for the next event forever
+            timeout = httpx.Timeout(http.timeout.connect, read=None)
+            request.extensions["timeout"] = timeout.as_dict()
+        return request
 
 
 def to_json(value: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
@@ -150,6 +156,12 @@ def versions_call(info: ResourceInfo, id: str) -> Call:
 
 def version_call(info: ResourceInfo, id: str, version: str, method: str = "GET") -> Call:
     return Call(method, _item(info, id) + "/versions/" + quote(version, safe=""))
+
+
+def events_call(pattern: str | None) -> Call:
+    """``GET /events``: the server-sent CloudEvents whose type matches `pattern`."""
+    return Call("GET", "/events", params={"type": pattern} if pattern else {},
+                headers={"Accept": "text/event-stream"}, stream=True)
 
 
 def _item(info: ResourceInfo, id: str) -> str:

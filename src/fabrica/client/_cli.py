@@ -8,11 +8,15 @@ It speaks to the server through `RawClient`, so ``-o json`` prints the server's 
 and request bodies (``--spec``, ``-f``) pass through unchanged: flat Fabrica bodies and
 Kubernetes envelopes both work, and the server alone decides what is valid. Server errors
 print the server's message and field details to stderr and exit 1; mistakes in the command
-itself are usage errors (exit 2).
+itself are usage errors (exit 2). Where the project has events on, ``--watch-events`` tails
+``GET /events`` (alone: every event; after ``KIND list``: the list, then that kind's changes,
+with no gap between them since the list is read once the server has subscribed).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -23,7 +27,7 @@ import httpx
 
 from .._settings import ServiceSettings
 from .._version import __version__
-from ..resource import Resource
+from ..resource import Resource, SelectorError, parse_selector
 from ._cli_input import load_body, load_json, shorthand_patch
 from ._errors import ConnectionFailed, FabricaError
 from ._output import FORMATS, echo_data, echo_table, key_value_table, resource_table, rows_table
@@ -49,9 +53,15 @@ KIND VERB [ARGS] [-o table|json|yaml], with KIND one of: {kinds}.
                                    it, with --merge / --json-patch / --set / --unset patch it
   versions ID [VERSION]            spec history (kinds with versioning), or one version
 
-ID is a uid or a name. --set values are JSON when they parse (8443, true, {{"a": 1}}) and
+{events}ID is a uid or a name. --set values are JSON when they parse (8443, true, {{"a": 1}}) and
 strings otherwise. Default output: a table when reading (list, get, status, delete,
 versions), the server's JSON after a write (create, update, patch, status changes).
+"""
+_EVENTS_HELP = """\
+Events are on: --watch-events (before any KIND) tails every event the service publishes
+({prefix}.KIND.ACTION; narrow with --event-type PATTERN); KIND list --watch-events lists,
+then follows that kind's changes. -o json prints one CloudEvent JSON per line.
+
 """
 
 
@@ -133,13 +143,16 @@ def client_cli(
 ) -> click.Group:
     """The click group behind `main`; `transport` replaces the network (tests, proxies)."""
     env = settings.env_prefix
+    events_on = settings.events or settings.reconcile
     help_text = _ROOT_HELP.format(
         project=settings.project,
         description=f" ({settings.description})" if settings.description else "",
         kinds=", ".join(k.resource_info.singular for k in kinds) or "none",
+        events=_EVENTS_HELP.format(prefix=settings.event_prefix) if events_on else "",
     )
 
-    @click.group(cls=_Root, help=help_text)
+    @click.group(cls=_Root, help=help_text, invoke_without_command=events_on,
+                 no_args_is_help=True)
     @click.option("--server", default=DEFAULT_SERVER, show_default=True, envvar=f"{env}_SERVER",
                   help=f"Base URL of the service [env {env}_SERVER].")
     @click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, type=float,
@@ -150,16 +163,27 @@ def client_cli(
     @click.option("-o", "--output", type=click.Choice(FORMATS), default=None,
                   help="Output format for every verb (a verb's own -o wins).")
     @click.version_option(__version__, prog_name="pyfabrica")
+    @_events_options(events_on, root=True)
     @click.pass_context
-    def cli(ctx: click.Context, server: str, timeout: float, retries: int,
-            output: str | None) -> None:
+    def cli(ctx: click.Context, /, server: str, timeout: float, retries: int,
+            output: str | None, **watch: Any) -> None:
         session = _Session(_with_scheme(server), kinds, timeout, retries, output, transport,
                            hint=f"Is the service running? Point to it with --server URL or "
                            f"{env}_SERVER.")
         ctx.obj = session
         ctx.call_on_close(session.close)
+        if ctx.invoked_subcommand is not None:
+            if watch.get("watch_events"):
+                raise click.UsageError("--watch-events goes alone (every event) or after "
+                                       "KIND list (the events of one kind)")
+            return
+        if not watch.get("watch_events"):
+            raise click.UsageError("Missing command.")
+        _follow_events(session, watch["event_type"], None, watch["max_events"], output)
+
+    prefix = settings.event_prefix if events_on else None
     for cls in kinds:
-        cli.add_command(_kind_group(cls))
+        cli.add_command(_kind_group(cls, prefix))
     return cli
 
 
@@ -169,9 +193,11 @@ def _with_scheme(server: str) -> str:
     return server if "://" in server else f"http://{server}"
 
 
-def _kind_group(cls: Kind) -> click.Group:
+def _kind_group(cls: Kind, event_prefix: str | None) -> click.Group:
+    """The verbs of one kind; with events on (`event_prefix`), ``list --watch-events``."""
     info = cls.resource_info
     group = click.Group(info.singular, help=info.description or f"Manage {info.plural}.")
+    group.add_command(_list(cls, event_prefix))
     for make in _VERBS:
         group.add_command(make(cls))
     return group
@@ -233,18 +259,110 @@ def _show_resources(session: _Session, data: Any, output: str | None, default: s
     echo_table(resource_table(items))
 
 
+# ---- events ----------------------------------------------------------------------------------
+
+def _events_options(enabled: bool, *, root: bool) -> Callable[[Callable[..., Any]], Any]:
+    """``--watch-events`` and ``--max-events`` (and at the root ``--event-type``), only on
+    services with events on."""
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        if not enabled:
+            return f
+        f = click.option("--max-events", type=click.IntRange(1), metavar="N",
+                         help="With --watch-events: stop after N events.")(f)
+        if root:
+            f = click.option("--event-type", default="**", show_default=True,
+                             metavar="PATTERN",
+                             help="With --watch-events: only these types (* matches one "
+                             "segment, ** the rest).")(f)
+        text = ("Tail GET /events: print every event the service publishes, until "
+                "interrupted." if root else "After the list, follow this kind's changes "
+                "(GET /events) until interrupted.")
+        return click.option("--watch-events", is_flag=True, help=text)(f)
+    return decorate
+
+
+def _follow_events(
+    session: _Session,
+    pattern: str,
+    selector: str | None,
+    max_events: int | None,
+    output: str | None,
+    on_open: Callable[[], None] | None = None,
+) -> None:
+    """Print each event as it arrives: a line per event for people, JSON Lines or YAML
+    documents for scripts. Ctrl-C ends it quietly."""
+    wanted = _label_filter(selector)
+    fmt = session.fmt(output, "table")
+    shown = 0
+    try:
+        with contextlib.closing(session.client().watch_events(pattern, on_open)) as events:
+            for event in events:
+                if not wanted(event):
+                    continue
+                _echo_event(event, fmt)
+                shown += 1
+                if max_events is not None and shown >= max_events:
+                    return
+    except KeyboardInterrupt:
+        return
+
+
+def _label_filter(selector: str | None) -> Callable[[dict[str, Any]], bool]:
+    if not selector:
+        return lambda event: True
+    try:
+        parsed = parse_selector(selector)
+    except SelectorError as exc:
+        raise click.BadParameter(str(exc), param_hint="-l/--selector") from None
+
+    def matches(event: dict[str, Any]) -> bool:
+        data = event.get("data")
+        resource = data.get("resource") if isinstance(data, dict) else None
+        labels = ((resource or {}).get("metadata") or {}).get("labels") or {}
+        return parsed.matches(labels)
+
+    return matches
+
+
+def _echo_event(event: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+    elif fmt == "yaml":
+        click.echo("---")
+        echo_data(event, "yaml")
+    else:
+        data = event.get("data")
+        name = (data.get("resourceName") if isinstance(data, dict) else None) or ""
+        click.echo("  ".join(str(part) for part in (
+            event.get("time", ""), event.get("type", ""), event.get("subject", ""), name)
+            if part).rstrip())
+
+
 # ---- the verbs -----------------------------------------------------------------------------
 
-def _list(cls: Kind) -> click.Command:
-    @click.command("list", help=f"List {cls.resource_info.plural} (all pages).")
+def _list(cls: Kind, event_prefix: str | None) -> click.Command:
+    info = cls.resource_info
+    watch_help = (" With --watch-events, then follow their changes as events (with -l, "
+                  "of the matching ones) until interrupted." if event_prefix else "")
+
+    @click.command("list", help=f"List {info.plural} (all pages).{watch_help}")
     @click.option("-l", "--selector", metavar="SELECTOR",
                   help="Label selector: k=v, k!=v, 'k in (a,b)', 'k notin (a)', k, !k.")
     @click.option("--limit", type=click.IntRange(1), help="Page size to request.")
     @_output_option
+    @_events_options(event_prefix is not None, root=False)
     @click.pass_obj
-    def command(session: _Session, selector: str | None, limit: int | None,
-                output: str | None) -> None:
-        _show_resources(session, session.client().list(cls, selector, limit), output, "table")
+    def command(session: _Session, /, selector: str | None, limit: int | None,
+                output: str | None, **watch: Any) -> None:
+        def show() -> None:
+            _show_resources(session, session.client().list(cls, selector, limit), output,
+                            "table")
+
+        if not watch.get("watch_events"):
+            show()
+            return
+        pattern = f"{event_prefix}.{info.singular}.*"
+        _follow_events(session, pattern, selector, watch["max_events"], output, on_open=show)
 
     return command
 
@@ -397,5 +515,5 @@ def _versions(cls: Kind) -> click.Command:
 
 
 _VERBS: tuple[Callable[[Kind], click.Command], ...] = (
-    _list, _get, _create, _update, _patch, _delete, _status, _versions,
+    _get, _create, _update, _patch, _delete, _status, _versions,
 )

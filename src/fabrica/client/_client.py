@@ -13,11 +13,12 @@ when the exact server JSON is wanted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
 
+from ..events import CloudEvent
 from ..resource import Resource
 from ._calls import to_json
 from ._errors import Conflict, PreconditionFailed
@@ -161,6 +162,16 @@ class Client:
     ) -> JSON:
         """Drop one snapshot from the spec history."""
         return self.raw.delete_version(kind, id, version)
+
+    def watch_events(
+        self, pattern: str | None = None, on_open: Callable[[], None] | None = None
+    ) -> Generator[CloudEvent]:
+        """Follow ``GET /events``: each CloudEvent published from now on whose type matches
+        `pattern` (e.g. ``"io.fabrica.device.*"``; all when None), until the server closes
+        the stream or you stop iterating. `on_open` runs once the server has subscribed:
+        read the current state there, and the events that follow miss nothing after it."""
+        for event in self.raw.watch_events(pattern, on_open):
+            yield CloudEvent.from_dict(event)
 
     def update_with_retry(
         self,

@@ -8,7 +8,7 @@ is what the command line prints and what scripts want when they pass JSON throug
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -18,7 +18,8 @@ from . import _calls as calls
 from ._calls import Call
 from ._errors import FabricaError
 from ._kinds import KindRef, Kinds
-from ._send import Retry, send, send_async
+from ._send import Retry, open_stream, open_stream_async, send, send_async
+from ._sse import event_objects, event_objects_async
 
 __all__ = ["DEFAULT_SERVER", "DEFAULT_TIMEOUT", "JSON", "JSONList", "AsyncRawClient", "RawClient"]
 
@@ -127,6 +128,19 @@ class RawClient(_Base):
     def delete_version(self, kind: KindRef, id: str, version: str) -> JSON:
         return self._object(calls.version_call(self._info(kind), id, version, "DELETE"))
 
+    def watch_events(
+        self, pattern: str | None = None, on_open: Callable[[], None] | None = None
+    ) -> Generator[JSON]:
+        """Each CloudEvent the server publishes from now on whose type matches `pattern`
+        (``*`` one segment, ``**`` the rest), as its JSON object. Runs until the server
+        ends the stream or the caller stops iterating; needs a server with events on.
+
+        `on_open` is called once the server has subscribed, before any event: list the
+        current state there and the events that follow miss no change made after it.
+        """
+        with open_stream(self.http, calls.events_call(pattern), self.retry) as response:
+            yield from event_objects(response.iter_lines(), on_open)
+
     def _send(self, call: Call) -> httpx.Response:
         return send(self.http, call, self.retry)
 
@@ -217,6 +231,14 @@ class AsyncRawClient(_Base):
 
     async def delete_version(self, kind: KindRef, id: str, version: str) -> JSON:
         return await self._object(calls.version_call(self._info(kind), id, version, "DELETE"))
+
+    async def watch_events(
+        self, pattern: str | None = None, on_open: Callable[[], None] | None = None
+    ) -> AsyncIterator[JSON]:
+        call = calls.events_call(pattern)
+        async with open_stream_async(self.http, call, self.retry) as response:
+            async for event in event_objects_async(response.aiter_lines(), on_open):
+                yield event
 
     async def _send(self, call: Call) -> httpx.Response:
         return await send_async(self.http, call, self.retry)

@@ -11,7 +11,9 @@ to the caller, who knows whether repeating is right.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -19,7 +21,7 @@ import httpx
 from ._calls import Call
 from ._errors import ConnectionFailed, error_from_response
 
-__all__ = ["Retry", "send", "send_async"]
+__all__ = ["Retry", "open_stream", "open_stream_async", "send", "send_async"]
 
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
@@ -43,32 +45,74 @@ class Retry:
 
 def send(http: httpx.Client, call: Call, retry: Retry) -> httpx.Response:
     """Send `call`, resending per `retry`; raise the typed error for a failed response."""
-    attempt = 0
-    while True:
-        try:
-            response = http.send(call.build(http))
-        except httpx.TransportError as exc:
-            if not retry.allows(call, exc, attempt):
-                raise _connection_failed(http, exc) from exc
-            time.sleep(retry.delay(attempt))
-            attempt += 1
-            continue
-        return _checked(response)
+    return _checked(_send(http, call, retry))
 
 
 async def send_async(http: httpx.AsyncClient, call: Call, retry: Retry) -> httpx.Response:
     """The async twin of `send`."""
+    return _checked(await _send_async(http, call, retry))
+
+
+@contextlib.contextmanager
+def open_stream(http: httpx.Client, call: Call, retry: Retry) -> Iterator[httpx.Response]:
+    """Send `call` and hold its response open for reading as it arrives (``GET /events``).
+
+    Connecting is retried like `send`; a connection that breaks while reading raises
+    `ConnectionFailed`, and leaving the block closes the response.
+    """
+    response = _send(http, call, retry, stream=True)
+    try:
+        if response.is_error:
+            response.read()
+            raise error_from_response(response)
+        yield response
+    except httpx.TransportError as exc:
+        raise _connection_failed(http, exc) from exc
+    finally:
+        response.close()
+
+
+@contextlib.asynccontextmanager
+async def open_stream_async(
+    http: httpx.AsyncClient, call: Call, retry: Retry
+) -> AsyncIterator[httpx.Response]:
+    """The async twin of `open_stream`."""
+    response = await _send_async(http, call, retry, stream=True)
+    try:
+        if response.is_error:
+            await response.aread()
+            raise error_from_response(response)
+        yield response
+    except httpx.TransportError as exc:
+        raise _connection_failed(http, exc) from exc
+    finally:
+        await response.aclose()
+
+
+def _send(http: httpx.Client, call: Call, retry: Retry, stream: bool = False) -> httpx.Response:
     attempt = 0
     while True:
         try:
-            response = await http.send(call.build(http))
+            return http.send(call.build(http), stream=stream)
         except httpx.TransportError as exc:
             if not retry.allows(call, exc, attempt):
                 raise _connection_failed(http, exc) from exc
-            await asyncio.sleep(retry.delay(attempt))
-            attempt += 1
-            continue
-        return _checked(response)
+        time.sleep(retry.delay(attempt))
+        attempt += 1
+
+
+async def _send_async(
+    http: httpx.AsyncClient, call: Call, retry: Retry, stream: bool = False
+) -> httpx.Response:
+    attempt = 0
+    while True:
+        try:
+            return await http.send(call.build(http), stream=stream)
+        except httpx.TransportError as exc:
+            if not retry.allows(call, exc, attempt):
+                raise _connection_failed(http, exc) from exc
+        await asyncio.sleep(retry.delay(attempt))
+        attempt += 1
 
 
 def _checked(response: httpx.Response) -> httpx.Response:

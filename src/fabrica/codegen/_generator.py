@@ -5,7 +5,9 @@ when their content changes, so a second run leaves every byte and mtime alone. U
 (pyproject.toml, README.md, the `__main__.py` stubs, ...) are created when missing and never
 touched again. Everything is rendered before anything is written: an error writes nothing.
 With reconciliation on, `PKG/reconcilers/` gets two files per kind as well: the generated
-base class and the user's stub that subclasses it.
+base class and the user's stub that subclasses it. `openapi.json` at the project root is
+generated too: the very document the server answers at ``/openapi.json``, for tools that
+read the API without running it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,20 @@ import jinja2
 
 from .._settings import ServiceSettings
 from .._version import __version__
+from ..server import build_openapi
 from ._config import CONFIG_FILE, load_config
 from ._discover import ResourceClass, discover_resources
 from ._features import pending_features
 
-__all__ = ["FileChange", "GenerateResult", "generate", "render_project", "template_env"]
+__all__ = [
+    "OPENAPI_FILE",
+    "FileChange",
+    "GenerateResult",
+    "generate",
+    "render_openapi",
+    "render_project",
+    "template_env",
+]
 
 Action = Literal["created", "updated", "unchanged"]
 
@@ -61,6 +72,7 @@ _RECONCILE_KIND_GENERATED_FILES = (
         "generated/kind_reconciler_generated.py.j2",
     ),
 )
+OPENAPI_FILE = "openapi.json"
 _BARE_TOML_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -127,7 +139,17 @@ def render_project(settings: ServiceSettings, kinds: list[ResourceClass]) -> lis
         for kind in context["kinds"]
         for path, template, generated in kind_files
     ]
+    rendered.append(RenderedFile(OPENAPI_FILE, render_openapi(settings, kinds), generated=True))
     return rendered
+
+
+def render_openapi(settings: ServiceSettings, kinds: list[ResourceClass]) -> str:
+    """The service's OpenAPI document as written to the project: stable bytes, so an
+    unchanged project regenerates it identically."""
+    document = build_openapi(kinds, title=settings.project, description=settings.description,
+                             events=settings.events,
+                             strict=settings.validation_mode == "strict")
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def template_env() -> jinja2.Environment:

@@ -66,7 +66,7 @@ def create_app(
             event_prefix=settings.event_prefix, metrics=ControllerMetrics(registry),
         )
     openapi = build_openapi(kinds, title=settings.project, description=settings.description,
-                            events=bus is not None)
+                            events=bus is not None, strict=settings.validation_mode == "strict")
     routes: list[BaseRoute] = [
         Route("/health", _health(settings, storage, kinds), methods=["GET"]),
         Route("/openapi.json", _openapi(openapi), methods=["GET"]),

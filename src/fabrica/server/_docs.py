@@ -1,4 +1,8 @@
-"""Swagger UI at ``/docs``, from assets shipped inside the package (no CDN, works offline)."""
+"""Swagger UI at ``/docs``, from assets shipped inside the package (no CDN, works offline).
+
+``validatorUrl: null`` turns off the badge that would otherwise send the document to
+validator.swagger.io from any host but localhost: the page asks nothing of the internet.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ _PAGE = """<!DOCTYPE html>
   <script src="/docs/static/swagger-ui-bundle.js"></script>
   <script>
     window.ui = SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui",
-                                  deepLinking: true}});
+                                  deepLinking: true, validatorUrl: null}});
   </script>
 </body>
 </html>

@@ -48,6 +48,7 @@ _ERRORS = {
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
                                 "schema": {"type": "integer", "minimum": 0}}}
+_POINTER = {"type": "string", "pattern": "^(/.*)?$", "description": "A JSON pointer"}
 _PATCH_TYPES = {
     "application/merge-patch+json": ("RFC 7386 JSON merge patch; null removes a field",
                                      {"type": "object"}),
@@ -55,7 +56,7 @@ _PATCH_TYPES = {
         "type": "array",
         "items": {"type": "object", "required": ["op", "path"], "properties": {
             "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
-            "path": {"type": "string"}, "from": {"type": "string"}, "value": {}}}}),
+            "path": _POINTER, "from": _POINTER, "value": {}}}}),
     "application/shorthand-patch+json": (
         'Shorthand: {"a.b.c": value} sets nested fields, null removes; keys starting with '
         "/ are JSON pointers", {"type": "object"}),
@@ -83,15 +84,17 @@ _QUALIFIED = "[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _NAME_SCHEMA = {"type": "string", "maxLength": 253,
                 "pattern": f"^{_DNS_LABEL}(\\.{_DNS_LABEL})*$",
                 "description": "A DNS-1123 subdomain, unique within the kind"}
+# A label key, annotation key or finalizer: an optional DNS-subdomain prefix and a name.
+_QUALIFIED_NAME = {"type": "string", "maxLength": 317,
+                   "pattern": f"^({_DNS_LABEL}(\\.{_DNS_LABEL})*/)?{_QUALIFIED}$"}
 _LABELS_SCHEMA = {
     "type": "object",
-    "propertyNames": {"maxLength": 317,
-                      "pattern": f"^({_DNS_LABEL}(\\.{_DNS_LABEL})*/)?{_QUALIFIED}$"},
+    "propertyNames": _QUALIFIED_NAME,
     "additionalProperties": {"type": "string", "maxLength": 63, "pattern": f"^({_QUALIFIED})?$"},
 }
 _ANNOTATIONS_SCHEMA = {
     "type": "object",
-    "propertyNames": _LABELS_SCHEMA["propertyNames"],
+    "propertyNames": _QUALIFIED_NAME,
     "additionalProperties": {"type": "string"},
 }
 _DELETED_SCHEMA = {
@@ -122,12 +125,15 @@ def build_openapi(
     title: str,
     description: str = "",
     events: bool = False,
+    strict: bool = True,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of a service serving `kinds`.
 
     `events` says whether the service streams ``GET /events`` (events or reconciliation
-    on). The result depends only on the arguments and the fabrica version, so writing it
-    with ``json.dumps(..., indent=2)`` gives the same bytes every time.
+    on); `strict` whether it refuses unknown spec and status fields (validation mode
+    ``strict``), which the schemas then say with ``additionalProperties: false``. The result
+    depends only on the arguments and the fabrica version, so writing it with
+    ``json.dumps(..., indent=2)`` gives the same bytes every time.
     """
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for cls in kinds:
@@ -144,7 +150,12 @@ def build_openapi(
     for cls in kinds:
         info = cls.resource_info
         refs = _refs(schemas, cls, info)
-        schemas[f"{info.kind}Write"] = _write_schema(info, refs)
+        spec_schema = schemas[refs["spec"].rsplit("/", 1)[-1]]
+        if strict:
+            spec_schema["additionalProperties"] = False
+            schemas[refs["status"].rsplit("/", 1)[-1]]["additionalProperties"] = False
+        schemas[f"{info.kind}Create"] = _write_schema(info, refs, spec_schema, create=True)
+        schemas[f"{info.kind}Write"] = _write_schema(info, refs, spec_schema, create=False)
         paths.update(_paths(info, refs))
         tags.append({"name": info.kind, "description": info.description or info.kind})
     paths.update(_system_paths(events))
@@ -204,11 +215,31 @@ def _refs(schemas: dict[str, Any], cls: type, info: ResourceInfo) -> dict[str, s
         "spec": ref(info.spec_type, "Input"),
         "status": ref(info.status_type, "Input"),
         "write": _REF.format(model=f"{info.kind}Write"),
+        "create": _REF.format(model=f"{info.kind}Create"),
     }
 
 
-def _write_schema(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
-    """Envelope or flat: Fabrica's flat body puts metadata beside the spec fields."""
+def _write_schema(
+    info: ResourceInfo, refs: dict[str, str], spec: dict[str, Any], *, create: bool
+) -> dict[str, Any]:
+    """Envelope or flat: Fabrica's flat body puts metadata beside the spec fields.
+
+    The flat form copies the spec's properties (their ``$ref``s stay valid) rather than
+    combining schemas, so ``additionalProperties: false`` of a strict spec still holds.
+    A create needs the name; a replace may leave it out.
+    """
+    metadata: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "name": _NAME_SCHEMA, "labels": _LABELS_SCHEMA, "annotations": _ANNOTATIONS_SCHEMA,
+            "resourceVersion": {"type": "string"},
+            "finalizers": {"type": "array", "items": _QUALIFIED_NAME},
+            "ownerReferences": {"type": "array",
+                                "items": {"$ref": _REF.format(model="OwnerReference")}},
+        },
+    }
+    if create:
+        metadata["required"] = ["name"]
     envelope = {
         "type": "object",
         "title": "Envelope",
@@ -216,30 +247,24 @@ def _write_schema(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string", "const": info.kind},
-            "metadata": {
-                "type": "object",
-                "properties": {
-                    "name": _NAME_SCHEMA, "labels": _LABELS_SCHEMA,
-                    "annotations": _ANNOTATIONS_SCHEMA, "resourceVersion": {"type": "string"},
-                    "finalizers": {"type": "array", "items": {"type": "string"}},
-                    "ownerReferences": {"type": "array",
-                                        "items": {"$ref": _REF.format(model="OwnerReference")}},
-                },
-            },
+            "metadata": metadata,
             "spec": {"$ref": refs["spec"]},
         },
     }
-    flat = {
+    flat: dict[str, Any] = {
+        "type": "object",
         "title": "Flat",
-        "allOf": [
-            {"type": "object",
-             "properties": {"name": _NAME_SCHEMA, "labels": _LABELS_SCHEMA,
-                            "annotations": _ANNOTATIONS_SCHEMA}},
-            {"$ref": refs["spec"]},
-        ],
+        "properties": {"name": _NAME_SCHEMA, "labels": _LABELS_SCHEMA,
+                       "annotations": _ANNOTATIONS_SCHEMA, **spec.get("properties", {})},
     }
-    # anyOf, not oneOf: an envelope is also a flat body whose spec fields all default.
-    return {"description": f"A {info.kind} to write, as an envelope or flat",
+    required = [*(["name"] if create else []), *spec.get("required", [])]
+    if required:
+        flat["required"] = required
+    if "additionalProperties" in spec:
+        flat["additionalProperties"] = spec["additionalProperties"]
+    # anyOf, not oneOf: without strictness, an envelope is also a flat body.
+    action = "create" if create else "write"
+    return {"description": f"A {info.kind} to {action}, as an envelope or flat",
             "anyOf": [envelope, flat]}
 
 
@@ -269,7 +294,8 @@ def _paths(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
                                                   "items": {"$ref": refs["resource"]}})}},
                        params=_LIST_PARAMS, errors=("400",)),
             "post": _op(f"create{kind}", f"Create a {kind}", tags, created,
-                        body=write_body, errors=("400", "409", "413")),
+                        body={"required": True, "content": _json({"$ref": refs["create"]})},
+                        errors=("400", "409", "413")),
         },
         f"/{plural}/{{id}}": {
             "parameters": [id_param],

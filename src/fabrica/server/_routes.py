@@ -10,6 +10,7 @@ is ever lost silently.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -43,6 +44,7 @@ _JSON = "application/json"
 _RETRIES_WITHOUT_PRECONDITION = 16
 
 AnyResource = Resource[Any, Any]
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class KindEndpoints:
@@ -64,25 +66,20 @@ class KindEndpoints:
         self._locks = _KeyedLocks()
 
     def routes(self) -> list[Route]:
+        """One route per path, so a 405 lists every method of that path in ``Allow``."""
         base = f"/{self.info.plural}"
-        routes = [
-            Route(base, self.list, methods=["GET"]),
-            Route(base, self.create, methods=["POST"]),
-            Route(base + "/{id}", self.get, methods=["GET"]),
-            Route(base + "/{id}", self.replace, methods=["PUT"]),
-            Route(base + "/{id}", self.patch, methods=["PATCH"]),
-            Route(base + "/{id}", self.delete, methods=["DELETE"]),
-            Route(base + "/{id}/status", self.replace_status, methods=["PUT"]),
-            Route(base + "/{id}/status", self.patch_status, methods=["PATCH"]),
-        ]
+        table: dict[str, dict[str, Handler]] = {
+            base: {"GET": self.list, "POST": self.create},
+            base + "/{id}": {"GET": self.get, "PUT": self.replace, "PATCH": self.patch,
+                             "DELETE": self.delete},
+            base + "/{id}/status": {"PUT": self.replace_status, "PATCH": self.patch_status},
+        }
         if self.info.versioning:
-            routes += [
-                Route(base + "/{id}/versions", self.list_versions, methods=["GET"]),
-                Route(base + "/{id}/versions/{version}", self.get_version, methods=["GET"]),
-                Route(base + "/{id}/versions/{version}", self.delete_version,
-                      methods=["DELETE"]),
-            ]
-        return routes
+            table[base + "/{id}/versions"] = {"GET": self.list_versions}
+            table[base + "/{id}/versions/{version}"] = {"GET": self.get_version,
+                                                        "DELETE": self.delete_version}
+        return [Route(path, _by_method(handlers), methods=list(handlers))
+                for path, handlers in table.items()]
 
     # -- collection ----------------------------------------------------------------------
 
@@ -259,6 +256,14 @@ class KindEndpoints:
         return parse_write(self.info, body, self.validation_mode)
 
 
+def _by_method(handlers: dict[str, Handler]) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return endpoint
+
+
 def _with_write(current: AnyResource, write: WriteRequest) -> AnyResource:
     metadata_update: dict[str, Any] = {}
     if write.labels is not None:
@@ -283,7 +288,9 @@ def _resource(obj: AnyResource, status: int = 200, headers: dict[str, str] | Non
 def _warning(warnings: list[str]) -> dict[str, str]:
     if not warnings:
         return {}
-    return {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)}
+    # JSON's string syntax is a valid HTTP quoted-string, and all ASCII: a field name a client
+    # made up (quotes, newlines, any script) can neither break the header nor fail to encode.
+    return {"Warning": ", ".join(f"299 - {json.dumps(w)}" for w in warnings)}
 
 
 class _KeyedLocks:

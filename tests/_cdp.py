@@ -1,0 +1,131 @@
+"""A headless Chromium driven over the Chrome DevTools Protocol, just enough for page tests.
+
+No browser is downloaded: this starts the system's ``chromium`` (Debian's package) with
+``--remote-debugging-port=0``, reads the port it chose from ``DevToolsActivePort``, and
+speaks CDP over one websocket (the ``websockets`` package, which uvicorn brings along).
+Pages are flat sessions of that one connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from websockets.sync.client import ClientConnection, connect
+
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--disable-default-apps", "--mute-audio")
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class Browser:
+    def __init__(self, profile: Path, timeout: float = 20.0) -> None:
+        executable = chromium()
+        if executable is None:
+            raise RuntimeError("chromium is not installed")
+        self.timeout = timeout
+        self.events: list[dict[str, Any]] = []
+        self._next_id = 0
+        self.process = subprocess.Popen(
+            [executable, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={profile}",
+             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._stack = contextlib.ExitStack()
+        self._stack.callback(self._stop)
+        try:
+            port, path = self._endpoint(profile / "DevToolsActivePort")
+            self.ws: ClientConnection = self._stack.enter_context(connect(
+                f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=timeout))
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _endpoint(self, port_file: Path) -> tuple[str, str]:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"chromium exited with {self.process.returncode}")
+            lines = port_file.read_text().split() if port_file.exists() else []
+            if len(lines) == 2:
+                return lines[0], lines[1]
+            time.sleep(0.05)
+        raise RuntimeError("chromium did not open its DevTools port")
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def _stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def send(self, method: str, params: dict[str, Any] | None = None,
+             session: str | None = None) -> dict[str, Any]:
+        """One CDP command; events that arrive meanwhile are kept in `events`."""
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method,
+                                   "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        self.ws.send(json.dumps(message))
+        while True:
+            reply = json.loads(self.ws.recv(timeout=self.timeout))
+            if reply.get("id") != self._next_id:
+                self.events.append(reply)
+                continue
+            if "error" in reply:
+                raise RuntimeError(f"{method}: {reply['error']}")
+            return dict(reply.get("result", {}))
+
+    def new_page(self) -> Page:
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})
+        return Page(self, session["sessionId"])
+
+
+class Page:
+    def __init__(self, browser: Browser, session: str) -> None:
+        self.browser = browser
+        self.session = session
+
+    def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.browser.send(method, params, self.session)
+
+    def requested_urls(self) -> list[str]:
+        """URLs the page asked for since ``Network.enable``."""
+        return [event["params"]["request"]["url"] for event in self.browser.events
+                if event.get("sessionId") == self.session
+                and event.get("method") == "Network.requestWillBeSent"]
+
+    def goto(self, url: str) -> None:
+        self.send("Page.enable")
+        self.send("Network.enable")
+        self.send("Page.navigate", {"url": url})
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.send("Runtime.evaluate", {"expression": expression,
+                                                "returnByValue": True, "awaitPromise": True})
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 15.0) -> Any:
+        """Poll a JavaScript expression until it is truthy; return its value."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"not true within {timeout}s: {expression}")
