@@ -9,6 +9,7 @@ twice.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -60,7 +61,7 @@ class ReconcileClient:
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
         owner: AnyResource | None = None,
-        finalizers: list[str] | None = None,
+        finalizers: builtins.list[str] | None = None,
     ) -> R:
         """Create; with `owner`, the new resource is deleted when its owner is."""
         owners = [owner.owner_reference()] if owner is not None else None

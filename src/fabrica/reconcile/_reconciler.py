@@ -17,7 +17,7 @@ the resource goes once it returns.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -58,7 +58,7 @@ class ResourceReconciler(Generic[R]):
 
     async def reconcile(self, request: Request) -> Result:
         try:
-            obj: R = await self.client.get(self.kind, request.uid)  # type: ignore[assignment]
+            obj = await self._get(request.uid)
         except NotFound:
             return Result()  # gone: nothing to drive anywhere
         if obj.metadata.deletion_timestamp is not None:
@@ -68,7 +68,7 @@ class ResourceReconciler(Generic[R]):
             obj = await self.client.add_finalizer(obj, self.finalizer)
         before = _ready_state(obj)
         try:
-            result = await getattr(self, self.user_method())(obj)
+            result: Result | None = await getattr(self, self.user_method())(obj)
         except TerminalError as exc:
             self._mark_ready(obj, False, "ReconcileFailed", str(exc), before)
             await self._save_status(obj)
@@ -87,6 +87,10 @@ class ResourceReconciler(Generic[R]):
 
     # -- internals -----------------------------------------------------------------------
 
+    async def _get(self, uid: str) -> R:
+        # `kind` is the class R stands for; a ClassVar cannot be typed with R to say so.
+        return cast(R, await self.client.get(self.kind, uid))
+
     def _finalize_method(self) -> Any:
         return getattr(self, f"finalize_{self.kind.resource_info.singular}", None)
 
@@ -100,7 +104,7 @@ class ResourceReconciler(Generic[R]):
                 await self.client.remove_finalizer(obj, finalizer)
                 return
             except Conflict:
-                obj = await self.client.get(self.kind, obj.uid)  # type: ignore[assignment]
+                obj = await self._get(obj.uid)
 
     def _mark_ready(self, obj: R, ok: bool, reason: str, message: str, before: Any) -> None:
         """Record Ready unless the user's code already decided it during this reconcile."""

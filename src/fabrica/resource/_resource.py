@@ -15,7 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -64,9 +64,9 @@ class Metadata(Model):
     resource_version: str = ""
     generation: int = 0
     # Kubernetes leaves these out until they are used; so does the wire format here.
-    owner_references: list[OwnerReference] = Field([], exclude_if=_empty)
-    finalizers: list[str] = Field([], exclude_if=_empty)
-    deletion_timestamp: datetime | None = Field(None, exclude_if=_empty)
+    owner_references: list[OwnerReference] = Field(default=[], exclude_if=_empty)
+    finalizers: list[str] = Field(default=[], exclude_if=_empty)
+    deletion_timestamp: datetime | None = Field(default=None, exclude_if=_empty)
 
     def is_owned_by(self, uid: str) -> bool:
         return any(ref.uid == uid for ref in self.owner_references)
@@ -103,9 +103,9 @@ class Resource(BaseModel, Generic[SpecT, StatusT]):
         validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
     )
 
-    api_version: str = Field(API_VERSION, alias="apiVersion")
+    api_version: str = Field(default=API_VERSION, alias="apiVersion")
     kind: str = ""
-    schema_version: str = Field(SCHEMA_VERSION, alias="schemaVersion")
+    schema_version: str = Field(default=SCHEMA_VERSION, alias="schemaVersion")
     metadata: Metadata
     spec: SpecT
     status: StatusT
@@ -161,7 +161,7 @@ class Resource(BaseModel, Generic[SpecT, StatusT]):
                               controller=controller, block_owner_deletion=controller)
 
 
-def _is_model(tp: object) -> bool:
+def _is_model(tp: object) -> TypeGuard[type[BaseModel]]:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 

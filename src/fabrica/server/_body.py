@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -149,7 +149,7 @@ def _parse_flat(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteReq
 def validate_model(
     model: type[BaseModel], data: dict[str, Any], mode: str, path: str
 ) -> tuple[BaseModel, list[str]]:
-    extra = "forbid" if mode == "strict" else "ignore"
+    extra: Literal["forbid", "ignore"] = "forbid" if mode == "strict" else "ignore"
     try:
         value = model.model_validate(data, extra=extra)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ is ever lost silently.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -240,7 +241,7 @@ class KindEndpoints:
         raise APIError(409, "too many concurrent writers; try again")
 
     def _patched(
-        self, current: BaseModel, patch: Any, fmt: str, path: str, warnings: list[str]
+        self, current: BaseModel, patch: Any, fmt: str, path: str, warnings: builtins.list[str]
     ) -> BaseModel:
         document = current.model_dump(mode="json", by_alias=True)
         result = apply_patch(document, patch, fmt)

@@ -17,6 +17,7 @@ can be tested, benchmarked and swapped on its own. What they must guarantee:
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Protocol, runtime_checkable
 
 from ..resource import Selector
@@ -115,7 +116,7 @@ class Storage(Protocol):
         recording `snapshot` (a spec version) in the same step."""
         ...
 
-    async def list_versions(self, collection: str, uid: str) -> list[Document]:
+    async def list_versions(self, collection: str, uid: str) -> builtins.list[Document]:
         """Spec snapshots of a document, oldest first."""
         ...
 

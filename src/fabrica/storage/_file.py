@@ -34,6 +34,7 @@ DNS-1123 subdomains, so no id can address a path outside the data dir.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import errno
 import fcntl
 import json
@@ -118,7 +119,7 @@ class FileStorage:
     ) -> Document:
         return await self._run(self.delete_sync, collection, uid, expected_version)
 
-    async def list_versions(self, collection: str, uid: str) -> list[Document]:
+    async def list_versions(self, collection: str, uid: str) -> builtins.list[Document]:
         return await self._run(self.list_versions_sync, collection, uid)
 
     async def get_version(self, collection: str, uid: str, version_id: str) -> Document:
@@ -225,7 +226,7 @@ class FileStorage:
         selector: Selector | None = None,
         limit: int | None = None,
         after: str | None = None,
-    ) -> list[Document]:
+    ) -> builtins.list[Document]:
         docs = [
             doc
             for doc in self._read_all(collection)
@@ -235,7 +236,7 @@ class FileStorage:
         docs.sort(key=lambda d: d["metadata"]["name"])
         return docs if limit is None else docs[:limit]
 
-    def list_versions_sync(self, collection: str, uid: str) -> list[Document]:
+    def list_versions_sync(self, collection: str, uid: str) -> builtins.list[Document]:
         self.get_sync(collection, uid)
         directory = self._versions_dir(collection, uid)
         if not directory.is_dir():
@@ -254,7 +255,7 @@ class FileStorage:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _read_all(self, collection: str) -> list[Document]:
+    def _read_all(self, collection: str) -> builtins.list[Document]:
         directory = self._collection_dir(collection)
         if not directory.is_dir():
             return []

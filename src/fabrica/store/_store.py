@@ -18,6 +18,7 @@ turns those into CloudEvents, so events are published whoever made the write.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -122,7 +123,7 @@ class ResourceStore:
         selector: Selector | None = None,
         limit: int | None = None,
         after: str | None = None,
-    ) -> list[tuple[str, bytes]]:
+    ) -> builtins.list[tuple[str, bytes]]:
         """Like `list`, as (name, compact JSON) pairs ready to send.
 
         Each stored state is validated and serialised once: the result is cached under
@@ -133,7 +134,7 @@ class ResourceStore:
         )
         return [(doc["metadata"]["name"], self.wire(cls, doc)) for doc in docs]
 
-    async def list_versions(self, cls: type[R], id: str) -> list[Document]:
+    async def list_versions(self, cls: type[R], id: str) -> builtins.list[Document]:
         obj = await self.get(cls, id)
         return await self.storage.list_versions(cls.resource_info.plural, obj.uid)
 
@@ -155,8 +156,8 @@ class ResourceStore:
         *,
         labels: dict[str, str] | None = None,
         annotations: dict[str, str] | None = None,
-        owner_references: list[OwnerReference] | None = None,
-        finalizers: list[str] | None = None,
+        owner_references: builtins.list[OwnerReference] | None = None,
+        finalizers: builtins.list[str] | None = None,
     ) -> R:
         info = cls.resource_info
         now = self.clock()
