@@ -14,11 +14,10 @@ from .._settings import ServiceSettings
 
 __all__ = ["NOT_YET_AVAILABLE", "pending_features"]
 
-NOT_YET_AVAILABLE: Final[tuple[str, ...]] = ("events bus nats", "sql storage", "auth")
+NOT_YET_AVAILABLE: Final[tuple[str, ...]] = ("events bus nats", "auth")
 
 _ENABLED: Final[dict[str, Callable[[ServiceSettings], bool]]] = {
     "events bus nats": lambda s: s.events and s.events_bus == "nats",
-    "sql storage": lambda s: s.storage_type == "sql",
     "auth": lambda s: s.auth,
 }
 

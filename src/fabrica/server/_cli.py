@@ -6,10 +6,11 @@ the project's `.fabrica.yaml` choices arrive as `ServiceSettings` and act as def
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import uvicorn
@@ -18,12 +19,16 @@ from .._settings import ServiceSettings
 from .._version import __version__
 from ..reconcile import ResourceReconciler
 from ..resource import Resource
-from ..storage import FileStorage, Storage
+from ..storage import FileStorage, Storage, StorageError
 from ._app import DEFAULT_MAX_BODY_SIZE, create_app
+
+if TYPE_CHECKING:
+    from ..storage import SQLStorage
 
 __all__ = ["main", "service_cli"]
 
 log = logging.getLogger("fabrica.server")
+T = TypeVar("T")
 
 # Features a project can record in .fabrica.yaml before this release implements them.
 _NOT_YET = "not available yet in this release of pyfabrica"
@@ -61,6 +66,9 @@ def service_cli(
                   help="Where the file backend keeps its documents.")
     @click.option("--database-url", default=None, envvar=f"{env}_DATABASE_URL",
                   help="SQL storage URL (sqlite:///..., postgresql://..., mysql://...).")
+    @click.option("--auto-migrate/--no-auto-migrate", default=None, envvar=f"{env}_AUTO_MIGRATE",
+                  help="Create or upgrade the SQL schema at start "
+                       "[default: on for SQLite, off otherwise].")
     @click.option("--events-bus", type=click.Choice(["memory", "nats"]),
                   default=settings.events_bus, show_default=True, envvar=f"{env}_EVENTS_BUS")
     @click.option("--nats-url", default=settings.nats_url, show_default=True,
@@ -76,6 +84,7 @@ def service_cli(
         port: int,
         data_dir: str,
         database_url: str | None,
+        auto_migrate: bool | None,
         events_bus: str,
         nats_url: str,
         max_body_size: int,
@@ -84,7 +93,7 @@ def service_cli(
     ) -> None:
         logging.basicConfig(level=log_level.upper(),
                             format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-        storage = _open_storage(settings, data_dir, database_url)
+        storage = _open_storage(settings, data_dir, database_url, auto_migrate)
         active = _active_reconcilers(settings, reconcilers)
         _report_features(settings, events_bus, reconcilers, active)
         app = create_app(kinds, storage, settings=settings, max_body_size=max_body_size,
@@ -95,18 +104,94 @@ def service_cli(
         uvicorn.run(app, host=host, port=port, log_config=None, log_level=log_level,
                     access_log=access_log, server_header=False)
 
+    @cli.command(help="Create or upgrade the SQL database schema to this release's.")
+    @click.option("--data-dir", default="./data", show_default=True, envvar=f"{env}_DATA_DIR",
+                  help="Where the default SQLite database lives.")
+    @click.option("--database-url", default=None, envvar=f"{env}_DATABASE_URL",
+                  help="SQL storage URL (sqlite:///..., postgresql://..., mysql://...).")
+    def migrate(data_dir: str, database_url: str | None) -> None:
+        url = _database_url(settings, data_dir, database_url)
+        if url is None:
+            raise click.UsageError("this project keeps its resources in files, which need no "
+                                   "migration; give --database-url to migrate a SQL database")
+        storage = _sql_storage(url)
+        before, after = _run_on_database(storage, storage.migrate())
+        if before == after:
+            click.echo(f"{storage.url}: schema already at revision {after}")
+        else:
+            click.echo(f"{storage.url}: schema migrated from {before or 'nothing'} to {after}")
+
     return cli
 
 
-def _open_storage(settings: ServiceSettings, data_dir: str, database_url: str | None) -> Storage:
-    if database_url or settings.storage_type == "sql":
+def _open_storage(
+    settings: ServiceSettings,
+    data_dir: str,
+    database_url: str | None,
+    auto_migrate: bool | None = None,
+) -> Storage:
+    url = _database_url(settings, data_dir, database_url)
+    if url is None:
+        storage = FileStorage(data_dir)
+        log.info("storage: file backend in %s", Path(data_dir).resolve())
+        return storage
+    sql = _sql_storage(url)
+    if auto_migrate is None:
+        auto_migrate = sql.database.is_sqlite
+    if auto_migrate:
+        before, after = _run_on_database(sql, sql.migrate())
+        if before != after:
+            log.info("database schema migrated from %s to %s", before or "nothing", after)
+    else:
+        _run_on_database(sql, sql.check_schema(f"python -m {settings.package}.server migrate"))
+    log.info("storage: SQL backend (%s) at %s", sql.name, sql.url)
+    return sql
+
+
+def _database_url(settings: ServiceSettings, data_dir: str, database_url: str | None
+                  ) -> str | None:
+    """The SQL database to use, or None for the file backend."""
+    if database_url:
+        return database_url
+    if settings.storage_type != "sql":
+        return None
+    if settings.db_driver != "sqlite":
         raise click.UsageError(
-            f"SQL storage ({settings.db_driver}) is {_NOT_YET}; "
-            "use the file backend (--storage-type file in .fabrica.yaml, no --database-url)"
-        )
-    storage = FileStorage(data_dir)
-    log.info("storage: file backend in %s", Path(data_dir).resolve())
-    return storage
+            f"this project keeps its resources in {settings.db_driver}: give --database-url "
+            f"(or {settings.env_prefix}_DATABASE_URL), e.g. "
+            + ("postgresql://user@localhost:5432/db" if settings.db_driver == "postgres"
+               else "mysql://user@localhost:3306/db"))
+    return f"sqlite:///{Path(data_dir).resolve() / settings.package}.db"
+
+
+def _sql_storage(url: str) -> SQLStorage:
+    from ..storage import SQLStorage  # loads SQLAlchemy: only services on SQL pay for it
+
+    try:
+        return SQLStorage(url)
+    except ValueError as exc:
+        raise click.UsageError(f"--database-url: {exc}") from None
+
+
+def _run_on_database(storage: SQLStorage, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` (a coroutine on `storage`) before serving, then close its connections:
+    they belong to this event loop, and the server runs its own."""
+
+    async def run() -> T:
+        try:
+            return await work
+        finally:
+            await storage.close()
+
+    try:
+        return asyncio.run(run())
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # a wrong password, a missing database...: say so, plainly
+        reason = getattr(exc, "orig", None) or exc
+        raise click.ClickException(
+            f"cannot use the database {storage.url}: {type(reason).__name__}: {reason}"
+        ) from None
 
 
 def _active_reconcilers(

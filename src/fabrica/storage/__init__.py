@@ -1,4 +1,10 @@
-"""Storage backends: the `Storage` protocol and the file backend."""
+"""Storage backends: the `Storage` protocol, the file backend and the SQL backend.
+
+`SQLStorage` (SQLite, PostgreSQL, MariaDB/MySQL) and `MigrationRequired` load SQLAlchemy on
+first use, so a service on the file backend (and every client) starts without it.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from ._base import (
     AlreadyExists,
@@ -10,14 +16,35 @@ from ._base import (
     Unavailable,
 )
 from ._file import FileStorage
+from ._open import is_database_url, open_storage
+
+if TYPE_CHECKING:
+    from ._sql import SQLStorage
+    from ._sql_migrate import MigrationRequired
 
 __all__ = [
     "AlreadyExists",
     "Conflict",
     "Document",
     "FileStorage",
+    "MigrationRequired",
     "NotFound",
+    "SQLStorage",
     "Storage",
     "StorageError",
     "Unavailable",
+    "is_database_url",
+    "open_storage",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SQLStorage":
+        from ._sql import SQLStorage
+
+        return SQLStorage
+    if name == "MigrationRequired":
+        from ._sql_migrate import MigrationRequired
+
+        return MigrationRequired
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

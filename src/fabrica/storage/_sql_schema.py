@@ -1,0 +1,142 @@
+"""The SQL schema at the newest migration: what `SQLStorage` queries.
+
+The alembic revisions in ``migrations/versions`` create it step by step and are the truth for
+an existing database; these `Table` objects describe the result and must match it (a test
+compares them).
+
+- ``fabrica_resources``: one row per resource. The document is stored whole, as JSON text,
+  so `get` returns exactly what was written; the columns beside it mirror what queries use
+  (collection, uid, name, resourceVersion) and what an operator reading the table wants to
+  see (kind, generation, timestamps, deletionTimestamp). Primary key (collection, uid);
+  unique (collection, name), which also serves keyset paging by name.
+- ``fabrica_labels``: one row per label, for selectors pushed into SQL as EXISTS
+  subqueries; deleted with their resource (foreign key, ON DELETE CASCADE).
+- ``fabrica_versions``: spec snapshots of versioned kinds, deleted with their resource.
+- ``fabrica_revisions``: an auto-increment counter whose values become resourceVersions, so
+  a version is never reused, even across a delete and re-create under the same name.
+
+Keys compare byte-wise on every database (PostgreSQL ``COLLATE "C"``, MySQL ``utf8mb4_bin``),
+so names sort as they do in Python and label values are case-sensitive.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeEngine
+
+__all__ = [
+    "MYSQL_TABLE_ARGS",
+    "document_type",
+    "key_type",
+    "labels",
+    "metadata",
+    "resources",
+    "revision_id_type",
+    "revisions",
+    "timestamp_type",
+    "versions",
+]
+
+#: Table options on MySQL/MariaDB: InnoDB (transactions, foreign keys) and full UTF-8.
+MYSQL_TABLE_ARGS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+                    "mariadb_engine": "InnoDB", "mariadb_charset": "utf8mb4"}
+
+
+def key_type(length: int) -> TypeEngine[str]:
+    """A string compared byte by byte (case-sensitive, Python's sort order)."""
+    exact = mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin")
+    return (String(length)
+            .with_variant(String(length, collation="C"), "postgresql")
+            .with_variant(exact, "mysql", "mariadb"))
+
+
+def document_type() -> TypeEngine[str]:
+    """JSON text of any size (MySQL's TEXT stops at 64 KiB)."""
+    return Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+def timestamp_type() -> TypeEngine[datetime]:
+    return DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def revision_id_type() -> TypeEngine[int]:
+    """SQLite's AUTOINCREMENT needs exactly INTEGER; elsewhere a 64-bit counter."""
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+metadata = MetaData()
+
+resources = Table(
+    "fabrica_resources",
+    metadata,
+    Column("collection", key_type(63), nullable=False),
+    Column("uid", key_type(100), nullable=False),
+    Column("name", key_type(253), nullable=False),
+    Column("kind", String(100)),
+    Column("resource_version", BigInteger, nullable=False),
+    Column("generation", BigInteger),
+    Column("created_at", timestamp_type()),
+    Column("updated_at", timestamp_type()),
+    Column("deletion_timestamp", timestamp_type()),
+    Column("document", document_type(), nullable=False),
+    PrimaryKeyConstraint("collection", "uid", name="pk_fabrica_resources"),
+    UniqueConstraint("collection", "name", name="uq_fabrica_resources_name"),
+    **MYSQL_TABLE_ARGS,
+)
+
+labels = Table(
+    "fabrica_labels",
+    metadata,
+    Column("collection", key_type(63), nullable=False),
+    Column("uid", key_type(100), nullable=False),
+    Column("key", key_type(317), nullable=False),
+    Column("value", key_type(63), nullable=False),
+    PrimaryKeyConstraint("collection", "uid", "key", name="pk_fabrica_labels"),
+    ForeignKeyConstraint(
+        ["collection", "uid"], ["fabrica_resources.collection", "fabrica_resources.uid"],
+        ondelete="CASCADE", name="fk_fabrica_labels_resource",
+    ),
+    Index("ix_fabrica_labels_selector", "collection", "key", "value"),
+    **MYSQL_TABLE_ARGS,
+)
+
+versions = Table(
+    "fabrica_versions",
+    metadata,
+    Column("collection", key_type(63), nullable=False),
+    Column("uid", key_type(100), nullable=False),
+    Column("version_id", key_type(20), nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("document", document_type(), nullable=False),
+    PrimaryKeyConstraint("collection", "uid", "version_id", name="pk_fabrica_versions"),
+    ForeignKeyConstraint(
+        ["collection", "uid"], ["fabrica_resources.collection", "fabrica_resources.uid"],
+        ondelete="CASCADE", name="fk_fabrica_versions_resource",
+    ),
+    **MYSQL_TABLE_ARGS,
+)
+
+revisions = Table(
+    "fabrica_revisions",
+    metadata,
+    Column("id", revision_id_type(), primary_key=True, autoincrement=True),
+    sqlite_autoincrement=True,
+    **MYSQL_TABLE_ARGS,
+)
