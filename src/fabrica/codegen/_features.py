@@ -14,10 +14,9 @@ from .._settings import ServiceSettings
 
 __all__ = ["NOT_YET_AVAILABLE", "pending_features"]
 
-NOT_YET_AVAILABLE: Final[tuple[str, ...]] = ("events bus nats", "auth")
+NOT_YET_AVAILABLE: Final[tuple[str, ...]] = ("auth",)
 
 _ENABLED: Final[dict[str, Callable[[ServiceSettings], bool]]] = {
-    "events bus nats": lambda s: s.events and s.events_bus == "nats",
     "auth": lambda s: s.auth,
 }
 

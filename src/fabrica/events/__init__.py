@@ -1,4 +1,5 @@
-"""Events: CloudEvents 1.0 envelopes, type patterns, the event-bus seam and its memory bus.
+"""Events: CloudEvents 1.0 envelopes, type patterns, the event-bus seam, its memory bus
+and its NATS bus.
 
 This package stands alone (it imports neither storage nor the server): the server builds
 events with `lifecycle_event` / `condition_event` after each successful write and publishes
@@ -17,6 +18,7 @@ from ._bus import (
 )
 from ._cloudevent import CloudEvent, ExtensionValue, format_time
 from ._memory import MemoryBus
+from ._nats import NatsBus
 from ._patterns import TypePattern, compile_pattern, type_matches
 from ._sse import format_sse, sse_stream
 
@@ -30,6 +32,7 @@ __all__ = [
     "ExtensionValue",
     "Handler",
     "MemoryBus",
+    "NatsBus",
     "Subscription",
     "SubscriptionStats",
     "TypePattern",

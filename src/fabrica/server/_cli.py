@@ -17,6 +17,7 @@ import uvicorn
 
 from .._settings import ServiceSettings
 from .._version import __version__
+from ..events import NatsBus
 from ..reconcile import ResourceReconciler
 from ..resource import Resource
 from ..storage import FileStorage, Storage, StorageError
@@ -95,9 +96,10 @@ def service_cli(
                             format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
         storage = _open_storage(settings, data_dir, database_url, auto_migrate)
         active = _active_reconcilers(settings, reconcilers)
-        _report_features(settings, events_bus, reconcilers, active)
+        _report_features(settings, events_bus, nats_url, reconcilers, active)
+        bus = NatsBus(nats_url, name=settings.project) if events_bus == "nats" else None
         app = create_app(kinds, storage, settings=settings, max_body_size=max_body_size,
-                         reconcilers=active)
+                         reconcilers=active, bus=bus)
         log.info("serving %s: %s", settings.project,
                  ", ".join(f"/{k.resource_info.plural}" for k in kinds) or "no resources")
         log.info("listening on http://%s:%d (docs at /docs)", host, port)
@@ -205,6 +207,7 @@ def _active_reconcilers(
 def _report_features(
     settings: ServiceSettings,
     events_bus: str,
+    nats_url: str,
     reconcilers: Sequence[type[ResourceReconciler[Any]]],
     active: Sequence[type[ResourceReconciler[Any]]],
 ) -> None:
@@ -212,10 +215,9 @@ def _report_features(
         raise click.UsageError(
             f"auth is enabled in .fabrica.yaml but {_NOT_YET}; refusing to serve without it"
         )
-    if events_bus == "nats" and (settings.events or settings.reconcile):
-        raise click.UsageError(f"the NATS event bus is {_NOT_YET}; use --events-bus memory")
-    if settings.events or active:
-        log.info("events: memory bus, types %s.KIND.ACTION, stream at GET /events",
+    bus = f"NATS bus at {nats_url}" if events_bus == "nats" else "memory bus"
+    if settings.events or active or events_bus == "nats":
+        log.info("events: %s, types %s.KIND.ACTION, stream at GET /events", bus,
                  settings.event_prefix)
     else:
         log.info("events: off")

@@ -7,13 +7,16 @@ condition whose status changed (or appeared) in that write.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from ..events import EventBus, condition_event, lifecycle_event
+from ..events import EventBus, EventBusError, condition_event, lifecycle_event
 from ..resource import Resource
 from ..store import Change
 
 __all__ = ["ChangePublisher"]
+
+log = logging.getLogger("fabrica.events")
 
 
 class ChangePublisher:
@@ -21,8 +24,19 @@ class ChangePublisher:
         self.bus = bus
         self.prefix = prefix
         self.source = source
+        self.failures = 0
 
     async def __call__(self, change: Change) -> None:
+        try:
+            await self._publish(change)
+        except EventBusError as exc:
+            # The write is committed; failing the request now would make the client retry a
+            # write that happened. Reconcilers catch up at their next resync.
+            self.failures += 1
+            log.error("could not publish the %s event of %s %s: %s", change.action,
+                      change.resource.resource_info.kind, change.resource.uid, exc)
+
+    async def _publish(self, change: Change) -> None:
         obj = change.resource
         info = obj.resource_info
         metadata = {"updateType": change.update_type} if change.update_type else None
