@@ -2,21 +2,28 @@
 
 Builds the rack-inventory project of examples/rack-reconciliation with the real CLI, exactly as
 a user would (`fabrica init rack-inventory ... --storage-type file --events --events-bus memory
---reconcile`, `fabrica add resource` for the six kinds, the example's files copied in,
-`fabrica generate`), serves it on 127.0.0.1 with the file backend, POSTs the largest template
+--reconcile`, or `--storage-type sql --db sqlite|postgres|mysql` for the SQL backends,
+`fabrica add resource` for the six kinds, the example's files copied in, `fabrica generate`),
+serves it on 127.0.0.1 with the chosen backend (`--backend file|sqlite|postgresql|mariadb`:
+a data dir, a SQLite file, or a schema / database of its own on the local PostgreSQL or
+MariaDB server, migrated with `python -m rack_inventory.server migrate`), POSTs the largest
+template
 (42 chassis x 16 blades x 8 nodes, dedicated BMCs: 42 + 672 + 5,376 + 5,376 = 11,466
 children), then POSTs a rack and times it from that POST until `GET /racks/NAME` reports
 `status.phase == "Ready"`; the children are then counted through the list endpoints.
 
-In the same run, the storage backend alone (`fabrica.storage.FileStorage`, in this process, on
-a fresh data dir) creates the same documents: the same collections, names, labels, owner
-references, specs and statuses the reconciler writes, built beforehand from the example's
-typed resources, with 32 creates in flight (the reconciler's PARALLEL_CREATES) and again one
-at a time. The headline ratio is controller time / storage time at 32 in flight; the aim is
-at most 2.
+In the same run, the same backend alone (`fabrica.storage.FileStorage` on a fresh data dir, or
+`fabrica.storage.SQLStorage` on a fresh, migrated database of its own; in this process)
+creates the same documents: the same collections, names, labels, owner references, specs and
+statuses the reconciler writes, built beforehand from the example's typed resources, with 32
+creates in flight (the reconciler's PARALLEL_CREATES) and again one at a time. The headline
+ratio is controller time / storage time at 32 in flight; the aim is at most 2.
 
-    .venv/bin/python bench/rack_provision.py                 # full size, ~1 min
+Every schema / database made for a run is dropped at its end, on failure too.
+
+    .venv/bin/python bench/rack_provision.py                 # full size, file backend, ~1 min
     .venv/bin/python bench/rack_provision.py --quick         # 4 x 4 x 4 dedicated smoke run
+    .venv/bin/python bench/rack_provision.py --backend postgresql --timeout 1200
     .venv/bin/python bench/rack_provision.py --chassis 8 --blades 16 --nodes 8 --bmc-mode shared
 """
 
@@ -28,16 +35,19 @@ import importlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -55,6 +65,11 @@ AIM = 2.0
 TEMPLATE_NAME = "big"
 RACK_NAME = "big-01"
 COLLECTIONS = ("chassis", "blades", "bmcs", "nodes")
+BACKENDS = ("file", "sqlite", "postgresql", "mariadb")
+INIT_DB = {"sqlite": "sqlite", "postgresql": "postgres", "mariadb": "mysql"}  # fabrica init --db
+# The machine's own database servers (as tests/_sqldb.py and bench/storage_scale.py use them).
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+MARIADB_URL = "mysql://root@127.0.0.1:3306/test"
 
 
 class BenchError(RuntimeError):
@@ -108,11 +123,13 @@ class Timing:
 # -- the generated project ---------------------------------------------------------------------
 
 
-def make_project(tmp: Path) -> Path:
+def make_project(tmp: Path, backend: str) -> Path:
     """The rack-inventory project, made with the real CLI as the example's README does."""
     cli = [sys.executable, "-m", "fabrica.cli"]
+    storage = (["--storage-type", "file"] if backend == "file"
+               else ["--storage-type", "sql", "--db", INIT_DB[backend]])
     _run([*cli, "init", "rack-inventory", "--module", "github.com/example/rack-inventory",
-          "--storage-type", "file", "--events", "--events-bus", "memory", "--reconcile"], tmp)
+          *storage, "--events", "--events-bus", "memory", "--reconcile"], tmp)
     project = tmp / "rack-inventory"
     for kind in KINDS:
         _run([*cli, "add", "resource", kind], project)
@@ -123,33 +140,164 @@ def make_project(tmp: Path) -> Path:
     return project
 
 
-def _run(argv: list[str], cwd: Path) -> None:
+def _run(argv: list[str], cwd: Path) -> str:
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise BenchError(f"`{' '.join(argv)}` failed ({done.returncode}) in {cwd}:\n"
                          f"{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+# -- where the documents go: a data dir, or an empty database of the run's own -----------------
+
+
+@dataclass(frozen=True)
+class Place:
+    """One scenario's storage: `data_dir` for the file backend, `url` (a fresh, empty
+    database) for the SQL ones."""
+
+    backend: str
+    data_dir: Path
+    url: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Documents stored so far per collection (a count query on SQL)."""
+        if self.url is None:
+            return {c: _documents_in(self.data_dir / c) for c in COLLECTIONS}
+        url = self.url
+
+        async def count() -> dict[str, int]:
+            from fabrica.storage import SQLStorage
+
+            storage = SQLStorage(url)
+            try:
+                return await _sql_counts(storage)
+            finally:
+                await storage.close()
+
+        return asyncio.run(count())
+
+
+@contextmanager
+def place(backend: str, tmp: Path, label: str) -> Iterator[Place]:
+    """A fresh place for `label`'s documents. PostgreSQL: a schema of its own in database
+    ``test``, reached through ``?options=-csearch_path=...``; MariaDB: a database of its own.
+    Either is dropped when the block ends, however it ends."""
+    data_dir = tmp / f"data-{label}"
+    if backend == "file":
+        yield Place(backend, data_dir)
+        return
+    if backend == "sqlite":
+        yield Place(backend, data_dir, f"sqlite:///{tmp / label}.db")
+        return
+    name = f"fabrica_bench_{secrets.token_hex(4)}"
+    if backend == "postgresql":
+        admin = POSTGRES_URL
+        create, drop = f"CREATE SCHEMA {name}", f"DROP SCHEMA IF EXISTS {name} CASCADE"
+        url = f"{POSTGRES_URL}?options={quote(f'-csearch_path={name}')}"
+    elif backend == "mariadb":
+        admin = MARIADB_URL
+        create = f"CREATE DATABASE {name} CHARACTER SET utf8mb4"
+        drop = f"DROP DATABASE IF EXISTS {name}"
+        url = f"{MARIADB_URL.rsplit('/', 1)[0]}/{name}"
+    else:  # pragma: no cover - argparse's choices
+        raise ValueError(backend)
+    try:
+        _admin(admin, create)
+    except Exception as exc:
+        raise BenchError(f"cannot create {name} on {admin}: {type(exc).__name__}: {exc}\n"
+                         "(is the database server running? .ci/run starts it)") from exc
+    try:
+        yield Place(backend, data_dir, url)
+    finally:
+        _drop(admin, name, drop)
+
+
+def _drop(admin: str, name: str, drop: str, attempts: int = 10) -> None:
+    """Drop, retried: a server stopped in the middle of its writes leaves them to finish
+    (or roll back) on the database's side, and PostgreSQL can answer a DROP SCHEMA that
+    meets them with a deadlock."""
+    for attempt in range(attempts):
+        try:
+            _admin(admin, drop)
+            return
+        except Exception as exc:  # say so, without hiding what happened in the block
+            if attempt + 1 == attempts:
+                print(f"WARNING: could not drop {name} on {admin}: {exc!r}",
+                      file=sys.stderr, flush=True)
+                return
+            time.sleep(1)
+
+
+def _admin(url: str, statement: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from fabrica.storage import SQLStorage
+
+    async def go() -> None:
+        storage = SQLStorage(url)
+        assert isinstance(storage.engine, AsyncEngine)
+        try:
+            async with storage.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text(statement))
+        finally:
+            await storage.close()
+
+    asyncio.run(go())
+
+
+async def _sql_counts(storage: Any) -> dict[str, int]:
+    """Rows per collection in `storage`'s ``fabrica_resources`` (a `SQLStorage`)."""
+    from sqlalchemy import Engine, text
+
+    query = text("SELECT collection, COUNT(*) FROM fabrica_resources GROUP BY collection")
+    engine = storage.engine
+    if isinstance(engine, Engine):  # SQLite: the synchronous engine, in a worker thread
+        def sync() -> list[Any]:
+            with engine.connect() as conn:
+                return list(conn.execute(query).all())
+
+        rows = await asyncio.to_thread(sync)
+    else:
+        async with engine.connect() as conn:
+            rows = list((await conn.execute(query)).all())
+    found = {collection: int(n) for collection, n in rows}
+    return {c: found.get(c, 0) for c in COLLECTIONS}
 
 
 # -- the controller through the real server ----------------------------------------------------
 
 
-def provision_through_server(project: Path, data_dir: Path, logs: Path, shape: Shape,
+def provision_through_server(project: Path, where: Place, logs: Path, shape: Shape,
                              timeout: float) -> list[Timing]:
+    module = [sys.executable, "-m", f"{PACKAGE}.server"]
+    if where.url is None:
+        storage = ["--data-dir", str(where.data_dir)]
+    else:
+        storage = ["--database-url", where.url]  # SQLite: auto-migrate, its default
+        if where.backend != "sqlite":
+            said = _run([*module, "migrate", *storage], project).strip()
+            print(f"  python -m {PACKAGE}.server migrate: {said}", flush=True)
     port = free_port()
-    argv = [sys.executable, "-m", f"{PACKAGE}.server", "serve", "--host", HOST,
-            "--port", str(port), "--data-dir", str(data_dir), "--no-access-log"]
+    argv = [*module, "serve", "--host", HOST, "--port", str(port), *storage, "--no-access-log"]
     server = Server("rack-inventory", argv, port, cwd=project, log_dir=logs)
+    try:
+        server.__enter__()
+    except RuntimeError as exc:  # exited or never healthy: the message has its log
+        raise BenchError(str(exc)) from exc
     with server:
         try:
-            return _provision(server, data_dir, shape, timeout)
+            return _provision(server, where, shape, timeout)
         except BaseException:
             print(f"\nserver log (tail):\n{server.log_tail(40)}",
                   file=sys.stderr, flush=True)
             raise
 
 
-def _provision(server: Server, data_dir: Path, shape: Shape, timeout: float
+def _provision(server: Server, where: Place, shape: Shape, timeout: float
                ) -> list[Timing]:
     template = _call(server, "POST", "/racktemplates", shape.template_body(), expect=201)
     body = {"name": RACK_NAME, "templateUID": template["metadata"]["uid"]}
@@ -171,7 +319,7 @@ def _provision(server: Server, data_dir: Path, shape: Shape, timeout: float
                              f"{json.dumps(status)[:600]}")
         if now - last_report >= 10:
             last_report = now
-            stored = {c: _documents_in(data_dir / c) for c in COLLECTIONS}
+            stored = where.counts()
             print(f"  {now - started:5.0f}s  phase {status.get('phase')!r}, "
                   f"{sum(stored.values()):,} children stored so far {stored}", flush=True)
         time.sleep(POLL_SECONDS)
@@ -292,21 +440,36 @@ def storage_documents(project: Path, shape: Shape) -> list[tuple[str, dict[str, 
     return docs
 
 
-def storage_alone(project: Path, data_dir: Path, shape: Shape, parallel: int) -> Timing:
-    """Time `FileStorage.create` of every child on a fresh data dir, `parallel` in flight."""
-    from fabrica.storage import FileStorage
+def storage_alone(project: Path, where: Place, shape: Shape, parallel: int) -> Timing:
+    """Time `create` of every child on a fresh place, `parallel` in flight: `FileStorage`
+    on a data dir, or `SQLStorage` (its default engine options, as the server opens it) on
+    a database migrated beforehand, outside the clock."""
+    from fabrica.storage import FileStorage, SQLStorage
 
     docs = storage_documents(project, shape)
     if len(docs) != shape.total:
         raise BenchError(f"built {len(docs)} documents, want {shape.total}")
-    storage = FileStorage(data_dir)
     with _runner() as runner:
-        seconds = runner.run(_create_all(storage, docs, parallel))
-    got = {c: _documents_in(data_dir / c) for c in COLLECTIONS}
+        if where.url is None:
+            storage: FileStorage | SQLStorage = FileStorage(where.data_dir)
+            seconds = runner.run(_create_all(storage, docs, parallel))
+            got = where.counts()
+            note = "FileStorage.create of the same documents, built beforehand"
+        else:
+            storage = SQLStorage(where.url)
+            try:
+                runner.run(storage.migrate())
+                seconds = runner.run(_create_all(storage, docs, parallel))
+                got = runner.run(_sql_counts(storage))
+            finally:
+                runner.run(storage.close())
+            fresh = {"sqlite": "SQLite file", "postgresql": "schema"}.get(where.backend,
+                                                                            "database")
+            note = (f"SQLStorage.create ({where.backend}) of the same documents, built "
+                    f"beforehand, on a fresh {fresh} migrated outside the clock")
     if got != shape.counts:
         raise BenchError(f"storage alone stored {got}, want {shape.counts}")
-    return Timing(_storage_label(parallel), seconds, len(docs),
-                  "FileStorage.create of the same documents, built beforehand")
+    return Timing(_storage_label(parallel), seconds, len(docs), note)
 
 
 def _storage_label(parallel: int) -> str:
@@ -364,27 +527,38 @@ def _runner() -> asyncio.Runner:
 # -- the run -----------------------------------------------------------------------------------
 
 
-def bench(shape: Shape, timeout: float) -> list[Timing]:
+def bench(shape: Shape, backend: str, timeout: float) -> list[Timing]:
     with tempfile.TemporaryDirectory(prefix="fabrica-bench-rack-") as tmp_name:
         tmp = Path(tmp_name)
         logs = tmp / "logs"
         logs.mkdir()
         started = time.monotonic()
-        project = make_project(tmp)
+        project = make_project(tmp, backend)
         print(f"generated rack-inventory with the fabrica CLI in "
               f"{time.monotonic() - started:.1f}s", flush=True)
 
         print("controller: POST /racks, waiting for phase Ready ...", flush=True)
-        timings = provision_through_server(project, tmp / "data-server", logs, shape, timeout)
+        with place(backend, tmp, "server") as where:
+            print(f"  storage: {_where(where)}", flush=True)
+            timings = provision_through_server(project, where, logs, shape, timeout)
         print(f"  Ready after {timings[0].seconds:.2f}s", flush=True)
 
+        creator = "FileStorage.create" if backend == "file" else "SQLStorage.create"
         for parallel in (PARALLEL, 1):
-            print(f"storage alone: {shape.total:,} FileStorage.create, {parallel} in flight ...",
+            print(f"storage alone: {shape.total:,} {creator}, {parallel} in flight ...",
                   flush=True)
-            timing = storage_alone(project, tmp / f"data-storage-{parallel}", shape, parallel)
+            with place(backend, tmp, f"storage-{parallel}") as where:
+                print(f"  storage: {_where(where)}", flush=True)
+                timing = storage_alone(project, where, shape, parallel)
             print(f"  {timing.seconds:.2f}s", flush=True)
             timings.append(timing)
     return timings
+
+
+def _where(where: Place) -> str:
+    if where.url is None:
+        return f"data dir {where.data_dir}"
+    return where.url
 
 
 def print_report(shape: Shape, timings: list[Timing]) -> bool:
@@ -409,8 +583,11 @@ def print_report(shape: Shape, timings: list[Timing]) -> bool:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["file"], default="file",
-                        help="storage backend of the server and of the baseline (file only)")
+    parser.add_argument("--backend", choices=BACKENDS, default="file",
+                        help="storage backend of the server and of the baseline (default "
+                             "file); postgresql and mariadb use the local servers "
+                             f"({POSTGRES_URL}, {MARIADB_URL}) in a schema / database of "
+                             "the run's own")
     parser.add_argument("--chassis", type=int, help="chassis per rack, 1..42 (default 42)")
     parser.add_argument("--blades", type=int, help="blades per chassis, 1..16 (default 16)")
     parser.add_argument("--nodes", type=int, help="nodes per blade, 1..8 (default 8)")
@@ -444,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.python_version()}, traffic to {HOST} only", flush=True)
     started = time.monotonic()
     try:
-        timings = bench(shape, args.timeout)
+        timings = bench(shape, args.backend, args.timeout)
     except BenchError as exc:
         print(f"\nFAILED: {exc}", file=sys.stderr)
         return 1
