@@ -187,7 +187,7 @@ class ResourceStore:
                 if exc.field == "uid" and attempt + 1 < _UID_ATTEMPTS:
                     continue  # a random uid collided: draw another, never overwrite
                 raise
-            created = cls.model_validate(doc)
+            created = _with_stored_version(obj, doc)
             await self._notify(Change("created", created))
             return created
         raise AssertionError("unreachable")
@@ -284,7 +284,7 @@ class ResourceStore:
         doc = await self.storage.update(
             current.resource_info.plural, _dump(new), current.metadata.resource_version, snapshot
         )
-        stored = type(current).model_validate(doc)
+        stored = _with_stored_version(new, doc)
         await self._notify(Change(action, stored, current, update_type))
         if stored.metadata.deletion_timestamp is not None and not stored.metadata.finalizers:
             try:  # the last finalizer is gone: now the resource goes
@@ -300,6 +300,14 @@ class ResourceStore:
             except Exception:  # a listener must never undo or fail a committed write
                 log.exception("change listener %r failed on %s %s", listener, change.action,
                               change.resource.uid)
+
+
+def _with_stored_version(obj: R, doc: Document) -> R:
+    """`obj` as stored: the backend only added its resourceVersion to what we gave it, so
+    there is nothing to validate again."""
+    version = doc["metadata"]["resourceVersion"]
+    metadata = obj.metadata.model_copy(update={"resource_version": version})
+    return obj.model_copy(update={"metadata": metadata})
 
 
 def _dump(obj: AnyResource) -> Document:
