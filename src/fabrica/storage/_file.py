@@ -75,11 +75,16 @@ class FileStorage:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._ready: set[str] = set()
         # Writes spend their time in fsync, which releases the GIL: many threads let the
-        # kernel batch concurrent writers into one journal commit.
+        # kernel batch concurrent writers into one journal commit. Listing is mostly JSON
+        # parsing, which holds the GIL: more than a couple of threads only fight over it.
         self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="fabrica-file")
+        self._readers = ThreadPoolExecutor(2, thread_name_prefix="fabrica-file-read")
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    async def _read(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, func, *args)
 
     # -- async API -----------------------------------------------------------------------
 
@@ -103,7 +108,7 @@ class FileStorage:
         limit: int | None = None,
         after: str | None = None,
     ) -> list[Document]:
-        return await self._run(self.list_sync, collection, selector, limit, after)
+        return await self._read(self.list_sync, collection, selector, limit, after)
 
     async def update(
         self,
@@ -120,7 +125,7 @@ class FileStorage:
         return await self._run(self.delete_sync, collection, uid, expected_version)
 
     async def list_versions(self, collection: str, uid: str) -> builtins.list[Document]:
-        return await self._run(self.list_versions_sync, collection, uid)
+        return await self._read(self.list_versions_sync, collection, uid)
 
     async def get_version(self, collection: str, uid: str, version_id: str) -> Document:
         return self.get_version_sync(collection, uid, version_id)
@@ -130,6 +135,7 @@ class FileStorage:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
 
     # -- writes --------------------------------------------------------------------------
 
