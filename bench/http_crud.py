@@ -52,24 +52,8 @@ from _common import (  # noqa: E402
     run_load,
 )
 
-DEVICE_PY = '''\
-from typing import Literal
-from pydantic import Field
-from fabrica import Model, Resource
-
-class DeviceSpec(Model):
-    type: Literal["server", "switch", "router", "storage"]
-    ip_address: str = Field(alias="ipAddress")
-    port: int = Field(443, ge=1, le=65535)
-    tags: dict[str, str] = {}
-
-class DeviceStatus(Model):
-    health: str = "unknown"
-    error_count: int = Field(0, ge=0)
-
-class Device(Resource[DeviceSpec, DeviceStatus], prefix="dev"):
-    """A network device."""
-'''
+# The SPEC's device.py, as the walkthrough copies it.
+DEVICE_PY = Path(__file__).resolve().parent.parent / "examples" / "device" / "device.py"
 
 SEEDED = 100
 OPS = ("create", "get", "list100")
@@ -157,7 +141,7 @@ def make_project(tmp: Path) -> Path:
     _run([*fabrica, "init", "device-api"], cwd=tmp)
     project = tmp / "device-api"
     _run([*fabrica, "add", "resource", "Device"], cwd=project)
-    (project / "device_api" / "resources" / "device.py").write_text(DEVICE_PY)
+    (project / "device_api" / "resources" / "device.py").write_text(DEVICE_PY.read_text())
     _run([*fabrica, "generate"], cwd=project)
     return project
 

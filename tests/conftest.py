@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
+from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import Field
 
-from fabrica import Model, Resource, ServiceSettings
+from fabrica import ServiceSettings
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
 
 
-class DeviceSpec(Model):
-    type: Literal["server", "switch", "router", "storage"]
-    ip_address: str = Field(alias="ipAddress")
-    port: int = Field(443, ge=1, le=65535)
-    tags: dict[str, str] = {}
+def _load_example_device():  # type: ignore[no-untyped-def]
+    """The Device of examples/device/device.py (the SPEC's), the one the e2e tests copy."""
+    path = Path(__file__).resolve().parent.parent / "examples" / "device" / "device.py"
+    spec = importlib.util.spec_from_file_location("example_device", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves annotations through it
+    spec.loader.exec_module(module)
+    return module
 
 
-class DeviceStatus(Model):
-    health: str = "unknown"
-    error_count: int = Field(0, ge=0)
-
-
-class Device(Resource[DeviceSpec, DeviceStatus], prefix="dev"):
-    """A network device."""
+_example = _load_example_device()
+Device = _example.Device
+DeviceSpec = _example.DeviceSpec
+DeviceStatus = _example.DeviceStatus
 
 
 @asynccontextmanager

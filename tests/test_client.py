@@ -14,16 +14,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 import yaml
 from click.testing import CliRunner
-from pydantic import Field
 
 import fabrica.client
+from conftest import Device, DeviceSpec, DeviceStatus  # noqa: F401  (the example's Device)
 from fabrica import Model, Resource, ServiceSettings
 from fabrica.client import (
     AsyncClient,
@@ -45,22 +45,6 @@ from fabrica.server import create_app
 from fabrica.storage import FileStorage
 
 SETTINGS = ServiceSettings(project="device-api", package="device_api")
-
-
-class DeviceSpec(Model):
-    type: Literal["server", "switch", "router", "storage"]
-    ip_address: str = Field(alias="ipAddress")
-    port: int = Field(443, ge=1, le=65535)
-    tags: dict[str, str] = {}
-
-
-class DeviceStatus(Model):
-    health: str = "unknown"
-    error_count: int = Field(0, ge=0)
-
-
-class Device(Resource[DeviceSpec, DeviceStatus], prefix="dev"):
-    """A network device."""
 
 
 class ConfigSpec(Model):
