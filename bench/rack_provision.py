@@ -67,7 +67,8 @@ RACK_NAME = "big-01"
 COLLECTIONS = ("chassis", "blades", "bmcs", "nodes")
 BACKENDS = ("file", "sqlite", "postgresql", "mariadb")
 INIT_DB = {"sqlite": "sqlite", "postgresql": "postgres", "mariadb": "mysql"}  # fabrica init --db
-# The machine's own database servers (as tests/_sqldb.py and bench/storage_scale.py use them).
+# The machine's own database servers (as tests/_support/sqldb.py and bench/storage_scale.py
+# use them).
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 MARIADB_URL = "mysql://root@127.0.0.1:3306/test"
 

@@ -2,50 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-
-import httpx
 import pytest
 
-from fabrica import ServiceSettings
-from fabrica.server import create_app
-from fabrica.storage import FileStorage
-
-
-def _load_example_device():  # type: ignore[no-untyped-def]
-    """The Device of examples/device/device.py (the SPEC's), the one the e2e tests copy."""
-    path = Path(__file__).resolve().parent.parent / "examples" / "device" / "device.py"
-    spec = importlib.util.spec_from_file_location("example_device", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-_example = _load_example_device()
-Device = _example.Device
-DeviceSpec = _example.DeviceSpec
-DeviceStatus = _example.DeviceStatus
-
-
-@asynccontextmanager
-async def serve_in_process(app) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client: httpx talks ASGI to the app (lifespan included), no sockets."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://fabrica.test") as c:
-            yield c
-
-
-def make_client(tmp_path, mode="strict", kinds=(Device,), **kwargs):
-    settings = ServiceSettings(project="device-api", package="device_api", validation_mode=mode)
-    app = create_app(list(kinds), FileStorage(tmp_path / "data"), settings=settings, **kwargs)
-    return serve_in_process(app)
+from tests._support.app import make_client
 
 
 @pytest.fixture

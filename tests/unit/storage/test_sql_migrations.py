@@ -12,11 +12,11 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from _sqldb import SQL_BACKENDS, database
 from fabrica.resource import parse_selector
 from fabrica.storage import MigrationRequired, SQLStorage
 from fabrica.storage import _sql_migrate as migrations
 from fabrica.storage._sql_schema import metadata
+from tests._support.sqldb import SQL_BACKENDS, database
 
 FIRST = "0001"
 

@@ -13,7 +13,6 @@ import json
 import pytest
 from sqlalchemy import delete
 
-from _sqldb import migrate, mysql_database, postgres_schema
 from fabrica.resource import parse_selector
 from fabrica.storage import (
     AlreadyExists,
@@ -24,6 +23,7 @@ from fabrica.storage import (
     Storage,
 )
 from fabrica.storage._sql_schema import resources, revisions
+from tests._support.sqldb import migrate, mysql_database, postgres_schema
 
 BACKENDS = ("file", "sqlite", "postgresql", "mariadb")
 

@@ -23,7 +23,6 @@ import yaml
 from click.testing import CliRunner
 
 import fabrica.client
-from conftest import Device, DeviceSpec, DeviceStatus  # noqa: F401  (the example's Device)
 from fabrica import Model, Resource, ServiceSettings
 from fabrica.client import (
     AsyncClient,
@@ -43,6 +42,7 @@ from fabrica.client import (
 )
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
+from tests._support.app import Device, DeviceSpec, DeviceStatus  # noqa: F401  (the example's Device)
 
 SETTINGS = ServiceSettings(project="device-api", package="device_api")
 

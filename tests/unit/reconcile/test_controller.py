@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from pydantic import Field
 
-from conftest import serve_in_process
 from fabrica import Condition, Model, Resource, ServiceSettings
 from fabrica.reconcile import ResourceReconciler, Result, TerminalError
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
+from tests._support.app import serve_in_process
 
 
 class ShelfSpec(Model):

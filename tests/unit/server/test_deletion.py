@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from conftest import Device, make_client
+from tests._support.app import Device, make_client
 
 WEB = {"type": "server", "ipAddress": "10.0.0.1"}
 

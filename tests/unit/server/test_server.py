@@ -1,6 +1,6 @@
 import pytest
 
-from conftest import make_client
+from tests._support.app import make_client
 
 WEB = {"name": "web-01", "type": "server", "ipAddress": "10.0.0.1"}
 

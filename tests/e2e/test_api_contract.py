@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _cdp import Browser, chromium
-from _e2e import Server, fabrica, make_api_project
+from tests._support.cdp import Browser, chromium
+from tests._support.e2e import Server, fabrica, make_api_project
 
 pytestmark = pytest.mark.e2e
 

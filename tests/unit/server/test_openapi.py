@@ -4,22 +4,20 @@ same whether the server answers it or `fabrica generate` writes it to the projec
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from openapi_spec_validator import validate
 from pydantic import Field
 from starlette.routing import Mount, Route
 
-from _e2e import EXAMPLES, RACK_FILES, Server, fabrica, make_api_project
-from conftest import Device, serve_in_process
 from fabrica import Model, Resource, ServiceSettings
 from fabrica.server import build_openapi, create_app
 from fabrica.storage import FileStorage
+from tests._support.app import Device, serve_in_process
+from tests._support.e2e import EXAMPLES, RACK_FILES
 
 
 class ConfigSpec(Model):
@@ -160,26 +158,3 @@ def test_the_rack_example_kinds_validate() -> None:
         doc["paths"])
     rack = doc["components"]["schemas"]["RackSpec"]["properties"]["templateUID"]
     assert rack["minLength"] == 1
-
-
-# --- the file `fabrica generate` writes --------------------------------------------------
-
-@pytest.mark.e2e
-def test_generate_writes_the_served_openapi_json(tmp_path: Path) -> None:
-    project = make_api_project(tmp_path)
-    path = project / "openapi.json"
-    written = path.read_bytes()
-    doc = json.loads(written)
-    validate(doc)
-    assert {"/devices/{id}/status", "/configs/{id}/versions/{versionId}", "/events"} <= set(
-        doc["paths"])
-    fabrica("generate", cwd=project)
-    assert path.read_bytes() == written  # deterministic: generate twice, same bytes
-    server = Server(project, "api_svc", "--data-dir", str(tmp_path / "data"))
-    try:
-        assert httpx.get(f"{server.url}/openapi.json").json() == doc
-    finally:
-        server.stop()
-    path.write_text("{}")
-    assert "updated   openapi.json" in fabrica("generate", cwd=project).stdout
-    assert path.read_bytes() == written

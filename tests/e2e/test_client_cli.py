@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _e2e import Server, free_port, make_api_project
+from tests._support.e2e import Server, free_port, make_api_project
 
 pytestmark = pytest.mark.e2e
 

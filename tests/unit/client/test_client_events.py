@@ -17,7 +17,7 @@ from fabrica.client._sse import event_objects
 from fabrica.events import CloudEvent
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
-from test_client import KINDS, SETTINGS, ThreadServer, run
+from tests.unit.client.test_client import KINDS, SETTINGS, ThreadServer, run
 
 EVENTS = dataclasses.replace(SETTINGS, events=True)
 WEB = {"type": "server", "ipAddress": "10.0.0.1"}

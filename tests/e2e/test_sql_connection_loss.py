@@ -29,9 +29,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from _e2e import EXAMPLES, Server, fabrica, free_port
-from _sqldb import database
 from fabrica.storage import SQLStorage, Unavailable
+from tests._support.e2e import EXAMPLES, Server, fabrica, free_port
+from tests._support.sqldb import database
 
 pytestmark = pytest.mark.e2e
 

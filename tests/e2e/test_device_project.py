@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _e2e import Server, fabrica, make_device_project
+from tests._support.e2e import Server, fabrica, make_device_project
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _e2e import Server, make_rack_project
+from tests._support.e2e import Server, make_rack_project
 
 pytestmark = pytest.mark.e2e
 

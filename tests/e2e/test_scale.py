@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _e2e import EXAMPLES, Server, fabrica
-from _sqldb import migrate, postgres_schema
+from tests._support.e2e import EXAMPLES, Server, fabrica
+from tests._support.sqldb import migrate, postgres_schema
 
 pytestmark = pytest.mark.e2e
 

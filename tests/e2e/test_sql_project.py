@@ -15,14 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _e2e import (
+from tests._support.e2e import (
     EXAMPLES,
     RACK_FILES,
     RACK_KINDS,
     Server,
     fabrica,
 )
-from _sqldb import mysql_database, postgres_schema
+from tests._support.sqldb import mysql_database, postgres_schema
 
 pytestmark = pytest.mark.e2e
 
