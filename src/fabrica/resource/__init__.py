@@ -9,6 +9,10 @@ from ._conditions import (
     set_condition,
 )
 from ._labels import (
+    LABEL_KEY_MAX_LENGTH,
+    LABEL_KEY_PATTERN,
+    LABEL_VALUE_MAX_LENGTH,
+    LABEL_VALUE_PATTERN,
     Requirement,
     Selector,
     SelectorError,
@@ -18,8 +22,12 @@ from ._labels import (
 )
 from ._model import Model
 from ._naming import (
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    UID_PATTERN,
     default_prefix,
     is_dns1123_subdomain,
+    is_uid,
     is_valid_kind,
     is_valid_plural,
     is_valid_prefix,
@@ -38,6 +46,12 @@ from ._time import utcnow
 
 __all__ = [
     "API_VERSION",
+    "LABEL_KEY_MAX_LENGTH",
+    "LABEL_KEY_PATTERN",
+    "LABEL_VALUE_MAX_LENGTH",
+    "LABEL_VALUE_PATTERN",
+    "NAME_MAX_LENGTH",
+    "NAME_PATTERN",
     "SCHEMA_VERSION",
     "Condition",
     "ConditionStatus",
@@ -49,10 +63,12 @@ __all__ = [
     "ResourceInfo",
     "Selector",
     "SelectorError",
+    "UID_PATTERN",
     "default_prefix",
     "find_condition",
     "is_condition_true",
     "is_dns1123_subdomain",
+    "is_uid",
     "is_valid_kind",
     "is_valid_plural",
     "is_valid_prefix",

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "LABEL_KEY_MAX_LENGTH",
+    "LABEL_KEY_PATTERN",
+    "LABEL_VALUE_MAX_LENGTH",
+    "LABEL_VALUE_PATTERN",
     "Requirement",
     "Selector",
     "SelectorError",
@@ -26,6 +30,13 @@ _NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _NAME_RE = re.compile(rf"^{_NAME}$")
 _DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
 _PREFIX_RE = re.compile(rf"^{_DNS_LABEL}(?:\.{_DNS_LABEL})*$")
+# For schemas (OpenAPI): the checks below add the per-part lengths a regex cannot say.
+#: A label or annotation key (also a finalizer): an optional DNS-subdomain prefix and a name.
+LABEL_KEY_PATTERN = rf"^(?:{_DNS_LABEL}(?:\.{_DNS_LABEL})*/)?{_NAME}$"
+LABEL_KEY_MAX_LENGTH = 253 + 1 + 63
+#: A label value: empty, or a name.
+LABEL_VALUE_PATTERN = rf"^(?:{_NAME})?$"
+LABEL_VALUE_MAX_LENGTH = 63
 
 Operator = Literal["=", "!=", "in", "notin", "exists", "!"]
 
@@ -42,7 +53,7 @@ def label_key_error(key: str) -> str | None:
 
 
 def label_value_error(value: str) -> str | None:
-    if value == "" or (len(value) <= 63 and _NAME_RE.match(value)):
+    if value == "" or (len(value) <= LABEL_VALUE_MAX_LENGTH and _NAME_RE.match(value)):
         return None
     return ("must be empty or at most 63 characters: letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit")

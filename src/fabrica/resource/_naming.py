@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "NAME_MAX_LENGTH",
+    "NAME_PATTERN",
+    "UID_PATTERN",
     "default_prefix",
     "is_dns1123_subdomain",
+    "is_uid",
     "is_valid_kind",
     "is_valid_plural",
     "is_valid_prefix",
@@ -17,7 +21,15 @@ _KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _PLURAL = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _DNS1123_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN = re.compile(rf"^{_DNS1123_LABEL}(?:\.{_DNS1123_LABEL})*$")
+# The one definition of names and uids: the server, both storage backends and the OpenAPI
+# document all use these (JSON Schema's regex dialect reads them as Python does).
+#: A resource name: a DNS-1123 subdomain of at most `NAME_MAX_LENGTH` characters.
+NAME_PATTERN = rf"^{_DNS1123_LABEL}(?:\.{_DNS1123_LABEL})*$"
+NAME_MAX_LENGTH = 253
+#: A uid: the kind's prefix, a dash and 8 to 64 lower-case hex digits (`new_uid` makes 8).
+UID_PATTERN = r"^[a-z][a-z0-9]*-[0-9a-f]{8,64}$"
+_DNS1123_SUBDOMAIN = re.compile(NAME_PATTERN)
+_UID = re.compile(UID_PATTERN)
 # Kubernetes' own rule (gengo's plural namer) plus the words it would get wrong. Hand-written
 # because the English-grammar library we tried costs 1.7 s of import time on every start.
 _INVARIANT = frozenset({
@@ -68,4 +80,11 @@ def is_valid_plural(plural: str) -> bool:
 
 
 def is_dns1123_subdomain(name: str) -> bool:
-    return len(name) <= 253 and bool(_DNS1123_SUBDOMAIN.match(name))
+    return len(name) <= NAME_MAX_LENGTH and bool(_DNS1123_SUBDOMAIN.match(name))
+
+
+def is_uid(value: str, prefix: str | None = None) -> bool:
+    """Whether `value` is a well-formed uid (of `prefix`'s kind, when given)."""
+    if prefix is not None and not value.startswith(f"{prefix}-"):
+        return False
+    return bool(_UID.match(value))

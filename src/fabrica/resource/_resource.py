@@ -11,7 +11,6 @@ which storage, server and code generation read instead of re-deriving names them
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +19,7 @@ from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._model import Model
-from ._naming import default_prefix, is_valid_plural, is_valid_prefix, pluralize
+from ._naming import default_prefix, is_uid, is_valid_plural, is_valid_prefix, pluralize
 
 __all__ = [
     "API_VERSION",
@@ -90,7 +89,7 @@ class ResourceInfo:
         return self.kind.lower()
 
     def is_uid(self, value: str) -> bool:
-        return bool(re.fullmatch(rf"{re.escape(self.prefix)}-[0-9a-f]{{8,}}", value))
+        return is_uid(value, self.prefix)
 
 
 def new_uid(prefix: str) -> str:

@@ -6,11 +6,10 @@ the project's `.fabrica.yaml` choices arrive as `ServiceSettings` and act as def
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import click
 import uvicorn
@@ -20,16 +19,19 @@ from .._version import __version__
 from ..events import NatsBus
 from ..reconcile import ResourceReconciler
 from ..resource import Resource
-from ..storage import FileStorage, Storage, StorageError
+from ..storage import (
+    DatabaseURLRequired,
+    Storage,
+    StorageSetupError,
+    database_url_for,
+    migrate_database,
+    prepare_storage,
+)
 from ._app import DEFAULT_MAX_BODY_SIZE, create_app
-
-if TYPE_CHECKING:
-    from ..storage import SQLStorage
 
 __all__ = ["main", "service_cli"]
 
 log = logging.getLogger("fabrica.server")
-T = TypeVar("T")
 
 # Features a project can record in .fabrica.yaml before this release implements them.
 _NOT_YET = "not available yet in this release of pyfabrica"
@@ -94,9 +96,10 @@ def service_cli(
     ) -> None:
         logging.basicConfig(level=log_level.upper(),
                             format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        _refuse_unavailable_features(settings)
         storage = _open_storage(settings, data_dir, database_url, auto_migrate)
         active = _active_reconcilers(settings, reconcilers)
-        _report_features(settings, events_bus, nats_url, reconcilers, active)
+        _log_features(settings, events_bus, nats_url, reconcilers, active)
         bus = NatsBus(nats_url, name=settings.project) if events_bus == "nats" else None
         app = create_app(kinds, storage, settings=settings, max_body_size=max_body_size,
                          reconcilers=active, bus=bus)
@@ -116,12 +119,12 @@ def service_cli(
         if url is None:
             raise click.UsageError("this project keeps its resources in files, which need no "
                                    "migration; give --database-url to migrate a SQL database")
-        storage = _sql_storage(url)
-        before, after = _run_on_database(storage, storage.migrate())
+        with _storage_errors():
+            shown, before, after = migrate_database(url)
         if before == after:
-            click.echo(f"{storage.url}: schema already at revision {after}")
+            click.echo(f"{shown}: schema already at revision {after}")
         else:
-            click.echo(f"{storage.url}: schema migrated from {before or 'nothing'} to {after}")
+            click.echo(f"{shown}: schema migrated from {before or 'nothing'} to {after}")
 
     return cli
 
@@ -133,67 +136,33 @@ def _open_storage(
     auto_migrate: bool | None = None,
 ) -> Storage:
     url = _database_url(settings, data_dir, database_url)
-    if url is None:
-        storage = FileStorage(data_dir)
-        log.info("storage: file backend in %s", Path(data_dir).resolve())
-        return storage
-    sql = _sql_storage(url)
-    if auto_migrate is None:
-        auto_migrate = sql.database.is_sqlite
-    if auto_migrate:
-        before, after = _run_on_database(sql, sql.migrate())
-        if before != after:
-            log.info("database schema migrated from %s to %s", before or "nothing", after)
-    else:
-        _run_on_database(sql, sql.check_schema(f"python -m {settings.package}.server migrate"))
-    log.info("storage: SQL backend (%s) at %s", sql.name, sql.url)
-    return sql
+    with _storage_errors():
+        return prepare_storage(data_dir, url, auto_migrate=auto_migrate,
+                               migrate_command=f"python -m {settings.package}.server migrate")
 
 
 def _database_url(settings: ServiceSettings, data_dir: str, database_url: str | None
                   ) -> str | None:
-    """The SQL database to use, or None for the file backend."""
-    if database_url:
-        return database_url
-    if settings.storage_type != "sql":
-        return None
-    if settings.db_driver != "sqlite":
+    """The SQL database to use, or None for the file backend (`database_url_for` decides)."""
+    try:
+        return database_url_for(storage_type=settings.storage_type,
+                                db_driver=settings.db_driver, data_dir=data_dir,
+                                database_url=database_url, sqlite_name=settings.package)
+    except DatabaseURLRequired as exc:
         raise click.UsageError(
-            f"this project keeps its resources in {settings.db_driver}: give --database-url "
-            f"(or {settings.env_prefix}_DATABASE_URL), e.g. "
-            + ("postgresql://user@localhost:5432/db" if settings.db_driver == "postgres"
-               else "mysql://user@localhost:3306/db"))
-    return f"sqlite:///{Path(data_dir).resolve() / settings.package}.db"
+            f"this project keeps its resources in {exc.driver}: give --database-url "
+            f"(or {settings.env_prefix}_DATABASE_URL), e.g. {exc.example}") from None
 
 
-def _sql_storage(url: str) -> SQLStorage:
-    from ..storage import SQLStorage  # loads SQLAlchemy: only services on SQL pay for it
-
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """`StorageSetupError` in command-line terms: a usage error (exit 2) or a failure (1)."""
     try:
-        return SQLStorage(url)
-    except ValueError as exc:
-        raise click.UsageError(f"--database-url: {exc}") from None
-
-
-def _run_on_database(storage: SQLStorage, work: Coroutine[Any, Any, T]) -> T:
-    """Run `work` (a coroutine on `storage`) before serving, then close its connections:
-    they belong to this event loop, and the server runs its own."""
-
-    async def run() -> T:
-        try:
-            return await work
-        finally:
-            await storage.close()
-
-    try:
-        return asyncio.run(run())
-    except StorageError as exc:
+        yield
+    except StorageSetupError as exc:
+        if exc.usage:
+            raise click.UsageError(f"--database-url: {exc}") from None
         raise click.ClickException(str(exc)) from None
-    except Exception as exc:  # a wrong password, a missing database...: say so, plainly
-        reason = getattr(exc, "orig", None) or exc
-        raise click.ClickException(
-            f"cannot use the database {storage.url}: {type(reason).__name__}: {reason}"
-        ) from None
 
 
 def _active_reconcilers(
@@ -204,17 +173,21 @@ def _active_reconcilers(
     return [cls for cls in reconcilers if cls.is_implemented()]
 
 
-def _report_features(
+def _refuse_unavailable_features(settings: ServiceSettings) -> None:
+    """A project that asked for something this release lacks is not served without it."""
+    if settings.auth:
+        raise click.UsageError(
+            f"auth is enabled in .fabrica.yaml but {_NOT_YET}; refusing to serve without it"
+        )
+
+
+def _log_features(
     settings: ServiceSettings,
     events_bus: str,
     nats_url: str,
     reconcilers: Sequence[type[ResourceReconciler[Any]]],
     active: Sequence[type[ResourceReconciler[Any]]],
 ) -> None:
-    if settings.auth:
-        raise click.UsageError(
-            f"auth is enabled in .fabrica.yaml but {_NOT_YET}; refusing to serve without it"
-        )
     bus = f"NATS bus at {nats_url}" if events_bus == "nats" else "memory bus"
     if settings.events or active or events_bus == "nats":
         log.info("events: %s, types %s.KIND.ACTION, stream at GET /events", bus,

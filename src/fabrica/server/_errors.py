@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..storage import AlreadyExists, Conflict, NotFound, Unavailable
+from ..storage import AlreadyExists, Conflict, Invalid, NotFound, Unavailable
 
 __all__ = ["APIError", "error_response", "exception_handlers", "validation_details"]
 
@@ -72,6 +72,11 @@ async def _conflict(request: Request, exc: Exception) -> Response:
     return error_response(409, str(exc))
 
 
+async def _invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Invalid)
+    return error_response(400, str(exc))
+
+
 async def _unavailable(request: Request, exc: Exception) -> Response:
     log.warning("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
     return error_response(503, "storage temporarily unavailable; retry shortly",
@@ -97,6 +102,7 @@ def exception_handlers() -> dict[Any, Any]:
         NotFound: _not_found,
         AlreadyExists: _already_exists,
         Conflict: _conflict,
+        Invalid: _invalid,
         Unavailable: _unavailable,
         HTTPException: _http_exception,
         Exception: _unexpected,

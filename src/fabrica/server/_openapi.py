@@ -15,7 +15,17 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .._version import __version__
-from ..resource import Resource, ResourceInfo
+from ..resource import (
+    LABEL_KEY_MAX_LENGTH,
+    LABEL_KEY_PATTERN,
+    LABEL_VALUE_MAX_LENGTH,
+    LABEL_VALUE_PATTERN,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    Resource,
+    ResourceInfo,
+)
+from ._table import ID_PARAM, VERSION_PARAM, kind_operations
 
 __all__ = ["build_openapi"]
 
@@ -79,18 +89,16 @@ _LIST_PARAMS = [
     {"name": "continue", "in": "query", "required": False, "schema": {"type": "string"},
      "description": "Opaque token from a previous page's Link header"},
 ]
-_DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_QUALIFIED = "[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
-_NAME_SCHEMA = {"type": "string", "maxLength": 253,
-                "pattern": f"^{_DNS_LABEL}(\\.{_DNS_LABEL})*$",
+_NAME_SCHEMA = {"type": "string", "maxLength": NAME_MAX_LENGTH, "pattern": NAME_PATTERN,
                 "description": "A DNS-1123 subdomain, unique within the kind"}
 # A label key, annotation key or finalizer: an optional DNS-subdomain prefix and a name.
-_QUALIFIED_NAME = {"type": "string", "maxLength": 317,
-                   "pattern": f"^({_DNS_LABEL}(\\.{_DNS_LABEL})*/)?{_QUALIFIED}$"}
+_QUALIFIED_NAME = {"type": "string", "maxLength": LABEL_KEY_MAX_LENGTH,
+                   "pattern": LABEL_KEY_PATTERN}
 _LABELS_SCHEMA = {
     "type": "object",
     "propertyNames": _QUALIFIED_NAME,
-    "additionalProperties": {"type": "string", "maxLength": 63, "pattern": f"^({_QUALIFIED})?$"},
+    "additionalProperties": {"type": "string", "maxLength": LABEL_VALUE_MAX_LENGTH,
+                             "pattern": LABEL_VALUE_PATTERN},
 }
 _ANNOTATIONS_SCHEMA = {
     "type": "object",
@@ -269,9 +277,27 @@ def _write_schema(
 
 
 def _paths(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
+    """The kind's paths, from the same table the router is built from (`_table`)."""
+    operations = _kind_operations(info, refs)
+    params = {
+        ID_PARAM: {"name": ID_PARAM, "in": "path", "required": True,
+                   "schema": {"type": "string"}, "description": f"The {info.kind}'s uid or name"},
+        VERSION_PARAM: {"name": VERSION_PARAM, "in": "path", "required": True,
+                        "schema": {"type": "string"}},
+    }
+    paths: dict[str, Any] = {}
+    for op in kind_operations(info):
+        if op.path not in paths:
+            used = [params[name] for name in (ID_PARAM, VERSION_PARAM)
+                    if f"{{{name}}}" in op.path]
+            paths[op.path] = {"parameters": used} if used else {}
+        paths[op.path][op.method.lower()] = operations[op.name]
+    return paths
+
+
+def _kind_operations(info: ResourceInfo, refs: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each operation of `kind_operations` by name."""
     kind, plural = info.kind, info.plural
-    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
-                "description": f"The {kind}'s uid or name"}
     write_body = {"required": True, "content": _json({"$ref": refs["write"]})}
     tags = [kind]
     write_errors = ("400", "404", "409", "412", "413")
@@ -284,76 +310,53 @@ def _paths(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
     created = one("Created", "201")
     created["201"]["headers"] = {**_ETAG_HEADER, "Location": {
         "description": "The new resource's URL", "schema": {"type": "string"}}}
-    paths: dict[str, Any] = {
-        f"/{plural}": {
-            "get": _op(f"list{kind}", f"List {plural}", tags,
-                       {"200": {"description": f"{plural}, ordered by name",
-                                "headers": {"Link": {"schema": {"type": "string"},
-                                                     "description": 'Next page, rel="next"'}},
-                                "content": _json({"type": "array",
-                                                  "items": {"$ref": refs["resource"]}})}},
-                       params=_LIST_PARAMS, errors=("400",)),
-            "post": _op(f"create{kind}", f"Create a {kind}", tags, created,
-                        body={"required": True, "content": _json({"$ref": refs["create"]})},
-                        errors=("400", "409", "413")),
-        },
-        f"/{plural}/{{id}}": {
-            "parameters": [id_param],
-            "get": _op(f"get{kind}", f"Get a {kind}", tags,
-                       {**one("The resource"), "304": {"description": "Not modified",
-                                                       "headers": _ETAG_HEADER}},
-                       params=[_IF_NONE_MATCH], errors=("404",)),
-            "put": _op(f"update{kind}", f"Replace a {kind}'s spec", tags, one("Updated"),
-                       body=write_body, params=[_IF_MATCH], errors=write_errors),
-            "patch": _op(f"patch{kind}", f"Patch a {kind}'s spec", tags, one("Patched"),
-                         body=_patch_body(), params=[_IF_MATCH], errors=patch_errors),
-            "delete": _op(f"delete{kind}", f"Delete a {kind}", tags,
-                          {"200": {"description": "Deleted, or marked for deletion while "
-                                                  "finalizers remain",
-                                   "content": _json(_DELETED_SCHEMA)}},
-                          params=[_IF_MATCH], errors=("404", "409", "412")),
-        },
-        f"/{plural}/{{id}}/status": {
-            "parameters": [id_param],
-            "put": _op(f"update{kind}Status", f"Replace a {kind}'s status", tags,
-                       one("Updated"),
-                       body={"required": True, "content": _json({"$ref": refs["status"]})},
-                       params=[_IF_MATCH], errors=write_errors),
-            "patch": _op(f"patch{kind}Status", f"Patch a {kind}'s status", tags,
-                         one("Patched"), body=_patch_body(), params=[_IF_MATCH],
-                         errors=patch_errors),
-        },
-    }
-    if info.versioning:
-        paths.update(_version_paths(kind, plural, id_param, tags))
-    return paths
-
-
-def _version_paths(kind: str, plural: str, id_param: dict[str, Any], tags: list[str]
-                   ) -> dict[str, Any]:
-    version_param = {"name": "versionId", "in": "path", "required": True,
-                     "schema": {"type": "string"}}
     version = _json({"$ref": _REF.format(model="SpecVersion")})
-    deleted = {"type": "object", "required": ["message", "versionId"],
-               "properties": {"message": {"type": "string"}, "versionId": {"type": "string"}}}
+    version_deleted = {
+        "type": "object", "required": ["message", "versionId"],
+        "properties": {"message": {"type": "string"}, "versionId": {"type": "string"}}}
     return {
-        f"/{plural}/{{id}}/versions": {
-            "parameters": [id_param],
-            "get": _op(f"list{kind}Versions", f"List a {kind}'s spec versions", tags,
-                       {"200": {"description": "Oldest first", "content": _json(
-                           {"type": "array",
-                            "items": {"$ref": _REF.format(model="SpecVersion")}})}},
-                       errors=("404",)),
-        },
-        f"/{plural}/{{id}}/versions/{{versionId}}": {
-            "parameters": [id_param, version_param],
-            "get": _op(f"get{kind}Version", f"Get one spec version of a {kind}", tags,
-                       {"200": {"description": "The snapshot", "content": version}},
-                       errors=("404",)),
-            "delete": _op(f"delete{kind}Version", f"Delete one spec version of a {kind}",
-                          tags, {"200": {"description": "Deleted", "content": _json(deleted)}},
-                          errors=("404",)),
-        },
+        "list": _op(f"list{kind}", f"List {plural}", tags,
+                    {"200": {"description": f"{plural}, ordered by name",
+                             "headers": {"Link": {"schema": {"type": "string"},
+                                                  "description": 'Next page, rel="next"'}},
+                             "content": _json({"type": "array",
+                                               "items": {"$ref": refs["resource"]}})}},
+                    params=_LIST_PARAMS, errors=("400",)),
+        "create": _op(f"create{kind}", f"Create a {kind}", tags, created,
+                      body={"required": True, "content": _json({"$ref": refs["create"]})},
+                      errors=("400", "409", "413")),
+        "get": _op(f"get{kind}", f"Get a {kind}", tags,
+                   {**one("The resource"), "304": {"description": "Not modified",
+                                                   "headers": _ETAG_HEADER}},
+                   params=[_IF_NONE_MATCH], errors=("404",)),
+        "replace": _op(f"update{kind}", f"Replace a {kind}'s spec", tags, one("Updated"),
+                       body=write_body, params=[_IF_MATCH], errors=write_errors),
+        "patch": _op(f"patch{kind}", f"Patch a {kind}'s spec", tags, one("Patched"),
+                     body=_patch_body(), params=[_IF_MATCH], errors=patch_errors),
+        "delete": _op(f"delete{kind}", f"Delete a {kind}", tags,
+                      {"200": {"description": "Deleted, or marked for deletion while "
+                                              "finalizers remain",
+                               "content": _json(_DELETED_SCHEMA)}},
+                      params=[_IF_MATCH], errors=("404", "409", "412")),
+        "replace_status": _op(
+            f"update{kind}Status", f"Replace a {kind}'s status", tags, one("Updated"),
+            body={"required": True, "content": _json({"$ref": refs["status"]})},
+            params=[_IF_MATCH], errors=write_errors),
+        "patch_status": _op(f"patch{kind}Status", f"Patch a {kind}'s status", tags,
+                            one("Patched"), body=_patch_body(), params=[_IF_MATCH],
+                            errors=patch_errors),
+        "list_versions": _op(
+            f"list{kind}Versions", f"List a {kind}'s spec versions", tags,
+            {"200": {"description": "Oldest first", "content": _json(
+                {"type": "array", "items": {"$ref": _REF.format(model="SpecVersion")}})}},
+            errors=("404",)),
+        "get_version": _op(f"get{kind}Version", f"Get one spec version of a {kind}", tags,
+                           {"200": {"description": "The snapshot", "content": version}},
+                           errors=("404",)),
+        "delete_version": _op(
+            f"delete{kind}Version", f"Delete one spec version of a {kind}", tags,
+            {"200": {"description": "Deleted", "content": _json(version_deleted)}},
+            errors=("404",)),
     }
 
 

@@ -38,6 +38,7 @@ from ._conditional import etag, etag_of, if_match, if_none_match_hits, precondit
 from ._errors import APIError
 from ._paging import decode_continue, encode_continue, parse_limit
 from ._patch import apply_patch, patch_format
+from ._table import ID_PARAM, VERSION_PARAM, kind_operations
 
 __all__ = ["KindEndpoints"]
 
@@ -68,17 +69,9 @@ class KindEndpoints:
 
     def routes(self) -> list[Route]:
         """One route per path, so a 405 lists every method of that path in ``Allow``."""
-        base = f"/{self.info.plural}"
-        table: dict[str, dict[str, Handler]] = {
-            base: {"GET": self.list, "POST": self.create},
-            base + "/{id}": {"GET": self.get, "PUT": self.replace, "PATCH": self.patch,
-                             "DELETE": self.delete},
-            base + "/{id}/status": {"PUT": self.replace_status, "PATCH": self.patch_status},
-        }
-        if self.info.versioning:
-            table[base + "/{id}/versions"] = {"GET": self.list_versions}
-            table[base + "/{id}/versions/{version}"] = {"GET": self.get_version,
-                                                        "DELETE": self.delete_version}
+        table: dict[str, dict[str, Handler]] = {}
+        for op in kind_operations(self.info):
+            table.setdefault(op.path, {})[op.method] = getattr(self, op.name)
         return [Route(path, _by_method(handlers), methods=list(handlers))
                 for path, handlers in table.items()]
 
@@ -121,7 +114,7 @@ class KindEndpoints:
     # -- one resource --------------------------------------------------------------------
 
     async def get(self, request: Request) -> Response:
-        doc = await self.store.get_document(self.cls, request.path_params["id"])
+        doc = await self.store.get_document(self.cls, request.path_params[ID_PARAM])
         tag = etag_of(doc["metadata"]["resourceVersion"])
         if if_none_match_hits(request, tag):
             return Response(status_code=304, headers={"ETag": tag})
@@ -193,17 +186,18 @@ class KindEndpoints:
     # -- versions ------------------------------------------------------------------------
 
     async def list_versions(self, request: Request) -> Response:
-        return JSONResponse(await self.store.list_versions(self.cls, request.path_params["id"]))
+        return JSONResponse(await self.store.list_versions(self.cls, request.path_params[ID_PARAM]))
 
     async def get_version(self, request: Request) -> Response:
         params = request.path_params
-        return JSONResponse(await self.store.get_version(self.cls, params["id"], params["version"]))
+        return JSONResponse(await self.store.get_version(self.cls, params[ID_PARAM],
+                                                         params[VERSION_PARAM]))
 
     async def delete_version(self, request: Request) -> Response:
         params = request.path_params
-        await self.store.delete_version(self.cls, params["id"], params["version"])
-        return JSONResponse({"message": f"version {params['version']} deleted",
-                             "versionId": params["version"]})
+        version = params[VERSION_PARAM]
+        await self.store.delete_version(self.cls, params[ID_PARAM], version)
+        return JSONResponse({"message": f"version {version} deleted", "versionId": version})
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -216,7 +210,7 @@ class KindEndpoints:
     ) -> AnyResource:
         """Read, check preconditions, change, compare-and-swap; retry only when unconditional."""
         tags = if_match(request)
-        id = request.path_params["id"]
+        id = request.path_params[ID_PARAM]
         # Writers in this process queue per resource, so they never conflict with each
         # other; compare-and-swap still guards against other processes.
         async with self._locks.hold(id):

@@ -10,13 +10,22 @@ from ._base import (
     AlreadyExists,
     Conflict,
     Document,
+    Invalid,
     NotFound,
     Storage,
     StorageError,
     Unavailable,
 )
 from ._file import FileStorage
-from ._open import is_database_url, open_storage
+from ._open import (
+    DatabaseURLRequired,
+    StorageSetupError,
+    database_url_for,
+    is_database_url,
+    migrate_database,
+    open_storage,
+    prepare_storage,
+)
 
 if TYPE_CHECKING:
     from ._sql import SQLStorage
@@ -25,16 +34,22 @@ if TYPE_CHECKING:
 __all__ = [
     "AlreadyExists",
     "Conflict",
+    "DatabaseURLRequired",
     "Document",
     "FileStorage",
+    "Invalid",
     "MigrationRequired",
     "NotFound",
     "SQLStorage",
     "Storage",
     "StorageError",
+    "StorageSetupError",
     "Unavailable",
+    "database_url_for",
     "is_database_url",
+    "migrate_database",
     "open_storage",
+    "prepare_storage",
 ]
 
 

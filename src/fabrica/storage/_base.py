@@ -26,6 +26,7 @@ __all__ = [
     "AlreadyExists",
     "Conflict",
     "Document",
+    "Invalid",
     "NotFound",
     "Storage",
     "StorageError",
@@ -66,6 +67,11 @@ class Conflict(StorageError):
         self.uid = uid
         self.expected = expected
         self.actual = actual
+
+
+class Invalid(StorageError, ValueError):
+    """A document or id no backend may store: a malformed uid, name, label or collection,
+    or a write that would change a name. The server answers 400; nothing was written."""
 
 
 class Unavailable(StorageError):

@@ -50,14 +50,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..resource import Selector, is_dns1123_subdomain, is_valid_plural
-from ._base import AlreadyExists, Conflict, Document, NotFound
+from ..resource import UID_PATTERN, Selector, is_dns1123_subdomain, is_uid
+from ._base import AlreadyExists, Conflict, Document, Invalid, NotFound
+from ._checks import check_collection, check_new, check_update
 
 __all__ = ["FileStorage"]
 
 T = TypeVar("T")
-_UID = re.compile(r"^[a-z][a-z0-9]*-[0-9a-f]{8,64}$")
-_DOC_FILE = re.compile(r"^[a-z][a-z0-9]*-[0-9a-f]{8,64}\.json$")
+_DOC_FILE = re.compile(UID_PATTERN.removesuffix("$") + r"\.json$")
 _VERSION_ID = re.compile(r"^v[0-9]{1,12}$")
 _STRIPES = 64
 _STALE_TEMP_SECONDS = 300
@@ -142,6 +142,8 @@ class FileStorage:
     def create_sync(
         self, collection: str, doc: Document, snapshot: Document | None = None
     ) -> Document:
+        check_collection(collection)
+        check_new(doc)
         meta = doc["metadata"]
         uid, name = meta["uid"], meta["name"]
         path = self._doc_path(collection, uid)
@@ -174,13 +176,14 @@ class FileStorage:
     ) -> Document:
         uid = doc["metadata"]["uid"]
         path = self._doc_path(collection, uid, must_exist=True)
+        check_update(doc)
         with self._lock(collection, "u", uid):
             current = self._read_or_404(collection, path, uid)
             actual = current["metadata"]["resourceVersion"]
             if actual != expected_version:
                 raise Conflict(collection, uid, expected_version, actual)
             if doc["metadata"]["name"] != current["metadata"]["name"]:
-                raise ValueError("metadata.name is immutable")
+                raise Invalid("metadata.name is immutable")
             stored = _with_version(doc, self._next_revision(collection, actual))
             if snapshot is not None:
                 self._write_snapshot(collection, uid, snapshot)
@@ -303,24 +306,23 @@ class FileStorage:
         return doc if doc["metadata"]["name"] == name else None
 
     def _collection_dir(self, collection: str) -> Path:
-        if not is_valid_plural(collection):
-            raise ValueError(f"invalid collection name {collection!r}")
+        check_collection(collection)
         return self.data_dir / collection
 
     def _doc_path(self, collection: str, uid: str, must_exist: bool = False) -> Path:
-        if not _UID.match(uid):
+        if not is_uid(uid):
             if must_exist:
                 raise NotFound(collection, uid)
-            raise ValueError(f"invalid uid {uid!r}")
+            raise Invalid(f"invalid uid {uid!r}")
         return self._collection_dir(collection) / f"{uid}.json"
 
     def _name_link(self, collection: str, name: str) -> Path:
         if not is_dns1123_subdomain(name):
-            raise ValueError(f"invalid name {name!r}")
+            raise Invalid(f"invalid name {name!r}")
         return self._collection_dir(collection) / f"@{name}"
 
     def _versions_dir(self, collection: str, uid: str) -> Path:
-        if not _UID.match(uid):
+        if not is_uid(uid):
             raise NotFound(collection, uid)
         return self._collection_dir(collection) / ".versions" / uid
 

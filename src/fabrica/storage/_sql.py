@@ -33,7 +33,6 @@ their transactions with ``BEGIN IMMEDIATE``, so two writers never deadlock upgra
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -45,16 +44,11 @@ from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..resource import (
-    Selector,
-    is_dns1123_subdomain,
-    is_valid_plural,
-    label_key_error,
-    label_value_error,
-)
+from ..resource import Selector, is_dns1123_subdomain, is_uid
 from . import _sql_migrate as migrations
 from . import _sql_ops as ops
 from ._base import AlreadyExists, Document, NotFound, StorageError, Unavailable
+from ._checks import check_collection, check_new, check_update
 from ._sql_query import is_unavailable, list_query
 from ._sql_schema import resources, versions
 from ._sql_url import DatabaseURL, parse_database_url
@@ -63,7 +57,6 @@ __all__ = ["SQLStorage"]
 
 T = TypeVar("T")
 
-_UID = re.compile(r"^[a-z][a-z0-9]*-[0-9a-f]{8,64}$")
 _SQLITE_BUSY_TIMEOUT_MS = 10_000
 _WRITE = "fabrica_write"
 
@@ -130,8 +123,8 @@ class SQLStorage:
     # -- reads -----------------------------------------------------------------------------
 
     async def get(self, collection: str, uid: str) -> Document:
-        _check_collection(collection)
-        if not _UID.match(uid):
+        check_collection(collection)
+        if not is_uid(uid):
             raise NotFound(collection, uid)
         found = await self._run(ops.fetch_one, select(resources.c.document).where(
             resources.c.collection == collection, resources.c.uid == uid))
@@ -140,7 +133,7 @@ class SQLStorage:
         return found
 
     async def get_by_name(self, collection: str, name: str) -> Document:
-        _check_collection(collection)
+        check_collection(collection)
         if not is_dns1123_subdomain(name):
             raise NotFound(collection, name)
         found = await self._run(ops.fetch_one, select(resources.c.document).where(
@@ -150,14 +143,14 @@ class SQLStorage:
         return found
 
     async def list_versions(self, collection: str, uid: str) -> list[Document]:
-        _check_collection(collection)
+        check_collection(collection)
         found = await self._run(ops.list_versions, collection, uid)
         if found is None:
             raise NotFound(collection, uid)
         return found
 
     async def get_version(self, collection: str, uid: str, version_id: str) -> Document:
-        _check_collection(collection)
+        check_collection(collection)
         found = await self._run(ops.fetch_one, select(versions.c.document).where(
             versions.c.collection == collection, versions.c.uid == uid,
             versions.c.version_id == version_id))
@@ -173,7 +166,7 @@ class SQLStorage:
         limit: int | None = None,
         after: str | None = None,
     ) -> list[Document]:
-        _check_collection(collection)
+        check_collection(collection)
         return await self._run(ops.list_documents,
                                list_query(collection, selector, limit, after))
 
@@ -182,9 +175,9 @@ class SQLStorage:
     async def create(
         self, collection: str, doc: Document, snapshot: Document | None = None
     ) -> Document:
-        _check_collection(collection)
+        check_collection(collection)
+        check_new(doc)
         meta = doc["metadata"]
-        _check_new(meta["uid"], meta["name"], meta.get("labels") or {})
         try:
             return await self._run(ops.create, collection, doc, snapshot, write=True)
         except sa_exc.IntegrityError:  # which one: ask, now the transaction is over
@@ -199,10 +192,10 @@ class SQLStorage:
         expected_version: str,
         snapshot: Document | None = None,
     ) -> Document:
-        _check_collection(collection)
+        check_collection(collection)
         meta = doc["metadata"]
-        _check_labels(meta.get("labels") or {})
-        if not _UID.match(meta["uid"]):
+        check_update(doc)
+        if not is_uid(meta["uid"]):
             raise NotFound(collection, meta["uid"])
         return await self._run(ops.update_resource, collection, doc, expected_version,
                                snapshot, write=True)
@@ -210,14 +203,14 @@ class SQLStorage:
     async def delete(
         self, collection: str, uid: str, expected_version: str | None = None
     ) -> Document:
-        _check_collection(collection)
-        if not _UID.match(uid):
+        check_collection(collection)
+        if not is_uid(uid):
             raise NotFound(collection, uid)
         return await self._run(ops.delete_resource, collection, uid, expected_version,
                                write=True)
 
     async def delete_version(self, collection: str, uid: str, version_id: str) -> None:
-        _check_collection(collection)
+        check_collection(collection)
         await self._run(ops.delete_version, collection, uid, version_id, write=True)
 
     # -- running operations ----------------------------------------------------------------
@@ -307,23 +300,3 @@ def _sqlite_begin(conn: Connection) -> None:
     """Writes take the write lock up front; reads are single autocommit statements."""
     if conn.get_execution_options().get(_WRITE):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _check_collection(collection: str) -> None:
-    if not is_valid_plural(collection):
-        raise ValueError(f"invalid collection name {collection!r}")
-
-
-def _check_new(uid: str, name: str, values: Mapping[str, str]) -> None:
-    if not _UID.match(uid):
-        raise ValueError(f"invalid uid {uid!r}")
-    if not is_dns1123_subdomain(name):
-        raise ValueError(f"invalid name {name!r}")
-    _check_labels(values)
-
-
-def _check_labels(values: Mapping[str, str]) -> None:
-    for key, value in values.items():
-        problem = label_key_error(key) or label_value_error(value)
-        if problem is not None:
-            raise ValueError(f"invalid label {key}={value!r}: {problem}")

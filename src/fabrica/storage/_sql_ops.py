@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, delete, insert, select, text, update
 
-from ._base import Conflict, Document, NotFound
+from ._base import Conflict, Document, Invalid, NotFound
 from ._sql_query import decode, encode, resource_columns
 from ._sql_schema import labels, resources, revisions, versions
 
@@ -158,7 +158,7 @@ def _write_labels(conn: Connection, collection: str, uid: str, values: Mapping[s
 def _write_snapshot(conn: Connection, collection: str, uid: str, snapshot: Document) -> None:
     version_id = snapshot["versionId"]
     if not isinstance(version_id, str) or not _VERSION_ID.match(version_id):
-        raise ValueError(f"invalid spec version id {version_id!r}")
+        raise Invalid(f"invalid spec version id {version_id!r}")
     conn.execute(delete(versions).where(
         versions.c.collection == collection, versions.c.uid == uid,
         versions.c.version_id == version_id))
@@ -181,7 +181,7 @@ def _explain_failed_swap(
         raise NotFound(collection, uid)
     actual = str(row.resource_version)
     if actual == expected and row.name != name:
-        raise ValueError("metadata.name is immutable")
+        raise Invalid("metadata.name is immutable")
     raise Conflict(collection, uid, expected, actual)
 
 

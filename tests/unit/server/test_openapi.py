@@ -67,7 +67,7 @@ def served_operations(app: Any) -> set[tuple[str, str]]:
         if isinstance(route, Mount):  # the Swagger UI's static files
             continue
         assert isinstance(route, Route)
-        path = route.path.replace("{version}", "{versionId}")
+        path = route.path
         found |= {(path, m.lower()) for m in route.methods or () if m != "HEAD"}
     return found
 

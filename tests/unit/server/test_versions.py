@@ -91,3 +91,28 @@ def test_versioned_kind_needs_status_version():
     with pytest.raises(TypeError, match="status.version"):
         class Bad(Resource[PlainSpec, PlainStatus], versioning=True):
             pass
+
+
+BAD_IDS = ["pol-" + "0" * 65, "POL-0000000A", "a" * 254, "a_b", "pol-0000000a.json", "v1.",
+           "-x", "x" * 64 + "." + "y"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+async def test_a_malformed_id_is_a_4xx_on_every_route(client, bad):
+    """Every route with an id in its path, on the file backend: never a 500."""
+    created = (await client.post("/policies", json={"name": "p1", "rules": ["a"]})).json()
+    version = "v1"
+    for method, path, body in [
+        ("GET", f"/policies/{bad}", None), ("PUT", f"/policies/{bad}", {"rules": []}),
+        ("PATCH", f"/policies/{bad}", {"priority": 1}), ("DELETE", f"/policies/{bad}", None),
+        ("PUT", f"/policies/{bad}/status", {"phase": "x"}),
+        ("PATCH", f"/policies/{bad}/status", {"phase": "x"}),
+        ("GET", f"/policies/{bad}/versions", None),
+        ("GET", f"/policies/{bad}/versions/{version}", None),
+        ("DELETE", f"/policies/{bad}/versions/{version}", None),
+        ("GET", f"/policies/p1/versions/{bad}", None),
+        ("DELETE", f"/policies/p1/versions/{bad}", None),
+    ]:
+        answer = await client.request(method, path, json=body)
+        assert 400 <= answer.status_code < 500, (method, path, answer.status_code, answer.text)
+    assert (await client.get("/policies/p1")).json() == created  # and nothing changed

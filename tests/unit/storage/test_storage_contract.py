@@ -18,6 +18,7 @@ from fabrica.storage import (
     AlreadyExists,
     Conflict,
     FileStorage,
+    Invalid,
     NotFound,
     SQLStorage,
     Storage,
@@ -216,6 +217,29 @@ async def test_malformed_ids_are_not_found(storage, bad):
         await storage.get_by_name("devices", bad)
     with pytest.raises(NotFound):
         await storage.delete("devices", bad)
+
+
+@pytest.mark.parametrize("labels", [{"bad key": "x"}, {"app": "no spaces"}, {"a" * 64: "x"},
+                                    {"app": "x" * 64}, {"-app": "x"}])
+async def test_every_backend_refuses_bad_labels_alike(storage, labels):
+    with pytest.raises(Invalid, match="invalid label"):
+        await storage.create("devices", doc("a", uid(1), labels=labels))
+    created = await storage.create("devices", doc("a", uid(1), labels={"app": "web"}))
+    with pytest.raises(Invalid, match="invalid label"):
+        await storage.update("devices", doc("a", uid(1), labels=labels), rv(created))
+    assert await storage.get("devices", uid(1)) == created
+
+
+async def test_refusals_are_invalid_which_is_a_value_error(storage):
+    """`Invalid` (400 in the server) for what can never be stored, on every backend."""
+    created = await storage.create("devices", doc("a", uid(10)))
+    with pytest.raises(Invalid, match="immutable"):
+        await storage.update("devices", doc("b", uid(10)), rv(created))
+    with pytest.raises(Invalid, match="invalid uid"):
+        await storage.create("devices", doc("b", "dev-" + "0" * 65))
+    with pytest.raises(Invalid, match="invalid collection"):
+        await storage.list("Not A Plural")
+    assert issubclass(Invalid, ValueError)
 
 
 async def test_invalid_input_is_refused(storage):
