@@ -10,7 +10,7 @@ twice.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from ..resource import Resource, Selector, parse_selector
@@ -109,14 +109,34 @@ class ReconcileClient:
         except NotFound:
             pass
 
+    async def modify(self, cls: type[R], id: str, change: Callable[[R], R | None]) -> R:
+        """Change spec and metadata with `change(current)`, re-read and retried on conflict
+        (return None from `change` for no write). See `ResourceStore.modify`."""
+        return await self._store.modify(cls, id, change)
+
+    async def modify_status(self, cls: type[R], id: str, change: Callable[[R], R | None]
+                            ) -> R:
+        """Like `modify`, for the status."""
+        return await self._store.modify(cls, id, change, part="status")
+
     async def add_finalizer(self, obj: R, finalizer: str) -> R:
-        if finalizer in obj.metadata.finalizers:
-            return obj
-        obj.metadata.finalizers = [*obj.metadata.finalizers, finalizer]
-        return await self._store.update(obj)
+        """`obj` as stored with `finalizer` among its finalizers (retried on conflict)."""
+        def change(current: R) -> R | None:
+            if finalizer in current.metadata.finalizers:
+                return None
+            current.metadata.finalizers = [*current.metadata.finalizers, finalizer]
+            return current
+
+        return await self._store.modify(type(obj), obj.uid, change)
 
     async def remove_finalizer(self, obj: R, finalizer: str) -> R:
-        if finalizer not in obj.metadata.finalizers:
-            return obj
-        obj.metadata.finalizers = [f for f in obj.metadata.finalizers if f != finalizer]
-        return await self._store.update(obj)
+        """`obj` as stored without `finalizer` (retried on conflict). Removing the last
+        finalizer of a resource marked for deletion removes the resource."""
+        def change(current: R) -> R | None:
+            if finalizer not in current.metadata.finalizers:
+                return None
+            current.metadata.finalizers = [f for f in current.metadata.finalizers
+                                           if f != finalizer]
+            return current
+
+        return await self._store.modify(type(obj), obj.uid, change)

@@ -22,14 +22,13 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 from pydantic import BaseModel
 
 from ..resource import Resource, find_condition, set_condition
-from ..storage import Conflict, NotFound
+from ..storage import NotFound
 from ._client import ReconcileClient
 from ._result import Request, Result, TerminalError
 
 __all__ = ["ResourceReconciler"]
 
 R = TypeVar("R", bound=Resource[Any, Any])
-_STATUS_SAVE_ATTEMPTS = 8
 
 
 class ResourceReconciler(Generic[R]):
@@ -99,12 +98,10 @@ class ResourceReconciler(Generic[R]):
         if finalizer is None or finalizer not in obj.metadata.finalizers:
             return
         await self._finalize_method()(obj)
-        for _ in range(_STATUS_SAVE_ATTEMPTS):
-            try:
-                await self.client.remove_finalizer(obj, finalizer)
-                return
-            except Conflict:
-                obj = await self._get(obj.uid)
+        try:
+            await self.client.remove_finalizer(obj, finalizer)
+        except NotFound:
+            pass  # removed by someone else meanwhile: nothing left to hold
 
     def _mark_ready(self, obj: R, ok: bool, reason: str, message: str, before: Any) -> None:
         """Record Ready unless the user's code already decided it during this reconcile."""
@@ -124,24 +121,19 @@ class ResourceReconciler(Generic[R]):
             status.ready = ok
 
     async def _save_status(self, obj: R) -> None:
-        """Compare-and-swap; on conflict, put our status onto the fresh object and retry."""
+        """Put our status onto the current object (the store retries on conflict, since
+        status belongs to the reconciler); no write when the status is what is stored."""
         wanted: BaseModel = obj.status
-        for _ in range(_STATUS_SAVE_ATTEMPTS):
-            try:
-                current = await self.client.get(self.kind, obj.uid)
-            except NotFound:
-                return
+
+        def change(current: Resource[Any, Any]) -> Resource[Any, Any] | None:
             if _dump(current.status) == _dump(wanted):
-                return  # nothing new: no write, no event, no echo reconcile
-            current.status = wanted
-            try:
-                await self.client.update_status(current)
-                return
-            except Conflict:
-                continue
-            except NotFound:
-                return
-        raise Conflict(self.kind.resource_info.plural, obj.uid, "?", "changing too fast")
+                return None  # nothing new: no write, no event, no echo reconcile
+            return current.model_copy(update={"status": wanted})
+
+        try:
+            await self.client.modify_status(self.kind, obj.uid, change)
+        except NotFound:
+            pass  # deleted meanwhile: its status goes with it
 
 
 def _ready_state(obj: Resource[Any, Any]) -> Any:

@@ -7,6 +7,7 @@ state of one resource. ``If-Match`` uses strong comparison (a weak tag never mat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,14 @@ from starlette.requests import Request
 from ..resource import Resource
 from ._errors import APIError
 
-__all__ = ["etag", "etag_of", "if_match", "if_none_match_hits", "precondition_failed"]
+__all__ = [
+    "etag",
+    "etag_of",
+    "if_match",
+    "if_match_precondition",
+    "if_none_match_hits",
+    "precondition_failed",
+]
 
 
 def etag(obj: Resource[Any, Any]) -> str:
@@ -68,3 +76,16 @@ def precondition_failed(current: Resource[Any, Any]) -> APIError:
     return APIError(412, f"precondition failed: {current.resource_info.kind} "
                          f"{current.name!r} is at resourceVersion "
                          f"{current.metadata.resource_version!r}, If-Match does not match")
+
+
+def if_match_precondition(request: Request) -> Callable[[Resource[Any, Any]], None] | None:
+    """The request's ``If-Match`` as a store precondition: a 412 when it does not match."""
+    tags = if_match(request)
+    if tags is None:
+        return None
+
+    def check(current: Resource[Any, Any]) -> None:
+        if not tags.matches(current):
+            raise precondition_failed(current)
+
+    return check

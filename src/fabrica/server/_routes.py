@@ -1,22 +1,18 @@
 """The REST endpoints of one kind: ``/PLURAL``, ``/PLURAL/{id}``, its status and versions.
 
-Every write is a read-modify-compare-and-swap loop. A client that states a precondition
-(``If-Match``, or ``metadata.resourceVersion`` in an envelope PUT) gets 412 or 409 when it
-does not hold; a client that states none gets its change applied to the current state, the
-server re-reading and retrying when another writer slipped in between. Either way no write
-is ever lost silently.
+Each handler parses the request, hands the store one operation and renders the answer.
+Writes are the store's `modify`: a client that states a precondition (``If-Match``, or
+``metadata.resourceVersion`` in an envelope PUT) gets 412 or 409 when it does not hold; a
+client that states none gets its change applied to the current state, the store re-reading
+and retrying when another writer slipped in between. Either way no write is lost silently.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from functools import partial
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -24,7 +20,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..resource import Resource, SelectorError, parse_selector
-from ..storage import Conflict
 from ..store import ResourceStore
 from ._body import (
     WriteRequest,
@@ -34,7 +29,7 @@ from ._body import (
     read_json_object,
     validate_model,
 )
-from ._conditional import etag, etag_of, if_match, if_none_match_hits, precondition_failed
+from ._conditional import etag, etag_of, if_match_precondition, if_none_match_hits
 from ._errors import APIError
 from ._paging import decode_continue, encode_continue, parse_limit
 from ._patch import apply_patch, patch_format
@@ -43,7 +38,6 @@ from ._table import ID_PARAM, VERSION_PARAM, kind_operations
 __all__ = ["KindEndpoints"]
 
 _JSON = "application/json"
-_RETRIES_WITHOUT_PRECONDITION = 16
 
 AnyResource = Resource[Any, Any]
 Handler = Callable[[Request], Awaitable[Response]]
@@ -65,7 +59,6 @@ class KindEndpoints:
         self.store = store
         self.max_body_size = max_body_size
         self.validation_mode = validation_mode
-        self._locks = _KeyedLocks()
 
     def routes(self) -> list[Route]:
         """One route per path, so a 405 lists every method of that path in ``Allow``."""
@@ -129,29 +122,17 @@ class KindEndpoints:
                                [{"field": "metadata.name", "message": "cannot be changed"}])
             return _with_write(current, write)
 
-        updated = await self._write(request, change, self.store.update,
-                                    client_version=write.resource_version)
+        updated = await self.store.modify(
+            self.cls, request.path_params[ID_PARAM], change,
+            precondition=if_match_precondition(request), expected_version=write.resource_version)
         return _resource(updated, headers=_warning(write.warnings))
 
     async def patch(self, request: Request) -> Response:
-        fmt = patch_format(request.headers.get("content-type"))
-        body = await read_json(request, self.max_body_size)
-        warnings: list[str] = []
-
-        def change(current: AnyResource) -> AnyResource:
-            spec = self._patched(current.spec, body, fmt, "spec", warnings)
-            return current.model_copy(update={"spec": spec})
-
-        updated = await self._write(request, change, partial(self.store.update, action="patched"))
-        return _resource(updated, headers=_warning(warnings))
+        return await self._patch(request, "spec")
 
     async def delete(self, request: Request) -> Response:
-        async def remove(current: AnyResource) -> AnyResource:
-            return await self.store.delete(
-                self.cls, current.uid, expected_version=current.metadata.resource_version
-            )
-
-        obj = await self._write(request, lambda current: current, remove)
+        obj = await self.store.delete(self.cls, request.path_params[ID_PARAM],
+                                      precondition=if_match_precondition(request))
         if obj.metadata.finalizers:  # marked, not yet removed: Kubernetes answers the same way
             return JSONResponse({
                 "message": f"{self.info.kind} deletion pending: waiting for finalizers "
@@ -164,24 +145,14 @@ class KindEndpoints:
     async def replace_status(self, request: Request) -> Response:
         body = await read_json_object(request, self.max_body_size)
         status, warnings = parse_status(self.info, body, self.validation_mode)
-        updated = await self._write(
-            request, lambda current: current.model_copy(update={"status": status}),
-            self.store.update_status,
-        )
+        updated = await self.store.modify(
+            self.cls, request.path_params[ID_PARAM],
+            lambda current: current.model_copy(update={"status": status}), part="status",
+            precondition=if_match_precondition(request))
         return _resource(updated, headers=_warning(warnings))
 
     async def patch_status(self, request: Request) -> Response:
-        fmt = patch_format(request.headers.get("content-type"))
-        body = await read_json(request, self.max_body_size)
-        warnings: list[str] = []
-
-        def change(current: AnyResource) -> AnyResource:
-            status = self._patched(current.status, body, fmt, "status", warnings)
-            return current.model_copy(update={"status": status})
-
-        updated = await self._write(request, change,
-                                    partial(self.store.update_status, action="patched"))
-        return _resource(updated, headers=_warning(warnings))
+        return await self._patch(request, "status")
 
     # -- versions ------------------------------------------------------------------------
 
@@ -201,38 +172,21 @@ class KindEndpoints:
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _write(
-        self,
-        request: Request,
-        change: Callable[[AnyResource], AnyResource],
-        commit: Callable[[AnyResource], Awaitable[AnyResource]],
-        client_version: str | None = None,
-    ) -> AnyResource:
-        """Read, check preconditions, change, compare-and-swap; retry only when unconditional."""
-        tags = if_match(request)
-        id = request.path_params[ID_PARAM]
-        # Writers in this process queue per resource, so they never conflict with each
-        # other; compare-and-swap still guards against other processes.
-        async with self._locks.hold(id):
-            for attempt in range(_RETRIES_WITHOUT_PRECONDITION):
-                current = await self.store.get(self.cls, id)
-                if tags is not None and not tags.matches(current):
-                    raise precondition_failed(current)
-                wanted = change(current)
-                if client_version is not None:
-                    metadata = wanted.metadata.model_copy(
-                        update={"resource_version": client_version}
-                    )
-                    wanted = wanted.model_copy(update={"metadata": metadata})
-                try:
-                    return await commit(wanted)
-                except Conflict:
-                    if tags is not None:
-                        raise precondition_failed(current) from None
-                    if client_version is not None:
-                        raise
-                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        raise APIError(409, "too many concurrent writers; try again")
+    async def _patch(self, request: Request, field: Literal["spec", "status"]) -> Response:
+        """PATCH of the spec (the resource's main part) or of the status subresource."""
+        fmt = patch_format(request.headers.get("content-type"))
+        body = await read_json(request, self.max_body_size)
+        warnings: list[str] = []
+
+        def change(current: AnyResource) -> AnyResource:
+            value = self._patched(getattr(current, field), body, fmt, field, warnings)
+            return current.model_copy(update={field: value})
+
+        updated = await self.store.modify(
+            self.cls, request.path_params[ID_PARAM], change, action="patched",
+            part="status" if field == "status" else "main",
+            precondition=if_match_precondition(request))
+        return _resource(updated, headers=_warning(warnings))
 
     def _patched(
         self, current: BaseModel, patch: Any, fmt: str, path: str, warnings: builtins.list[str]
@@ -286,24 +240,3 @@ def _warning(warnings: list[str]) -> dict[str, str]:
     # JSON's string syntax is a valid HTTP quoted-string, and all ASCII: a field name a client
     # made up (quotes, newlines, any script) can neither break the header nor fail to encode.
     return {"Warning": ", ".join(f"299 - {json.dumps(w)}" for w in warnings)}
-
-
-class _KeyedLocks:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)

@@ -32,6 +32,7 @@ class GarbageCollector:
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._collecting = False
         self.deleted = 0
         store.add_listener(self._on_change)
 
@@ -50,7 +51,7 @@ class GarbageCollector:
     async def wait_idle(self, timeout: float = 30) -> None:
         """For tests and shutdown: until no deleted owner is waiting for its dependents."""
         async with asyncio.timeout(timeout):
-            while self._pending or self._wake.is_set():
+            while self._pending or self._wake.is_set() or self._collecting:
                 await asyncio.sleep(0.01)
 
     async def _on_change(self, change: Change) -> None:
@@ -67,6 +68,7 @@ class GarbageCollector:
             await self._wake.wait()
             self._wake.clear()
             owners, self._pending = self._pending, set()
+            self._collecting = True  # a wave in progress is not idle, though nothing waits
             try:
                 await self._collect(owners)
             except Exception:
@@ -74,6 +76,8 @@ class GarbageCollector:
                 self._pending |= owners
                 await asyncio.sleep(1)
                 self._wake.set()
+            finally:
+                self._collecting = False
 
     async def sweep(self) -> None:
         """Delete every dependent whose owners are all gone."""

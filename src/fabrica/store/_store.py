@@ -6,6 +6,13 @@ resource Kubernetes-like lives in one place: uids that never overwrite, timestam
 compare-and-swap on ``resourceVersion`` for every update, spec snapshots of versioned kinds,
 and deletion as Kubernetes does it:
 
+Every change of an existing resource is one `modify` (or `delete`): under a per-resource
+lock (writers in this process queue instead of conflicting), read the current state once,
+check the caller's precondition (an ``If-Match``, an expected resourceVersion), apply the
+caller's change function, compare-and-swap, and on a conflict with another process re-read
+and try again, a bounded number of times. `update` and `update_status` are `modify` with
+the caller's object as the change and its resourceVersion as the precondition.
+
 - a resource with finalizers is not removed by a delete; it gets a ``deletionTimestamp`` and
   stays until whoever owns each finalizer removes it, and the write that removes the last
   one removes the resource;
@@ -18,12 +25,14 @@ turns those into CloudEvents, so events are published whoever made the write.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import logging
+import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..resource import (
     Metadata,
@@ -36,8 +45,9 @@ from ..resource import (
 )
 from ..storage import AlreadyExists, Conflict, Document, NotFound, Storage
 from ._changes import Action, Change, ChangeListener, UpdateType
+from ._locks import KeyedLocks
 
-__all__ = ["ResourceStore", "UnknownKind"]
+__all__ = ["DEFAULT_ATTEMPTS", "Part", "ResourceStore", "UnknownKind"]
 
 log = logging.getLogger("fabrica.store")
 
@@ -45,6 +55,10 @@ R = TypeVar("R", bound=Resource[Any, Any])
 AnyResource = Resource[Any, Any]
 _UID_ATTEMPTS = 8
 _FIRST_VERSION = "v1"
+#: How often `modify` and `delete` read and try again when another process wrote first.
+DEFAULT_ATTEMPTS = 16
+#: What a change may write: ``"main"`` spec and metadata, ``"status"`` the status only.
+Part = Literal["main", "status"]
 
 
 class UnknownKind(LookupError):
@@ -69,6 +83,7 @@ class ResourceStore:
             self.kinds[cls.resource_info.kind] = cls
         self._listeners: list[ChangeListener] = []
         self._wire = _WireCache(wire_cache_size)
+        self._locks = KeyedLocks()
 
     def kind(self, kind: str) -> type[AnyResource]:
         try:
@@ -192,12 +207,87 @@ class ResourceStore:
             return created
         raise AssertionError("unreachable")
 
+    async def modify(
+        self,
+        cls: type[R],
+        id: str,
+        change: Callable[[R], R | None],
+        *,
+        part: Part = "main",
+        precondition: Callable[[R], None] | None = None,
+        expected_version: str | None = None,
+        action: Action = "updated",
+        attempts: int = DEFAULT_ATTEMPTS,
+    ) -> R:
+        """Change the resource `id` (uid or name) with `change`, retrying on conflicts.
+
+        `change` gets the current state and returns the wanted one, or None for "nothing
+        to do" (no write, no event); from what it returns, `part` ``"main"`` takes spec,
+        labels, annotations, owners and finalizers, ``"status"`` the status. Before each
+        attempt `precondition` may refuse the current state by raising, and a current
+        resourceVersion other than `expected_version` is a `Conflict` at once. Another
+        writer winning the compare-and-swap means read and try again, `attempts` times
+        in all, then `Conflict`. Returns the resource as stored (or as it was, unchanged).
+        """
+        commit = self._commit_status if part == "status" else self._commit_main
+        async with self._locks.hold((cls.resource_info.plural, id)):
+            for attempt in range(attempts):
+                current = await self.get(cls, id)
+                _check(current, precondition, expected_version)
+                wanted = change(current)
+                if wanted is None:
+                    return current
+                try:
+                    return await commit(current, wanted, action)
+                except Conflict:
+                    if attempt + 1 >= attempts:
+                        raise
+                await _backoff(attempt)
+        raise AssertionError("unreachable")
+
     async def update(self, obj: R, *, action: Action = "updated") -> R:
         """Write `obj`'s spec and metadata (labels, annotations, owners, finalizers).
 
         `obj`'s resourceVersion must be the stored one (compare-and-swap), or `Conflict`.
         """
-        current = await self._current(obj)
+        return await self.modify(type(obj), obj.uid, lambda current: obj, action=action,
+                                 expected_version=obj.metadata.resource_version, attempts=1)
+
+    async def update_status(self, obj: R, *, action: Action = "updated") -> R:
+        """Write `obj`'s status only; spec and generation stay as stored. CAS as `update`."""
+        return await self.modify(type(obj), obj.uid, lambda current: obj, part="status",
+                                 action=action, attempts=1,
+                                 expected_version=obj.metadata.resource_version)
+
+    async def delete(
+        self,
+        cls: type[R],
+        id: str,
+        expected_version: str | None = None,
+        *,
+        precondition: Callable[[R], None] | None = None,
+        attempts: int = DEFAULT_ATTEMPTS,
+    ) -> R:
+        """Remove the resource, or, while it has finalizers, mark it for deletion.
+
+        Preconditions and retries as `modify`. Returns the removed resource, or the marked
+        one (its ``deletionTimestamp`` set).
+        """
+        async with self._locks.hold((cls.resource_info.plural, id)):
+            for attempt in range(attempts):
+                obj = await self.get(cls, id)
+                _check(obj, precondition, expected_version)
+                try:
+                    return await self._delete(obj)
+                except Conflict:
+                    if attempt + 1 >= attempts:
+                        raise
+                await _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _commit_main(self, current: R, obj: R, action: Action) -> R:
         spec_changed = _dump_model(current.spec) != _dump_model(obj.spec)
         now = self.clock()
         wanted = obj.metadata
@@ -224,9 +314,7 @@ class ResourceStore:
         update_type: UpdateType = "spec" if spec_changed else "metadata"
         return await self._swap(current, new, action, update_type, snapshot)
 
-    async def update_status(self, obj: R, *, action: Action = "updated") -> R:
-        """Write `obj`'s status only; spec and generation stay as stored."""
-        current = await self._current(obj)
+    async def _commit_status(self, current: R, obj: R, action: Action) -> R:
         status = obj.status
         if obj.resource_info.versioning:  # only spec writes move the spec version
             status = status.model_copy(update={"version": current.status.version})
@@ -238,24 +326,15 @@ class ResourceStore:
         )
         return await self._swap(current, new, action, "status")
 
-    async def delete(self, cls: type[R], id: str, expected_version: str | None = None) -> R:
-        """Remove the resource, or, while it has finalizers, mark it for deletion.
-
-        Returns the removed resource, or the marked one (its ``deletionTimestamp`` set).
-        """
-        obj = await self.get(cls, id)
-        version = obj.metadata.resource_version
-        if expected_version is not None and expected_version != version:
-            raise Conflict(cls.resource_info.plural, obj.uid, expected_version, version)
-        if obj.metadata.finalizers:
-            if obj.metadata.deletion_timestamp is not None:
-                return obj
-            marked = obj.model_copy(update={"metadata": obj.metadata.model_copy(
-                update={"deletion_timestamp": self.clock(), "updated_at": self.clock()})})
-            return await self._swap(obj, marked, "updated", "metadata")
-        return await self._remove(obj)
-
-    # -- internals -----------------------------------------------------------------------
+    async def _delete(self, obj: R) -> R:
+        if not obj.metadata.finalizers:
+            return await self._remove(obj)
+        if obj.metadata.deletion_timestamp is not None:
+            return obj  # already marked: the finalizers' owners are at work
+        now = self.clock()
+        marked = obj.model_copy(update={"metadata": obj.metadata.model_copy(
+            update={"deletion_timestamp": now, "updated_at": now})})
+        return await self._swap(obj, marked, "updated", "metadata")
 
     async def _remove(self, obj: R) -> R:
         doc = await self.storage.delete(
@@ -264,14 +343,6 @@ class ResourceStore:
         removed = type(obj).model_validate(doc)
         await self._notify(Change("deleted", removed))
         return removed
-
-    async def _current(self, obj: R) -> R:
-        info = obj.resource_info
-        current = type(obj).model_validate(await self.storage.get(info.plural, obj.uid))
-        expected = obj.metadata.resource_version
-        if expected != current.metadata.resource_version:
-            raise Conflict(info.plural, obj.uid, expected, current.metadata.resource_version)
-        return current
 
     async def _swap(
         self,
@@ -300,6 +371,20 @@ class ResourceStore:
             except Exception:  # a listener must never undo or fail a committed write
                 log.exception("change listener %r failed on %s %s", listener, change.action,
                               change.resource.uid)
+
+
+def _check(current: R, precondition: Callable[[R], None] | None, expected: str | None) -> None:
+    if precondition is not None:
+        precondition(current)
+    actual = current.metadata.resource_version
+    if expected is not None and expected != actual:
+        info = current.resource_info
+        raise Conflict(info.plural, current.uid, expected, actual)
+
+
+async def _backoff(attempt: int) -> None:
+    """A short random pause, growing with the attempt, so racing processes spread out."""
+    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
 
 
 def _with_stored_version(obj: R, doc: Document) -> R:
