@@ -27,6 +27,7 @@ import httpx
 
 from .._settings import ServiceSettings
 from .._version import __version__
+from ..events import ResourceEvent
 from ..resource import Resource, SelectorError, parse_selector
 from ._cli_input import load_body, load_json, shorthand_patch
 from ._errors import ConnectionFailed, FabricaError
@@ -316,10 +317,8 @@ def _label_filter(selector: str | None) -> Callable[[dict[str, Any]], bool]:
         raise click.BadParameter(str(exc), param_hint="-l/--selector") from None
 
     def matches(event: dict[str, Any]) -> bool:
-        data = event.get("data")
-        resource = data.get("resource") if isinstance(data, dict) else None
-        labels = ((resource or {}).get("metadata") or {}).get("labels") or {}
-        return parsed.matches(labels)
+        about = ResourceEvent.parse(event)
+        return parsed.matches(about.labels if about is not None else {})
 
     return matches
 
@@ -331,8 +330,8 @@ def _echo_event(event: dict[str, Any], fmt: str) -> None:
         click.echo("---")
         echo_data(event, "yaml")
     else:
-        data = event.get("data")
-        name = (data.get("resourceName") if isinstance(data, dict) else None) or ""
+        about = ResourceEvent.parse(event)
+        name = about.name if about is not None else ""
         click.echo("  ".join(str(part) for part in (
             event.get("time", ""), event.get("type", ""), event.get("subject", ""), name)
             if part).rstrip())

@@ -1,9 +1,11 @@
 """Events: CloudEvents 1.0 envelopes, type patterns, the event-bus seam, its memory bus
 and its NATS bus.
 
-This package stands alone (it imports neither storage nor the server): the server builds
-events with `lifecycle_event` / `condition_event` after each successful write and publishes
-them on an `EventBus`; reconcilers `subscribe`; ``GET /events`` serves `sse_stream`.
+This package stands alone (it imports nothing else of fabrica): the store's
+`ChangePublisher` builds events with `lifecycle_event` / `condition_event` after each
+committed write and publishes them on an `EventBus`; the reconcile controller subscribes
+and reads them as `ResourceEvent`s, as the client's event watcher does; ``GET /events``
+serves `sse_stream`.
 """
 
 from ._builders import LIFECYCLE_ACTIONS, condition_event, lifecycle_event
@@ -20,6 +22,7 @@ from ._cloudevent import CloudEvent, ExtensionValue, format_time
 from ._memory import MemoryBus
 from ._nats import NatsBus
 from ._patterns import TypePattern, compile_pattern, type_matches
+from ._resource_event import ResourceEvent
 from ._sse import format_sse, sse_stream
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "Handler",
     "MemoryBus",
     "NatsBus",
+    "ResourceEvent",
     "Subscription",
     "SubscriptionStats",
     "TypePattern",

@@ -1,49 +1,39 @@
-"""The controller: events in, keys queued, workers reconciling (controller-runtime's shape).
+"""The controller: controller-runtime's parts, put together for a set of reconcilers.
 
-source: the event bus. Every lifecycle event (whoever wrote) is mapped to keys:
-  the resource itself when its kind has a reconciler, except status-only writes of that
-  kind, which a reconciler makes itself (controller-runtime's GenerationChanged predicate);
-  and the nearest reconciled ancestor along its ``ownerReferences``: a rack hears that a
-  node three levels down was deleted (node → blade → chassis → rack) and puts it back.
-  Owners are looked up in a map fed by the events themselves, falling back to the store.
-queue: one `WorkQueue` per kind, keyed by uid: dedup, one worker per key at a time, a
-  change during a reconcile re-queued afterwards, failures retried with per-key backoff.
-workers: `worker_count` per kind, each with a timeout per reconcile.
+- source (`EventSource`): the lifecycle events on the bus, parsed once;
+- handler (`OwnerHandler`): event → keys, the resource itself and its nearest reconciled
+  ancestor along ``ownerReferences``;
+- queue: one `WorkQueue` per kind, keyed by uid: dedup, one worker per key at a time, a
+  change during a reconcile queued again afterwards, failures retried with backoff;
+- workers (`KindWorkers`): ``worker_count`` per kind, each with a timeout per reconcile.
+
+It needs a store and a bus, not an HTTP server: a process of its own can run it, fed by a
+`ChangePublisher` beside the store (its own writes) and a shared bus (everyone else's).
 On start every existing resource of every reconciled kind is queued, so nothing changed
-while the server was down is missed; `stop` lets the reconciles in flight finish.
+while it was down is missed (level-triggered); `stop` lets the reconciles in flight finish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..events import CloudEvent, EventBus, Subscription
+from ..events import EventBus
 from ..storage import NotFound
 from ..store import ResourceStore, UnknownKind
 from ._client import ReconcileClient
+from ._handler import OwnerHandler, Owners
 from ._metrics import ControllerMetrics
-from ._queue import QueueShutDown, WorkQueue
+from ._queue import WorkQueue
 from ._reconciler import ResourceReconciler
-from ._result import Request, Result
+from ._source import EventSource
+from ._workers import KindWorkers
 
 __all__ = ["Controller"]
 
 log = logging.getLogger("fabrica.reconcile")
-
-_MAX_OWNER_DEPTH = 8
-
-
-class _KindWorkers:
-    def __init__(self, reconciler: ResourceReconciler[Any], workers: int) -> None:
-        self.reconciler = reconciler
-        self.kind = reconciler.kind.resource_info.kind
-        self.queue: WorkQueue[str] = WorkQueue()
-        self.workers = workers
-        self.tasks: list[asyncio.Task[None]] = []
 
 
 class Controller:
@@ -67,17 +57,17 @@ class Controller:
         self.event_prefix = event_prefix
         self.metrics = metrics or ControllerMetrics()
         self.client = ReconcileClient(store)
-        self._kinds: dict[str, _KindWorkers] = {}
+        self._kinds: dict[str, KindWorkers] = {}
         self.skipped: list[str] = []
         for cls in reconcilers:
             if not cls.is_implemented():
                 self.skipped.append(cls.kind.resource_info.kind)
                 continue
             reconciler = cls(self.client, requeue_after=requeue_after)
-            self._kinds[cls.kind.resource_info.kind] = _KindWorkers(reconciler, worker_count)
-        self._subscription: Subscription | None = None
-        # uid → (kind, owner references) of resources seen in events: the ancestor walk.
-        self._owners: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+            self._kinds[cls.kind.resource_info.kind] = KindWorkers(
+                reconciler, worker_count, timeout=timeout, metrics=self.metrics)
+        self.source = EventSource(bus, event_prefix=event_prefix)
+        self.handler = OwnerHandler(self._kinds, self.enqueue, self._load_owners)
 
     @property
     def kinds(self) -> Sequence[str]:
@@ -89,30 +79,22 @@ class Controller:
     async def start(self) -> None:
         if not self._kinds:
             return
-        self._subscription = await self.bus.subscribe(
-            f"{self.event_prefix}.**", self._on_event, name="reconcile-controller")
+        await self.source.start(self.handler)
         for workers in self._kinds.values():
-            workers.tasks = [
-                asyncio.create_task(self._work(workers), name=f"reconcile-{workers.kind}-{n}")
-                for n in range(workers.workers)
-            ]
+            workers.start()
         for kind, workers in self._kinds.items():
             existing = await self.store.list(self.store.kind(kind))
             for obj in existing:
-                workers.queue.add(obj.uid)
+                workers.add(obj.uid)
             log.info("reconciler %s: %d workers, %d existing resources queued",
-                     kind, workers.workers, len(existing))
+                     kind, workers.worker_count, len(existing))
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop taking events; let the reconciles in flight finish (at most `timeout` s)."""
-        if self._subscription is not None:
-            await self._subscription.close()
-            self._subscription = None
-        for workers in self._kinds.values():
-            workers.queue.shutdown(drain=False)
-        tasks = [t for w in self._kinds.values() for t in w.tasks]
+        await self.source.stop()
+        tasks = [task for workers in self._kinds.values() for task in workers.shutdown()]
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -120,109 +102,21 @@ class Controller:
     def enqueue(self, kind: str, uid: str) -> None:
         workers = self._kinds.get(kind)
         if workers is not None:
-            workers.queue.add(uid)
-            self.metrics.depth.labels(kind).set(len(workers.queue))
+            workers.add(uid)
 
     async def wait_idle(self, timeout: float = 60.0, settle: float = 0.05) -> None:
         """Until every queue is empty and no reconcile runs (delayed requeues aside)."""
         async with asyncio.timeout(timeout):
             while True:
-                busy = any(len(w.queue) or w.queue.in_flight for w in self._kinds.values())
-                if not busy:
+                if not any(w.busy for w in self._kinds.values()):
                     await asyncio.sleep(settle)
-                    if not any(len(w.queue) or w.queue.in_flight for w in self._kinds.values()):
+                    if not any(w.busy for w in self._kinds.values()):
                         return
                 await asyncio.sleep(0.01)
 
-    # -- source → keys -------------------------------------------------------------------
-
-    async def _on_event(self, event: CloudEvent) -> None:
-        kind, uid = event.resourcekind, event.resourceuid
-        if kind is None or uid is None or event.action is None:
-            return  # condition events and others: the lifecycle event already told us
-        data = event.data if isinstance(event.data, dict) else {}
-        status_only = (data.get("metadata") or {}).get("updateType") == "status"
-        if kind in self._kinds and not status_only:
-            self.enqueue(kind, uid)
-        owners = _owner_refs(data.get("resource") or {})
-        if event.action == "deleted":
-            self._owners.pop(uid, None)
-        else:
-            self._owners[uid] = (kind, owners)
-        for owner_kind, owner_uid in owners:
-            await self._enqueue_ancestor(owner_kind, owner_uid)
-
-    async def _enqueue_ancestor(self, kind: str, uid: str, depth: int = 0) -> None:
-        if kind in self._kinds:
-            self.enqueue(kind, uid)
-            return
-        if depth >= _MAX_OWNER_DEPTH:
-            return
-        known = self._owners.get(uid)
-        if known is None:
-            known = await self._load_owners(kind, uid)
-        for owner_kind, owner_uid in known[1] if known else ():
-            await self._enqueue_ancestor(owner_kind, owner_uid, depth + 1)
-
-    async def _load_owners(self, kind: str, uid: str) -> tuple[str, list[tuple[str, str]]] | None:
+    async def _load_owners(self, kind: str, uid: str) -> Owners | None:
         try:
             obj = await self.store.get(self.store.kind(kind), uid)
         except (NotFound, UnknownKind):
             return None
-        found = (kind, [(r.kind, r.uid) for r in obj.metadata.owner_references])
-        self._owners[uid] = found
-        return found
-
-    # -- workers -------------------------------------------------------------------------
-
-    async def _work(self, workers: _KindWorkers) -> None:
-        queue, kind, metrics = workers.queue, workers.kind, self.metrics
-        while True:
-            try:
-                uid = await queue.get()
-            except QueueShutDown:
-                return
-            metrics.depth.labels(kind).set(len(queue))
-            started = time.perf_counter()
-            try:
-                result = await asyncio.wait_for(
-                    workers.reconciler.reconcile(Request(kind, uid)), self.timeout)
-            except Exception as exc:
-                metrics.errors.labels(kind).inc()
-                metrics.retries.labels(kind).inc()
-                metrics.reconciles.labels(kind, "error").inc()
-                delay_failures = queue.num_requeues(uid)
-                log.warning("reconcile %s %s failed (attempt %d): %s", kind, uid,
-                            delay_failures + 1, _describe(exc))
-                queue.add_rate_limited(uid)
-            else:
-                metrics.reconciles.labels(kind, _outcome(result)).inc()
-                if result.requeue_after is not None:
-                    queue.forget(uid)
-                    queue.add_after(uid, result.requeue_after)
-                elif result.requeue:
-                    queue.add_rate_limited(uid)
-                else:
-                    queue.forget(uid)
-            finally:
-                metrics.duration.labels(kind).observe(time.perf_counter() - started)
-                queue.done(uid)
-
-
-def _owner_refs(resource: dict[str, Any]) -> list[tuple[str, str]]:
-    refs = (resource.get("metadata") or {}).get("ownerReferences") or []
-    return [(r["kind"], r["uid"]) for r in refs
-            if isinstance(r, dict) and isinstance(r.get("kind"), str)
-            and isinstance(r.get("uid"), str)]
-
-
-def _outcome(result: Result) -> str:
-    if result.requeue_after is not None or result.requeue:
-        return "requeue"
-    return "success"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return f"{type(exc).__name__}: {exc}"
+        return kind, [(r.kind, r.uid) for r in obj.metadata.owner_references]

@@ -19,12 +19,11 @@ from ..events import EventBus, MemoryBus, sse_stream
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler
 from ..resource import Resource
 from ..storage import Storage
-from ..store import GarbageCollector, ResourceStore
+from ..store import ChangePublisher, GarbageCollector, ResourceStore
 from ._docs import docs_routes
 from ._errors import APIError, exception_handlers
 from ._observe import HTTPMetrics, metrics_endpoint
 from ._openapi import build_openapi
-from ._publisher import ChangePublisher
 from ._routes import KindEndpoints
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]

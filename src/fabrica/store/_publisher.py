@@ -1,8 +1,10 @@
-"""Turns the store's committed writes into CloudEvents on the bus (SPEC section 4).
+"""`ChangePublisher`: the store's committed writes as CloudEvents on a bus (SPEC section 4).
 
-One lifecycle event per write, whoever made it; status writes carry
-``data.metadata.updateType = "status"``; and one ``PREFIX.condition.TYPE`` event for each
-condition whose status changed (or appeared) in that write.
+A store listener: one lifecycle event per write, whoever made it (an HTTP handler, a
+reconciler); status writes carry ``data.metadata.updateType = "status"``; and one
+``PREFIX.condition.TYPE`` event for each condition whose status changed (or appeared) in
+that write. It lives beside the store, not in the server, so any process that writes
+(a controller without an HTTP server included) publishes the same events.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from ..events import EventBus, EventBusError, condition_event, lifecycle_event
 from ..resource import Resource
-from ..store import Change
+from ._changes import Change
 
 __all__ = ["ChangePublisher"]
 

@@ -1,0 +1,101 @@
+"""`KindWorkers`: the workers of one reconciled kind, taking keys off its `WorkQueue`.
+
+Each worker reconciles one key at a time with a timeout; the result decides what happens
+to the key: forgotten (success), queued again after a delay (``requeue_after``), or
+retried with the queue's per-key backoff (``requeue`` or an exception).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ._metrics import ControllerMetrics
+from ._queue import QueueShutDown, WorkQueue
+from ._reconciler import ResourceReconciler
+from ._result import Request, Result
+
+__all__ = ["KindWorkers"]
+
+log = logging.getLogger("fabrica.reconcile")
+
+
+class KindWorkers:
+    def __init__(
+        self,
+        reconciler: ResourceReconciler[Any],
+        worker_count: int,
+        *,
+        timeout: float,
+        metrics: ControllerMetrics,
+    ) -> None:
+        self.reconciler = reconciler
+        self.kind = reconciler.kind.resource_info.kind
+        self.queue: WorkQueue[str] = WorkQueue()
+        self.worker_count = worker_count
+        self.timeout = timeout
+        self.metrics = metrics
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def busy(self) -> bool:
+        return bool(len(self.queue) or self.queue.in_flight)
+
+    def add(self, uid: str) -> None:
+        self.queue.add(uid)
+        self.metrics.depth.labels(self.kind).set(len(self.queue))
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work(), name=f"reconcile-{self.kind}-{n}")
+                       for n in range(self.worker_count)]
+
+    def shutdown(self) -> list[asyncio.Task[None]]:
+        """Stop taking keys; the tasks end once their reconciles in flight finish."""
+        self.queue.shutdown(drain=False)
+        return self._tasks
+
+    async def _work(self) -> None:
+        queue, kind, metrics = self.queue, self.kind, self.metrics
+        while True:
+            try:
+                uid = await queue.get()
+            except QueueShutDown:
+                return
+            metrics.depth.labels(kind).set(len(queue))
+            started = time.perf_counter()
+            try:
+                result = await asyncio.wait_for(
+                    self.reconciler.reconcile(Request(kind, uid)), self.timeout)
+            except Exception as exc:
+                metrics.errors.labels(kind).inc()
+                metrics.retries.labels(kind).inc()
+                metrics.reconciles.labels(kind, "error").inc()
+                log.warning("reconcile %s %s failed (attempt %d): %s", kind, uid,
+                            queue.num_requeues(uid) + 1, _describe(exc))
+                queue.add_rate_limited(uid)
+            else:
+                metrics.reconciles.labels(kind, _outcome(result)).inc()
+                if result.requeue_after is not None:
+                    queue.forget(uid)
+                    queue.add_after(uid, result.requeue_after)
+                elif result.requeue:
+                    queue.add_rate_limited(uid)
+                else:
+                    queue.forget(uid)
+            finally:
+                metrics.duration.labels(kind).observe(time.perf_counter() - started)
+                queue.done(uid)
+
+
+def _outcome(result: Result) -> str:
+    if result.requeue_after is not None or result.requeue:
+        return "requeue"
+    return "success"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"
