@@ -20,6 +20,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/lint-imports --config pyproject.toml
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict src/fabrica

@@ -50,8 +50,8 @@ KIND VERB [ARGS] [-o table|json|yaml], with KIND one of: {kinds}.
   patch ID --spec JSON             merge patch of the spec; or --json-patch JSON,
                                    or --set a.b=VALUE / --unset a.b (repeatable)
   delete ID
-  status ID                        show the status; with --spec JSON (or -f FILE) replace
-                                   it, with --merge / --json-patch / --set / --unset patch it
+  status ID                        show the status; --replace JSON (or -f FILE) replaces it,
+                                   --merge / --json-patch / --set / --unset patch it
   versions ID [VERSION]            spec history (kinds with versioning), or one version
 
 {events}ID is a uid or a name. --set values are JSON when they parse (8443, true, {{"a": 1}}) and
@@ -448,12 +448,16 @@ def _delete(cls: Kind) -> click.Command:
 
 def _status(cls: Kind) -> click.Command:
     @click.command("status", help=f"Show a {cls.resource_info.singular}'s status; or replace "
-                   "it (--spec JSON or -f FILE: the whole status object), or patch it "
-                   "(--merge JSON, --json-patch JSON, --set PATH=VALUE, --unset PATH). A "
-                   "change prints the updated resource.")
+                   "it (--replace JSON or -f FILE: the whole status object), or patch it "
+                   "(--merge JSON, --json-patch JSON, --set PATH=VALUE, --unset PATH), as "
+                   "`update` replaces and `patch` merges the spec. A change prints the "
+                   "updated resource.")
     @click.argument("id")
-    @click.option("--spec", "--status", "replacement", metavar="JSON",
+    @click.option("--replace", "replacement", metavar="JSON",
                   help="The new status object, replacing the old one.")
+    # Earlier releases called --replace --spec (or --status), although it replaces while
+    # `patch --spec` merges: still accepted, no longer shown.
+    @click.option("--spec", "--status", "old_replacement", metavar="JSON", hidden=True)
     @click.option("-f", "--file", "file", metavar="FILE",
                   help="Read the new status from a JSON or YAML file; - is stdin.")
     @click.option("--merge", metavar="JSON", help="Merge patch (RFC 7386) of the status.")
@@ -461,13 +465,17 @@ def _status(cls: Kind) -> click.Command:
     @_if_match_option
     @_output_option
     @click.pass_obj
-    def command(session: _Session, id: str, replacement: str | None, file: str | None,
-                merge: str | None, json_patch: str | None, sets: tuple[str, ...],
-                unsets: tuple[str, ...], if_match: str | None, output: str | None) -> None:
+    def command(session: _Session, id: str, replacement: str | None,
+                old_replacement: str | None, file: str | None, merge: str | None,
+                json_patch: str | None, sets: tuple[str, ...], unsets: tuple[str, ...],
+                if_match: str | None, output: str | None) -> None:
         client = session.client()
+        if replacement is None:
+            replacement = old_replacement
         patch = _choose_patch(merge, "--merge", json_patch, sets, unsets)
         if patch is not None and (replacement is not None or file is not None):
-            raise click.UsageError("give either a new status (--spec/-f) or a patch, not both")
+            raise click.UsageError("give either a new status (--replace/-f) or a patch, "
+                                   "not both")
         if patch is not None:
             changed = client.patch_status(cls, id, patch[0], patch[1], if_match)
         elif replacement is not None or file is not None:

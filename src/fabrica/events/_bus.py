@@ -23,6 +23,7 @@ from ._cloudevent import CloudEvent
 
 __all__ = [
     "BusClosed",
+    "BusContext",
     "EventBus",
     "EventBusError",
     "EventStream",
@@ -118,3 +119,25 @@ class EventBus(Protocol):
 
     def stats(self) -> list[SubscriptionStats]:
         """Counters of every live subscription."""
+
+
+class BusContext:
+    """``async with bus:`` for every bus: `start` on entry, `close` (draining) on exit."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def close(self, drain: bool = True, timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -29,7 +29,14 @@ import logging
 from types import TracebackType
 from typing import Self
 
-from ._bus import BusClosed, EventStream, Handler, Subscription, SubscriptionStats
+from ._bus import (
+    BusClosed,
+    BusContext,
+    EventStream,
+    Handler,
+    Subscription,
+    SubscriptionStats,
+)
 from ._cloudevent import CloudEvent
 from ._mailbox import Mailbox
 from ._patterns import TypePattern, compile_pattern
@@ -162,7 +169,7 @@ class _StreamSubscription:
 _Sub = _HandlerSubscription | _StreamSubscription
 
 
-class MemoryBus:
+class MemoryBus(BusContext):
     """An in-process `EventBus`: one asyncio loop, no persistence.
 
     `queue_size` bounds each handler's queue; `stream_size` is the default bound of a
@@ -243,18 +250,6 @@ class MemoryBus:
 
     def stats(self) -> list[SubscriptionStats]:
         return [sub.stats for sub in self._subs]
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def _drain(self, timeout: float) -> None:
         me = asyncio.current_task()

@@ -58,6 +58,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from ._bus import (
     BusClosed,
+    BusContext,
     EventBusError,
     EventStream,
     Handler,
@@ -208,7 +209,7 @@ class _NatsStream(_Link):
         await super().close()
 
 
-class NatsBus:
+class NatsBus(BusContext):
     """An `EventBus` on a NATS server: events on subjects equal to their types.
 
     `url` is one NATS URL or several separated by commas (a cluster). `queue_size` bounds
@@ -398,18 +399,6 @@ class NatsBus:
 
     def stats(self) -> list[SubscriptionStats]:
         return [link.stats for link in self._links]
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- internals ------------------------------------------------------------------------
 

@@ -91,14 +91,14 @@ class FileStorage:
     async def create(
         self, collection: str, doc: Document, snapshot: Document | None = None
     ) -> Document:
-        return await self._run(self.create_sync, collection, doc, snapshot)
+        return await self._run(self._create_sync, collection, doc, snapshot)
 
     async def get(self, collection: str, uid: str) -> Document:
         # A single small read is faster inline than a thread hop.
-        return self.get_sync(collection, uid)
+        return self._get_sync(collection, uid)
 
     async def get_by_name(self, collection: str, name: str) -> Document:
-        return self.get_by_name_sync(collection, name)
+        return self._get_by_name_sync(collection, name)
 
     async def list(
         self,
@@ -108,7 +108,7 @@ class FileStorage:
         limit: int | None = None,
         after: str | None = None,
     ) -> list[Document]:
-        return await self._read(self.list_sync, collection, selector, limit, after)
+        return await self._read(self._list_sync, collection, selector, limit, after)
 
     async def update(
         self,
@@ -117,21 +117,21 @@ class FileStorage:
         expected_version: str,
         snapshot: Document | None = None,
     ) -> Document:
-        return await self._run(self.update_sync, collection, doc, expected_version, snapshot)
+        return await self._run(self._update_sync, collection, doc, expected_version, snapshot)
 
     async def delete(
         self, collection: str, uid: str, expected_version: str | None = None
     ) -> Document:
-        return await self._run(self.delete_sync, collection, uid, expected_version)
+        return await self._run(self._delete_sync, collection, uid, expected_version)
 
     async def list_versions(self, collection: str, uid: str) -> builtins.list[Document]:
-        return await self._read(self.list_versions_sync, collection, uid)
+        return await self._read(self._list_versions_sync, collection, uid)
 
     async def get_version(self, collection: str, uid: str, version_id: str) -> Document:
-        return self.get_version_sync(collection, uid, version_id)
+        return self._get_version_sync(collection, uid, version_id)
 
     async def delete_version(self, collection: str, uid: str, version_id: str) -> None:
-        await self._run(self.delete_version_sync, collection, uid, version_id)
+        await self._run(self._delete_version_sync, collection, uid, version_id)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -139,7 +139,7 @@ class FileStorage:
 
     # -- writes --------------------------------------------------------------------------
 
-    def create_sync(
+    def _create_sync(
         self, collection: str, doc: Document, snapshot: Document | None = None
     ) -> Document:
         check_collection(collection)
@@ -167,7 +167,7 @@ class FileStorage:
             tmp.unlink(missing_ok=True)
         return stored
 
-    def update_sync(
+    def _update_sync(
         self,
         collection: str,
         doc: Document,
@@ -190,7 +190,7 @@ class FileStorage:
             _atomic_write(path, _encode(stored))
         return stored
 
-    def delete_sync(
+    def _delete_sync(
         self, collection: str, uid: str, expected_version: str | None = None
     ) -> Document:
         path = self._doc_path(collection, uid, must_exist=True)
@@ -207,7 +207,7 @@ class FileStorage:
             shutil.rmtree(self._versions_dir(collection, uid), ignore_errors=True)
         return current
 
-    def delete_version_sync(self, collection: str, uid: str, version_id: str) -> None:
+    def _delete_version_sync(self, collection: str, uid: str, version_id: str) -> None:
         path = self._version_path(collection, uid, version_id)
         with self._lock(collection, "u", uid):
             try:
@@ -218,18 +218,18 @@ class FileStorage:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def get_sync(self, collection: str, uid: str) -> Document:
+    def _get_sync(self, collection: str, uid: str) -> Document:
         path = self._doc_path(collection, uid, must_exist=True)
         return self._read_or_404(collection, path, uid)
 
-    def get_by_name_sync(self, collection: str, name: str) -> Document:
+    def _get_by_name_sync(self, collection: str, name: str) -> Document:
         self._ensure_collection(collection)
         found = self._lookup_name(collection, name)
         if found is None:
             raise NotFound(collection, name)
         return found
 
-    def list_sync(
+    def _list_sync(
         self,
         collection: str,
         selector: Selector | None = None,
@@ -245,17 +245,17 @@ class FileStorage:
         docs.sort(key=lambda d: d["metadata"]["name"])
         return docs if limit is None else docs[:limit]
 
-    def list_versions_sync(self, collection: str, uid: str) -> builtins.list[Document]:
-        self.get_sync(collection, uid)
+    def _list_versions_sync(self, collection: str, uid: str) -> builtins.list[Document]:
+        self._get_sync(collection, uid)
         directory = self._versions_dir(collection, uid)
         if not directory.is_dir():
             return []
         ids = [n[:-5] for n in os.listdir(directory)
                if n.endswith(".json") and _VERSION_ID.match(n[:-5])]
         ids.sort(key=lambda v: int(v[1:]))
-        return [self.get_version_sync(collection, uid, v) for v in ids]
+        return [self._get_version_sync(collection, uid, v) for v in ids]
 
-    def get_version_sync(self, collection: str, uid: str, version_id: str) -> Document:
+    def _get_version_sync(self, collection: str, uid: str, version_id: str) -> Document:
         path = self._version_path(collection, uid, version_id)
         try:
             return _decode(path.read_bytes())

@@ -644,9 +644,14 @@ def test_cli_status_show_and_replace(server: str) -> None:
     as_json = run(server, "device", "status", "web-01", "-o", "json")
     assert json.loads(as_json.stdout) == {"health": "unknown", "errorCount": 0}
 
-    replaced = run(server, "device", "status", "web-01", "--spec", '{"health": "ok"}')
+    replaced = run(server, "device", "status", "web-01", "--replace", '{"health": "ok"}')
     assert replaced.exit_code == 0, replaced.output
     assert json.loads(replaced.stdout)["status"] == {"health": "ok", "errorCount": 0}
+    # the old name of --replace still works, and is not shown
+    again = run(server, "device", "status", "web-01", "--spec", '{"health": "bad"}')
+    assert json.loads(again.stdout)["status"] == {"health": "bad", "errorCount": 0}
+    shown = run(server, "device", "status", "--help")
+    assert "--replace" in shown.stdout and "--spec" not in shown.stdout
 
 
 def test_cli_patch_and_status_set(server: str) -> None:
@@ -764,7 +769,7 @@ def test_cli_help_documents_the_verbs() -> None:
                  "device", "DEVICE_API_SERVER"):
         assert word in result.stdout
     status_help = run("", "device", "status", "--help").stdout
-    assert "--set" in status_help and "--spec" in status_help
+    assert "--set" in status_help and "--replace" in status_help
 
 
 def test_main_is_the_generated_entry_point(capsys: pytest.CaptureFixture[str]) -> None:

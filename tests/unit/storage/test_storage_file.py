@@ -5,7 +5,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import threading
 
 import pytest
 
@@ -71,23 +70,20 @@ async def test_documents_copied_in_by_hand_get_a_name_index(tmp_path):
 
 
 async def test_concurrent_compare_and_swap_loses_no_write(storage):
+    """40 writers at once: their writes run on the storage's thread pool in parallel."""
     await storage.create("devices", doc("a", "dev-0000000a", n=0))
 
-    def bump(_):
+    async def bump():
         while True:
-            current = storage.get_sync("devices", "dev-0000000a")
+            current = await storage.get("devices", "dev-0000000a")
             new = dict(current, spec={"n": current["spec"]["n"] + 1})
             try:
-                storage.update_sync("devices", new, current["metadata"]["resourceVersion"])
+                await storage.update("devices", new, current["metadata"]["resourceVersion"])
                 return
             except Conflict:
                 continue
 
-    threads = [threading.Thread(target=bump, args=(i,)) for i in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    await asyncio.gather(*(bump() for _ in range(40)))
     final = await storage.get("devices", "dev-0000000a")
     assert final["spec"]["n"] == 40
     assert final["metadata"]["resourceVersion"] == "41"
@@ -118,31 +114,20 @@ def test_processes_sharing_a_data_dir_create_a_name_once(tmp_path):
     assert len(files) == 1
 
 
-def test_name_links_are_inspectable(tmp_path):
+async def test_name_links_are_inspectable(tmp_path):
     storage = FileStorage(tmp_path)
-    storage.create_sync("devices", doc("web-01", "dev-0000000a"))
+    await storage.create("devices", doc("web-01", "dev-0000000a"))
     link = tmp_path / "devices" / "@web-01"
     assert os.readlink(link) == "dev-0000000a.json"
     assert json.loads(link.read_text())["metadata"]["uid"] == "dev-0000000a"
 
 
-def test_parallel_creates_of_distinct_names_all_land(tmp_path):
+async def test_parallel_creates_of_distinct_names_all_land(tmp_path):
+    """64 creates at once: they run on the storage's thread pool in parallel."""
     storage = FileStorage(tmp_path)
-    errors: list[Exception] = []
-
-    def create(i):
-        try:
-            storage.create_sync("devices", doc(f"n{i}", f"dev-{i:08x}"))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=create, args=(i,)) for i in range(64)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    docs = storage.list_sync("devices")
+    await asyncio.gather(*(storage.create("devices", doc(f"n{i}", f"dev-{i:08x}"))
+                           for i in range(64)))
+    docs = await storage.list("devices")
     assert len(docs) == 64
     versions = [d["metadata"]["resourceVersion"] for d in docs]
     assert len(set(versions)) == 64  # never the same version twice in a collection

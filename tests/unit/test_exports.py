@@ -1,0 +1,86 @@
+"""Every public package says what it exports (`__all__`), and each name is there: a change
+of a public surface is a deliberate edit of this file."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+import fabrica
+
+EXPORTS = {
+    "fabrica": [
+        "AlreadyExists", "Condition", "Conflict", "Metadata", "Model", "NotFound",
+        "OwnerReference", "Resource", "ResourceInfo", "ServiceSettings", "__version__",
+        "find_condition", "is_condition_true", "remove_condition", "set_condition",
+    ],
+    "fabrica.resource": [
+        "API_VERSION", "Condition", "ConditionStatus", "LABEL_KEY_MAX_LENGTH", "LABEL_KEY_PATTERN",
+        "LABEL_VALUE_MAX_LENGTH", "LABEL_VALUE_PATTERN", "Metadata", "Model", "NAME_MAX_LENGTH",
+        "NAME_PATTERN", "OwnerReference", "Requirement", "Resource", "ResourceInfo",
+        "SCHEMA_VERSION", "Selector", "SelectorError", "UID_PATTERN", "default_prefix",
+        "find_condition", "is_condition_true", "is_dns1123_subdomain", "is_uid", "is_valid_kind",
+        "is_valid_plural", "is_valid_prefix", "label_key_error", "label_value_error", "new_uid",
+        "parse_selector", "pluralize", "remove_condition", "set_condition", "utcnow",
+    ],
+    "fabrica.storage": [
+        "AlreadyExists", "Conflict", "DatabaseURLRequired", "Document", "FileStorage", "Invalid",
+        "MigrationRequired", "NotFound", "SQLStorage", "Storage", "StorageError",
+        "StorageSetupError", "Unavailable", "database_url_for", "is_database_url",
+        "migrate_database", "open_storage", "prepare_storage",
+    ],
+    "fabrica.store": [
+        "Action", "Change", "ChangeListener", "ChangePublisher", "DEFAULT_ATTEMPTS",
+        "GarbageCollector", "Part", "ResourceStore", "UnknownKind", "UpdateType",
+    ],
+    "fabrica.events": [
+        "BusClosed", "CloudEvent", "EventBus", "EventBusError", "EventStream", "ExtensionValue",
+        "Handler", "LIFECYCLE_ACTIONS", "MemoryBus", "NatsBus", "ResourceEvent", "Subscription",
+        "SubscriptionStats", "TypePattern", "compile_pattern", "condition_event", "format_sse",
+        "format_time", "lifecycle_event", "sse_stream", "type_matches",
+    ],
+    "fabrica.reconcile": [
+        "Controller", "ControllerMetrics", "EventSource", "ExponentialBackoff", "KindWorkers",
+        "OwnerHandler", "QueueShutDown", "RateLimiter", "ReconcileClient", "Request",
+        "ResourceReconciler", "Result", "TerminalError", "WorkQueue",
+    ],
+    "fabrica.server": [
+        "DEFAULT_MAX_BODY_SIZE", "build_openapi", "create_app", "main", "service_cli",
+    ],
+    "fabrica.client": [
+        "AsyncClient", "AsyncRawClient", "BadRequest", "Client", "Conflict", "ConnectionFailed",
+        "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "FabricaError", "NotFound", "PATCH_TYPES",
+        "PayloadTooLarge", "PreconditionFailed", "RawClient", "ServerError", "Unprocessable",
+        "UnsupportedMediaType", "ValidationError", "client_cli", "main",
+    ],
+    "fabrica.codegen": [
+        "CONFIG_FILE", "CodegenError", "FileChange", "GenerateResult", "NOT_YET_AVAILABLE",
+        "ProjectConfig", "add_resource", "check_module_name", "check_not_installed",
+        "check_project_name", "config_from_yaml", "config_to_yaml", "derive_module_name",
+        "discover_resources", "generate", "init_project", "load_config", "pending_features",
+        "render_project", "render_resource_starter", "resource_files", "save_config",
+        "validate_settings",
+    ],
+    "fabrica.cli": [
+        "main",
+    ],
+}
+
+
+@pytest.mark.parametrize("package", sorted(EXPORTS))
+def test_public_names(package):
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == EXPORTS[package]
+    assert len(set(module.__all__)) == len(module.__all__)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+
+
+def test_every_public_package_is_listed():
+    """A new package (a folder without a leading underscore) needs its line above."""
+    root = Path(fabrica.__file__).parent
+    packages = {f"fabrica.{p.name}" for p in root.iterdir()
+                if (p / "__init__.py").exists() and not p.name.startswith("_")}
+    assert packages | {"fabrica"} == set(EXPORTS)
