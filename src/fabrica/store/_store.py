@@ -6,6 +6,12 @@ resource Kubernetes-like lives in one place: uids that never overwrite, timestam
 compare-and-swap on ``resourceVersion`` for every update, spec snapshots of versioned kinds,
 and deletion as Kubernetes does it:
 
+- a resource with finalizers is not removed by a delete; it gets a ``deletionTimestamp`` and
+  stays until whoever owns each finalizer removes it, and the write that removes the last
+  one removes the resource;
+- removing a resource removes its dependents (``ownerReferences``) in the background, by the
+  garbage collector in `_gc.py`.
+
 Every change of an existing resource is one `modify` (or `delete`): under a per-resource
 lock (writers in this process queue instead of conflicting), read the current state once,
 check the caller's precondition (an ``If-Match``, an expected resourceVersion), apply the
@@ -13,14 +19,8 @@ caller's change function, compare-and-swap, and on a conflict with another proce
 and try again, a bounded number of times. `update` and `update_status` are `modify` with
 the caller's object as the change and its resourceVersion as the precondition.
 
-- a resource with finalizers is not removed by a delete; it gets a ``deletionTimestamp`` and
-  stays until whoever owns each finalizer removes it, and the write that removes the last
-  one removes the resource;
-- removing a resource removes its dependents (``ownerReferences``) in the background, by the
-  garbage collector in `_gc.py`.
-
-After each committed write the store calls its listeners with a `Change`; the event layer
-turns those into CloudEvents, so events are published whoever made the write.
+After each committed write the store calls its listeners with a `Change`; the
+`ChangePublisher` turns those into CloudEvents, so events are published whoever wrote.
 """
 
 from __future__ import annotations
