@@ -32,14 +32,16 @@ EXPORTS = {
         "migrate_database", "open_storage", "prepare_storage",
     ],
     "fabrica.store": [
-        "Action", "Change", "ChangeListener", "ChangePublisher", "DEFAULT_ATTEMPTS",
-        "GarbageCollector", "Part", "ResourceStore", "UnknownKind", "UpdateType",
+        "Action", "Change", "ChangeListener", "ChangePublisher", "DEFAULT_ATTEMPTS", "Emission",
+        "EmissionListener", "GarbageCollector", "Part", "ResourceStore", "UnknownKind",
+        "UpdateType",
     ],
     "fabrica.events": [
         "BusClosed", "CloudEvent", "EventBus", "EventBusError", "EventStream", "ExtensionValue",
-        "Handler", "LIFECYCLE_ACTIONS", "MemoryBus", "NatsBus", "ResourceEvent", "Subscription",
-        "SubscriptionStats", "TypePattern", "compile_pattern", "condition_event", "format_sse",
-        "format_time", "lifecycle_event", "sse_stream", "type_matches",
+        "Handler", "LIFECYCLE_ACTIONS", "MemoryBus", "NatsBus", "REASON_PATTERN", "ResourceEvent",
+        "Subscription", "SubscriptionStats", "TypePattern", "check_reason", "compile_pattern",
+        "condition_event", "format_sse", "format_time", "lifecycle_event", "reason_event",
+        "sse_stream", "type_matches",
     ],
     "fabrica.reconcile": [
         "Controller", "ControllerMetrics", "EventSource", "ExponentialBackoff", "KindWorkers",

@@ -3,12 +3,19 @@ and its NATS bus.
 
 This package stands alone (it imports nothing else of fabrica): the store's
 `ChangePublisher` builds events with `lifecycle_event` / `condition_event` after each
-committed write and publishes them on an `EventBus`; the reconcile controller subscribes
-and reads them as `ResourceEvent`s, as the client's event watcher does; ``GET /events``
-serves `sse_stream`.
+committed write (and `reason_event` for what a reconciler emits) and publishes them on an
+`EventBus`; the reconcile controller subscribes and reads them as `ResourceEvent`s, as the
+client's event watcher does; ``GET /events`` serves `sse_stream`.
 """
 
-from ._builders import LIFECYCLE_ACTIONS, condition_event, lifecycle_event
+from ._builders import (
+    LIFECYCLE_ACTIONS,
+    REASON_PATTERN,
+    check_reason,
+    condition_event,
+    lifecycle_event,
+    reason_event,
+)
 from ._bus import (
     BusClosed,
     EventBus,
@@ -27,8 +34,10 @@ from ._sse import format_sse, sse_stream
 
 __all__ = [
     "LIFECYCLE_ACTIONS",
+    "REASON_PATTERN",
     "BusClosed",
     "CloudEvent",
+    "check_reason",
     "EventBus",
     "EventBusError",
     "EventStream",
@@ -45,6 +54,7 @@ __all__ = [
     "format_sse",
     "format_time",
     "lifecycle_event",
+    "reason_event",
     "sse_stream",
     "type_matches",
 ]

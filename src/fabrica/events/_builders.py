@@ -1,22 +1,39 @@
-"""Builders for the events Fabrica publishes: resource lifecycle and condition changes.
+"""Builders for the events Fabrica publishes: resource lifecycle, condition changes and the
+events reconcilers emit.
 
 Attribute and payload names follow Go Fabrica (``pkg/events``), so consumers written for it
 read these events unchanged. Lifecycle events are ``PREFIX.KIND.ACTION`` from
 ``SOURCE/resources/KIND/UID``; condition events are ``PREFIX.condition.TYPE`` from
-``SOURCE/resources/KIND/UID/conditions/TYPE``. Both carry ``subject = PLURAL/UID``.
+``SOURCE/resources/KIND/UID/conditions/TYPE``. All carry ``subject = PLURAL/UID``.
+
+A reconciler's own event is ``PREFIX.KIND.REASON``, shaped like a lifecycle event with
+``action = REASON``. REASON is a lower-case word (`REASON_PATTERN`) that is none of the
+lifecycle actions, so such an event can never pass for a write: a consumer (the controller
+among them) tells them apart by ``action``, and a ``PREFIX.KIND.created`` is always a create.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from ._cloudevent import CloudEvent, format_time
 
-__all__ = ["LIFECYCLE_ACTIONS", "condition_event", "lifecycle_event"]
+__all__ = [
+    "LIFECYCLE_ACTIONS",
+    "REASON_PATTERN",
+    "check_reason",
+    "condition_event",
+    "lifecycle_event",
+    "reason_event",
+]
 
 LIFECYCLE_ACTIONS = frozenset({"created", "updated", "patched", "deleted"})
+# One NATS-subject-safe type segment that no wildcard, case fold or dot can bend.
+REASON_PATTERN = re.compile(r"[a-z][a-z0-9]{0,62}")
 
 
 def lifecycle_event(
@@ -107,6 +124,66 @@ def condition_event(
         extensions={"conditiontype": ctype, "conditionstatus": status},
         data=data,
     )
+
+
+def reason_event(
+    reason: str,
+    kind: str,
+    plural: str,
+    uid: str,
+    name: str,
+    *,
+    prefix: str = "io.fabrica",
+    source: str = "fabrica",
+    details: Mapping[str, Any] | None = None,
+    id: str | None = None,
+    now: datetime | None = None,
+) -> CloudEvent:
+    """The event a reconciler emits about a resource: ``PREFIX.KIND.REASON``.
+
+    The same ``source``, ``subject``, extensions and ``data`` fields as `lifecycle_event`,
+    with ``action = reason`` and `details` (JSON values) under ``data.details`` when given.
+    `id` lets the emitter make a re-sent event carry the id of the first (see
+    `fabrica.reconcile.ResourceReconciler.emit`); by default it is fresh.
+    """
+    check_reason(reason)
+    _check_segment("kind", kind)
+    moment = now or datetime.now(UTC)
+    data: dict[str, Any] = {
+        "action": reason,
+        "resourceKind": kind,
+        "resourceUID": uid,
+        "resourceName": name,
+        "changeTime": format_time(moment),
+    }
+    if details is not None:
+        data["details"] = dict(details)
+    event = CloudEvent(
+        type=f"{_prefix(prefix)}.{kind.lower()}.{reason}",
+        source=f"{source}/resources/{kind}/{uid}",
+        subject=f"{plural}/{uid}",
+        time=moment,
+        resourcekind=kind,
+        resourceuid=uid,
+        action=reason,
+        data=data,
+    )
+    return event if id is None else dataclasses.replace(event, id=id)
+
+
+def check_reason(reason: object) -> str:
+    """`reason` if it can name an emitted event; ValueError saying why not otherwise."""
+    if not isinstance(reason, str) or not REASON_PATTERN.fullmatch(reason):
+        raise ValueError(
+            f"event reason {reason!r} is not a lower-case word: use 1-63 characters "
+            "a-z and 0-9, starting with a letter (for example 'provisioned')"
+        )
+    if reason in LIFECYCLE_ACTIONS:
+        raise ValueError(
+            f"event reason {reason!r} is reserved for the lifecycle events the store "
+            f"publishes itself ({_actions()}); name what happened instead"
+        )
+    return reason
 
 
 def _actions() -> str:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ..resource import Resource, Selector, parse_selector
 from ..storage import AlreadyExists, NotFound
-from ..store import ResourceStore
+from ..store import Emission, ResourceStore
 
 __all__ = ["ReconcileClient"]
 
@@ -140,3 +140,7 @@ class ReconcileClient:
             return current
 
         return await self._store.modify(type(obj), obj.uid, change)
+
+    async def emit(self, emission: Emission) -> None:
+        """Publish a reconciler's own event now (`ResourceReconciler.emit` queues them)."""
+        await self._store.emit(emission)

@@ -12,23 +12,38 @@ not retried.
 Kinds whose reconciler class defines ``finalize_KIND`` get the finalizer
 ``fabrica.io/KIND-reconciler``: deleting such a resource calls ``finalize_KIND`` first, and
 the resource goes once it returns.
+
+`emit` publishes a reconciler's own event (``PREFIX.KIND.REASON``). The events a call of
+``reconcile_KIND`` or ``finalize_KIND`` emits are published when it returns or raises, before
+the status it leaves is saved: a reconciler that records "already emitted" in that status
+can lose the event to no crash; a crash between the two re-sends it at the next reconcile,
+with the same event id (at-least-once, duplicates recognisable by ``id``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
+from ..events import check_reason
 from ..resource import Resource, find_condition, set_condition
 from ..storage import NotFound
+from ..store import Emission
 from ._client import ReconcileClient
 from ._result import Request, Result, TerminalError
 
 __all__ = ["ResourceReconciler"]
 
 R = TypeVar("R", bound=Resource[Any, Any])
+# Emissions of the reconcile running in this task; tasks it starts share the list.
+_PENDING: ContextVar[list[Emission] | None] = ContextVar("fabrica_emissions", default=None)
+_EVENT_IDS = uuid.UUID("6f1c2a8e-5b0d-4c57-9a51-2f3f0e6b9d41")
 
 
 class ResourceReconciler(Generic[R]):
@@ -55,6 +70,36 @@ class ResourceReconciler(Generic[R]):
         singular = self.kind.resource_info.singular
         return f"fabrica.io/{singular}-reconciler" if self._finalize_method() else None
 
+    def emit(
+        self,
+        obj: Resource[Any, Any],
+        reason: str,
+        data: Mapping[str, Any] | BaseModel | None = None,
+    ) -> None:
+        """Publish ``PREFIX.KIND.REASON`` about `obj`, with `data` under ``data.details``.
+
+        `reason` is a lower-case word (``[a-z][a-z0-9]*``, at most 63 characters) and not one
+        of created, updated, patched, deleted; `data` a mapping of JSON values or a model.
+        Anything else raises ValueError or TypeError here, in the reconciler, and nothing is
+        published. Call it from ``reconcile_KIND`` or ``finalize_KIND``: the event goes out
+        when that returns (or raises), before the status is saved, on the bus every write's
+        events take. Its id is derived from `obj`'s stored version, `reason` and how many
+        such events this call emitted before, so a reconcile re-run on the same state (after
+        a crash before its status save) re-sends the same id.
+        """
+        pending = _PENDING.get()
+        if pending is None:
+            raise RuntimeError("emit() is for reconcile_<kind> and finalize_<kind>; it was "
+                               "called outside a reconcile")
+        if not isinstance(obj, Resource) or not obj.uid:
+            raise TypeError(f"emit() needs a stored resource, not {type(obj).__name__}")
+        check_reason(reason)
+        details = _json_details(data)
+        repeat = sum(1 for e in pending if e.resource.uid == obj.uid and e.reason == reason)
+        key = f"{obj.resource_info.kind}/{obj.uid}/{obj.metadata.resource_version}/{reason}"
+        event_id = str(uuid.uuid5(_EVENT_IDS, f"{key}/{repeat}"))
+        pending.append(Emission(obj, reason, details, event_id))
+
     async def reconcile(self, request: Request) -> Result:
         try:
             obj = await self._get(request.uid)
@@ -67,7 +112,7 @@ class ResourceReconciler(Generic[R]):
             obj = await self.client.add_finalizer(obj, self.finalizer)
         before = _ready_state(obj)
         try:
-            result: Result | None = await getattr(self, self.user_method())(obj)
+            result: Result | None = await self._run(getattr(self, self.user_method()), obj)
         except TerminalError as exc:
             self._mark_ready(obj, False, "ReconcileFailed", str(exc), before)
             await self._save_status(obj)
@@ -97,11 +142,23 @@ class ResourceReconciler(Generic[R]):
         finalizer = self.finalizer
         if finalizer is None or finalizer not in obj.metadata.finalizers:
             return
-        await self._finalize_method()(obj)
+        await self._run(self._finalize_method(), obj)
         try:
             await self.client.remove_finalizer(obj, finalizer)
         except NotFound:
             pass  # removed by someone else meanwhile: nothing left to hold
+
+    async def _run(self, method: Callable[[R], Awaitable[Any]], obj: R) -> Any:
+        """Call the project's method; publish what it emitted when it ends, however it ends
+        (the status saved next may record that it did)."""
+        pending: list[Emission] = []
+        token = _PENDING.set(pending)
+        try:
+            return await method(obj)
+        finally:
+            _PENDING.reset(token)
+            for emission in pending:
+                await self.client.emit(emission)
 
     def _mark_ready(self, obj: R, ok: bool, reason: str, message: str, before: Any) -> None:
         """Record Ready unless the user's code already decided it during this reconcile."""
@@ -142,6 +199,19 @@ def _ready_state(obj: Resource[Any, Any]) -> Any:
     ready = find_condition(status.conditions, "Ready") if "conditions" in fields else None
     cond = None if ready is None else (ready.status, ready.reason, ready.message)
     return cond, getattr(status, "ready", None) if "ready" in fields else None
+
+
+def _json_details(data: Mapping[str, Any] | BaseModel | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json", by_alias=True)
+    if not isinstance(data, Mapping):
+        raise TypeError(f"emit() data must be a mapping or a model, not {type(data).__name__}")
+    try:  # a copy made now, in JSON values: later changes to `data` do not leak in
+        return cast(dict[str, Any], json.loads(json.dumps(dict(data), allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"emit() data must hold JSON values only: {exc}") from None
 
 
 def _dump(model: BaseModel) -> Any:

@@ -54,8 +54,9 @@ def create_app(
     if bus is None and (settings.events or reconcilers):
         bus = MemoryBus()
     if bus is not None:
-        store.add_listener(ChangePublisher(bus, prefix=settings.event_prefix,
-                                           source=settings.source))
+        publisher = ChangePublisher(bus, prefix=settings.event_prefix, source=settings.source)
+        store.add_listener(publisher)
+        store.add_emission_listener(publisher.emit)
     controller = None
     if reconcilers:
         assert bus is not None

@@ -2,7 +2,7 @@
 its change notifications, the `ChangePublisher` that turns them into events, and the
 garbage collector that deletes the dependents of deleted owners."""
 
-from ._changes import Action, Change, ChangeListener, UpdateType
+from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._gc import GarbageCollector
 from ._publisher import ChangePublisher
 from ._store import DEFAULT_ATTEMPTS, Part, ResourceStore, UnknownKind
@@ -13,6 +13,8 @@ __all__ = [
     "Change",
     "ChangeListener",
     "ChangePublisher",
+    "Emission",
+    "EmissionListener",
     "GarbageCollector",
     "Part",
     "ResourceStore",

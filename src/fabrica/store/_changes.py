@@ -1,14 +1,15 @@
-"""`Change`: what the store tells its listeners after every successful write."""
+"""`Change`: what the store tells its listeners after every successful write; `Emission`:
+an event a reconciler asks the store to publish about a resource."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..resource import Resource
 
-__all__ = ["Action", "Change", "ChangeListener", "UpdateType"]
+__all__ = ["Action", "Change", "ChangeListener", "Emission", "EmissionListener", "UpdateType"]
 
 Action = Literal["created", "updated", "patched", "deleted"]
 UpdateType = Literal["spec", "status", "metadata"]
@@ -25,3 +26,20 @@ class Change:
 
 
 ChangeListener = Callable[[Change], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Emission:
+    """``PREFIX.KIND.REASON`` about `resource`, asked for by its reconciler.
+
+    `reason` has been checked (`fabrica.events.check_reason`) and `details` are plain JSON
+    values; `id` is the event id, the same each time the same emission is re-sent.
+    """
+
+    resource: Resource[Any, Any]
+    reason: str
+    details: Mapping[str, Any] | None
+    id: str
+
+
+EmissionListener = Callable[[Emission], Awaitable[None]]

@@ -5,6 +5,8 @@ reconciler); status writes carry ``data.metadata.updateType = "status"``; and on
 ``PREFIX.condition.TYPE`` event for each condition whose status changed (or appeared) in
 that write. It lives beside the store, not in the server, so any process that writes
 (a controller without an HTTP server included) publishes the same events.
+A reconciler's `Emission` becomes ``PREFIX.KIND.REASON`` on the same bus, with the same
+failure handling.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..events import EventBus, EventBusError, condition_event, lifecycle_event
+from ..events import EventBus, EventBusError, condition_event, lifecycle_event, reason_event
 from ..resource import Resource
-from ._changes import Change
+from ._changes import Change, Emission
 
 __all__ = ["ChangePublisher"]
 
@@ -37,6 +39,20 @@ class ChangePublisher:
             self.failures += 1
             log.error("could not publish the %s event of %s %s: %s", change.action,
                       change.resource.resource_info.kind, change.resource.uid, exc)
+
+    async def emit(self, emission: Emission) -> None:
+        obj = emission.resource
+        info = obj.resource_info
+        try:
+            await self.bus.publish(reason_event(
+                emission.reason, info.kind, info.plural, obj.uid, obj.name,
+                prefix=self.prefix, source=self.source, details=emission.details,
+                id=emission.id,
+            ))
+        except EventBusError as exc:
+            self.failures += 1
+            log.error("could not publish the %s event of %s %s: %s", emission.reason,
+                      info.kind, obj.uid, exc)
 
     async def _publish(self, change: Change) -> None:
         obj = change.resource

@@ -20,7 +20,9 @@ and try again, a bounded number of times. `update` and `update_status` are `modi
 the caller's object as the change and its resourceVersion as the precondition.
 
 After each committed write the store calls its listeners with a `Change`; the
-`ChangePublisher` turns those into CloudEvents, so events are published whoever wrote.
+`ChangePublisher` turns those into CloudEvents, so events are published whoever wrote. The
+events a reconciler emits (`emit`) take the same way to the same publisher, so they are
+delivered as the write events are.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from ..resource import (
     utcnow,
 )
 from ..storage import AlreadyExists, Conflict, Document, NotFound, Storage
-from ._changes import Action, Change, ChangeListener, UpdateType
+from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._locks import KeyedLocks
 
 __all__ = ["DEFAULT_ATTEMPTS", "Part", "ResourceStore", "UnknownKind"]
@@ -82,6 +84,7 @@ class ResourceStore:
         for cls in kinds:
             self.kinds[cls.resource_info.kind] = cls
         self._listeners: list[ChangeListener] = []
+        self._emission_listeners: list[EmissionListener] = []
         self._wire = _WireCache(wire_cache_size)
         self._locks = KeyedLocks()
 
@@ -94,6 +97,26 @@ class ResourceStore:
     def add_listener(self, listener: ChangeListener) -> None:
         """Call `listener` after every committed write (events, garbage collection...)."""
         self._listeners.append(listener)
+
+    def add_emission_listener(self, listener: EmissionListener) -> None:
+        """Call `listener` with every `Emission` (the event publisher)."""
+        self._emission_listeners.append(listener)
+
+    async def emit(self, emission: Emission) -> None:
+        """Publish a reconciler's event about a resource, as a write's events are published.
+
+        Like a write's listeners, a failing listener is logged and never raises here.
+        """
+        if not self._emission_listeners:
+            log.warning("no event publisher on this store: %s of %s %s not published",
+                        emission.reason, emission.resource.resource_info.kind,
+                        emission.resource.uid)
+        for listener in self._emission_listeners:
+            try:
+                await listener(emission)
+            except Exception:
+                log.exception("emission listener %r failed on %s %s", listener,
+                              emission.reason, emission.resource.uid)
 
     # -- reads ---------------------------------------------------------------------------
 
