@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from pydantic import Field
 
 from fabrica import Condition, Model, Resource
@@ -19,6 +21,8 @@ class RackStatus(Model):
     total_blades: int = 0
     total_nodes: int = 0
     total_bmcs: int = Field(0, alias="totalBMCs")
+    # When it was first Ready; also the record that `provisioned` was emitted (once per rack).
+    provisioned_at: datetime | None = None
     observed_generation: int = 0
     conditions: list[Condition] = []
 

@@ -6,6 +6,11 @@ lists what exists, creates only what is missing and deletes what is no longer wa
 server killed at any moment ends, after its restart, with exactly the right children; and
 changing the template reshapes the rack. Children carry an owner reference (rack → chassis
 → blade → node/BMC), so deleting the rack deletes everything it provisioned.
+
+The first time a rack is Ready the reconciler emits ``io.fabrica.rack.provisioned`` and
+records ``status.provisionedAt`` in the status saved right after; a rack that has it never
+emits again (spec changes, requeues, restarts). A crash between the two re-sends the event
+on the next run with the same event id: at-least-once, never lost (see the README).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -85,7 +91,12 @@ class RackReconciler(RackReconcilerBase):
         status.chassis_uids = [chassis[c.name].uid for c in plan]
         status.total_chassis, status.total_blades = len(chassis), len(blades)
         status.total_nodes, status.total_bmcs = len(nodes), len(bmcs)
-        return None  # the generated base records Ready and requeues
+        if status.provisioned_at is None:  # first time Ready: say so, once
+            status.provisioned_at = datetime.now(UTC)
+            self.emit(rack, "provisioned", data={
+                "template": template.name, "chassis": len(chassis), "blades": len(blades),
+                "nodes": len(nodes), "bmcs": len(bmcs)})
+        return None  # the generated base records Ready, saves status and requeues
 
     async def _provision_chassis(
         self, rack: Rack, plan: _ChassisPlan, labels: dict[str, str],
