@@ -4,7 +4,8 @@ fabrica init --events --reconcile → add the six kinds → copy this example's 
 generate → serve → curl, in a temporary directory, printing every step as a user would type
 it. A small shared-BMC rack (2 × 4 × 2) and its lifecycle events; a larger dedicated one
 whose provisioning is followed as it happens, with the server killed (SIGKILL) midway and
-restarted; a missing template; self-healing; the cascade on delete; the controller's metrics.
+restarted; the reconciler's own io.fabrica.rack.provisioned, once per rack; a missing
+template; self-healing; the cascade on delete; the controller's metrics.
 Every count is checked against the template's arithmetic; any mismatch exits non-zero.
 Run it with `make demo`.
 """
@@ -30,6 +31,7 @@ FABRICA = [sys.executable, "-m", "fabrica.cli"]
 KINDS = ["RackTemplate", "Rack", "Chassis", "Blade", "BMC", "Node"]
 CHILDREN = ["chassis", "blades", "bmcs", "nodes"]  # list endpoints of what a rack provisions
 RACK_UID_LABEL = "fabrica.io/rack-uid"
+PROVISIONED = "io.fabrica.rack.provisioned"
 
 SMALL = {"name": "standard-rack", "chassisCount": 2,
          "chassisConfig": {"bladeCount": 4, "bladeConfig": {"nodeCount": 2, "bmcMode": "shared"}},
@@ -266,11 +268,21 @@ def talk(w: Walkthrough, server: Server) -> None:
         "phase", "totalChassis", "totalBlades", "totalNodes", "totalBMCs")}))
     w.check("rack-01", expected(SMALL))
     print(f"$ curl -N '{events.url}'   # meanwhile, in another terminal:")
-    for event in events.seen():
+    for event in events.wait(1, PROVISIONED):
         data = event["data"]
+        if event["action"] not in ("created", "updated", "patched", "deleted"):
+            print(f"  {event['type']:28} {event['subject']:22} {json.dumps(data['details'])}")
+            continue
         what = (data.get("metadata") or {}).get("updateType", "spec")
         phase = data.get("resource", {}).get("status", {}).get("phase", "-")
-        print(f"  {event['type']:24} {event['subject']:22} {what:6}  phase {phase}")
+        print(f"  {event['type']:28} {event['subject']:22} {what:6}  phase {phase}")
+    step("The reconciler's own event, io.fabrica.rack.provisioned: once, when first Ready")
+    announced = [e for e in events.wait(1, PROVISIONED) if e["type"] == PROVISIONED]
+    if len(announced) != 1:
+        raise DemoFailed(f"rack-01 was announced {len(announced)} times, not once")
+    print(f"  {json.dumps(announced[0])}")
+    print(f"  status.provisionedAt: {rack['status']['provisionedAt']}  (the record that it "
+          "was sent: later reconciles, requeues and restarts do not send it again)")
 
     want = expected(LARGE)
     config = LARGE["chassisConfig"]
@@ -286,6 +298,8 @@ def talk(w: Walkthrough, server: Server) -> None:
     step("Restart it: the controller reconciles every existing rack at start")
     server.start()
     w.reconnect()
+    provisioned = EventTap(f"{w.base}/events?type={PROVISIONED}")
+    print(f"$ curl -N '{provisioned.url}'   # in another terminal")
     w.follow("rack-02", want)
     w.check("rack-02", want)
 
@@ -308,6 +322,17 @@ def talk(w: Walkthrough, server: Server) -> None:
     print(f"  \"{new}\"   (was \"{old}\")")
     w.check("rack-01", expected(SMALL))
 
+    step("Since the restart: one io.fabrica.rack.provisioned, for rack-02 only")
+    time.sleep(1.0)  # let the reconciles of the self-healing settle and their events arrive
+    names = [e["data"]["resourceName"] for e in provisioned.wait(1, PROVISIONED)]
+    for event in provisioned.seen():
+        print(f"  {event['type']} {event['subject']} {json.dumps(event['data']['details'])}")
+    if names != ["rack-02"]:
+        raise DemoFailed(f"provisioned events since the restart: {names}, not ['rack-02']")
+    print("  OK: rack-02 announced once (it became Ready after the restart); rack-01, "
+          "reconciled again at start and when its node came back, was not announced again")
+    provisioned.close()
+
     step("Delete a rack: everything it provisioned goes too (owner references, "
          "garbage-collected in the background)")
     uid = w.rack("rack-01")["metadata"]["uid"]
@@ -328,28 +353,56 @@ def talk(w: Walkthrough, server: Server) -> None:
 
 
 class EventTap:
-    """`curl -N URL` in the background: the CloudEvents of a server-sent event stream."""
+    """`curl -N URL` in the background: the CloudEvents of a server-sent event stream.
+
+    A plain socket speaking HTTP/1.0 (no chunked framing), so `close` can hang up at once.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._events: list[dict[str, Any]] = []
+        address = httpx.URL(url)
+        self._sock = socket.create_connection((address.host, address.port), timeout=10)
+        self._sock.settimeout(None)
+        target = address.raw_path.decode()
+        self._sock.sendall(f"GET {target} HTTP/1.0\r\n\r\n".encode())
         self._connected = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
         if not self._connected.wait(10):
             raise DemoFailed(f"no event stream at {url}")
 
     def _read(self) -> None:
         try:
-            with httpx.stream("GET", self.url, timeout=None) as response:
-                self._connected.set()
-                for line in response.iter_lines():
-                    if line.startswith("data:"):
+            with self._sock.makefile("rb") as stream:
+                for raw in stream:
+                    line = raw.decode().rstrip("\r\n")
+                    if line.startswith(":"):
+                        self._connected.set()
+                    elif line.startswith("data:"):
                         self._events.append(json.loads(line[5:]))
-        except (httpx.HTTPError, ValueError):
+        except (OSError, ValueError):
             return  # the server went away (the demo kills it)
 
     def seen(self) -> list[dict[str, Any]]:
         return list(self._events)
+
+    def wait(self, count: int, type: str = "", timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The events once `count` of them (of `type`, if given) arrived, or after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len([e for e in self._events if e["type"].endswith(type)]) >= count:
+                break
+            time.sleep(0.05)
+        return self.seen()
+
+    def close(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._thread.join(5)
+        self._sock.close()
 
 
 def wait_recreated(w: Walkthrough, path: str, old_uid: str, timeout: float = 30.0) -> str:

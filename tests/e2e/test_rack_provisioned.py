@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from _e2e import Server, fabrica, make_rack_project
+from tests._support.e2e import Server, fabrica, make_rack_project
 
 pytestmark = pytest.mark.e2e
 

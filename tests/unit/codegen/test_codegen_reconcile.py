@@ -112,6 +112,9 @@ def test_stub_shows_the_method_without_defining_it(project: Path) -> None:
     assert "    # async def reconcile_rack(self, rack: Rack) -> Result | None:\n" in source
     assert "\n    async def reconcile_rack" not in source
     assert "never overwrites" in source
+    # emit, next to the other helpers, with how to emit once
+    assert '    #     self.emit(rack, "provisioned", data={"nodes": 16})\n' in source
+    assert "PREFIX.rack.provisioned" in source and "rack.status" in source
 
 
 def test_registration_lists_every_kind(project: Path) -> None:
