@@ -21,6 +21,7 @@ from fabrica import Condition, Model, Resource, ServiceSettings, find_condition
 from fabrica.reconcile import ResourceReconciler, Result
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
+from tests._support.app import serve_in_process
 
 
 class SensorSpec(Model):
@@ -40,6 +41,9 @@ class Sensor(Resource[SensorSpec, SensorStatus], prefix="sensor"):
     pass
 
 
+runs: dict[str, int] = {}
+
+
 class SensorReconciler(ResourceReconciler[Sensor]):
     """Emits `alarm_reason` once each time the reading crosses the threshold upwards; the
     fact that it did is the status field `overheated`, saved right after."""
@@ -47,6 +51,7 @@ class SensorReconciler(ResourceReconciler[Sensor]):
     kind = Sensor
 
     async def reconcile_sensor(self, sensor: Sensor) -> Result | None:
+        runs[sensor.name] = runs.get(sensor.name, 0) + 1
         hot = sensor.spec.reading > sensor.spec.threshold
         if hot and not sensor.status.overheated:
             details = sensor.spec.details if sensor.spec.details is not None else {
@@ -252,3 +257,16 @@ def test_a_crash_before_the_status_save_resends_the_event_with_the_same_id(app, 
     assert len(failures) == 2
     assert len(alarms.events) == 3
     assert len({e["id"] for e in alarms.events}) == 1
+
+
+async def test_an_emitted_event_is_no_reason_to_reconcile(app):
+    """The controller reacts to lifecycle events only: ``sensor.overheated`` carries
+    resourcekind, resourceuid and an action, but it is not a change (nor does it carry the
+    owner references the controller's owner walk keeps)."""
+    runs.clear()
+    async with serve_in_process(app) as client:
+        await client.post("/sensors", json={"name": "once", "reading": 99})
+        await app.state.controller.wait_idle()
+        sensor = (await client.get("/sensors/once")).json()
+    assert sensor["status"]["overheated"] is True
+    assert runs == {"once": 1}
