@@ -237,15 +237,17 @@ def test_a_crash_before_the_status_save_resends_the_event_with_the_same_id(app, 
     the emit and the save): the retries run on the same stored state and re-send the event
     with the same id, so a consumer can drop the duplicates; once saved, no more."""
     store = app.state.store
-    save, failures = store.update_status, []
+    modify, failures = store.modify, []
 
-    async def failing_save(obj: Any) -> Any:
-        if obj.name == "crashy" and len(failures) < 2:
-            failures.append(obj.name)
-            raise RuntimeError("storage went away")
-        return await save(obj)
+    async def failing_status_save(cls: Any, id: str, change: Any, **kwargs: Any) -> Any:
+        if kwargs.get("part") == "status" and len(failures) < 2:
+            current = await store.get(cls, id)
+            if current.name == "crashy":
+                failures.append(current.name)
+                raise RuntimeError("storage went away")
+        return await modify(cls, id, change, **kwargs)
 
-    store.update_status = failing_save
+    store.modify = failing_status_save
     alarms = Listener(url, "io.fabrica.sensor.overheated")
     with httpx.Client(base_url=url, timeout=10) as http:
         http.post("/sensors", json={"name": "crashy", "reading": 99})
