@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests._support.e2e import EXAMPLES, Server, fabrica
+from tests._support.nats import drop_stream_sync, names
 from tests._support.sqldb import migrate, postgres_schema
 
 pytestmark = pytest.mark.e2e
@@ -37,17 +38,19 @@ def project(tmp_path_factory) -> Path:
 
 def test_two_servers_share_postgresql_and_nats(project):
     name = f"web-{secrets.token_hex(4)}"
+    prefix, stream = names()
+    events = ("--event-prefix", prefix, "--nats-stream", stream)
     with postgres_schema() as url:
         migrate(url)
-        first = Server(project, "device_api", "--database-url", url)
-        second = Server(project, "device_api", "--database-url", url)
+        first = Server(project, "device_api", "--database-url", url, *events)
+        second = Server(project, "device_api", "--database-url", url, *events)
         try:
-            assert "NATS bus at nats://127.0.0.1:4222" in second.output()
+            assert f"JetStream stream {stream} on NATS at {NATS_URL}" in second.output()
             seen: list[dict] = []
             listening = threading.Event()
 
             def listen() -> None:
-                with httpx.stream("GET", f"{second.url}/events?type=io.fabrica.device.*",
+                with httpx.stream("GET", f"{second.url}/events?type={prefix}.device.*",
                                   timeout=30) as response:
                     for line in response.iter_lines():
                         if line.startswith(":"):
@@ -65,7 +68,7 @@ def test_two_servers_share_postgresql_and_nats(project):
             created = httpx.post(f"{first.url}/devices", json=body, timeout=10)
             assert created.status_code == 201
             reader.join(15)
-            assert seen and seen[0]["type"] == "io.fabrica.device.created"
+            assert seen and seen[0]["type"] == f"{prefix}.device.created"
             assert seen[0]["resourceuid"] == created.json()["metadata"]["uid"]
             assert httpx.get(f"{second.url}/devices/{name}").json() == created.json()
             # Optimistic concurrency holds across processes: two writers holding the same
@@ -78,3 +81,4 @@ def test_two_servers_share_postgresql_and_nats(project):
         finally:
             first.stop()
             second.stop()
+            drop_stream_sync(stream)

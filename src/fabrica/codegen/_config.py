@@ -66,7 +66,7 @@ def config_to_yaml(config: ProjectConfig) -> str:
         project["created"] = config.created
     features = {
         "validation": {"enabled": s.validation_mode != "disabled", "mode": s.validation_mode},
-        "events": {"enabled": s.events, "bus_type": s.events_bus, "nats_url": s.nats_url},
+        "events": _events_yaml(s),
         "reconciliation": {
             "enabled": s.reconcile,
             "worker_count": s.reconcile_workers,
@@ -79,6 +79,14 @@ def config_to_yaml(config: ProjectConfig) -> str:
         {"project": project, "features": features}, sort_keys=False, allow_unicode=True
     )
     return _HEADER + body
+
+
+def _events_yaml(s: ServiceSettings) -> dict[str, Any]:
+    events: dict[str, Any] = {"enabled": s.events, "bus_type": s.events_bus,
+                              "nats_url": s.nats_url}
+    if s.event_prefix != _DEFAULTS.event_prefix:
+        events["prefix"] = s.event_prefix
+    return events
 
 
 def config_from_yaml(text: str) -> ProjectConfig:
@@ -98,6 +106,7 @@ def config_from_yaml(text: str) -> ProjectConfig:
         "events": r.boolean("features.events.enabled", False),
         "events_bus": r.choice("features.events.bus_type", ("memory", "nats"), "memory"),
         "nats_url": r.string("features.events.nats_url", _DEFAULTS.nats_url),
+        "event_prefix": r.string("features.events.prefix", _DEFAULTS.event_prefix),
         "reconcile": r.boolean("features.reconciliation.enabled", False),
         "reconcile_workers": r.integer(
             "features.reconciliation.worker_count", _DEFAULTS.reconcile_workers
@@ -137,6 +146,11 @@ def validate_settings(settings: ServiceSettings) -> None:
             f"database {settings.db_driver!r} needs SQL storage, not file storage",
             "use storage type sql (fabrica init --storage-type sql)",
         )
+    prefix = settings.event_prefix.split(".")
+    if "" in prefix or any(c in settings.event_prefix for c in " \t\r\n*>"):
+        raise CodegenError(
+            f"{CONFIG_FILE}: features.events.prefix {settings.event_prefix!r} is not a valid "
+            "event type prefix", "use dot-separated words, e.g. io.fabrica or acme.dcim")
     if settings.reconcile_workers < 1:
         raise CodegenError("reconciliation needs at least one worker")
     if settings.reconcile_requeue_minutes <= 0:

@@ -26,6 +26,7 @@ from ._bus import (
     SubscriptionStats,
 )
 from ._cloudevent import CloudEvent, ExtensionValue, format_time
+from ._jetstream import JetStream
 from ._memory import MemoryBus
 from ._nats import NatsBus
 from ._patterns import TypePattern, compile_pattern, type_matches
@@ -43,6 +44,7 @@ __all__ = [
     "EventStream",
     "ExtensionValue",
     "Handler",
+    "JetStream",
     "MemoryBus",
     "NatsBus",
     "ResourceEvent",

@@ -30,6 +30,14 @@ in one group, across every process connected to the server, exactly one receives
 event. Give the reconcilers of several server processes one group so that each event is
 reconciled once; subscriptions without a group (each process's own) still see everything.
 
+With ``jetstream=JetStream(...)`` (what ``serve --events-bus nats`` uses) events are kept:
+`start` creates or reuses the service's stream (see `_jetstream`), `publish` returns once
+JetStream has stored the event (``Nats-Msg-Id`` = its id, so a re-send is dropped) and
+raises `EventBusError` when it could not say so, and subscriptions and streams read the
+stream from the moment they subscribe, each through its own pull consumer that resumes
+after the last event it delivered when NATS or the consumer was lost (`StreamReader`):
+an outage delays their events, it skips none. Queue-group subscriptions stay core NATS.
+
 `start` connects, and fails with `EventBusError` naming the URL when the server cannot be
 reached (two attempts, ``connect_timeout`` each, ``reconnect_time_wait`` apart). Once
 connected the client reconnects forever (every ``reconnect_time_wait`` seconds) and
@@ -66,6 +74,7 @@ from ._bus import (
     SubscriptionStats,
 )
 from ._cloudevent import CloudEvent
+from ._jetstream import JetStream, StreamReader, ensure_stream, intersect_subjects
 from ._memory import MemoryBus
 from ._patterns import TypePattern, compile_pattern
 
@@ -102,7 +111,10 @@ class _Link:
         self.subjects = NatsBus.subjects(pattern.pattern)
         self.lost = 0  # dropped by the NATS client before reaching the queue (slow consumer)
         self.attached = False
+        self.start_seq: int | None = None  # JetStream: where to start (None: after the last)
         self._nats: list[NatsSubscription] = []
+        self._readers: list[StreamReader] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._undecodable = 0
 
     @property
@@ -133,11 +145,42 @@ class _Link:
             return
         self.attached = True
         await self._local.start()
+        setting = self._bus.jetstream
+        if setting is not None and self.queue_group is None:
+            await self._attach_stream(nc, setting)
+            return
         for subject in self.subjects:
             sub = await nc.subscribe(subject, queue=self.queue_group or "", cb=self._receive)
             self._nats.append(sub)
 
+    async def _attach_stream(self, nc: Client, setting: JetStream) -> None:
+        """Read the service's stream: the part of it this pattern can match."""
+        filters = [f for subject in self.subjects for held in setting.subjects
+                   if (f := intersect_subjects(subject, held)) is not None]
+        if not filters:
+            log.warning("subscriber %s (%s) matches nothing in JetStream stream %s (%s)",
+                        self.name, self.pattern, setting.stream, ", ".join(setting.subjects))
+        js = nc.jetstream(timeout=self._bus.request_timeout)
+        for subject in filters:
+            reader = StreamReader(js, setting, subject, self._receive, name=self.name,
+                                  start_seq=self.start_seq)
+            await reader.open()
+            self._readers.append(reader)
+            self._tasks.append(asyncio.create_task(
+                reader.run(), name=f"fabrica.events:{self.name}:{subject}"))
+
+    async def stop_reading(self) -> None:
+        """Stop the JetStream readers (what they fetched is delivered; the rest stays)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        readers, self._readers = self._readers, []
+        for reader in readers:
+            await reader.close()
+
     async def detach(self) -> None:
+        await self.stop_reading()
         subs, self._nats = self._nats, []
         for sub in subs:
             with contextlib.suppress(nats.errors.Error):
@@ -231,6 +274,7 @@ class NatsBus(BusContext):
         name: str | None = None,
         connect_timeout: float = 2.0,
         reconnect_time_wait: float = 0.5,
+        jetstream: JetStream | None = None,
     ) -> None:
         if queue_size < 1 or stream_size < 1:
             raise ValueError("queue sizes must be at least 1")
@@ -243,6 +287,7 @@ class NatsBus(BusContext):
         self._queue_size, self._stream_size = queue_size, stream_size
         self._publish_timeout = publish_timeout
         self._name = name or "fabrica"
+        self.jetstream = jetstream
         self._connect_timeout, self._reconnect_time_wait = connect_timeout, reconnect_time_wait
         self._nc: Client | None = None
         self._links: list[_Link] = []
@@ -289,6 +334,11 @@ class NatsBus(BusContext):
         return self._closed
 
     @property
+    def request_timeout(self) -> float:
+        """How long a JetStream request (a publish's acknowledgement...) may take."""
+        return self._publish_timeout
+
+    @property
     def connected(self) -> bool:
         """Whether the connection to NATS is up right now (False while reconnecting)."""
         return self._nc is not None and self._nc.is_connected
@@ -302,7 +352,15 @@ class NatsBus(BusContext):
             raise BusClosed("the event bus is closed and cannot be started again")
         async with self._start_lock:
             if self._nc is None:
-                self._nc = await self._connect()
+                nc = await self._connect()
+                if self.jetstream is not None:
+                    try:
+                        await ensure_stream(nc.jetstream(timeout=self.request_timeout),
+                                            self.jetstream, self.url)
+                    except BaseException:
+                        await nc.close()
+                        raise
+                self._nc = nc
             nc = self._nc
             for link in list(self._links):
                 await link.attach(nc)
@@ -391,6 +449,7 @@ class NatsBus(BusContext):
             log.warning("event bus closed before it started: %d events unsent", len(self._early))
             self._early.clear()
         async with self._start_lock:
+            await asyncio.gather(*(link.stop_reading() for link in links))
             if self._nc is not None:
                 await self._disconnect(self._nc, drain, timeout)
         remaining = max(0.0, deadline - loop.time())
@@ -462,7 +521,13 @@ class NatsBus(BusContext):
 
     async def _send(self, nc: Client, event: CloudEvent) -> None:
         try:
-            await nc.publish(event.type, event.to_json().encode())
+            if self.jetstream is None:
+                await nc.publish(event.type, event.to_json().encode())
+                return
+            # Stored once the server answers; the id makes a re-sent event a no-op.
+            await nc.jetstream(timeout=self.request_timeout).publish(
+                event.type, event.to_json().encode(), stream=self.jetstream.stream,
+                headers={"Nats-Msg-Id": event.id})
         except (TimeoutError, nats.errors.Error) as exc:
             closing = nats.errors.ConnectionClosedError | nats.errors.ConnectionDrainingError
             if isinstance(exc, closing):

@@ -7,6 +7,7 @@ the project's `.fabrica.yaml` choices arrive as `ServiceSettings` and act as def
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ import uvicorn
 
 from .._settings import ServiceSettings
 from .._version import __version__
-from ..events import NatsBus
+from ..events import JetStream, NatsBus, compile_pattern
 from ..reconcile import ResourceReconciler
 from ..resource import Resource
 from ..storage import (
@@ -28,6 +29,7 @@ from ..storage import (
     prepare_storage,
 )
 from ._app import DEFAULT_MAX_BODY_SIZE, create_app
+from ._units import as_byte_size, as_duration
 
 __all__ = ["main", "service_cli"]
 
@@ -76,6 +78,19 @@ def service_cli(
                   default=settings.events_bus, show_default=True, envvar=f"{env}_EVENTS_BUS")
     @click.option("--nats-url", default=settings.nats_url, show_default=True,
                   envvar=f"{env}_NATS_URL")
+    @click.option("--event-prefix", default=settings.event_prefix, show_default=True,
+                  envvar=f"{env}_EVENT_PREFIX",
+                  help="PREFIX of the event types PREFIX.KIND.ACTION; services that share "
+                       "one NATS need prefixes of their own.")
+    @click.option("--nats-stream", default=settings.env_prefix, show_default=True,
+                  envvar=f"{env}_NATS_STREAM",
+                  help="The JetStream stream that keeps the events (bus nats).")
+    @click.option("--nats-stream-max-age", callback=as_duration, default="7d", show_default=True,
+                  envvar=f"{env}_NATS_STREAM_MAX_AGE",
+                  help="Events older than this leave the stream (0: never).")
+    @click.option("--nats-stream-max-bytes", callback=as_byte_size, default="1GiB",
+                  show_default=True, envvar=f"{env}_NATS_STREAM_MAX_BYTES",
+                  help="Beyond this size the oldest events leave the stream (0: no limit).")
     @click.option("--max-body-size", default=DEFAULT_MAX_BODY_SIZE, type=click.IntRange(1),
                   show_default=True, envvar=f"{env}_MAX_BODY_SIZE", help="Bytes.")
     @click.option("--log-level", default="info", show_default=True, envvar=f"{env}_LOG_LEVEL",
@@ -90,6 +105,10 @@ def service_cli(
         auto_migrate: bool | None,
         events_bus: str,
         nats_url: str,
+        event_prefix: str,
+        nats_stream: str,
+        nats_stream_max_age: float,
+        nats_stream_max_bytes: int,
         max_body_size: int,
         log_level: str,
         access_log: bool,
@@ -97,11 +116,16 @@ def service_cli(
         logging.basicConfig(level=log_level.upper(),
                             format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
         _refuse_unavailable_features(settings)
+        service = _with_event_prefix(settings, event_prefix)
+        bus = None
+        if events_bus == "nats":
+            bus = NatsBus(nats_url, name=settings.project, jetstream=_jetstream(
+                nats_stream, event_prefix, nats_stream_max_age, nats_stream_max_bytes))
         storage = _open_storage(settings, data_dir, database_url, auto_migrate)
         active = _active_reconcilers(settings, reconcilers)
-        _log_features(settings, events_bus, nats_url, reconcilers, active)
-        bus = NatsBus(nats_url, name=settings.project) if events_bus == "nats" else None
-        app = create_app(kinds, storage, settings=settings, max_body_size=max_body_size,
+        where = f"JetStream stream {nats_stream} on NATS at {nats_url}"
+        _log_features(service, events_bus, where, reconcilers, active)
+        app = create_app(kinds, storage, settings=service, max_body_size=max_body_size,
                          reconcilers=active, bus=bus)
         log.info("serving %s: %s", settings.project,
                  ", ".join(f"/{k.resource_info.plural}" for k in kinds) or "no resources")
@@ -127,6 +151,22 @@ def service_cli(
             click.echo(f"{shown}: schema migrated from {before or 'nothing'} to {after}")
 
     return cli
+
+
+def _with_event_prefix(settings: ServiceSettings, prefix: str) -> ServiceSettings:
+    try:
+        NatsBus.subject(prefix)
+        compile_pattern(f"{prefix}.**")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--event-prefix") from None
+    return dataclasses.replace(settings, event_prefix=prefix)
+
+
+def _jetstream(stream: str, prefix: str, max_age: float, max_bytes: int) -> JetStream:
+    try:
+        return JetStream.for_prefix(stream, prefix, max_age=max_age, max_bytes=max_bytes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--nats-stream") from None
 
 
 def _open_storage(
@@ -188,7 +228,7 @@ def _log_features(
     reconcilers: Sequence[type[ResourceReconciler[Any]]],
     active: Sequence[type[ResourceReconciler[Any]]],
 ) -> None:
-    bus = f"NATS bus at {nats_url}" if events_bus == "nats" else "memory bus"
+    bus = f"NATS bus, {nats_url}" if events_bus == "nats" else "memory bus"
     if settings.events or active or events_bus == "nats":
         log.info("events: %s, types %s.KIND.ACTION, stream at GET /events", bus,
                  settings.event_prefix)

@@ -323,6 +323,15 @@ def test_config_round_trip() -> None:
     assert config_from_yaml(text) == config
 
 
+def test_config_event_prefix_round_trips_and_is_written_only_when_set() -> None:
+    plain = ProjectConfig(ServiceSettings(project="p", package="p", events=True))
+    assert "prefix" not in config_to_yaml(plain)
+    settings = ServiceSettings(project="p", package="p", events=True, event_prefix="acme.dcim")
+    text = config_to_yaml(ProjectConfig(settings))
+    assert "prefix: acme.dcim" in text
+    assert config_from_yaml(text).settings.event_prefix == "acme.dcim"
+
+
 def test_config_accepts_go_fabrica_spellings() -> None:
     text = """
     project: {name: p, module: p, created: 2025-11-04T10:00:00Z}
@@ -350,6 +359,8 @@ def test_config_accepts_go_fabrica_spellings() -> None:
         ({"db_driver": "postgres"}, "database 'postgres' needs SQL storage"),
         ({"package": "my-pkg"}, "package name 'my-pkg' is not a valid Python identifier"),
         ({"reconcile_workers": 0}, "reconciliation needs at least one worker"),
+        ({"event_prefix": "io..fabrica"}, "features.events.prefix 'io..fabrica' is not a valid"),
+        ({"event_prefix": "io.*"}, "features.events.prefix 'io.\\*' is not a valid"),
     ],
 )
 def test_config_errors_name_the_setting(change: dict, message: str) -> None:

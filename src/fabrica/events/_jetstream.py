@@ -1,0 +1,247 @@
+"""The JetStream side of `NatsBus`: the stream a service's events are kept in.
+
+With a `JetStream` setting, `NatsBus` publishes every event through JetStream (the server
+answers once the event is stored) with the header ``Nats-Msg-Id`` = the CloudEvent ``id``,
+so a re-sent event is dropped by the server within ``duplicate_window``. The stream holds
+``PREFIX.>`` and keeps events by limits (age, bytes, count): any NATS client can read it
+from the start, and a consumer that was down reads what it missed.
+
+`ensure_stream` creates the stream, or reuses the one already there: it adds our subjects
+and applies the configured limits when they differ, and never touches the stored events.
+Two streams cannot hold overlapping subjects, which is what two services on one NATS with
+the same event prefix would ask for: that is refused with a message naming both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from ._bus import EventBusError
+
+__all__ = ["JetStream", "StreamReader", "ensure_stream", "intersect_subjects"]
+
+log = logging.getLogger("fabrica.events")
+
+_SUBJECTS_OVERLAP = 10065  # JetStream's error code: subjects overlap with an existing stream
+DEFAULT_MAX_AGE = 7 * 24 * 3600.0
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class JetStream:
+    """Where and how long a service's events are kept.
+
+    `stream` is the stream's name; `subjects` what it holds (``("io.fabrica.>",)``).
+    Limits: `max_age` seconds, `max_bytes`, `max_msgs` (0 or -1: unlimited); the oldest
+    events go first. `duplicate_window` is how long the server remembers ids to drop
+    re-sent events. `heartbeat` is how often, in seconds, an idle subscription hears from
+    the server: two missed heartbeats and it resumes after the last event it saw.
+    """
+
+    stream: str
+    subjects: tuple[str, ...]
+    max_age: float = DEFAULT_MAX_AGE
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_msgs: int = -1
+    duplicate_window: float = 120.0
+    heartbeat: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.stream or any(c in self.stream for c in ". *>\t\r\n/\\"):
+            raise ValueError(f"invalid JetStream stream name {self.stream!r}: use letters, "
+                             "digits, '-' and '_'")
+        if not self.subjects:
+            raise ValueError("a JetStream stream needs at least one subject")
+        if self.max_age < 0 or self.duplicate_window <= 0 or self.heartbeat <= 0:
+            raise ValueError("JetStream ages and windows must be positive numbers of seconds")
+
+    @classmethod
+    def for_prefix(cls, stream: str, prefix: str, **limits: float) -> JetStream:
+        """The stream of a service whose event types all start with `prefix`."""
+        return cls(stream, (f"{prefix}.>",), **limits)  # type: ignore[arg-type]
+
+    def config(self) -> StreamConfig:
+        return StreamConfig(
+            name=self.stream,
+            description="CloudEvents of a fabrica service",
+            subjects=list(self.subjects),
+            retention=RetentionPolicy.LIMITS,
+            discard=DiscardPolicy.OLD,
+            storage=StorageType.FILE,
+            max_age=self.max_age or None,
+            max_bytes=self.max_bytes if self.max_bytes > 0 else -1,
+            max_msgs=self.max_msgs if self.max_msgs > 0 else -1,
+            duplicate_window=self.duplicate_window,
+            num_replicas=1,
+        )
+
+
+async def ensure_stream(js: JetStreamContext, setting: JetStream, url: str) -> None:
+    """Create `setting`'s stream, or reuse it (adding subjects, applying limits)."""
+    wanted = setting.config()
+    try:
+        try:
+            info = await js.stream_info(setting.stream)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(wanted)
+            log.info("JetStream stream %s created for %s", setting.stream,
+                     ", ".join(setting.subjects))
+            return
+        have = info.config
+        subjects = list(have.subjects or [])
+        missing = [s for s in setting.subjects if s not in subjects]
+        if missing or _limits(have) != _limits(wanted):
+            have.subjects = subjects + missing
+            have.max_age, have.max_bytes = wanted.max_age, wanted.max_bytes
+            have.max_msgs, have.duplicate_window = wanted.max_msgs, wanted.duplicate_window
+            await js.update_stream(have)
+            log.info("JetStream stream %s reused, updated to subjects %s and limits %s",
+                     setting.stream, ", ".join(have.subjects), _limits(wanted))
+        else:
+            log.info("JetStream stream %s reused (%d events kept)", setting.stream,
+                     info.state.messages)
+    except nats.js.errors.APIError as exc:
+        if exc.err_code == _SUBJECTS_OVERLAP:
+            raise EventBusError(
+                f"JetStream stream {setting.stream} cannot hold {', '.join(setting.subjects)} "
+                f"on NATS at {url}: another stream already holds overlapping subjects "
+                "(give each service its own --event-prefix and --nats-stream)") from exc
+        raise EventBusError(f"cannot set up JetStream stream {setting.stream} on NATS at "
+                            f"{url}: {exc.description or exc}") from exc
+    except (TimeoutError, nats.errors.NoRespondersError, nats.js.errors.Error) as exc:
+        raise EventBusError(f"cannot set up JetStream stream {setting.stream} on NATS at "
+                            f"{url}: is JetStream enabled (nats-server -js)? {exc!r}") from exc
+
+
+def _limits(config: StreamConfig) -> tuple[object, ...]:
+    age = round(config.max_age or 0.0, 3)
+    return (age, config.max_bytes, config.max_msgs, round(config.duplicate_window or 0.0, 3))
+
+
+def intersect_subjects(a: str, b: str) -> str | None:
+    """The NATS subject pattern matching what both `a` and `b` match, or None if nothing.
+
+    ``>`` ∩ ``io.fabrica.>`` = ``io.fabrica.>``; ``a.*.c`` ∩ ``a.b.>`` = ``a.b.c``.
+    """
+    left, right = a.split("."), b.split(".")
+    out: list[str] = []
+    for i, (x, y) in enumerate(zip(left, right, strict=False)):
+        if x == ">":
+            return ".".join(out + right[i:])
+        if y == ">":
+            return ".".join(out + left[i:])
+        if x != y and "*" not in (x, y):
+            return None
+        out.append(y if x == "*" else x)
+    return ".".join(out) if len(left) == len(right) else None
+
+
+class StreamReader:
+    """Feeds the events of one filter subject of the stream to `deliver`, in stream order.
+
+    An ephemeral pull consumer (held in the server's memory, no acks) starts right after
+    the stream's last event, or at `start_seq`. When it is lost (NATS restarted, or the
+    connection was down longer than the consumer's inactivity limit), a new one starts
+    right after the last event delivered: an outage delays events but skips none that the
+    stream still holds. `delivered_seq` is the stream sequence of the last event delivered.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        setting: JetStream,
+        subject: str,
+        deliver: Callable[[Msg], Awaitable[None]],
+        *,
+        name: str,
+        start_seq: int | None = None,
+        batch: int = 256,
+    ) -> None:
+        self._js, self._setting, self.subject = js, setting, subject
+        self._deliver, self._name, self._batch = deliver, name, batch
+        self.delivered_seq = None if start_seq is None else start_seq - 1
+        self.resumed = 0  # consumers re-created after a loss
+        self._consumer: str | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
+
+    async def open(self) -> None:
+        """Create the consumer; raises what NATS raises (the caller reports it)."""
+        start = self.delivered_seq
+        if start is None:
+            start = (await self._js.stream_info(self._setting.stream)).state.last_seq
+            self.delivered_seq = start
+        info = await self._js.add_consumer(self._setting.stream, ConsumerConfig(
+            description=f"fabrica subscriber {self._name}",
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start + 1,
+            ack_policy=AckPolicy.NONE, filter_subject=self.subject, mem_storage=True,
+            inactive_threshold=max(30.0, 10 * self._setting.heartbeat), num_replicas=1,
+        ))
+        self._consumer = info.name
+        self._sub = await self._js.pull_subscribe_bind(info.name, self._setting.stream)
+
+    async def run(self) -> None:
+        """Deliver until cancelled; re-create the consumer whenever it is lost."""
+        failures = 0
+        while True:
+            try:
+                if self._sub is None:
+                    await self.open()
+                    if failures:
+                        self.resumed += 1
+                        log.warning("subscriber %s resumed on JetStream stream %s after event "
+                                    "%d", self._name, self._setting.stream, self.delivered_seq)
+                    failures = 0
+                await self._pull()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS down or the consumer gone: start over after a pause
+                failures += 1
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                log.log(level, "subscriber %s lost its JetStream consumer on %s: %r; retrying",
+                        self._name, self._setting.stream, exc)
+                await self._drop()
+                await asyncio.sleep(min(self._setting.heartbeat * failures, 5.0))
+
+    async def close(self) -> None:
+        consumer = self._consumer
+        await self._drop()
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._js.delete_consumer(self._setting.stream, consumer)
+
+    async def _pull(self) -> None:
+        assert self._sub is not None
+        try:
+            msgs = await self._sub.fetch(self._batch, timeout=self._setting.heartbeat)
+        except (TimeoutError, nats.errors.TimeoutError):
+            await self._sub.consumer_info()  # idle, or lost? NotFoundError says lost
+            return
+        for msg in msgs:
+            if msg.metadata.sequence.stream <= (self.delivered_seq or 0):
+                continue  # already delivered before a consumer was re-created
+            await self._deliver(msg)
+            self.delivered_seq = msg.metadata.sequence.stream
+
+    async def _drop(self) -> None:
+        sub, self._sub, self._consumer = self._sub, None, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()

@@ -1,0 +1,59 @@
+"""``serve`` options that are refused before anything starts, and their value types."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from fabrica import ServiceSettings
+from fabrica.server._cli import service_cli
+from fabrica.server._units import byte_size, duration
+from tests._support.app import Device
+
+SETTINGS = ServiceSettings(project="svc", package="svc", events=True)
+
+
+def serve(tmp_path, *args: str, env: dict[str, str] | None = None):
+    cli = service_cli([Device], SETTINGS)
+    return CliRunner().invoke(cli, ["serve", "--data-dir", str(tmp_path), *args], env=env)
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("90", 90.0), ("90s", 90.0), ("250ms", 0.25), ("15m", 900.0), ("24h", 86400.0),
+    ("7d", 604800.0), ("0", 0.0), ("1.5h", 5400.0)])
+def test_durations(text, seconds):
+    assert duration(text) == seconds
+
+
+@pytest.mark.parametrize("text, size", [
+    ("1024", 1024), ("1KB", 1000), ("1KiB", 1024), ("512MiB", 512 << 20), ("1GiB", 1 << 30),
+    ("2gb", 2_000_000_000), ("0", 0)])
+def test_sizes(text, size):
+    assert byte_size(text) == size
+
+
+@pytest.mark.parametrize("bad", ["-1", "7 weeks", "h", ""])
+def test_bad_durations_and_sizes_say_how_to_write_them(bad):
+    with pytest.raises(ValueError, match="is not a duration"):
+        duration(bad)
+    with pytest.raises(ValueError, match="is not a size"):
+        byte_size(bad)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--event-prefix", "io..x"], "Invalid value for --event-prefix"),
+    (["--event-prefix", "io.*"], "'*' and '>' are NATS wildcards"),
+    (["--events-bus", "nats", "--nats-stream", "a.b"], "invalid JetStream stream name"),
+    (["--nats-stream-max-age", "soon"], "is not a duration"),
+    (["--nats-stream-max-bytes", "lots"], "is not a size"),
+])
+def test_bad_event_options_are_refused_before_serving(tmp_path, args, message):
+    result = serve(tmp_path, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_event_options_read_environment_variables(tmp_path):
+    result = serve(tmp_path, env={"SVC_EVENT_PREFIX": "bad prefix"})
+    assert result.exit_code == 2
+    assert "--event-prefix" in result.output
