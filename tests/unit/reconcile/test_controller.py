@@ -183,3 +183,52 @@ async def test_existing_resources_are_reconciled_at_start(tmp_path):
 async def test_bad_event_pattern_is_400(client):
     response = await client.get("/events?type=a.**.b")
     assert response.status_code == 400
+
+
+class RaceSpec(Model):
+    size: int = 0
+
+
+class RaceStatus(Model):
+    phase: str = ""
+    decided_on: str = ""
+
+
+class Race(Resource[RaceSpec, RaceStatus], prefix="race"):
+    pass
+
+
+class RaceReconciler(ResourceReconciler[Race]):
+    """Decides on what it read; the first time, a newer status lands meanwhile."""
+
+    kind = Race
+    interfere = True
+
+    async def reconcile_race(self, race: Race) -> Result | None:
+        if RaceReconciler.interfere:
+            RaceReconciler.interfere = False
+
+            def newer(current: Race) -> Race:
+                current.status.phase = "Ready"
+                return current
+
+            await self.client.modify_status(Race, race.uid, newer)  # another process, say
+        race.status.phase = race.status.phase or "Provisioning"
+        race.status.decided_on = race.metadata.resource_version or ""
+        return None
+
+
+async def test_a_status_decided_on_an_older_state_never_overwrites_a_newer_one(tmp_path):
+    from fabrica.reconcile import ReconcileClient, Request
+    from fabrica.store import ResourceStore
+
+    store = ResourceStore(FileStorage(tmp_path), [Race])
+    race = await store.create(Race, "r1", RaceSpec())
+    reconciler = RaceReconciler(ReconcileClient(store))
+    result = await reconciler.reconcile(Request("Race", race.uid))
+    assert result == Result(requeue=True)  # the older decision was dropped
+    assert (await store.get(Race, race.uid)).status.phase == "Ready"
+    result = await reconciler.reconcile(Request("Race", race.uid))  # decides again
+    stored = await store.get(Race, race.uid)
+    assert stored.status.phase == "Ready"  # decided on the newer state
+    assert result.requeue_after is not None
