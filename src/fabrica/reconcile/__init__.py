@@ -7,7 +7,8 @@ the queue merges duplicates, keeps each key with at most one worker, and delays 
 with a `RateLimiter` (`ExponentialBackoff` by default); `KindWorkers` call a
 `ResourceReconciler`, which loads the current state, runs the project's
 ``reconcile_<kind>`` and saves status through the store's one write path. The
-`Controller` puts these together; it needs a store and a bus, not an HTTP server.
+`Controller` puts these together; it needs a store and a bus, not an HTTP server. With
+several controller processes, `Shards` gives each a share of the keys (database leases).
 """
 
 from ._backoff import ExponentialBackoff, RateLimiter
@@ -18,6 +19,7 @@ from ._metrics import ControllerMetrics
 from ._queue import QueueShutDown, WorkQueue
 from ._reconciler import ResourceReconciler
 from ._result import Request, Result, TerminalError
+from ._shards import Shards
 from ._source import EventSource
 from ._workers import KindWorkers
 
@@ -34,6 +36,7 @@ __all__ = [
     "Request",
     "ResourceReconciler",
     "Result",
+    "Shards",
     "TerminalError",
     "WorkQueue",
 ]

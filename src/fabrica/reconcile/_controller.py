@@ -28,6 +28,7 @@ from ._handler import OwnerHandler, Owners
 from ._metrics import ControllerMetrics
 from ._queue import WorkQueue
 from ._reconciler import ResourceReconciler
+from ._shards import Shards
 from ._source import EventSource
 from ._workers import KindWorkers
 
@@ -50,12 +51,14 @@ class Controller:
         timeout: float = 300.0,
         event_prefix: str = "io.fabrica",
         metrics: ControllerMetrics | None = None,
+        shards: Shards | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.timeout = timeout
         self.event_prefix = event_prefix
         self.metrics = metrics or ControllerMetrics()
+        self.shards = shards  # sharing the work with other processes: only our keys
         self.client = ReconcileClient(store)
         self._kinds: dict[str, KindWorkers] = {}
         self.skipped: list[str] = []
@@ -65,7 +68,7 @@ class Controller:
                 continue
             reconciler = cls(self.client, requeue_after=requeue_after)
             self._kinds[cls.kind.resource_info.kind] = KindWorkers(
-                reconciler, worker_count, timeout=timeout, metrics=self.metrics)
+                reconciler, worker_count, timeout=timeout, metrics=self.metrics, shards=shards)
         self.source = EventSource(bus, event_prefix=event_prefix)
         self.handler = OwnerHandler(self._kinds, self.enqueue, self._load_owners)
 
@@ -82,12 +85,23 @@ class Controller:
         await self.source.start(self.handler)
         for workers in self._kinds.values():
             workers.start()
+        if self.shards is not None:  # each shard taken is resynced, now and later
+            await self.shards.start(self._resync)
+            return
+        await self._resync(None)
+
+    async def _resync(self, shards: set[int] | None) -> None:
+        """Queue every existing resource (of `shards` only, when sharing the work)."""
         for kind, workers in self._kinds.items():
             existing = await self.store.list(self.store.kind(kind))
+            queued = 0
             for obj in existing:
-                workers.add(obj.uid)
+                if shards is None or self.shards is None or \
+                        self.shards.shard_of(obj.uid) in shards:
+                    workers.add(obj.uid)
+                    queued += 1
             log.info("reconciler %s: %d workers, %d existing resources queued",
-                     kind, workers.worker_count, len(existing))
+                     kind, workers.worker_count, queued)
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop taking events; let the reconciles in flight finish (at most `timeout` s)."""
@@ -98,9 +112,13 @@ class Controller:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self.shards is not None:
+            await self.shards.stop()
 
     def enqueue(self, kind: str, uid: str) -> None:
         workers = self._kinds.get(kind)
+        if self.shards is not None and not self.shards.owns(uid):
+            return  # another controller's key
         if workers is not None:
             workers.add(uid)
 

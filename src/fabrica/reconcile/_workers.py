@@ -16,6 +16,7 @@ from ._metrics import ControllerMetrics
 from ._queue import QueueShutDown, WorkQueue
 from ._reconciler import ResourceReconciler
 from ._result import Request, Result
+from ._shards import Shards
 
 __all__ = ["KindWorkers"]
 
@@ -30,6 +31,7 @@ class KindWorkers:
         *,
         timeout: float,
         metrics: ControllerMetrics,
+        shards: Shards | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.kind = reconciler.kind.resource_info.kind
@@ -37,6 +39,7 @@ class KindWorkers:
         self.worker_count = worker_count
         self.timeout = timeout
         self.metrics = metrics
+        self.shards = shards
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -64,6 +67,10 @@ class KindWorkers:
             except QueueShutDown:
                 return
             metrics.depth.labels(kind).set(len(queue))
+            if self.shards is not None and not self.shards.begin(uid):
+                queue.forget(uid)  # its shard moved on: its new holder resynced it
+                queue.done(uid)
+                continue
             started = time.perf_counter()
             try:
                 result = await asyncio.wait_for(
@@ -86,6 +93,8 @@ class KindWorkers:
                     queue.forget(uid)
             finally:
                 metrics.duration.labels(kind).observe(time.perf_counter() - started)
+                if self.shards is not None:
+                    self.shards.end(uid)
                 queue.done(uid)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -16,19 +18,24 @@ from starlette.routing import BaseRoute, Route
 from .._settings import ServiceSettings
 from .._version import __version__
 from ..events import EventBus, MemoryBus, sse_stream
-from ..reconcile import Controller, ControllerMetrics, ResourceReconciler
+from ..reconcile import Controller, ControllerMetrics, ResourceReconciler, Shards
 from ..resource import Resource
-from ..storage import Storage
-from ..store import ChangePublisher, GarbageCollector, ResourceStore
+from ..storage import Leases, LocalLeases, Storage
+from ..store import ChangePublisher, Emission, GarbageCollector, ResourceStore
 from ._docs import docs_routes
 from ._errors import APIError, exception_handlers
 from ._observe import HTTPMetrics, metrics_endpoint
 from ._openapi import build_openapi
+from ._ready import Readiness
+from ._relay import OutboxRelay
 from ._routes import KindEndpoints
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "ROLES", "Role", "create_app", "default_instance",
+           "leases_for"]
 
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+Role = Literal["all", "api", "controller"]
+ROLES: tuple[Role, ...] = ("all", "api", "controller")
 
 
 def create_app(
@@ -39,61 +46,97 @@ def create_app(
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     bus: EventBus | None = None,
     reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
+    role: Role = "all",
+    instance: str | None = None,
 ) -> Starlette:
     """Serve `kinds` (SPEC section 3) from `storage`.
 
     With events on (``settings.events`` or a `bus` given) every write publishes CloudEvents
     and ``GET /events`` streams them; with `reconcilers`, a controller drives them. The app
     starts and stops all of it with its lifespan, and closes the storage last.
+
+    `role` (SPEC section 6): ``all`` serves the API and runs the reconcilers; ``api`` runs
+    no reconciler; ``controller`` runs them and serves only ``/health``, ``/ready`` and
+    ``/metrics``. `instance` names this process in metrics (default host-pid).
     """
     settings = settings or ServiceSettings(project="fabrica", package="fabrica_service")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if role == "api":
+        reconcilers = ()
     _check_unique(kinds)
     store = ResourceStore(storage, kinds)
     collector = GarbageCollector(store)
     registry = CollectorRegistry()
     if bus is None and (settings.events or reconcilers):
         bus = MemoryBus()
+    leases = leases_for(storage, settings.package)
+    relay = None
     if bus is not None:
         publisher = ChangePublisher(bus, prefix=settings.event_prefix, source=settings.source)
-        store.add_listener(publisher)
-        store.add_emission_listener(publisher.emit)
+        if _durable(bus, storage):  # events commit with their writes, a relay publishes them
+            relay = OutboxRelay(storage, bus, leases, registry=registry)  # type: ignore[arg-type]
+            store.use_outbox(publisher.messages, relay.wake)
+            store.add_emission_listener(_recorded(store, publisher))
+        else:
+            store.add_listener(publisher)
+            store.add_emission_listener(publisher.emit)
     controller = None
     if reconcilers:
         assert bus is not None
+        shards = None
+        if not isinstance(bus, MemoryBus):  # other processes may reconcile too: share
+            shards = Shards(leases, instance=instance or default_instance(),
+                            registry=registry)
         controller = Controller(
             store, bus, reconcilers, worker_count=settings.reconcile_workers,
             requeue_after=settings.reconcile_requeue_minutes * 60,
             event_prefix=settings.event_prefix, metrics=ControllerMetrics(registry),
+            shards=shards,
         )
     openapi = build_openapi(kinds, title=settings.project, description=settings.description,
                             events=bus is not None, strict=settings.validation_mode == "strict")
+    instance = instance or default_instance()
+    readiness = Readiness(storage, kinds, bus, role)
+    if controller is not None and controller.shards is not None:
+        readiness.extra["controller"] = _shards_check(controller.shards)
+    _process_info(registry, instance, role)
     routes: list[BaseRoute] = [
-        Route("/health", _health(settings, storage, kinds), methods=["GET"]),
-        Route("/openapi.json", _openapi(openapi), methods=["GET"]),
+        Route("/health", _health(settings, storage, kinds, instance), methods=["GET"]),
+        Route("/ready", readiness.endpoint, methods=["GET"]),
         Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
-        *docs_routes(settings.project),
     ]
-    if bus is not None:
-        routes.append(Route("/events", _events(bus), methods=["GET"]))
-    for cls in kinds:
-        routes += KindEndpoints(cls, store, max_body_size=max_body_size,
-                                validation_mode=settings.validation_mode).routes()
+    if role != "controller":
+        routes += [Route("/openapi.json", _openapi(openapi), methods=["GET"]),
+                   *docs_routes(settings.project)]
+        if bus is not None:
+            routes.append(Route("/events", _events(bus), methods=["GET"]))
+        for cls in kinds:
+            routes += KindEndpoints(cls, store, max_body_size=max_body_size,
+                                    validation_mode=settings.validation_mode).routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if bus is not None:
             await bus.start()
+        if relay is not None:
+            await relay.start()
         await collector.start()
         if controller is not None:
             await controller.start()
+        readiness.serving = True
         try:
             yield
         finally:
+            readiness.stopping = True
             if controller is not None:
                 await controller.stop()
             await collector.stop()
+            if relay is not None:
+                await relay.stop()
             if bus is not None:
                 await bus.close(drain=True)
+            await leases.close()
             await storage.close()
 
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
@@ -103,7 +146,57 @@ def create_app(
     app.state.bus = bus
     app.state.controller = controller
     app.state.settings = settings
+    app.state.readiness = readiness
+    app.state.relay = relay
+    app.state.leases = leases
+    app.state.instance = instance
     return app
+
+
+def _recorded(store: ResourceStore, publisher: ChangePublisher) -> Any:
+    """A reconciler's events into the outbox, as a write's: same guarantees, same relay."""
+    async def record(emission: Emission) -> None:
+        obj = emission.resource
+        await store.record_events(f"{obj.resource_info.plural}/{obj.uid}",
+                                  publisher.emission_messages(emission))
+
+    return record
+
+
+def _shards_check(shards: Shards) -> Any:
+    async def check() -> str:
+        return shards.problem or "ok"
+
+    return check
+
+
+def leases_for(storage: Storage, service: str) -> Leases:
+    """The database's leases (PostgreSQL, MariaDB/MySQL), or this process's alone.
+
+    Locks are per database server (PostgreSQL: per database), so the namespace names the
+    service and where it keeps its data (a PostgreSQL schema is in the URL's options)."""
+    if getattr(storage, "name", None) in ("postgresql", "mysql", "mariadb"):
+        from ..storage import SQLLeases
+
+        url = storage.url  # type: ignore[attr-defined]
+        return SQLLeases(storage.engine, f"{service}@{url}")  # type: ignore[attr-defined]
+    return LocalLeases()
+
+
+def _durable(bus: EventBus, storage: Storage) -> bool:
+    """A bus other processes read, on storage that records events with their writes."""
+    return not isinstance(bus, MemoryBus) and getattr(storage, "supports_outbox", False)
+
+
+def default_instance() -> str:
+    """This process's name where none is given: host and pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _process_info(registry: CollectorRegistry, instance: str, role: str) -> None:
+    info = Gauge("fabrica_process_info", "This server process: its instance name and role",
+                 ["instance", "role", "version"], registry=registry)
+    info.labels(instance, role, __version__).set(1)
 
 
 def _events(bus: EventBus) -> Any:
@@ -130,10 +223,12 @@ def _check_unique(kinds: Sequence[type[Resource[Any, Any]]]) -> None:
             seen[value] = cls.__name__
 
 
-def _health(settings: ServiceSettings, storage: Storage, kinds: Sequence[type]) -> Any:
+def _health(settings: ServiceSettings, storage: Storage, kinds: Sequence[type], instance: str
+            ) -> Any:
     body = {
         "status": "healthy",
         "service": settings.project,
+        "instance": instance,
         "version": __version__,
         "storage": storage.name,
         "resources": [cls.__name__ for cls in kinds],

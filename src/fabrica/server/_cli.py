@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 import uvicorn
+from starlette.applications import Starlette
 
 from .._settings import ServiceSettings
 from .._version import __version__
@@ -28,8 +29,9 @@ from ..storage import (
     migrate_database,
     prepare_storage,
 )
-from ._app import DEFAULT_MAX_BODY_SIZE, create_app
+from ._app import DEFAULT_MAX_BODY_SIZE, ROLES, Role, create_app, default_instance
 from ._units import as_byte_size, as_duration
+from ._workers import serve_workers
 
 __all__ = ["main", "service_cli"]
 
@@ -91,6 +93,16 @@ def service_cli(
     @click.option("--nats-stream-max-bytes", callback=as_byte_size, default="1GiB",
                   show_default=True, envvar=f"{env}_NATS_STREAM_MAX_BYTES",
                   help="Beyond this size the oldest events leave the stream (0: no limit).")
+    @click.option("--role", type=click.Choice(ROLES), default="all", show_default=True,
+                  envvar=f"{env}_ROLE",
+                  help="api: the HTTP API only; controller: the reconcilers (serving only "
+                       "/health, /ready and /metrics); all: both.")
+    @click.option("--workers", default=1, type=click.IntRange(1, 64), show_default=True,
+                  envvar=f"{env}_WORKERS",
+                  help="API processes on the port (needs --events-bus nats when events are "
+                       "on); with --role all the first one also runs the reconcilers.")
+    @click.option("--instance", default=None, envvar=f"{env}_INSTANCE",
+                  help="This process's name in logs and metrics [default: host-pid].")
     @click.option("--max-body-size", default=DEFAULT_MAX_BODY_SIZE, type=click.IntRange(1),
                   show_default=True, envvar=f"{env}_MAX_BODY_SIZE", help="Bytes.")
     @click.option("--log-level", default="info", show_default=True, envvar=f"{env}_LOG_LEVEL",
@@ -109,29 +121,50 @@ def service_cli(
         nats_stream: str,
         nats_stream_max_age: float,
         nats_stream_max_bytes: int,
+        role: Role,
+        workers: int,
+        instance: str | None,
         max_body_size: int,
         log_level: str,
         access_log: bool,
     ) -> None:
-        logging.basicConfig(level=log_level.upper(),
-                            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        _log_as(instance or default_instance(), log_level)
         _refuse_unavailable_features(settings)
+        _check_processes(settings, events_bus, role, workers)
         service = _with_event_prefix(settings, event_prefix)
-        bus = None
+        stream = None
         if events_bus == "nats":
-            bus = NatsBus(nats_url, name=settings.project, jetstream=_jetstream(
-                nats_stream, event_prefix, nats_stream_max_age, nats_stream_max_bytes))
+            stream = _jetstream(nats_stream, event_prefix, nats_stream_max_age,
+                                nats_stream_max_bytes)
         storage = _open_storage(settings, data_dir, database_url, auto_migrate)
         active = _active_reconcilers(settings, reconcilers)
         where = f"JetStream stream {nats_stream} on NATS at {nats_url}"
-        _log_features(service, events_bus, where, reconcilers, active)
-        app = create_app(kinds, storage, settings=service, max_body_size=max_body_size,
-                         reconcilers=active, bus=bus)
-        log.info("serving %s: %s", settings.project,
+        _log_features(service, events_bus, where, reconcilers, active if role != "api" else [])
+
+        def build(index: int, storage: Storage) -> Starlette:
+            name = instance or default_instance()
+            if workers > 1:
+                name = f"{instance}-{index}" if instance else name
+                _log_as(name, log_level)
+            bus = None
+            if stream is not None:
+                bus = NatsBus(nats_url, name=f"{settings.project} {name}", jetstream=stream)
+            # With several workers, one runs the reconcilers: the others serve the API.
+            worker_role: Role = role if index == 0 or role == "api" else "api"
+            return create_app(kinds, storage, settings=service, max_body_size=max_body_size,
+                              reconcilers=active, bus=bus, role=worker_role, instance=name)
+
+        log.info("serving %s as %s: %s", settings.project, role,
                  ", ".join(f"/{k.resource_info.plural}" for k in kinds) or "no resources")
         log.info("listening on http://%s:%d (docs at /docs)", host, port)
-        uvicorn.run(app, host=host, port=port, log_config=None, log_level=log_level,
-                    access_log=access_log, server_header=False)
+        options: dict[str, Any] = {"log_config": None, "log_level": log_level,
+                                   "access_log": access_log, "server_header": False}
+        if workers == 1:
+            uvicorn.run(build(0, storage), host=host, port=port, **options)
+            return
+        serve_workers(lambda index: build(index, _open_storage(
+            settings, data_dir, database_url, auto_migrate=False)),
+            host=host, port=port, workers=workers, **options)
 
     @cli.command(help="Create or upgrade the SQL database schema to this release's.")
     @click.option("--data-dir", default="./data", show_default=True, envvar=f"{env}_DATA_DIR",
@@ -151,6 +184,26 @@ def service_cli(
             click.echo(f"{shown}: schema migrated from {before or 'nothing'} to {after}")
 
     return cli
+
+
+def _log_as(instance: str, level: str) -> None:
+    logging.basicConfig(level=level.upper(), force=True,
+                        format=f"%(asctime)s %(levelname)-7s [{instance}] %(name)s: %(message)s")
+
+
+def _check_processes(settings: ServiceSettings, events_bus: str, role: str, workers: int
+                     ) -> None:
+    """Several processes need a bus they share: the memory bus stays in one process."""
+    if events_bus == "nats" or not (settings.events or settings.reconcile):
+        return
+    if workers > 1:
+        raise click.UsageError(
+            f"--workers {workers} needs --events-bus nats: with the memory bus each worker "
+            "would see only its own events (reconcilers and /events would miss the others')")
+    if role != "all":
+        raise click.UsageError(
+            f"--role {role} needs --events-bus nats: with the memory bus the API's events "
+            "never reach a controller in another process")
 
 
 def _with_event_prefix(settings: ServiceSettings, prefix: str) -> ServiceSettings:

@@ -17,6 +17,7 @@ from ._base import (
     Unavailable,
 )
 from ._file import FileStorage
+from ._leases import Leases, LocalLeases, lease_key
 from ._open import (
     DatabaseURLRequired,
     StorageSetupError,
@@ -26,9 +27,11 @@ from ._open import (
     open_storage,
     prepare_storage,
 )
+from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
 
 if TYPE_CHECKING:
     from ._sql import SQLStorage
+    from ._sql_leases import SQLLeases
     from ._sql_migrate import MigrationRequired
 
 __all__ = [
@@ -38,8 +41,15 @@ __all__ = [
     "Document",
     "FileStorage",
     "Invalid",
+    "Leases",
+    "LocalLeases",
     "MigrationRequired",
     "NotFound",
+    "Outbox",
+    "OutboxEntry",
+    "OutboxMessage",
+    "OutboxStats",
+    "SQLLeases",
     "SQLStorage",
     "Storage",
     "StorageError",
@@ -47,6 +57,7 @@ __all__ = [
     "Unavailable",
     "database_url_for",
     "is_database_url",
+    "lease_key",
     "migrate_database",
     "open_storage",
     "prepare_storage",
@@ -58,6 +69,10 @@ def __getattr__(name: str) -> Any:
         from ._sql import SQLStorage
 
         return SQLStorage
+    if name == "SQLLeases":
+        from ._sql_leases import SQLLeases
+
+        return SQLLeases
     if name == "MigrationRequired":
         from ._sql_migrate import MigrationRequired
 

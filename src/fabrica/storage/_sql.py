@@ -33,9 +33,10 @@ their transactions with ``BEGIN IMMEDIATE``, so two writers never deadlock upgra
 from __future__ import annotations
 
 import asyncio
+import builtins
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +50,7 @@ from . import _sql_migrate as migrations
 from . import _sql_ops as ops
 from ._base import AlreadyExists, Document, NotFound, StorageError, Unavailable
 from ._checks import check_collection, check_new, check_update
+from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
 from ._sql_query import is_unavailable, list_query
 from ._sql_schema import resources, versions
 from ._sql_url import DatabaseURL, parse_database_url
@@ -173,13 +175,14 @@ class SQLStorage:
     # -- writes ----------------------------------------------------------------------------
 
     async def create(
-        self, collection: str, doc: Document, snapshot: Document | None = None
+        self, collection: str, doc: Document, snapshot: Document | None = None,
+        *, outbox: Outbox | None = None,
     ) -> Document:
         check_collection(collection)
         check_new(doc)
         meta = doc["metadata"]
         try:
-            return await self._run(ops.create, collection, doc, snapshot, write=True)
+            return await self._run(ops.create, collection, doc, snapshot, outbox, write=True)
         except sa_exc.IntegrityError:  # which one: ask, now the transaction is over
             if await self._run(ops.uid_taken, collection, meta["uid"]):
                 raise AlreadyExists(collection, "uid", meta["uid"]) from None
@@ -191,6 +194,8 @@ class SQLStorage:
         doc: Document,
         expected_version: str,
         snapshot: Document | None = None,
+        *,
+        outbox: Outbox | None = None,
     ) -> Document:
         check_collection(collection)
         meta = doc["metadata"]
@@ -198,16 +203,39 @@ class SQLStorage:
         if not is_uid(meta["uid"]):
             raise NotFound(collection, meta["uid"])
         return await self._run(ops.update_resource, collection, doc, expected_version,
-                               snapshot, write=True)
+                               snapshot, outbox, write=True)
 
     async def delete(
-        self, collection: str, uid: str, expected_version: str | None = None
+        self, collection: str, uid: str, expected_version: str | None = None,
+        *, outbox: Outbox | None = None,
     ) -> Document:
         check_collection(collection)
         if not is_uid(uid):
             raise NotFound(collection, uid)
         return await self._run(ops.delete_resource, collection, uid, expected_version,
-                               write=True)
+                               outbox, write=True)
+
+    # -- the outbox (see _outbox) ------------------------------------------------------------
+
+    #: Writes take ``outbox=``: their events commit with them.
+    supports_outbox = True
+
+    async def outbox_append(self, resource: str, messages: Sequence[OutboxMessage]) -> None:
+        """Record `messages` that belong to no write (a reconciler's own events)."""
+        if messages:
+            await self._run(ops.append_outbox, resource, messages, write=True)
+
+    async def outbox_pending(self, limit: int = 500) -> builtins.list[OutboxEntry]:
+        """The oldest `limit` recorded messages, in ``seq`` order."""
+        return await self._run(ops.outbox_pending, limit)
+
+    async def outbox_done(self, seqs: Sequence[int]) -> None:
+        """Forget relayed messages."""
+        if seqs:
+            await self._run(ops.outbox_done, list(seqs), write=True)
+
+    async def outbox_stats(self) -> OutboxStats:
+        return await self._run(ops.outbox_stats)
 
     async def delete_version(self, collection: str, uid: str, version_id: str) -> None:
         check_collection(collection)

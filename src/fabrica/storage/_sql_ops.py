@@ -11,22 +11,28 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, insert, select, text, update
+from sqlalchemy import Connection, Select, delete, func, insert, select, text, update
 
 from ._base import Conflict, Document, Invalid, NotFound
+from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
 from ._sql_query import decode, encode, resource_columns
-from ._sql_schema import labels, resources, revisions, versions
+from ._sql_schema import labels, outbox, resources, revisions, versions
 
 __all__ = [
+    "append_outbox",
     "create",
     "delete_resource",
     "delete_version",
     "fetch_one",
     "list_documents",
     "list_versions",
+    "outbox_done",
+    "outbox_pending",
+    "outbox_stats",
     "uid_taken",
     "update_resource",
 ]
@@ -65,7 +71,11 @@ def uid_taken(conn: Connection, collection: str, uid: str) -> bool:
 
 
 def create(
-    conn: Connection, collection: str, doc: Document, snapshot: Document | None
+    conn: Connection,
+    collection: str,
+    doc: Document,
+    snapshot: Document | None,
+    events: Outbox | None = None,
 ) -> Document:
     """INSERT; a taken uid or name raises the database's IntegrityError."""
     meta = doc["metadata"]
@@ -75,6 +85,7 @@ def create(
     _write_labels(conn, collection, meta["uid"], meta.get("labels") or {})
     if snapshot is not None:
         _write_snapshot(conn, collection, meta["uid"], snapshot)
+    _record_events(conn, collection, meta["uid"], stored, events)
     return stored
 
 
@@ -84,6 +95,7 @@ def update_resource(
     doc: Document,
     expected: str,
     snapshot: Document | None,
+    events: Outbox | None = None,
 ) -> Document:
     """Compare-and-swap on resource_version: one UPDATE that matches only the expected row."""
     meta = doc["metadata"]
@@ -101,11 +113,13 @@ def update_resource(
     _write_labels(conn, collection, uid, meta.get("labels") or {})
     if snapshot is not None:
         _write_snapshot(conn, collection, uid, snapshot)
+    _record_events(conn, collection, uid, stored, events)
     return stored
 
 
 def delete_resource(
-    conn: Connection, collection: str, uid: str, expected: str | None
+    conn: Connection, collection: str, uid: str, expected: str | None,
+    events: Outbox | None = None,
 ) -> Document:
     """Lock the row, compare, delete; labels and snapshots go by ON DELETE CASCADE."""
     where = (resources.c.collection == collection, resources.c.uid == uid)
@@ -118,7 +132,51 @@ def delete_resource(
         raise Conflict(collection, uid, expected, actual)
     conn.execute(delete(resources).where(*where,
                                          resources.c.resource_version == row.resource_version))
-    return decode(row.document)
+    removed = decode(row.document)
+    _record_events(conn, collection, uid, removed, events)
+    return removed
+
+
+# -- the outbox (see _outbox) -------------------------------------------------------------
+
+
+def _record_events(conn: Connection, collection: str, uid: str, stored: Document,
+                   events: Outbox | None) -> None:
+    if events is None:
+        return
+    messages = events(stored)
+    if messages:
+        now = datetime.now(UTC)
+        conn.execute(insert(outbox), [
+            {"resource": f"{collection}/{uid}", "subject": m.subject, "event_id": m.id,
+             "payload": m.payload, "created_at": now} for m in messages])
+
+
+def append_outbox(conn: Connection, resource: str, messages: Sequence[OutboxMessage]) -> None:
+    now = datetime.now(UTC)
+    conn.execute(insert(outbox), [
+        {"resource": resource, "subject": m.subject, "event_id": m.id, "payload": m.payload,
+         "created_at": now} for m in messages])
+
+
+def outbox_pending(conn: Connection, limit: int) -> builtins.list[OutboxEntry]:
+    rows = conn.execute(select(outbox).order_by(outbox.c.seq).limit(limit))
+    return [OutboxEntry(r.seq, r.resource, r.subject, r.event_id, r.payload,
+                        _aware(r.created_at)) for r in rows]
+
+
+def outbox_done(conn: Connection, seqs: Sequence[int]) -> None:
+    for start in range(0, len(seqs), 500):
+        conn.execute(delete(outbox).where(outbox.c.seq.in_(seqs[start:start + 500])))
+
+
+def outbox_stats(conn: Connection) -> OutboxStats:
+    row = conn.execute(select(func.count(), func.min(outbox.c.created_at))).one()
+    return OutboxStats(int(row[0]), None if row[1] is None else _aware(row[1]))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def delete_version(conn: Connection, collection: str, uid: str, version_id: str) -> None:

@@ -14,6 +14,8 @@ compares them).
 - ``fabrica_versions``: spec snapshots of versioned kinds, deleted with their resource.
 - ``fabrica_revisions``: an auto-increment counter whose values become resourceVersions, so
   a version is never reused, even across a delete and re-create under the same name.
+- ``fabrica_outbox``: the events of committed writes not yet relayed to the event bus,
+  written in the write's own transaction (see `_outbox`), in ``seq`` order.
 
 Keys compare byte-wise on every database (PostgreSQL ``COLLATE "C"``, MySQL ``utf8mb4_bin``),
 so names sort as they do in Python and label values are case-sensitive.
@@ -47,6 +49,7 @@ __all__ = [
     "key_type",
     "labels",
     "metadata",
+    "outbox",
     "resources",
     "revision_id_type",
     "revisions",
@@ -137,6 +140,19 @@ revisions = Table(
     "fabrica_revisions",
     metadata,
     Column("id", revision_id_type(), primary_key=True, autoincrement=True),
+    sqlite_autoincrement=True,
+    **MYSQL_TABLE_ARGS,
+)
+
+outbox = Table(
+    "fabrica_outbox",
+    metadata,
+    Column("seq", revision_id_type(), primary_key=True, autoincrement=True),
+    Column("resource", String(170), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("payload", document_type(), nullable=False),
+    Column("created_at", timestamp_type(), nullable=False),
     sqlite_autoincrement=True,
     **MYSQL_TABLE_ARGS,
 )

@@ -14,8 +14,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..events import EventBus, EventBusError, condition_event, lifecycle_event, reason_event
+from ..events import (
+    CloudEvent,
+    EventBus,
+    EventBusError,
+    condition_event,
+    lifecycle_event,
+    reason_event,
+)
 from ..resource import Resource
+from ..storage import OutboxMessage
 from ._changes import Change, Emission
 
 __all__ = ["ChangePublisher"]
@@ -44,30 +52,47 @@ class ChangePublisher:
         obj = emission.resource
         info = obj.resource_info
         try:
-            await self.bus.publish(reason_event(
-                emission.reason, info.kind, info.plural, obj.uid, obj.name,
-                prefix=self.prefix, source=self.source, details=emission.details,
-                id=emission.id,
-            ))
+            await self.bus.publish(self.emission_event(emission))
         except EventBusError as exc:
             self.failures += 1
             log.error("could not publish the %s event of %s %s: %s", emission.reason,
                       info.kind, obj.uid, exc)
 
     async def _publish(self, change: Change) -> None:
+        for event in self.events(change):
+            await self.bus.publish(event)
+
+    def events(self, change: Change) -> list[CloudEvent]:
+        """The events of one write: its lifecycle event, then one per changed condition."""
         obj = change.resource
         info = obj.resource_info
         metadata = {"updateType": change.update_type} if change.update_type else None
-        await self.bus.publish(lifecycle_event(
+        events = [lifecycle_event(
             change.action, info.kind, info.plural, obj.uid, obj.name,
             prefix=self.prefix, source=self.source,
             resource=obj.model_dump(mode="json", by_alias=True), metadata=metadata,
-        ))
+        )]
         for condition, previous in _changed_conditions(change.previous, obj):
-            await self.bus.publish(condition_event(
+            events.append(condition_event(
                 info.kind, info.plural, obj.uid, obj.name, condition,
                 prefix=self.prefix, source=self.source, previous_status=previous,
             ))
+        return events
+
+    def emission_event(self, emission: Emission) -> CloudEvent:
+        obj = emission.resource
+        info = obj.resource_info
+        return reason_event(emission.reason, info.kind, info.plural, obj.uid, obj.name,
+                            prefix=self.prefix, source=self.source, details=emission.details,
+                            id=emission.id)
+
+    def emission_messages(self, emission: Emission) -> list[OutboxMessage]:
+        event = self.emission_event(emission)
+        return [OutboxMessage(event.type, event.id, event.to_json())]
+
+    def messages(self, change: Change) -> list[OutboxMessage]:
+        """`events` as the outbox records them (in the write's own transaction)."""
+        return [OutboxMessage(e.type, e.id, e.to_json()) for e in self.events(change)]
 
 
 def _conditions(obj: Resource[Any, Any] | None) -> dict[str, dict[str, Any]]:

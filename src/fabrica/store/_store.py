@@ -32,7 +32,7 @@ import builtins
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -45,7 +45,15 @@ from ..resource import (
     new_uid,
     utcnow,
 )
-from ..storage import AlreadyExists, Conflict, Document, NotFound, Storage
+from ..storage import (
+    AlreadyExists,
+    Conflict,
+    Document,
+    NotFound,
+    Outbox,
+    OutboxMessage,
+    Storage,
+)
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._locks import KeyedLocks
 
@@ -85,6 +93,8 @@ class ResourceStore:
             self.kinds[cls.resource_info.kind] = cls
         self._listeners: list[ChangeListener] = []
         self._emission_listeners: list[EmissionListener] = []
+        self._outbox: Callable[[Change], Sequence[OutboxMessage]] | None = None
+        self._on_recorded: Callable[[], None] | None = None
         self._wire = _WireCache(wire_cache_size)
         self._locks = KeyedLocks()
 
@@ -93,6 +103,28 @@ class ResourceStore:
             return self.kinds[kind]
         except KeyError:
             raise UnknownKind(kind) from None
+
+    def use_outbox(self, messages: Callable[[Change], Sequence[OutboxMessage]],
+                   on_recorded: Callable[[], None] | None = None) -> bool:
+        """Record the events of every write in the write's own transaction (the
+        transactional outbox, see `fabrica.storage`), if the storage can: returns whether
+        it can (SQL storage can, files cannot). `messages` turns a change into the events
+        to record; `on_recorded` is called after each write that recorded some."""
+        if not getattr(self.storage, "supports_outbox", False):
+            return False
+        self._outbox = messages
+        self._on_recorded = on_recorded
+        return True
+
+    async def record_events(self, resource: str, messages: Sequence[OutboxMessage]) -> bool:
+        """Record events that belong to no write (a reconciler's own) in the outbox;
+        False when there is none (then the caller publishes them itself)."""
+        if self._outbox is None:
+            return False
+        await self.storage.outbox_append(resource, messages)  # type: ignore[attr-defined]
+        if self._on_recorded is not None:
+            self._on_recorded()
+        return True
 
     def add_listener(self, listener: ChangeListener) -> None:
         """Call `listener` after every committed write (events, garbage collection...)."""
@@ -219,14 +251,16 @@ class ResourceStore:
                 status=status,
             )
             snapshot = _snapshot(obj, _FIRST_VERSION, now) if info.versioning else None
+            events = self._events(lambda doc, obj=obj: Change(  # type: ignore[misc]
+                "created", _with_stored_version(obj, doc)))
             try:
-                doc = await self.storage.create(info.plural, _dump(obj), snapshot)
+                doc = await self.storage.create(info.plural, _dump(obj), snapshot, **events)
             except AlreadyExists as exc:
                 if exc.field == "uid" and attempt + 1 < _UID_ATTEMPTS:
                     continue  # a random uid collided: draw another, never overwrite
                 raise
             created = _with_stored_version(obj, doc)
-            await self._notify(Change("created", created))
+            await self._notify(Change("created", created), events)
             return created
         raise AssertionError("unreachable")
 
@@ -360,11 +394,13 @@ class ResourceStore:
         return await self._swap(obj, marked, "updated", "metadata")
 
     async def _remove(self, obj: R) -> R:
+        cls = type(obj)
+        events = self._events(lambda doc: Change("deleted", cls.model_validate(doc)))
         doc = await self.storage.delete(
-            obj.resource_info.plural, obj.uid, obj.metadata.resource_version
+            obj.resource_info.plural, obj.uid, obj.metadata.resource_version, **events
         )
         removed = type(obj).model_validate(doc)
-        await self._notify(Change("deleted", removed))
+        await self._notify(Change("deleted", removed), events)
         return removed
 
     async def _swap(
@@ -375,11 +411,13 @@ class ResourceStore:
         update_type: UpdateType,
         snapshot: Document | None = None,
     ) -> R:
+        events = self._events(lambda doc: Change(
+            action, _with_stored_version(new, doc), current, update_type))
         doc = await self.storage.update(
-            current.resource_info.plural, _dump(new), current.metadata.resource_version, snapshot
-        )
+            current.resource_info.plural, _dump(new), current.metadata.resource_version,
+            snapshot, **events)
         stored = _with_stored_version(new, doc)
-        await self._notify(Change(action, stored, current, update_type))
+        await self._notify(Change(action, stored, current, update_type), events)
         if stored.metadata.deletion_timestamp is not None and not stored.metadata.finalizers:
             try:  # the last finalizer is gone: now the resource goes
                 await self._remove(stored)
@@ -387,7 +425,17 @@ class ResourceStore:
                 pass  # someone else moved first; they finish the deletion
         return stored
 
-    async def _notify(self, change: Change) -> None:
+    def _events(self, change: Callable[[Document], Change]) -> dict[str, Outbox]:
+        """The ``outbox=`` argument of a storage write: its events, built from the document
+        as stored, recorded in the write's own transaction. Empty without an outbox."""
+        messages = self._outbox
+        if messages is None:
+            return {}
+        return {"outbox": lambda doc: messages(change(doc))}
+
+    async def _notify(self, change: Change, events: dict[str, Outbox] | None = None) -> None:
+        if events and self._on_recorded is not None:
+            self._on_recorded()
         for listener in self._listeners:
             try:
                 await listener(change)

@@ -57,3 +57,16 @@ def test_event_options_read_environment_variables(tmp_path):
     result = serve(tmp_path, env={"SVC_EVENT_PREFIX": "bad prefix"})
     assert result.exit_code == 2
     assert "--event-prefix" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "2"], "--workers 2 needs --events-bus nats"),
+    (["--role", "controller"], "--role controller needs --events-bus nats"),
+    (["--role", "api"], "--role api needs --events-bus nats"),
+    (["--role", "boss"], "'boss' is not one of 'all', 'api', 'controller'"),
+    (["--workers", "0"], "0 is not in the range"),
+])
+def test_several_processes_need_a_shared_bus(tmp_path, args, message):
+    result = serve(tmp_path, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output

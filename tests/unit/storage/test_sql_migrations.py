@@ -116,3 +116,40 @@ async def test_concurrent_migrations_do_the_work_once(empty_url):
     head = migrations.head_revision()
     assert sorted(results, key=str) == sorted([(None, head), (head, head), (head, head)],
                                               key=str)
+
+
+async def test_a_database_without_the_outbox_upgrades_and_records_events(storage):
+    from fabrica.storage import OutboxMessage
+
+    assert await storage.migrate("0002") == (None, "0002")
+    old = await storage.create("devices", device("d-old", "dev-0000000a", {}))
+    await storage.migrate()
+    assert await storage.get("devices", "dev-0000000a") == old
+    assert (await storage.outbox_stats()).backlog == 0  # nothing invented for old writes
+
+    def events(doc: dict) -> list[OutboxMessage]:
+        version = doc["metadata"]["resourceVersion"]
+        return [OutboxMessage("io.fabrica.device.updated", f"id-{version}", f'{{"v":{version}}}')]
+
+    updated = await storage.update("devices", old, old["metadata"]["resourceVersion"],
+                                   outbox=events)
+    removed = await storage.delete("devices", "dev-0000000a", outbox=events)
+    pending = await storage.outbox_pending()
+    version = updated["metadata"]["resourceVersion"]
+    assert [(e.resource, e.id, e.payload) for e in pending] == [
+        ("devices/dev-0000000a", f"id-{version}", f'{{"v":{version}}}')] * 2
+    assert removed["metadata"]["resourceVersion"] == version
+    await storage.outbox_done([e.seq for e in pending[:1]])
+    assert [e.seq for e in await storage.outbox_pending()] == [pending[1].seq]
+
+
+async def test_an_outbox_that_fails_rolls_the_write_back(storage):
+    await storage.migrate()
+
+    def broken(doc: dict) -> list:
+        raise RuntimeError("cannot build the event")
+
+    with pytest.raises(RuntimeError):
+        await storage.create("devices", device("d-1", "dev-0000000b", {}), outbox=broken)
+    assert await storage.list("devices") == []
+    assert (await storage.outbox_stats()).backlog == 0

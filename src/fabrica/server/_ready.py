@@ -1,0 +1,90 @@
+"""``GET /ready``: may this process take traffic (or work) right now? (SPEC section 6)
+
+Each check answers ``"ok"`` or says what is wrong: ``storage`` (a one-row read answers within
+`timeout` seconds), ``events`` (the bus is open and, for NATS, connected) and ``role`` (the
+process has finished starting, is not stopping, and runs what its role asks: the API, the
+controller, or both). All ok: 200 ``{"status": "ready", "checks": {...}}``; otherwise 503
+with ``"status": "not ready"`` and the same checks, the failing ones saying why. ``/health``
+stays liveness: it answers 200 as long as the process serves HTTP at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..events import EventBus
+from ..resource import Resource
+from ..storage import Storage
+
+__all__ = ["Readiness"]
+
+Check = Callable[[], Awaitable[str]]
+OK = "ok"
+
+
+class Readiness:
+    """The checks behind ``/ready``; `serving` is set by the app's lifespan."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        kinds: Sequence[type[Resource[Any, Any]]],
+        bus: EventBus | None,
+        role: str,
+        *,
+        timeout: float = 2.0,
+    ) -> None:
+        self.storage, self.kinds, self.bus, self.role = storage, kinds, bus, role
+        self.timeout = timeout
+        self.serving = False
+        self.stopping = False
+        self.extra: dict[str, Check] = {}  # more checks (the controller's, the outbox's...)
+
+    async def checks(self) -> dict[str, str]:
+        checks: dict[str, Check] = {"storage": self._storage, "role": self._role}
+        if self.bus is not None:
+            checks["events"] = self._events
+        checks.update(self.extra)
+        results = await asyncio.gather(*(self._run(check) for check in checks.values()))
+        return dict(zip(checks, results, strict=True))
+
+    async def endpoint(self, request: Request) -> Response:
+        checks = await self.checks()
+        ready = all(result == OK for result in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503,
+                            headers={"Cache-Control": "no-store"})
+
+    async def _run(self, check: Check) -> str:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await check()
+        except TimeoutError:
+            return f"no answer within {self.timeout:g} s"
+        except Exception as exc:  # a check that fails says why, it never fails the request
+            return f"{type(exc).__name__}: {exc}"
+
+    async def _storage(self) -> str:
+        if self.kinds:
+            await self.storage.list(self.kinds[0].resource_info.plural, limit=1)
+        return OK
+
+    async def _events(self) -> str:
+        bus = self.bus
+        if getattr(bus, "closed", False):
+            return "the event bus is closed"
+        if getattr(bus, "connected", True) is False:
+            return f"not connected to NATS at {getattr(bus, 'url', '?')}"
+        return OK
+
+    async def _role(self) -> str:
+        if self.stopping:
+            return "stopping"
+        if not self.serving:
+            return "starting"
+        return OK
