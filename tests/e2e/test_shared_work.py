@@ -1,0 +1,210 @@
+"""Several server processes on one PostgreSQL and one NATS (SPEC section 6), as processes:
+one API and two controllers provision racks with exact counts, share the racks, never
+reconcile one rack in two processes at once, and a controller killed mid-rack leaves it
+to the other; a server killed right after its last commit loses none of its events."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import nats
+import nats.js.api
+import pytest
+
+from fabrica.events import CloudEvent
+from tests._support.e2e import Server, make_device_project, make_rack_project
+from tests._support.nats import URL, drop_stream_sync, names
+from tests._support.sqldb import migrate, postgres_schema
+
+pytestmark = pytest.mark.e2e
+
+# Test instrumentation appended to the example's reconciler: one line when a rack
+# reconcile starts and one when it ends, with the process id.
+INSTRUMENT = '''
+
+import os as _os
+import time as _time
+
+_LOG = _os.environ.get("RACK_RECONCILE_LOG")
+if _LOG:
+    _plain = RackReconciler.reconcile_rack
+
+    def _note(what, rack):
+        with open(_LOG, "a") as log:
+            log.write(f"{what} {_os.getpid()} {rack.uid} {_time.time()}\\n")
+
+    async def _instrumented(self, rack):
+        _note("S", rack)
+        try:
+            return await _plain(self, rack)
+        finally:
+            _note("E", rack)
+
+    RackReconciler.reconcile_rack = _instrumented
+'''
+
+
+@pytest.fixture(scope="module")
+def rack_project(tmp_path_factory) -> Path:
+    project = make_rack_project(tmp_path_factory.mktemp("shared"))
+    with open(project / "rack_inventory" / "reconcilers" / "rack_reconciler.py", "a") as f:
+        f.write(INSTRUMENT)
+    return project
+
+
+def spans(log: Path, killed: tuple[int, float] | None) -> dict[str, list[tuple[int, float, float]]]:
+    """uid → (pid, start, end) per reconcile; one the kill cut short ends at the kill."""
+    open_: dict[tuple[int, str], float] = {}
+    out: defaultdict[str, list[tuple[int, float, float]]] = defaultdict(list)
+    for line in log.read_text().splitlines():
+        what, pid, uid, at = line.split()
+        if what == "S":
+            open_[(int(pid), uid)] = float(at)
+        else:
+            out[uid].append((int(pid), open_.pop((int(pid), uid)), float(at)))
+    for (pid, uid), start in open_.items():  # cut short by the kill, or running now
+        end = killed[1] if killed is not None and pid == killed[0] else time.time()
+        out[uid].append((pid, start, end))
+    return out
+
+
+def overlaps(by_uid: dict[str, list[tuple[int, float, float]]]) -> list[str]:
+    bad = []
+    for uid, runs in by_uid.items():
+        runs.sort(key=lambda r: r[1])
+        for (a, _, a_end), (b, b_start, _) in zip(runs, runs[1:], strict=False):
+            if a != b and b_start < a_end:
+                bad.append(uid)
+    return bad
+
+
+def wait_for(predicate, timeout: float = 120.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def test_one_api_two_controllers_share_racks_and_survive_a_kill(rack_project, tmp_path):
+    prefix, stream = names()
+    log = tmp_path / "reconciles.log"
+    with postgres_schema() as url:
+        migrate(url)
+        common = ("--database-url", url, "--events-bus", "nats", "--nats-url", URL,
+                  "--event-prefix", prefix, "--nats-stream", stream)
+        env = {"RACK_RECONCILE_LOG": str(log)}
+        api = Server(rack_project, "rack_inventory", "--role", "api", *common)
+        controllers = [Server(rack_project, "rack_inventory", "--role", "controller",
+                              "--instance", f"c{n}", *common, env=env) for n in (1, 2)]
+        try:
+            assert httpx.get(f"{controllers[0].url}/racks").status_code == 404
+            wait_for(lambda: all('fabrica_controller_members 2.0' in httpx.get(
+                f"{c.url}/metrics").text for c in controllers), timeout=30)
+            with httpx.Client(base_url=api.url, timeout=30) as http:
+                small = http.post("/racktemplates", json={
+                    "name": "small", "chassisCount": 2, "chassisConfig": {
+                        "bladeCount": 4, "bladeConfig": {"nodeCount": 2, "bmcMode": "shared"}}})
+                big = http.post("/racktemplates", json={
+                    "name": "big", "chassisCount": 4, "chassisConfig": {
+                        "bladeCount": 4, "bladeConfig": {"nodeCount": 8, "bmcMode": "dedicated"}}})
+                big_uid = http.post("/racks", json={
+                    "name": "big-01", "templateUID": big.json()["metadata"]["uid"]}
+                ).json()["metadata"]["uid"]
+                for n in range(8):
+                    assert http.post("/racks", json={
+                        "name": f"rack-{n:02d}",
+                        "templateUID": small.json()["metadata"]["uid"]}).status_code == 201
+                wait_for(lambda: len(http.get(f"/nodes?labelSelector=fabrica.io/rack-uid={big_uid}").json()) >= 24,
+                         interval=0.05)
+                assert http.get("/racks/big-01").json()["status"]["phase"] != "Ready"
+                holder = wait_for(lambda: next((int(line.split()[1]) for line in
+                                                log.read_text().splitlines()
+                                                if line.startswith("S") and big_uid in line),
+                                               None), timeout=30)
+                victim = next(c for c in controllers if c.process.pid == holder)
+                survivor = next(c for c in controllers if c is not victim)
+                os.kill(victim.process.pid, signal.SIGKILL)
+                killed_at = time.time()
+                victim.process.wait(10)
+
+                def all_ready():
+                    racks = http.get("/racks").json()
+                    return len(racks) == 9 and all(r["status"].get("phase") == "Ready"
+                                                     for r in racks)
+                wait_for(all_ready, timeout=180)
+                expected = {"chassis": 8 * 2 + 4, "blades": 8 * 8 + 16,
+                            "nodes": 8 * 16 + 128, "bmcs": 8 * 8 + 128}
+                for plural, count in expected.items():
+                    items = http.get(f"/{plural}").json()
+                    assert len(items) == count, plural
+                    assert len({i["metadata"]["name"] for i in items}) == count, plural
+            by_uid = spans(log, (holder, killed_at))
+            assert overlaps(by_uid) == []
+            pids = {pid for runs in by_uid.values() for pid, _, _ in runs}
+            assert pids == {c.process.pid for c in controllers}  # both did work
+            taken_over = min(start for pid, start, _ in by_uid[big_uid]
+                             if pid == survivor.process.pid and start > killed_at)
+            assert taken_over - killed_at < 15
+            ready = httpx.get(f"{survivor.url}/ready").json()
+            assert ready["status"] == "ready"
+        finally:
+            for server in (api, *controllers):
+                server.stop()
+            drop_stream_sync(stream)
+
+
+async def _read_stream(prefix: str, at_least: int) -> list[CloudEvent]:
+    nc = await nats.connect(URL)
+    try:
+        sub = await nc.jetstream().subscribe(
+            f"{prefix}.>", ordered_consumer=True, deliver_policy=nats.js.api.DeliverPolicy.ALL)
+        events = []
+        while len(events) < at_least:
+            events.append(CloudEvent.from_json((await sub.next_msg(timeout=30)).data))
+        return events
+    finally:
+        await nc.close()
+
+
+def test_no_event_is_lost_when_the_server_is_killed_right_after_its_last_commit(tmp_path):
+    project = make_device_project(tmp_path)
+    prefix, stream = names()
+    with postgres_schema() as url:
+        migrate(url)
+        common = ("--database-url", url, "--events-bus", "nats", "--nats-url", URL,
+                  "--event-prefix", prefix, "--nats-stream", stream)
+        first = Server(project, "device_api", *common)
+        try:
+            def create(n: int) -> str:
+                response = httpx.post(f"{first.url}/devices", timeout=30, json={
+                    "name": f"d{n}", "type": "server", "ipAddress": "10.0.0.1"})
+                assert response.status_code == 201
+                return str(response.json()["metadata"]["uid"])
+
+            with ThreadPoolExecutor(16) as pool:
+                uids = set(pool.map(create, range(200)))
+            os.kill(first.process.pid, signal.SIGKILL)  # right after the last commit
+            first.process.wait(10)
+        finally:
+            first.stop()
+        second = Server(project, "device_api", *common)  # its relay sends what is left
+        try:
+            events = asyncio.run(_read_stream(prefix, 200))
+            created = [e for e in events if e.action == "created"]
+            assert {e.resourceuid for e in created} == uids
+            assert len(created) == len({e.id for e in created}) == 200
+            metrics = wait_for(lambda: (m := httpx.get(f"{second.url}/metrics").text)
+                               and "fabrica_outbox_backlog 0.0" in m and m, timeout=30)
+            assert "fabrica_outbox_backlog 0.0" in metrics
+        finally:
+            second.stop()
+            drop_stream_sync(stream)
