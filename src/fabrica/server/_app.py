@@ -178,8 +178,9 @@ def leases_for(storage: Storage, service: str) -> Leases:
     if getattr(storage, "name", None) in ("postgresql", "mysql", "mariadb"):
         from ..storage import SQLLeases
 
-        url = storage.url  # type: ignore[attr-defined]
-        return SQLLeases(storage.engine, f"{service}@{url}")  # type: ignore[attr-defined]
+        database = storage.database  # type: ignore[attr-defined]
+        where = f"{database.redacted()} {database.connect_args.get('server_settings')}"
+        return SQLLeases(storage.engine, f"{service}@{where}")  # type: ignore[attr-defined]
     return LocalLeases()
 
 

@@ -177,6 +177,11 @@ def build_openapi(
     }
 
 
+_READY = {"type": "object", "required": ["status", "checks"], "properties": {
+    "status": {"type": "string", "enum": ["ready", "not ready"]},
+    "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}
+
+
 def _system_paths(events: bool) -> dict[str, Any]:
     tags = ["system"]
     paths: dict[str, Any] = {
@@ -184,9 +189,14 @@ def _system_paths(events: bool) -> dict[str, Any]:
             "description": "Service is healthy", "content": _json({
                 "type": "object", "required": ["status"],
                 "properties": {"status": {"type": "string"}, "service": {"type": "string"},
+                               "instance": {"type": "string"},
                                "version": {"type": "string"}, "storage": {"type": "string"},
                                "resources": {"type": "array", "items": {"type": "string"}}},
             })}})},
+        "/ready": {"get": _op("ready", "Readiness: storage, events and role answer", tags, {
+            "200": {"description": "Ready", "content": _json(_READY)},
+            "503": {"description": "Not ready: the failing checks say why",
+                    "content": _json(_READY)}})},
         "/metrics": {"get": _op("metrics", "Prometheus metrics", tags, {"200": {
             "description": "Prometheus text exposition format",
             "content": {"text/plain": {"schema": {"type": "string"}}}}})},

@@ -18,6 +18,8 @@ __all__ = ["SQLLeases"]
 
 log = logging.getLogger("fabrica.storage")
 
+_TIMEOUT = 5.0  # a lease statement that takes longer means the connection is gone
+
 
 class SQLLeases:
     """Leases on PostgreSQL advisory locks or MariaDB/MySQL user locks (`engine`'s).
@@ -100,10 +102,11 @@ class SQLLeases:
 
     async def _execute(self, statement: tuple[Any, dict[str, Any]]) -> Any:
         async with self._lock:
-            conn = await self._connection()
             try:
-                return (await conn.execute(*statement)).scalar()
-            except Exception:
+                async with asyncio.timeout(_TIMEOUT):
+                    conn = await self._connection()
+                    return (await conn.execute(*statement)).scalar()
+            except BaseException:  # failed, timed out or cancelled mid-statement
                 await self._lose("the database connection failed")
                 raise
 
@@ -122,7 +125,8 @@ class SQLLeases:
                 if self._conn is None:
                     continue
                 try:
-                    await self._conn.execute(text("SELECT 1"))
+                    async with asyncio.timeout(_TIMEOUT):
+                        await self._conn.execute(text("SELECT 1"))
                 except Exception as exc:
                     await self._lose(f"the database connection failed: {exc!r}")
 
@@ -139,6 +143,6 @@ class SQLLeases:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
-                await conn.invalidate()
-            with contextlib.suppress(Exception):
-                await conn.close()
+                async with asyncio.timeout(_TIMEOUT):
+                    await conn.invalidate()
+                    await conn.close()

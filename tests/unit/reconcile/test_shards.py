@@ -119,10 +119,13 @@ async def test_two_controllers_share_the_keys_and_never_run_one_at_once(place):
             ready = (await clients[0].get("/ready")).json()
             assert ready["checks"]["controller"] == "ok"
 
-            # b goes (its lease connection closed, as when its process dies): a takes all.
+            # b dies: nothing of it acts any more and its lease connection closes (the
+            # database drops its locks); a takes every shard.
             started = time.monotonic()
+            b._task.cancel()
+            b._lost(set())
             await apps[1].state.leases.close()
-            apps[1].state.controller.shards.stop = _noop  # its locks are gone already
+            b.stop = _noop  # its locks went with its connection
             await a.wait_for(lambda s: len(s.held) == 32, timeout=15)
             assert time.monotonic() - started < 15
             await clients[0].post("/jobs", json={"name": "after", "size": 1})
