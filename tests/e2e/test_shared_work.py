@@ -123,8 +123,8 @@ def test_one_api_two_controllers_share_racks_and_survive_a_kill(rack_project, tm
                     assert http.post("/racks", json={
                         "name": f"rack-{n:02d}",
                         "templateUID": small.json()["metadata"]["uid"]}).status_code == 201
-                wait_for(lambda: len(http.get(f"/nodes?labelSelector=fabrica.io/rack-uid={big_uid}").json()) >= 24,
-                         interval=0.05)
+                of_big = f"/nodes?labelSelector=fabrica.io/rack-uid={big_uid}"
+                wait_for(lambda: len(http.get(of_big).json()) >= 24, interval=0.05)
                 assert http.get("/racks/big-01").json()["status"]["phase"] != "Ready"
                 holder = wait_for(lambda: next((int(line.split()[1]) for line in
                                                 log.read_text().splitlines()
