@@ -149,3 +149,20 @@ async def test_several_processes_relay_one_at_a_time_without_duplicates(pg_url, 
             await app.state.relay.drained()
     events = await stored_events(URL, prefix, 91)
     assert len(events) == 91 and len({e.id for e in events}) == 91
+
+
+async def test_a_reconciler_s_own_events_take_the_outbox_too(pg_url, place):
+    from fabrica.store import Emission
+
+    prefix, _ = place
+    app = await make_app(pg_url, place)
+    async with serve_in_process(app) as client:
+        created = (await client.post("/devices", json=device(1))).json()
+        store = app.state.store
+        obj = await store.get(Device, created["metadata"]["uid"])
+        await store.emit(Emission(obj, "provisioned", {"nodes": 3}, "emitted-1"))
+        assert (await store.storage.outbox_stats()).backlog >= 1 or app.state.relay.relayed
+        await app.state.relay.drained()
+    events = await stored_events(URL, prefix, 2)
+    emitted = [e for e in events if e.type == f"{prefix}.device.provisioned"]
+    assert [e.id for e in emitted] == ["emitted-1"]
