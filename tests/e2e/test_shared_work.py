@@ -175,6 +175,8 @@ async def _read_stream(prefix: str, at_least: int) -> list[CloudEvent]:
         await nc.close()
 
 
+# A socket of the killed server's last connections may be collected late in this process.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_no_event_is_lost_when_the_server_is_killed_right_after_its_last_commit(tmp_path):
     project = make_device_project(tmp_path)
     prefix, stream = names()

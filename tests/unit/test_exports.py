@@ -27,8 +27,9 @@ EXPORTS = {
     ],
     "fabrica.storage": [
         "AlreadyExists", "Conflict", "DatabaseURLRequired", "Document", "FileStorage", "Invalid",
-        "MigrationRequired", "NotFound", "SQLStorage", "Storage", "StorageError",
-        "StorageSetupError", "Unavailable", "database_url_for", "is_database_url",
+        "Leases", "LocalLeases", "MigrationRequired", "NotFound", "Outbox", "OutboxEntry",
+        "OutboxMessage", "OutboxStats", "SQLLeases", "SQLStorage", "Storage", "StorageError",
+        "StorageSetupError", "Unavailable", "database_url_for", "is_database_url", "lease_key",
         "migrate_database", "open_storage", "prepare_storage",
     ],
     "fabrica.store": [
@@ -38,7 +39,7 @@ EXPORTS = {
     ],
     "fabrica.events": [
         "BusClosed", "CloudEvent", "EventBus", "EventBusError", "EventStream", "ExtensionValue",
-        "Handler", "LIFECYCLE_ACTIONS", "MemoryBus", "NatsBus", "REASON_PATTERN", "ResourceEvent",
+        "Handler", "JetStream", "LIFECYCLE_ACTIONS", "MemoryBus", "NatsBus", "REASON_PATTERN", "ResourceEvent",
         "Subscription", "SubscriptionStats", "TypePattern", "check_reason", "compile_pattern",
         "condition_event", "format_sse", "format_time", "lifecycle_event", "reason_event",
         "sse_stream", "type_matches",
@@ -46,7 +47,7 @@ EXPORTS = {
     "fabrica.reconcile": [
         "Controller", "ControllerMetrics", "EventSource", "ExponentialBackoff", "KindWorkers",
         "OwnerHandler", "QueueShutDown", "RateLimiter", "ReconcileClient", "Request",
-        "ResourceReconciler", "Result", "TerminalError", "WorkQueue",
+        "ResourceReconciler", "Result", "Shards", "TerminalError", "WorkQueue",
     ],
     "fabrica.server": [
         "DEFAULT_MAX_BODY_SIZE", "build_openapi", "create_app", "main", "service_cli",

@@ -124,8 +124,7 @@ class ResourceReconciler(Generic[R]):
             await self._save_status(obj)
             raise
         self._mark_ready(obj, True, "Reconciled", "", before)
-        if not await self._save_status(obj):
-            return Result(requeue=True)  # decided on a state that is gone: decide again
+        await self._save_status(obj)
         if result is None:
             return Result(requeue_after=self.requeue_after)
         return result
@@ -178,24 +177,12 @@ class ResourceReconciler(Generic[R]):
         if "ready" in type(status).model_fields and not user_decided:
             status.ready = ok
 
-    async def _save_status(self, obj: R) -> bool:
-        """Write the status decided on `obj`, unless the resource changed since it was read.
-
-        No write when the status is what is stored. When another write came in between
-        (another process's status, a spec change), the status decided on the older state
-        is dropped, never written over the newer one: returns False, and the caller decides
-        again on the current state (a save that overwrote made a Ready rack flap back to
-        Provisioning).
-        """
+    async def _save_status(self, obj: R) -> None:
+        """Put our status onto the current object (the store retries on conflict, since
+        status belongs to the reconciler); no write when the status is what is stored."""
         wanted: BaseModel = obj.status
-        read = obj.metadata.resource_version
-        stale = False
 
         def change(current: Resource[Any, Any]) -> Resource[Any, Any] | None:
-            nonlocal stale
-            if current.metadata.resource_version != read:
-                stale = True
-                return None
             if _dump(current.status) == _dump(wanted):
                 return None  # nothing new: no write, no event, no echo reconcile
             return current.model_copy(update={"status": wanted})
@@ -204,10 +191,6 @@ class ResourceReconciler(Generic[R]):
             await self.client.modify_status(self.kind, obj.uid, change)
         except NotFound:
             pass  # deleted meanwhile: its status goes with it
-        if stale:
-            self.log.debug("%s %s changed during its reconcile: deciding again",
-                           self.kind.__name__, obj.name)
-        return not stale
 
 
 def _ready_state(obj: Resource[Any, Any]) -> Any:
