@@ -17,7 +17,7 @@ from .._settings import ServiceSettings
 from .._version import __version__
 from ..events import EventBus, MemoryBus, sse_stream
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler
-from ..resource import Resource
+from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import Storage
 from ..store import ChangePublisher, GarbageCollector, ResourceStore
 from ._docs import docs_routes
@@ -39,8 +39,12 @@ def create_app(
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     bus: EventBus | None = None,
     reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
+    versions: Sequence[type[ServedVersion[Any, Any]]] = (),
 ) -> Starlette:
     """Serve `kinds` (SPEC section 3) from `storage`.
+
+    Each kind is served in its storage API version and in each of `versions` (the
+    `ServedVersion` classes of those kinds, SPEC section 9).
 
     With events on (``settings.events`` or a `bus` given) every write publishes CloudEvents
     and ``GET /events`` streams them; with `reconcilers`, a controller drives them. The app
@@ -48,7 +52,8 @@ def create_app(
     """
     settings = settings or ServiceSettings(project="fabrica", package="fabrica_service")
     _check_unique(kinds)
-    store = ResourceStore(storage, kinds)
+    api_versions = ApiVersionTable(kinds, versions)
+    store = ResourceStore(storage, kinds, api_versions=api_versions)
     collector = GarbageCollector(store)
     registry = CollectorRegistry()
     if bus is None and (settings.events or reconcilers):
@@ -66,7 +71,8 @@ def create_app(
             event_prefix=settings.event_prefix, metrics=ControllerMetrics(registry),
         )
     openapi = build_openapi(kinds, title=settings.project, description=settings.description,
-                            events=bus is not None, strict=settings.validation_mode == "strict")
+                            events=bus is not None, strict=settings.validation_mode == "strict",
+                            versions=versions)
     routes: list[BaseRoute] = [
         Route("/health", _health(settings, storage, kinds), methods=["GET"]),
         Route("/openapi.json", _openapi(openapi), methods=["GET"]),
