@@ -141,7 +141,8 @@ def _version_info(cls: type[ServedVersion[Any, Any]], of: Any, version: Any,
                         "or v3alpha2")
     if version == storage.version:
         raise TypeError(f"{name}: {version} is already {storage.kind}'s storage version; a "
-                        "ServedVersion serves another one")
+                        f"ServedVersion serves another one (move {storage.kind} on first: "
+                        f'version="..." in its class keywords)')
     spec_type = cls.model_fields["spec"].annotation
     status_type = cls.model_fields["status"].annotation
     if not (_is_model(spec_type) and _is_model(status_type)):
