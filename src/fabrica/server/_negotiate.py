@@ -89,6 +89,13 @@ class Negotiator:
     def headers(self, version: str) -> dict[str, str]:
         return dict(self._headers[version])
 
+    def media_type(self, version: str) -> str:
+        """``application/json``, with ``;version=V`` when V is not the default version (the
+        body is then of the ``application/json;version=V`` schema OpenAPI documents)."""
+        if version == self.versions.default:
+            return "application/json"
+        return f"application/json;version={version}"
+
     @property
     def _kind(self) -> str:
         return self.versions.kind.resource_info.kind

@@ -126,20 +126,28 @@ def _document_operation(method: str, op: dict[str, Any], versions: ApiVersions,
             response["headers"] = {**response.get("headers", {}), **_VERSION_HEADER,
                                    **(_DEPRECATION_HEADERS if deprecated else {})}
             if versions.multiple:
-                response["content"] = _per_version(response["content"], versions, by_version)
+                response["content"] = _per_version(response["content"], versions, by_version,
+                                                   response=True)
     body = op.get("requestBody")
     if body is not None and versions.multiple:
         body["content"] = _per_version(body["content"], versions, by_version)
 
 
 def _per_version(content: dict[str, Any], versions: ApiVersions,
-                 by_version: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """Each media type again with ``;version=V`` for every version, holding V's schemas;
-    the bare media types hold the default version's."""
+                 by_version: dict[str, dict[str, str]], *, response: bool = False
+                 ) -> dict[str, Any]:
+    """Each media type again with ``;version=V`` for every version, holding V's schemas.
+    A bare request media type holds the default version's (a body in another version says
+    so in its schemaVersion); a bare response one any version's, default first, for tools
+    that match a response's ``application/json;version=V`` to ``application/json``."""
     storage = by_version[versions.storage]
+    order = [versions.default, *(v for v in versions.names if v != versions.default)]
     result: dict[str, Any] = {}
     for media, entry in content.items():
-        result[media] = _swap(entry, storage, by_version[versions.default])
+        shown = [_swap(entry, storage, by_version[name]) for name in order]
+        result[media] = shown[0]
+        if response:
+            result[media] = {"schema": {"anyOf": [one["schema"] for one in shown]}}
         for name in versions.names:
             result[f"{media};version={name}"] = _swap(entry, storage, by_version[name])
     return result
