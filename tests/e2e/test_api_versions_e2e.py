@@ -18,7 +18,7 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from _e2e import EXAMPLES, Server, fabrica
+from tests._support.e2e import EXAMPLES, Server, fabrica
 
 pytestmark = pytest.mark.e2e
 

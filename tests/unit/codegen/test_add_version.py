@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from _versions_example import EXAMPLE
 from fabrica import ServiceSettings
 from fabrica.cli import main
 from fabrica.codegen import discover_project, init_project
+from tests._support.versions import EXAMPLE
 
 PKG = "device_api"
 DEVICE_V1 = Path(__file__).resolve().parents[3] / "examples" / "device" / "device.py"

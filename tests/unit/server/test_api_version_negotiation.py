@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from _versions_example import load
-from conftest import Device as DeviceStoredInV1
-from conftest import serve_in_process
 from fabrica import Model, Resource, ServedVersion, ServiceSettings
 from fabrica.events import MemoryBus
 from fabrica.server import build_openapi, create_app
 from fabrica.storage import FileStorage
+from tests._support.app import Device as DeviceStoredInV1
+from tests._support.app import serve_in_process
+from tests._support.versions import load
 
 device, device_v1 = load()
 Device, DeviceV1 = device.Device, device_v1.DeviceV1

@@ -9,7 +9,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "api-versions"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "api-versions"
 
 
 def load() -> tuple[Any, Any]:
