@@ -28,7 +28,14 @@ from starlette.requests import Request
 from ..resource import ApiVersions, ResourceInfo
 from ._errors import APIError
 
-__all__ = ["Negotiated", "Negotiator", "media_version"]
+__all__ = [
+    "SCHEMA_VERSION_HEADER",
+    "Negotiated",
+    "Negotiator",
+    "accept_versions",
+    "media_version",
+    "warning_header",
+]
 
 SCHEMA_VERSION_HEADER = "X-Schema-Version"
 
