@@ -59,12 +59,13 @@ def free_port() -> int:
 
 
 def request(
-    port: int, method: str, path: str, body: Any = None, timeout: float = 10.0
+    port: int, method: str, path: str, body: Any = None, timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
     """One request to 127.0.0.1:`port`; returns (status, body bytes)."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        headers = {}
+        headers = dict(headers or {})
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -162,6 +163,7 @@ class LoadSpec:
     concurrency: int
     paths: list[str] = field(default_factory=list)
     tag: str = "x"  # makes create names unique across runs
+    accept: str = ""  # an Accept header for reads, e.g. application/json;version=v1
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -217,6 +219,9 @@ local mode = "%(mode)s"
 local paths = {%(paths)s}
 local head = "%(head)s"
 local tail = "%(tail)s"
+local accept = "%(accept)s"
+local read_headers = {}
+if accept ~= "" then read_headers["Accept"] = accept end
 local counter = 0
 local threads = {}
 local n_threads = 0
@@ -238,9 +243,9 @@ function request()
     local body = head .. tid .. "-" .. counter .. tail
     return wrk.format("POST", "/devices", {["Content-Type"] = "application/json"}, body)
   elseif mode == "get" then
-    return wrk.format("GET", paths[(counter %% #paths) + 1])
+    return wrk.format("GET", paths[(counter %% #paths) + 1], read_headers)
   end
-  return wrk.format("GET", "/devices")
+  return wrk.format("GET", "/devices", read_headers)
 end
 
 function response(status, headers, body)
@@ -289,6 +294,7 @@ def _run_wrk(spec: LoadSpec, wrk: str) -> LoadResult:
         "paths": ", ".join(f'"{_lua_string(p)}"' for p in spec.paths),
         "head": _lua_string(head),
         "tail": _lua_string(tail),
+        "accept": _lua_string(spec.accept),
     }
     seconds = max(1, math.ceil(spec.duration))  # wrk takes whole seconds
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
@@ -372,7 +378,8 @@ def _request_bytes(spec: LoadSpec, wid: int, n: int, head: str, tail: str) -> by
         return (f"POST /devices HTTP/1.1\r\n{host}Content-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     path = spec.paths[(wid + n) % len(spec.paths)] if spec.mode == "get" else "/devices"
-    return f"GET {path} HTTP/1.1\r\n{host}\r\n".encode()
+    accept = f"Accept: {spec.accept}\r\n" if spec.accept else ""
+    return f"GET {path} HTTP/1.1\r\n{host}{accept}\r\n".encode()
 
 
 async def _python_load(spec: LoadSpec) -> dict[str, Any]:

@@ -19,6 +19,14 @@ each in its own process; the load generator is a third process (wrk, or a Python
 Traffic goes only to 127.0.0.1. Any non-2xx response or connection error fails the run.
 
     .venv/bin/python bench/http_crud.py [--duration S] [--concurrency N] [--quick]
+
+With ``--api-version v1`` it measures API versions instead (SPEC section 9): the project is
+examples/api-versions (Device stored in v2, v1 served and converted), and get and list100
+run twice against the same server, once in the storage version and once with
+``Accept: application/json;version=v1``; the ratio (converted rps / storage rps) is the
+share of the storage version's speed a converted version keeps.
+
+    .venv/bin/python bench/http_crud.py --api-version v1 [--duration S] [--quick]
 """
 
 from __future__ import annotations
@@ -54,6 +62,10 @@ from _common import (  # noqa: E402
 
 # The SPEC's device.py, as the walkthrough copies it.
 DEVICE_PY = Path(__file__).resolve().parent.parent / "examples" / "device" / "device.py"
+# Device stored in v2 (ipAddress renamed address, location added), v1 served beside it.
+VERSIONS_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "api-versions"
+DEVICE_SPEC_V2 = {"type": "server", "address": "10.0.0.1", "port": 443, "tags": {"rack": "r1"},
+                  "location": "dc-1"}
 
 SEEDED = 100
 OPS = ("create", "get", "list100")
@@ -136,12 +148,18 @@ def serve_baseline(argv: list[str]) -> None:
 # -- the generated project ---------------------------------------------------------------------
 
 
-def make_project(tmp: Path) -> Path:
+def make_project(tmp: Path, versions: bool = False) -> Path:
+    """device-api with the SPEC's Device; with `versions`, examples/api-versions' instead."""
     fabrica = fabrica_command()
     _run([*fabrica, "init", "device-api"], cwd=tmp)
     project = tmp / "device-api"
     _run([*fabrica, "add", "resource", "Device"], cwd=project)
-    (project / "device_api" / "resources" / "device.py").write_text(DEVICE_PY.read_text())
+    resources = project / "device_api" / "resources"
+    if versions:
+        for name in ("device.py", "device_v1.py"):
+            (resources / name).write_text((VERSIONS_EXAMPLE / name).read_text())
+    else:
+        (resources / "device.py").write_text(DEVICE_PY.read_text())
     _run([*fabrica, "generate"], cwd=project)
     return project
 
@@ -188,7 +206,10 @@ class Runs:
         self.results: dict[tuple[str, str], LoadResult] = {}
         self.problems: list[str] = []
 
-    def measure(self, server: Server, op: str, paths: list[str] | None = None) -> None:
+    def measure(self, server: Server, op: str, paths: list[str] | None = None,
+                label: str | None = None, accept: str = "") -> None:
+        """Load `server` with `op`; the result is filed under (op, `label` or server name)."""
+        label = label or server.name
         mode = "list" if op == "list100" else op
         phases = [("warm-up", self.settings.warmup), ("measured", self.settings.duration)]
         for phase, seconds in phases:
@@ -196,11 +217,12 @@ class Runs:
                 continue
             spec = LoadSpec(mode=mode, port=server.port, duration=seconds,
                             concurrency=self.settings.concurrency, paths=paths or [],
-                            tag=f"{server.name[0]}{phase[0]}{secrets.token_hex(3)}")
+                            tag=f"{server.name[0]}{phase[0]}{secrets.token_hex(3)}",
+                            accept=accept)
             result = run_load(spec, self.settings.wrk)
             self._check(server, op, phase, result)
-        self.results[(op, server.name)] = result
-        print(f"  {server.name:8} {op:8} {result.rps:9.0f} rps  p50 {result.p50_ms:.2f} ms  "
+        self.results[(op, label)] = result
+        print(f"  {label:8} {op:8} {result.rps:9.0f} rps  p50 {result.p50_ms:.2f} ms  "
               f"p99 {result.p99_ms:.2f} ms  ({result.requests} requests)", flush=True)
 
     def _check(self, server: Server, op: str, phase: str, result: LoadResult) -> None:
@@ -216,11 +238,11 @@ class Runs:
             self.problems.append(f"{server.name} server log (tail):\n{server.log_tail(15)}")
 
 
-def seed(server: Server, count: int) -> list[str]:
+def seed(server: Server, count: int, spec: dict[str, object] | None = None) -> list[str]:
     uids = []
     for i in range(count):
         body = {"metadata": {"name": f"seed-{i:03d}", "labels": {"bench": "seed"}},
-                "spec": DEVICE_SPEC}
+                "spec": spec or DEVICE_SPEC}
         status, data = request(server.port, "POST", "/devices", body)
         if status != 201:
             raise RuntimeError(f"seeding: POST /devices -> {status}: {data[:300]!r}")
@@ -264,6 +286,44 @@ def bench(settings: Settings) -> Runs:
         with baseline_server(tmp / "data-create-baseline", logs) as server:
             runs.measure(server, "create")
     return runs
+
+
+def bench_api_version(settings: Settings, version: str) -> Runs:
+    """get and list100 in the storage version, then converted to `version`, one server."""
+    runs = Runs(settings)
+    accept = f"application/json;version={version}"
+    with tempfile.TemporaryDirectory(prefix="fabrica-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        logs = tmp / "logs"
+        logs.mkdir()
+        project = make_project(tmp, versions=True)
+        with fabrica_server(project, tmp / "data", logs) as server:
+            uids = seed(server, SEEDED, DEVICE_SPEC_V2)
+            expect_version(server, f"/devices/{uids[0]}", accept, version)
+            paths = [f"/devices/{uid}" for uid in uids]
+            for op in ("get", "list100"):
+                runs.measure(server, op, paths, label="storage")
+                runs.measure(server, op, paths, label="converted", accept=accept)
+    return runs
+
+
+def expect_version(server: Server, path: str, accept: str, version: str) -> None:
+    status, data = request(server.port, "GET", path, headers={"Accept": accept})
+    got = json.loads(data).get("schemaVersion") if status == 200 else f"status {status}"
+    if got != version:
+        raise RuntimeError(f"GET {path} with Accept {accept}: expected schemaVersion "
+                           f"{version}, got {got}")
+
+
+def print_version_table(runs: Runs, version: str) -> None:
+    print()
+    print(f"{'op':8} {'storage rps':>12} {version + ' rps':>12} {'ratio':>7}  (aim >= 0.7)"
+          f" {'storage p50/p99 ms':>20} {version + ' p50/p99 ms':>18}")
+    for op in ("get", "list100"):
+        stored, converted = runs.results[(op, "storage")], runs.results[(op, "converted")]
+        ratio = converted.rps / stored.rps if stored.rps else float("nan")
+        print(f"{op:8} {stored.rps:12.0f} {converted.rps:12.0f} {ratio:7.2f}"
+              f"{'':14} {_latency(stored):>20} {_latency(converted):>18}")
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -314,6 +374,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a ~20 s smoke run")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
                         help="auto: wrk if found (installed with apt-get when root), else python")
+    parser.add_argument("--api-version", metavar="V", choices=["v1"],
+                        help="measure get and list100 converted to API version V against the "
+                        "storage version (examples/api-versions serves v1 beside v2)")
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 1.0 if args.quick else 10.0
@@ -340,8 +403,12 @@ def main(argv: list[str] | None = None) -> int:
                         concurrency=args.concurrency, wrk=wrk)
     print(_describe(settings), flush=True)
     started = time.monotonic()
-    runs = bench(settings)
-    print_table(runs)
+    if args.api_version:
+        runs = bench_api_version(settings, args.api_version)
+        print_version_table(runs, args.api_version)
+    else:
+        runs = bench(settings)
+        print_table(runs)
     print(f"total time {time.monotonic() - started:.0f}s")
     if runs.problems:
         print("\nFAILED: the bench saw errors:", file=sys.stderr)

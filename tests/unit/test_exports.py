@@ -12,18 +12,20 @@ import fabrica
 
 EXPORTS = {
     "fabrica": [
-        "AlreadyExists", "Condition", "Conflict", "Metadata", "Model", "NotFound",
-        "OwnerReference", "Resource", "ResourceInfo", "ServiceSettings", "__version__",
+        "AlreadyExists", "Condition", "Conflict", "Metadata", "Model", "NotFound", "OwnerReference",
+        "Resource", "ResourceInfo", "ServedVersion", "ServiceSettings", "__version__",
         "find_condition", "is_condition_true", "remove_condition", "set_condition",
     ],
     "fabrica.resource": [
-        "API_VERSION", "Condition", "ConditionStatus", "LABEL_KEY_MAX_LENGTH", "LABEL_KEY_PATTERN",
-        "LABEL_VALUE_MAX_LENGTH", "LABEL_VALUE_PATTERN", "Metadata", "Model", "NAME_MAX_LENGTH",
-        "NAME_PATTERN", "OwnerReference", "Requirement", "Resource", "ResourceInfo",
-        "SCHEMA_VERSION", "Selector", "SelectorError", "UID_PATTERN", "default_prefix",
+        "API_VERSION", "ApiVersionTable", "ApiVersions", "Condition", "ConditionStatus",
+        "ConversionError", "LABEL_KEY_MAX_LENGTH", "LABEL_KEY_PATTERN", "LABEL_VALUE_MAX_LENGTH",
+        "LABEL_VALUE_PATTERN", "Metadata", "Model", "NAME_MAX_LENGTH", "NAME_PATTERN",
+        "OwnerReference", "Requirement", "Resource", "ResourceInfo", "SCHEMA_VERSION", "Selector",
+        "SelectorError", "ServedVersion", "UID_PATTERN", "VersionInfo", "default_prefix",
         "find_condition", "is_condition_true", "is_dns1123_subdomain", "is_uid", "is_valid_kind",
-        "is_valid_plural", "is_valid_prefix", "label_key_error", "label_value_error", "new_uid",
-        "parse_selector", "pluralize", "remove_condition", "set_condition", "utcnow",
+        "is_valid_plural", "is_valid_prefix", "is_valid_version", "label_key_error",
+        "label_value_error", "new_uid", "parse_selector", "pluralize", "remove_condition",
+        "set_condition", "utcnow", "version_sort_key",
     ],
     "fabrica.storage": [
         "AlreadyExists", "Conflict", "DatabaseURLRequired", "Document", "FileStorage", "Invalid",
@@ -39,7 +41,8 @@ EXPORTS = {
     ],
     "fabrica.events": [
         "BusClosed", "CloudEvent", "EventBus", "EventBusError", "EventStream", "ExtensionValue",
-        "Handler", "JetStream", "LIFECYCLE_ACTIONS", "MemoryBus", "NatsBus", "REASON_PATTERN", "ResourceEvent",
+        "Handler", "JetStream", "LIFECYCLE_ACTIONS", "MemoryBus", "NatsBus", "REASON_PATTERN",
+        "ResourceEvent",
         "Subscription", "SubscriptionStats", "TypePattern", "check_reason", "compile_pattern",
         "condition_event", "format_sse", "format_time", "lifecycle_event", "reason_event",
         "sse_stream", "type_matches",
@@ -59,12 +62,12 @@ EXPORTS = {
         "UnsupportedMediaType", "ValidationError", "client_cli", "main",
     ],
     "fabrica.codegen": [
-        "CONFIG_FILE", "CodegenError", "FileChange", "GenerateResult", "NOT_YET_AVAILABLE",
-        "ProjectConfig", "add_resource", "check_module_name", "check_not_installed",
-        "check_project_name", "config_from_yaml", "config_to_yaml", "derive_module_name",
-        "discover_resources", "generate", "init_project", "load_config", "pending_features",
-        "render_project", "render_resource_starter", "resource_files", "save_config",
-        "validate_settings",
+        "CONFIG_FILE", "CodegenError", "Discovered", "FileChange", "GenerateResult",
+        "NOT_YET_AVAILABLE", "ProjectConfig", "add_resource", "add_version", "check_module_name",
+        "check_not_installed", "check_project_name", "config_from_yaml", "config_to_yaml",
+        "derive_module_name", "discover_project", "discover_resources", "generate", "init_project",
+        "load_config", "pending_features", "render_project", "render_resource_starter",
+        "render_version_file", "resource_files", "save_config", "validate_settings",
     ],
     "fabrica.cli": [
         "main",

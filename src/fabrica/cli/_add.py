@@ -1,4 +1,5 @@
-"""`fabrica add resource KIND`: the starter file of a new kind."""
+"""`fabrica add resource KIND` (the starter file of a new kind) and `fabrica add version KIND
+VERSION` (one more API version of a kind)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,21 @@ def resource(kind: str, prefix: str | None, plural: str | None, with_versioning:
     out = console()
     out.print(f"[green]created[/] {escape(path.relative_to(root).as_posix())}")
     out.print(f"Next: edit {kind}Spec and {kind}Status in it, then run [bold]fabrica generate[/].")
+
+
+@add.command()
+@click.argument("kind")
+@click.argument("version")
+@click.option("--deprecated", is_flag=True,
+              help="Serve it with Warning and Deprecation headers (an old version).")
+def version(kind: str, version: str, deprecated: bool) -> None:
+    """Write PKG/resources/KIND_VERSION.py: KIND served in API VERSION too (v1, v2beta1,
+    v3alpha2), with its Spec copied from the storage version's and conversions to edit."""
+    root = Path.cwd()
+    with user_errors():
+        path = codegen.add_version(root, kind, version, deprecated)
+    out = console()
+    out.print(f"[green]created[/] {escape(path.relative_to(root).as_posix())}")
+    out.print(f"Next: edit {escape(path.name)} (its Spec and the two spec conversions); a "
+              f"kind that still stores {escape(version)} moves on first (version= in its class "
+              "keywords). Then run [bold]fabrica generate[/].")

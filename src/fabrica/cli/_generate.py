@@ -23,5 +23,7 @@ def generate() -> None:
         result = codegen.generate(Path.cwd())
     kinds = ", ".join(result.kinds) or "none yet (fabrica add resource KIND)"
     console().print(f"fabrica generate: kinds: {kinds}")
+    if result.versions:
+        console().print(f"also served: {', '.join(result.versions)}")
     report_files(result)
     report_pending(result)

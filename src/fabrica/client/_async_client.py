@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from ..events import CloudEvent
-from ..resource import Resource
+from ..resource import Resource, ServedVersion
 from ._calls import to_json
 from ._errors import Conflict, PreconditionFailed
 from ._raw import DEFAULT_SERVER, DEFAULT_TIMEOUT, JSON, AsyncRawClient, JSONList
@@ -38,9 +38,13 @@ class AsyncClient:
         retries: int = 3,
         backoff: float = 0.2,
         headers: Mapping[str, str] | None = None,
+        api_version: str | None = None,
+        versions: Iterable[type[ServedVersion[Any, Any]]] = (),
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.raw = AsyncRawClient(base_url, kinds, transport=transport, timeout=timeout,
-                                  retries=retries, backoff=backoff, headers=headers)
+                                  retries=retries, backoff=backoff, headers=headers,
+                             api_version=api_version, versions=versions, on_warning=on_warning)
         self.kinds = self.raw.kinds
 
     async def aclose(self) -> None:

@@ -7,7 +7,9 @@ clients cannot drift apart, and each one stays a thin loop around ``httpx``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,6 +37,8 @@ __all__ = [
     "to_json",
     "version_call",
     "versions_call",
+    "warnings_of",
+    "with_api_version",
 ]
 
 PatchType = Literal["merge", "json", "shorthand"]
@@ -83,6 +87,31 @@ def to_json(value: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True)
     return dict(value)
+
+
+def with_api_version(call: Call, version: str | None) -> Call:
+    """`call` in API `version`: ``Accept: application/json;version=V``, and its body's
+    ``Content-Type`` with ``;version=V`` (SPEC section 9). None leaves it as it is."""
+    if version is None:
+        return call
+    return dataclasses.replace(
+        call, content_type=f"{call.content_type};version={version}",
+        headers={"Accept": f"application/json;version={version}", **call.headers})
+
+
+_WARNING = re.compile(r'\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"')
+
+
+def warnings_of(response: httpx.Response) -> list[str]:
+    """The texts of a response's ``Warning: 299 - "..."`` headers (a deprecated version...)."""
+    texts = []
+    for header in response.headers.get_list("warning"):
+        for match in _WARNING.finditer(header):
+            try:
+                texts.append(json.loads(f'"{match.group(1)}"'))
+            except ValueError:
+                texts.append(match.group(1))
+    return texts
 
 
 def if_match_value(version: str) -> str:

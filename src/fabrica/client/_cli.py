@@ -28,7 +28,14 @@ import httpx
 from .._settings import ServiceSettings
 from .._version import __version__
 from ..events import ResourceEvent
-from ..resource import Resource, SelectorError, parse_selector
+from ..resource import (
+    ApiVersionTable,
+    Resource,
+    SelectorError,
+    ServedVersion,
+    is_valid_version,
+    parse_selector,
+)
 from ._cli_input import load_body, load_json, shorthand_patch
 from ._errors import ConnectionFailed, FabricaError
 from ._output import FORMATS, echo_data, echo_table, key_value_table, resource_table, rows_table
@@ -67,10 +74,14 @@ then follows that kind's changes. -o json prints one CloudEvent JSON per line.
 
 
 def main(
-    kinds: Sequence[Kind], settings: ServiceSettings, argv: Sequence[str] | None = None
+    kinds: Sequence[Kind],
+    settings: ServiceSettings,
+    argv: Sequence[str] | None = None,
+    versions: Sequence[type[ServedVersion[Any, Any]]] = (),
 ) -> None:
-    """Run the client command line for `kinds` (what ``PKG/client/__main__.py`` calls)."""
-    client_cli(kinds, settings).main(
+    """Run the client command line for `kinds` (what ``PKG/client/__main__.py`` calls);
+    `versions` are the other API versions they serve, for ``--api-version``'s help."""
+    client_cli(kinds, settings, versions=versions).main(
         args=list(argv) if argv is not None else None,
         prog_name=f"python -m {settings.package}.client",
     )
@@ -87,12 +98,14 @@ class _Session:
     output: str | None
     transport: httpx.BaseTransport | None = None
     hint: str = ""  # what to say when the server cannot be reached
+    api_version: str | None = None
     _client: RawClient | None = field(default=None, repr=False)
 
     def client(self) -> RawClient:
         if self._client is None:
             self._client = RawClient(self.server, self.kinds, timeout=self.timeout,
-                                     retries=self.retries, transport=self.transport)
+                                     retries=self.retries, transport=self.transport,
+                                     api_version=self.api_version, on_warning=_print_warning)
         return self._client
 
     def close(self) -> None:
@@ -101,6 +114,12 @@ class _Session:
 
     def fmt(self, option: str | None, default: str) -> str:
         return option or self.output or default
+
+
+def _print_warning(text: str) -> None:
+    """A server's ``Warning`` (a deprecated API version, an ignored field) goes to stderr,
+    as kubectl shows them, so it never mixes into the output a script reads."""
+    click.echo(f"Warning: {text}", err=True)
 
 
 class _RequestFailed(click.ClickException):
@@ -141,6 +160,7 @@ def client_cli(
     kinds: Sequence[Kind],
     settings: ServiceSettings,
     transport: httpx.BaseTransport | None = None,
+    versions: Sequence[type[ServedVersion[Any, Any]]] = (),
 ) -> click.Group:
     """The click group behind `main`; `transport` replaces the network (tests, proxies)."""
     env = settings.env_prefix
@@ -163,14 +183,18 @@ def client_cli(
                   help="Retries of GET/PUT/DELETE after connection errors.")
     @click.option("-o", "--output", type=click.Choice(FORMATS), default=None,
                   help="Output format for every verb (a verb's own -o wins).")
+    @click.option("--api-version", metavar="VERSION", envvar=f"{env}_API_VERSION",
+                  callback=_check_api_version, help="Read and write in this API version "
+                  f"(default: each kind's default){_served_help(kinds, versions)} "
+                  f"[env {env}_API_VERSION].")
     @click.version_option(__version__, prog_name="pyfabrica")
     @_events_options(events_on, root=True)
     @click.pass_context
     def cli(ctx: click.Context, /, server: str, timeout: float, retries: int,
-            output: str | None, **watch: Any) -> None:
+            output: str | None, api_version: str | None, **watch: Any) -> None:
         session = _Session(_with_scheme(server), kinds, timeout, retries, output, transport,
                            hint=f"Is the service running? Point to it with --server URL or "
-                           f"{env}_SERVER.")
+                           f"{env}_SERVER.", api_version=api_version)
         ctx.obj = session
         ctx.call_on_close(session.close)
         if ctx.invoked_subcommand is not None:
@@ -186,6 +210,21 @@ def client_cli(
     for cls in kinds:
         cli.add_command(_kind_group(cls, prefix))
     return cli
+
+
+def _check_api_version(ctx: click.Context, param: click.Parameter, value: str | None
+                       ) -> str | None:
+    if value is not None and not is_valid_version(value):
+        raise click.BadParameter(f"{value!r} is not an API version like v1, v2beta1 or v3alpha2")
+    return value
+
+
+def _served_help(kinds: Sequence[Kind], versions: Sequence[type[ServedVersion[Any, Any]]]
+                 ) -> str:
+    table = ApiVersionTable(kinds, versions)
+    served = [f"{k.resource_info.singular} {', '.join(table.of(k).names)}" for k in kinds
+              if table.of(k).multiple]
+    return f"; served: {'; '.join(served)}" if served else ""
 
 
 def _with_scheme(server: str) -> str:

@@ -8,12 +8,13 @@ is what the command line prints and what scripts want when they pass JSON throug
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
 
-from ..resource import Resource, ResourceInfo
+from ..resource import Resource, ResourceInfo, ServedVersion
 from . import _calls as calls
 from ._calls import Call
 from ._errors import FabricaError
@@ -29,19 +30,37 @@ DEFAULT_TIMEOUT = 10.0
 JSON = dict[str, Any]
 JSONList = list[JSON]  # spelled once here: inside the classes, `list` is the method
 KindsArg = Iterable[type[Resource[Any, Any]]] | Kinds
+Versions = Iterable[type[ServedVersion[Any, Any]]]
+log = logging.getLogger("fabrica.client")
+
+
+def log_warning(text: str) -> None:
+    """The default `on_warning`: a server's ``Warning`` (e.g. a deprecated API version)."""
+    log.warning("server warning: %s", text)
 
 
 class _Base:
     """Configuration the sync and async raw clients share."""
 
     def __init__(
-        self, kinds: KindsArg, retries: int, backoff: float
+        self, kinds: KindsArg, retries: int, backoff: float, api_version: str | None,
+        versions: Versions, on_warning: Callable[[str], None] | None,
     ) -> None:
-        self.kinds = kinds if isinstance(kinds, Kinds) else Kinds(kinds)
+        self.kinds = kinds if isinstance(kinds, Kinds) else Kinds(kinds, versions, api_version)
         self.retry = Retry(retries=retries, backoff=backoff)
+        self.on_warning = on_warning or log_warning
 
     def _info(self, kind: KindRef) -> ResourceInfo:
-        return self.kinds.resolve(kind).resource_info
+        return self.kinds.info(kind)
+
+    def _versioned(self, call: Call, kind: KindRef) -> Call:
+        """`call` asking for `kind`'s API version (Accept, and Content-Type of a body)."""
+        return calls.with_api_version(call, self.kinds.version(kind))
+
+    def _warn(self, response: httpx.Response) -> httpx.Response:
+        for text in calls.warnings_of(response):
+            self.on_warning(text)
+        return response
 
 
 class RawClient(_Base):
@@ -57,8 +76,11 @@ class RawClient(_Base):
         retries: int = 3,
         backoff: float = 0.2,
         headers: Mapping[str, str] | None = None,
+        api_version: str | None = None,
+        versions: Versions = (),
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(kinds, retries, backoff)
+        super().__init__(kinds, retries, backoff, api_version, versions, on_warning)
         self.http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout,
                                  headers=headers)
 
@@ -77,7 +99,7 @@ class RawClient(_Base):
         """Each page of the list, following ``Link: rel="next"`` until there is none."""
         call: Call | None = calls.list_call(self._info(kind), selector, limit)
         while call is not None:
-            response = self._send(call)
+            response = self._send(call, kind)
             yield _items(response)
             call = calls.next_page_call(response)
 
@@ -87,46 +109,48 @@ class RawClient(_Base):
         return [item for page in self.iter_pages(kind, selector, limit) for item in page]
 
     def get(self, kind: KindRef, id: str) -> JSON:
-        return self._object(calls.get_call(self._info(kind), id))
+        return self._object(calls.get_call(self._info(kind), id), kind)
 
     def create(self, kind: KindRef, body: Mapping[str, Any]) -> JSON:
         """POST a flat (Fabrica) or envelope (Kubernetes) body as is."""
-        return self._object(calls.create_call(self._info(kind), body))
+        return self._object(calls.create_call(self._info(kind), body), kind)
 
     def replace(
         self, kind: KindRef, id: str, body: Mapping[str, Any], if_match: str | None = None
     ) -> JSON:
-        return self._object(calls.replace_call(self._info(kind), id, body, if_match))
+        return self._object(calls.replace_call(self._info(kind), id, body, if_match), kind)
 
     def patch(
         self, kind: KindRef, id: str, patch: Any, patch_type: str = "merge",
         if_match: str | None = None,
     ) -> JSON:
-        return self._object(calls.patch_call(self._info(kind), id, patch, patch_type, if_match))
+        call = calls.patch_call(self._info(kind), id, patch, patch_type, if_match)
+        return self._object(call, kind)
 
     def replace_status(
         self, kind: KindRef, id: str, status: Mapping[str, Any], if_match: str | None = None
     ) -> JSON:
-        return self._object(calls.replace_status_call(self._info(kind), id, status, if_match))
+        call = calls.replace_status_call(self._info(kind), id, status, if_match)
+        return self._object(call, kind)
 
     def patch_status(
         self, kind: KindRef, id: str, patch: Any, patch_type: str = "merge",
         if_match: str | None = None,
     ) -> JSON:
         call = calls.patch_call(self._info(kind), id, patch, patch_type, if_match, status=True)
-        return self._object(call)
+        return self._object(call, kind)
 
     def delete(self, kind: KindRef, id: str, if_match: str | None = None) -> JSON:
-        return self._object(calls.delete_call(self._info(kind), id, if_match))
+        return self._object(calls.delete_call(self._info(kind), id, if_match), kind)
 
     def versions(self, kind: KindRef, id: str) -> JSONList:
-        return _items(self._send(calls.versions_call(self._info(kind), id)))
+        return _items(self._send(calls.versions_call(self._info(kind), id), kind))
 
     def get_version(self, kind: KindRef, id: str, version: str) -> JSON:
-        return self._object(calls.version_call(self._info(kind), id, version))
+        return self._object(calls.version_call(self._info(kind), id, version), kind)
 
     def delete_version(self, kind: KindRef, id: str, version: str) -> JSON:
-        return self._object(calls.version_call(self._info(kind), id, version, "DELETE"))
+        return self._object(calls.version_call(self._info(kind), id, version, "DELETE"), kind)
 
     def watch_events(
         self, pattern: str | None = None, on_open: Callable[[], None] | None = None
@@ -141,11 +165,11 @@ class RawClient(_Base):
         with open_stream(self.http, calls.events_call(pattern), self.retry) as response:
             yield from event_objects(response.iter_lines(), on_open)
 
-    def _send(self, call: Call) -> httpx.Response:
-        return send(self.http, call, self.retry)
+    def _send(self, call: Call, kind: KindRef) -> httpx.Response:
+        return self._warn(send(self.http, self._versioned(call, kind), self.retry))
 
-    def _object(self, call: Call) -> JSON:
-        return _object(self._send(call))
+    def _object(self, call: Call, kind: KindRef) -> JSON:
+        return _object(self._send(call, kind))
 
 
 class AsyncRawClient(_Base):
@@ -161,8 +185,11 @@ class AsyncRawClient(_Base):
         retries: int = 3,
         backoff: float = 0.2,
         headers: Mapping[str, str] | None = None,
+        api_version: str | None = None,
+        versions: Versions = (),
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(kinds, retries, backoff)
+        super().__init__(kinds, retries, backoff, api_version, versions, on_warning)
         self.http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout,
                                       headers=headers)
 
@@ -180,7 +207,7 @@ class AsyncRawClient(_Base):
     ) -> AsyncIterator[JSONList]:
         call: Call | None = calls.list_call(self._info(kind), selector, limit)
         while call is not None:
-            response = await self._send(call)
+            response = await self._send(call, kind)
             yield _items(response)
             call = calls.next_page_call(response)
 
@@ -190,47 +217,49 @@ class AsyncRawClient(_Base):
         return [item async for page in self.iter_pages(kind, selector, limit) for item in page]
 
     async def get(self, kind: KindRef, id: str) -> JSON:
-        return await self._object(calls.get_call(self._info(kind), id))
+        return await self._object(calls.get_call(self._info(kind), id), kind)
 
     async def create(self, kind: KindRef, body: Mapping[str, Any]) -> JSON:
-        return await self._object(calls.create_call(self._info(kind), body))
+        return await self._object(calls.create_call(self._info(kind), body), kind)
 
     async def replace(
         self, kind: KindRef, id: str, body: Mapping[str, Any], if_match: str | None = None
     ) -> JSON:
-        return await self._object(calls.replace_call(self._info(kind), id, body, if_match))
+        call = calls.replace_call(self._info(kind), id, body, if_match)
+        return await self._object(call, kind)
 
     async def patch(
         self, kind: KindRef, id: str, patch: Any, patch_type: str = "merge",
         if_match: str | None = None,
     ) -> JSON:
         call = calls.patch_call(self._info(kind), id, patch, patch_type, if_match)
-        return await self._object(call)
+        return await self._object(call, kind)
 
     async def replace_status(
         self, kind: KindRef, id: str, status: Mapping[str, Any], if_match: str | None = None
     ) -> JSON:
         call = calls.replace_status_call(self._info(kind), id, status, if_match)
-        return await self._object(call)
+        return await self._object(call, kind)
 
     async def patch_status(
         self, kind: KindRef, id: str, patch: Any, patch_type: str = "merge",
         if_match: str | None = None,
     ) -> JSON:
         call = calls.patch_call(self._info(kind), id, patch, patch_type, if_match, status=True)
-        return await self._object(call)
+        return await self._object(call, kind)
 
     async def delete(self, kind: KindRef, id: str, if_match: str | None = None) -> JSON:
-        return await self._object(calls.delete_call(self._info(kind), id, if_match))
+        return await self._object(calls.delete_call(self._info(kind), id, if_match), kind)
 
     async def versions(self, kind: KindRef, id: str) -> JSONList:
-        return _items(await self._send(calls.versions_call(self._info(kind), id)))
+        return _items(await self._send(calls.versions_call(self._info(kind), id), kind))
 
     async def get_version(self, kind: KindRef, id: str, version: str) -> JSON:
-        return await self._object(calls.version_call(self._info(kind), id, version))
+        return await self._object(calls.version_call(self._info(kind), id, version), kind)
 
     async def delete_version(self, kind: KindRef, id: str, version: str) -> JSON:
-        return await self._object(calls.version_call(self._info(kind), id, version, "DELETE"))
+        call = calls.version_call(self._info(kind), id, version, "DELETE")
+        return await self._object(call, kind)
 
     async def watch_events(
         self, pattern: str | None = None, on_open: Callable[[], None] | None = None
@@ -240,11 +269,11 @@ class AsyncRawClient(_Base):
             async for event in event_objects_async(response.aiter_lines(), on_open):
                 yield event
 
-    async def _send(self, call: Call) -> httpx.Response:
-        return await send_async(self.http, call, self.retry)
+    async def _send(self, call: Call, kind: KindRef) -> httpx.Response:
+        return self._warn(await send_async(self.http, self._versioned(call, kind), self.retry))
 
-    async def _object(self, call: Call) -> JSON:
-        return _object(await self._send(call))
+    async def _object(self, call: Call, kind: KindRef) -> JSON:
+        return _object(await self._send(call, kind))
 
 
 def _body(response: httpx.Response) -> Any:

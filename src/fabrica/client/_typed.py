@@ -14,14 +14,15 @@ from typing import Any, cast
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
-from ..resource import Resource
+from ..resource import Resource, ServedVersion
 from ._calls import to_json
 from ._kinds import Kinds
 
 __all__ = ["R", "Body", "create_body", "item_id", "resolve", "split_target", "update_body"]
 
 # A resource class; with a kind given by name the type checker falls back to the default.
-R = TypeVar("R", bound=Resource[Any, Any], default=Resource[Any, Any])
+# A served version's class (``DeviceV1``) works everywhere a kind does.
+R = TypeVar("R", bound=BaseModel, default=Resource[Any, Any])
 Body = BaseModel | Mapping[str, Any]
 
 
@@ -29,9 +30,10 @@ def resolve(kinds: Kinds, kind: type[R] | str) -> type[R]:
     return cast("type[R]", kinds.resolve(kind))
 
 
-def item_id(obj: Resource[Any, Any]) -> str:
-    """The uid when the object has one (it is stable), else the name."""
-    return obj.metadata.uid or obj.metadata.name
+def item_id(obj: Any) -> str:
+    """The uid when the object (a resource, in any API version) has one (it is stable),
+    else the name."""
+    return cast(str, obj.metadata.uid or obj.metadata.name)
 
 
 def create_body(
@@ -48,7 +50,7 @@ def create_body(
     return {"metadata": metadata, "spec": to_json(spec)}
 
 
-def update_body(obj: Resource[Any, Any]) -> dict[str, Any]:
+def update_body(obj: Any) -> dict[str, Any]:
     """The envelope of a PUT; its ``resourceVersion`` makes the server refuse stale writes."""
     meta = obj.metadata
     metadata: dict[str, Any] = {
@@ -58,8 +60,9 @@ def update_body(obj: Resource[Any, Any]) -> dict[str, Any]:
     }
     if meta.resource_version:
         metadata["resourceVersion"] = meta.resource_version
-    return {"apiVersion": obj.api_version, "kind": obj.resource_info.kind,
-            "metadata": metadata, "spec": to_json(obj.spec)}
+    # schemaVersion says which API version the spec is in, whatever the client's default
+    return {"apiVersion": obj.api_version, "schemaVersion": obj.schema_version,
+            "kind": obj.kind, "metadata": metadata, "spec": to_json(obj.spec)}
 
 
 def split_target(
@@ -69,7 +72,7 @@ def split_target(
 
     With `own_status`, an object given without a value stands for its own ``status``.
     """
-    if isinstance(target, Resource):
+    if isinstance(target, Resource | ServedVersion):
         kind: Any = type(target)
         id, rest = item_id(target), args
         default: Any = target.status if own_status else None

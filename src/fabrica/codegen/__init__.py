@@ -7,6 +7,7 @@ Errors the user can fix are `CodegenError`s; this package knows nothing of the C
 """
 
 from ._add import add_resource, render_resource_starter
+from ._add_version import add_version, render_version_file
 from ._config import (
     CONFIG_FILE,
     ProjectConfig,
@@ -16,7 +17,7 @@ from ._config import (
     save_config,
     validate_settings,
 )
-from ._discover import discover_resources, resource_files
+from ._discover import Discovered, discover_project, discover_resources, resource_files
 from ._errors import CodegenError
 from ._features import NOT_YET_AVAILABLE, pending_features
 from ._generator import FileChange, GenerateResult, generate, render_project
@@ -27,16 +28,19 @@ __all__ = [
     "CONFIG_FILE",
     "NOT_YET_AVAILABLE",
     "CodegenError",
+    "Discovered",
     "FileChange",
     "GenerateResult",
     "ProjectConfig",
     "add_resource",
+    "add_version",
     "check_module_name",
     "check_not_installed",
     "check_project_name",
     "config_from_yaml",
     "config_to_yaml",
     "derive_module_name",
+    "discover_project",
     "discover_resources",
     "generate",
     "init_project",
@@ -44,6 +48,7 @@ __all__ = [
     "pending_features",
     "render_project",
     "render_resource_starter",
+    "render_version_file",
     "resource_files",
     "save_config",
     "validate_settings",

@@ -13,16 +13,34 @@ import importlib
 import sys
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..resource import Resource
+from ..resource import Resource, ServedVersion, version_sort_key
 from ._errors import CodegenError
 
-__all__ = ["ResourceClass", "check_unique", "discover_resources", "resource_files"]
+__all__ = [
+    "Discovered",
+    "ResourceClass",
+    "VersionClass",
+    "check_unique",
+    "discover_project",
+    "discover_resources",
+    "resource_files",
+]
 
 ResourceClass = type[Resource[Any, Any]]
+VersionClass = type[ServedVersion[Any, Any]]
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """A project's kinds, and the other API versions they serve (`ServedVersion` classes)."""
+
+    kinds: list[ResourceClass]
+    versions: list[VersionClass]
 
 
 def resource_files(root: Path, package: str) -> list[Path]:
@@ -39,12 +57,46 @@ def resource_files(root: Path, package: str) -> list[Path]:
 
 def discover_resources(root: Path, package: str) -> list[ResourceClass]:
     """Every kind the project's resource files define, sorted by kind."""
+    return discover_project(root, package).kinds
+
+
+def discover_project(root: Path, package: str) -> Discovered:
+    """Every kind and every `ServedVersion` the resource files define, sorted by kind (and
+    version); a version served twice, or of a kind not in the project, is an error."""
     kinds: list[ResourceClass] = []
+    versions: list[VersionClass] = []
     with _project_imports(root, package):
         for path in resource_files(root, package):
-            kinds.extend(_kinds_in(_import(root, package, path)))
+            module = _import(root, package, path)
+            kinds.extend(_kinds_in(module))
+            versions.extend(_defined_in(module, ServedVersion, "version_info"))
     check_unique(kinds)
-    return sorted(kinds, key=lambda cls: cls.resource_info.kind)
+    _check_versions(kinds, versions)
+    kinds.sort(key=lambda cls: cls.resource_info.kind)
+    versions.sort(key=lambda v: (v.version_info.storage.kind,
+                                 version_sort_key(v.version_info.version)))
+    return Discovered(kinds, versions)
+
+
+def _check_versions(kinds: list[ResourceClass], versions: list[VersionClass]) -> None:
+    seen: dict[tuple[str, str], VersionClass] = {}
+    for served in versions:
+        info = served.version_info
+        if info.kind not in kinds:
+            raise CodegenError(
+                f"{served.__name__} ({_where(served)}) serves {info.storage.kind}, which is not "
+                f"a kind of this project",
+                f"point of= at a kind defined in {_where(served).rsplit('/', 1)[0]}/",
+            )
+        key = (info.storage.kind, info.version)
+        if key in seen:
+            first = seen[key]
+            raise CodegenError(
+                f"{info.storage.kind} {info.version} is served twice: by {first.__name__} "
+                f"({_where(first)}) and {served.__name__} ({_where(served)})",
+                "keep one of them",
+            )
+        seen[key] = served
 
 
 def check_unique(kinds: list[ResourceClass]) -> None:
@@ -136,13 +188,19 @@ def _describe(exc: Exception, root: Path) -> str:
 
 def _kinds_in(module: ModuleType) -> list[ResourceClass]:
     """The kinds `module` defines itself: not imported ones, not `Resource[Spec, Status]`."""
-    found: dict[int, ResourceClass] = {}
+    return _defined_in(module, Resource, "resource_info")
+
+
+def _defined_in(module: ModuleType, base: type, marker: str) -> list[Any]:
+    """The subclasses of `base` that `module` defines itself and that carry `marker` (set
+    once the class keywords were checked): not imported ones, not the generic base."""
+    found: dict[int, Any] = {}
     for value in vars(module).values():
         if (
             isinstance(value, type)
-            and issubclass(value, Resource)
+            and issubclass(value, base)
             and value.__module__ == module.__name__
-            and "resource_info" in vars(value)
+            and marker in vars(value)
         ):
             found[id(value)] = value
     return list(found.values())

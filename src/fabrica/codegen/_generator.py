@@ -25,7 +25,7 @@ from .._settings import ServiceSettings
 from .._version import __version__
 from ..server import build_openapi
 from ._config import CONFIG_FILE, load_config
-from ._discover import ResourceClass, discover_resources
+from ._discover import ResourceClass, VersionClass, discover_project
 from ._features import pending_features
 
 __all__ = [
@@ -97,24 +97,37 @@ class GenerateResult:
     kinds: tuple[str, ...]
     files: tuple[FileChange, ...]
     pending: tuple[str, ...]
+    versions: tuple[str, ...] = ()  # "Device v1 (deprecated)": API versions besides storage
 
 
 def generate(root: Path) -> GenerateResult:
     """Read `.fabrica.yaml` and the resource files under `root`; bring the project up to date."""
     settings = load_config(root).settings
-    kinds = discover_resources(root, settings.package)
-    rendered = render_project(settings, kinds)
+    found = discover_project(root, settings.package)
+    kinds, versions = found.kinds, found.versions
+    rendered = render_project(settings, kinds, versions)
     changes = [change for file in rendered if (change := _write(root, file))]
     return GenerateResult(
         kinds=tuple(cls.resource_info.kind for cls in kinds),
         files=tuple(changes),
         pending=tuple(pending_features(settings)),
+        versions=tuple(_describe_version(v) for v in versions),
     )
 
 
-def render_project(settings: ServiceSettings, kinds: list[ResourceClass]) -> list[RenderedFile]:
+def _describe_version(served: VersionClass) -> str:
+    info = served.version_info
+    return f"{info.storage.kind} {info.version}" + (" (deprecated)" if info.deprecated else "")
+
+
+def render_project(
+    settings: ServiceSettings,
+    kinds: list[ResourceClass],
+    versions: list[VersionClass] | None = None,
+) -> list[RenderedFile]:
+    versions = versions or []
     env = template_env()
-    context = _context(settings, kinds)
+    context = _context(settings, kinds, versions)
     files = [(p, t, False) for p, t in _USER_FILES] + [(p, t, True) for p, t in _GENERATED_FILES]
     kind_files: list[tuple[str, str, bool]] = []
     if settings.reconcile:
@@ -139,16 +152,22 @@ def render_project(settings: ServiceSettings, kinds: list[ResourceClass]) -> lis
         for kind in context["kinds"]
         for path, template, generated in kind_files
     ]
-    rendered.append(RenderedFile(OPENAPI_FILE, render_openapi(settings, kinds), generated=True))
+    rendered.append(RenderedFile(OPENAPI_FILE, render_openapi(settings, kinds, versions),
+                                 generated=True))
     return rendered
 
 
-def render_openapi(settings: ServiceSettings, kinds: list[ResourceClass]) -> str:
+def render_openapi(
+    settings: ServiceSettings,
+    kinds: list[ResourceClass],
+    versions: list[VersionClass] | None = None,
+) -> str:
     """The service's OpenAPI document as written to the project: stable bytes, so an
     unchanged project regenerates it identically."""
     document = build_openapi(kinds, title=settings.project, description=settings.description,
                              events=settings.events,
-                             strict=settings.validation_mode == "strict")
+                             strict=settings.validation_mode == "strict",
+                             versions=versions or ())
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -167,7 +186,9 @@ def template_env() -> jinja2.Environment:
     return env
 
 
-def _context(settings: ServiceSettings, kinds: list[ResourceClass]) -> dict[str, Any]:
+def _context(
+    settings: ServiceSettings, kinds: list[ResourceClass], versions: list[VersionClass]
+) -> dict[str, Any]:
     package = settings.package
     return {
         "settings": settings,
@@ -187,6 +208,15 @@ def _context(settings: ServiceSettings, kinds: list[ResourceClass]) -> dict[str,
                 "var": _variable(cls.resource_info.singular),
             }
             for cls in kinds
+        ],
+        "versions": [
+            {
+                "name": served.__name__,
+                "module": served.__module__.rsplit(".", 1)[-1],
+                "kind": served.version_info.storage.kind,
+                "version": served.version_info.version,
+            }
+            for served in versions
         ],
     }
 

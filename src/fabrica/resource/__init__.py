@@ -1,5 +1,7 @@
-"""The resource model: `Model`, `Resource[Spec, Status]`, metadata, conditions and names."""
+"""The resource model: `Model`, `Resource[Spec, Status]`, `ServedVersion`, metadata, conditions
+and names."""
 
+from ._api_versions import ApiVersions, ApiVersionTable, ConversionError
 from ._conditions import (
     Condition,
     ConditionStatus,
@@ -42,6 +44,7 @@ from ._resource import (
     ResourceInfo,
     new_uid,
 )
+from ._served import ServedVersion, VersionInfo, is_valid_version, version_sort_key
 from ._time import utcnow
 
 __all__ = [
@@ -53,8 +56,11 @@ __all__ = [
     "NAME_MAX_LENGTH",
     "NAME_PATTERN",
     "SCHEMA_VERSION",
+    "ApiVersionTable",
+    "ApiVersions",
     "Condition",
     "ConditionStatus",
+    "ConversionError",
     "Metadata",
     "Model",
     "OwnerReference",
@@ -64,6 +70,8 @@ __all__ = [
     "Selector",
     "SelectorError",
     "UID_PATTERN",
+    "ServedVersion",
+    "VersionInfo",
     "default_prefix",
     "find_condition",
     "is_condition_true",
@@ -72,6 +80,7 @@ __all__ = [
     "is_valid_kind",
     "is_valid_plural",
     "is_valid_prefix",
+    "is_valid_version",
     "label_key_error",
     "label_value_error",
     "new_uid",
@@ -80,4 +89,5 @@ __all__ = [
     "remove_condition",
     "set_condition",
     "utcnow",
+    "version_sort_key",
 ]

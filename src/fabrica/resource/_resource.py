@@ -5,12 +5,16 @@ A kind is declared once, as a class::
     class Device(Resource[DeviceSpec, DeviceStatus], prefix="dev"):
         '''A network device.'''
 
-The class keywords become `Device.resource_info` (kind, UID prefix, URL plural, versioning),
-which storage, server and code generation read instead of re-deriving names themselves.
+The class keywords become `Device.resource_info` (kind, UID prefix, URL plural, spec
+history, API version), which storage, server and code generation read instead of
+re-deriving names themselves. ``version=`` names the *storage* API version (default ``v1``):
+the shape documents are stored in and, unless ``default_version=`` says otherwise, the one
+a request that names no version gets; other versions are served by `ServedVersion` classes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +86,8 @@ class ResourceInfo:
     spec_type: type[BaseModel]
     status_type: type[BaseModel]
     description: str
+    version: str = API_VERSION  # the storage API version
+    default_version: str = ""  # the version of requests that name none; "" = `version`
 
     @property
     def singular(self) -> str:
@@ -116,6 +122,8 @@ class Resource(BaseModel, Generic[SpecT, StatusT]):
         prefix: str | None = None,
         plural: str | None = None,
         versioning: bool = False,
+        version: str = API_VERSION,
+        default_version: str = "",
         **kwargs: Any,
     ) -> None:
         # Swallow our class keywords so object.__init_subclass__ does not reject them;
@@ -128,6 +136,8 @@ class Resource(BaseModel, Generic[SpecT, StatusT]):
         prefix: str | None = None,
         plural: str | None = None,
         versioning: bool = False,
+        version: str = API_VERSION,
+        default_version: str = "",
         **kwargs: Any,
     ) -> None:
         super().__pydantic_init_subclass__(**kwargs)
@@ -137,13 +147,17 @@ class Resource(BaseModel, Generic[SpecT, StatusT]):
         status_type = cls.model_fields["status"].annotation
         if not (_is_model(spec_type) and _is_model(status_type)):
             raise TypeError(f"{cls.__name__} must subclass Resource[SpecModel, StatusModel]")
-        cls.resource_info = _resource_info(cls, spec_type, status_type, prefix, plural, versioning)
+        info = _resource_info(cls, spec_type, status_type, prefix, plural, versioning)
+        cls.resource_info = _with_versions(info, version, default_version)
 
     @model_validator(mode="before")
     @classmethod
-    def _default_kind(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("kind") and hasattr(cls, "resource_info"):
-            data = {**data, "kind": cls.resource_info.kind}
+    def _defaults(cls, data: Any) -> Any:
+        """Kind and API version default to the class's: a new object is in storage shape."""
+        if isinstance(data, dict) and hasattr(cls, "resource_info"):
+            info = cls.resource_info
+            data = _with_defaults(data, kind=info.kind, apiVersion=info.version,
+                                  schemaVersion=info.version)
         return data
 
     @property
@@ -158,6 +172,26 @@ class Resource(BaseModel, Generic[SpecT, StatusT]):
         """A reference to this resource, for a dependent's ``metadata.ownerReferences``."""
         return OwnerReference(kind=self.resource_info.kind, name=self.name, uid=self.uid,
                               controller=controller, block_owner_deletion=controller)
+
+
+_BY_NAME = {"apiVersion": "api_version", "schemaVersion": "schema_version", "kind": "kind"}
+
+
+def _with_defaults(data: dict[str, Any], **defaults: str) -> dict[str, Any]:
+    """`data` with each default set where neither its JSON nor its Python name has a value."""
+    missing = {key: value for key, value in defaults.items()
+               if not data.get(key) and not data.get(_BY_NAME[key])}
+    return {**data, **missing} if missing else data
+
+
+def _with_versions(info: ResourceInfo, version: str, default_version: str) -> ResourceInfo:
+    from ._served import is_valid_version  # _served builds on this module
+
+    for keyword, value in (("version", version), ("default_version", default_version)):
+        if value and not (isinstance(value, str) and is_valid_version(value)):
+            raise TypeError(f"{info.kind}: {keyword}={value!r} is not an API version like v1, "
+                            "v2beta1 or v3alpha2")
+    return dataclasses.replace(info, version=version, default_version=default_version)
 
 
 def _is_model(tp: object) -> TypeGuard[type[BaseModel]]:

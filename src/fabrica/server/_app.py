@@ -19,7 +19,7 @@ from .._settings import ServiceSettings
 from .._version import __version__
 from ..events import EventBus, MemoryBus, sse_stream
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler, Shards
-from ..resource import Resource
+from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import Leases, LocalLeases, Storage
 from ..store import ChangePublisher, Emission, GarbageCollector, ResourceStore
 from ._docs import docs_routes
@@ -48,8 +48,12 @@ def create_app(
     reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
     role: Role = "all",
     instance: str | None = None,
+    versions: Sequence[type[ServedVersion[Any, Any]]] = (),
 ) -> Starlette:
     """Serve `kinds` (SPEC section 3) from `storage`.
+
+    Each kind is served in its storage API version and in each of `versions` (the
+    `ServedVersion` classes of those kinds, SPEC section 9).
 
     With events on (``settings.events`` or a `bus` given) every write publishes CloudEvents
     and ``GET /events`` streams them; with `reconcilers`, a controller drives them. The app
@@ -65,7 +69,8 @@ def create_app(
     if role == "api":
         reconcilers = ()
     _check_unique(kinds)
-    store = ResourceStore(storage, kinds)
+    api_versions = ApiVersionTable(kinds, versions)
+    store = ResourceStore(storage, kinds, api_versions=api_versions)
     collector = GarbageCollector(store)
     registry = CollectorRegistry()
     if bus is None and (settings.events or reconcilers):
@@ -95,7 +100,8 @@ def create_app(
             shards=shards,
         )
     openapi = build_openapi(kinds, title=settings.project, description=settings.description,
-                            events=bus is not None, strict=settings.validation_mode == "strict")
+                            events=bus is not None, strict=settings.validation_mode == "strict",
+                            versions=versions)
     instance = instance or default_instance()
     readiness = Readiness(storage, kinds, bus, role)
     if controller is not None and controller.shards is not None:

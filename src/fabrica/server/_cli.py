@@ -20,7 +20,7 @@ from .._settings import ServiceSettings
 from .._version import __version__
 from ..events import JetStream, NatsBus, compile_pattern
 from ..reconcile import ResourceReconciler
-from ..resource import Resource
+from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import (
     DatabaseURLRequired,
     Storage,
@@ -46,10 +46,12 @@ def main(
     settings: ServiceSettings,
     argv: Sequence[str] | None = None,
     reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
+    versions: Sequence[type[ServedVersion[Any, Any]]] = (),
 ) -> None:
-    """Run the service command line (``serve``) for `kinds` and their `reconcilers`."""
+    """Run the service command line (``serve``) for `kinds`, their `reconcilers` and the
+    other API `versions` they serve."""
     args = list(argv) if argv is not None else None
-    service_cli(kinds, settings, reconcilers).main(
+    service_cli(kinds, settings, reconcilers, versions).main(
         args=args, prog_name=f"python -m {settings.package}.server")
 
 
@@ -57,6 +59,7 @@ def service_cli(
     kinds: Sequence[type[Resource[Any, Any]]],
     settings: ServiceSettings,
     reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
+    versions: Sequence[type[ServedVersion[Any, Any]]] = (),
 ) -> click.Group:
     env = settings.env_prefix
 
@@ -152,10 +155,10 @@ def service_cli(
             # With several workers, one runs the reconcilers: the others serve the API.
             worker_role: Role = role if index == 0 or role == "api" else "api"
             return create_app(kinds, storage, settings=service, max_body_size=max_body_size,
-                              reconcilers=active, bus=bus, role=worker_role, instance=name)
+                              reconcilers=active, bus=bus, role=worker_role, instance=name,
+                              versions=versions)
 
-        log.info("serving %s as %s: %s", settings.project, role,
-                 ", ".join(f"/{k.resource_info.plural}" for k in kinds) or "no resources")
+        log.info("serving %s as %s: %s", settings.project, role, _served(kinds, versions))
         log.info("listening on http://%s:%d (docs at /docs)", host, port)
         options: dict[str, Any] = {"log_config": None, "log_level": log_level,
                                    "access_log": access_log, "server_header": False}
@@ -256,6 +259,18 @@ def _storage_errors() -> Iterator[None]:
         if exc.usage:
             raise click.UsageError(f"--database-url: {exc}") from None
         raise click.ClickException(str(exc)) from None
+
+
+def _served(kinds: Sequence[type[Resource[Any, Any]]],
+            versions: Sequence[type[ServedVersion[Any, Any]]]) -> str:
+    """``/devices (v2, v1 deprecated), /racks (v1)``: each kind's path and API versions."""
+    table = ApiVersionTable(kinds, versions)
+    parts = []
+    for cls in kinds:
+        table_of = table.of(cls)
+        names = [v + (" deprecated" if table_of.deprecated(v) else "") for v in table_of.names]
+        parts.append(f"/{cls.resource_info.plural} ({', '.join(names)})")
+    return ", ".join(parts) or "no resources"
 
 
 def _active_reconcilers(

@@ -9,6 +9,7 @@ lists every route the server answers, every patch media type and every error sta
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,9 +23,12 @@ from ..resource import (
     LABEL_VALUE_PATTERN,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
+    ApiVersionTable,
     Resource,
     ResourceInfo,
+    ServedVersion,
 )
+from ._openapi_versions import document_versions, version_models
 from ._table import ID_PARAM, VERSION_PARAM, kind_operations
 
 __all__ = ["build_openapi"]
@@ -123,6 +127,8 @@ _VERSION_SCHEMA = {
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
         "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
         "spec": {"type": "object"},
+        "schemaVersion": {"type": "string",
+                          "description": "The API version the spec is shown in"},
     },
 }
 
@@ -134,8 +140,10 @@ def build_openapi(
     description: str = "",
     events: bool = False,
     strict: bool = True,
+    versions: Sequence[type[ServedVersion[Any, Any]]] = (),
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of a service serving `kinds`.
+    """The OpenAPI 3.1 document of a service serving `kinds`, and the other API `versions`
+    of those kinds (`ServedVersion` classes).
 
     `events` says whether the service streams ``GET /events`` (events or reconciliation
     on); `strict` whether it refuses unknown spec and status fields (validation mode
@@ -148,6 +156,8 @@ def build_openapi(
         info = cls.resource_info
         models += [(cls, "serialization"), (info.spec_type, "validation"),
                    (info.status_type, "validation")]
+    table = ApiVersionTable(kinds, versions)
+    models += version_models(kinds, table)
     _, defs = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     schemas["Error"] = _ERROR_SCHEMA
@@ -168,13 +178,16 @@ def build_openapi(
         tags.append({"name": info.kind, "description": info.description or info.kind})
     paths.update(_system_paths(events))
     tags.append({"name": "system", "description": "Health, metrics, events and this document"})
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": __version__, "description": description},
         "tags": tags,
         "paths": paths,
         "components": {"schemas": schemas},
     }
+    document_versions(document, kinds, table, strict=strict, refs=partial(_refs, schemas),
+                      write_schema=_write_schema)
+    return document
 
 
 _READY = {"type": "object", "required": ["status", "checks"], "properties": {

@@ -5,21 +5,24 @@ Writes are the store's `modify`: a client that states a precondition (``If-Match
 ``metadata.resourceVersion`` in an envelope PUT) gets 412 or 409 when it does not hold; a
 client that states none gets its change applied to the current state, the store re-reading
 and retrying when another writer slipped in between. Either way no write is lost silently.
+
+Each handler also negotiates the API version (`_negotiate.py`): it reads and writes in the
+version the request names, converting to and from the storage version at the edges, so the
+store and everything behind it only ever see the storage version.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..resource import Resource, SelectorError, parse_selector
+from ..resource import ApiVersions, ConversionError, Resource, SelectorError, parse_selector
 from ..store import ResourceStore
 from ._body import (
     WriteRequest,
@@ -30,14 +33,13 @@ from ._body import (
     validate_model,
 )
 from ._conditional import etag, etag_of, if_match_precondition, if_none_match_hits
-from ._errors import APIError
+from ._errors import APIError, validation_details
+from ._negotiate import Negotiated, Negotiator, warning_header
 from ._paging import decode_continue, encode_continue, parse_limit
 from ._patch import apply_patch, patch_format
 from ._table import ID_PARAM, VERSION_PARAM, kind_operations
 
 __all__ = ["KindEndpoints"]
-
-_JSON = "application/json"
 
 AnyResource = Resource[Any, Any]
 Handler = Callable[[Request], Awaitable[Response]]
@@ -53,12 +55,15 @@ class KindEndpoints:
         *,
         max_body_size: int,
         validation_mode: str,
+        api_versions: ApiVersions | None = None,
     ) -> None:
         self.cls = cls
         self.info = cls.resource_info
         self.store = store
         self.max_body_size = max_body_size
         self.validation_mode = validation_mode
+        self.versions = api_versions or store.api_versions.of(cls)
+        self.negotiate = Negotiator(self.versions)
 
     def routes(self) -> list[Route]:
         """One route per path, so a 405 lists every method of that path in ``Allow``."""
@@ -79,10 +84,12 @@ class KindEndpoints:
                            [{"field": "labelSelector", "message": str(exc)}]) from None
         limit = parse_limit(query.get("limit"))
         after = decode_continue(query.get("continue"))
+        version = self.negotiate.read(request)
         items = await self.store.list_wire(
-            self.cls, selector=selector, limit=limit + 1 if limit else None, after=after
+            self.cls, selector=selector, limit=limit + 1 if limit else None, after=after,
+            api_version=version,
         )
-        headers = {}
+        headers = self._headers(version)
         if limit and len(items) > limit:
             items = items[:limit]
             next_url = request.url.include_query_params(
@@ -90,47 +97,53 @@ class KindEndpoints:
             )
             headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
         body = b"[" + b",".join(wire for _, wire in items) + b"]"
-        return Response(body, media_type=_JSON, headers=headers)
+        return Response(body, media_type=self.negotiate.media_type(version), headers=headers)
 
     async def create(self, request: Request) -> Response:
-        write = await self._read_write(request)
+        write, version = await self._read_write(request)
         if write.name is None:
             raise APIError(400, "name is required",
                            [{"field": "metadata.name", "message": "Field required"}])
+        spec = _to_storage(self.versions, version.body, "spec", write.spec)
         obj = await self.store.create(
-            self.cls, write.name, write.spec, labels=write.labels, annotations=write.annotations,
+            self.cls, write.name, spec, labels=write.labels, annotations=write.annotations,
             owner_references=write.owner_references, finalizers=write.finalizers,
         )
-        headers = {"Location": f"/{self.info.plural}/{obj.uid}", **_warning(write.warnings)}
-        return _resource(obj, 201, headers)
+        return self._resource(obj, version, write.warnings, 201,
+                              {"Location": f"/{self.info.plural}/{obj.uid}"})
 
     # -- one resource --------------------------------------------------------------------
 
     async def get(self, request: Request) -> Response:
+        version = self.negotiate.read(request)
         doc = await self.store.get_document(self.cls, request.path_params[ID_PARAM])
         tag = etag_of(doc["metadata"]["resourceVersion"])
+        headers = {"ETag": tag, **self._headers(version)}
         if if_none_match_hits(request, tag):
-            return Response(status_code=304, headers={"ETag": tag})
-        return Response(self.store.wire(self.cls, doc), media_type=_JSON, headers={"ETag": tag})
+            return Response(status_code=304, headers=headers)
+        return Response(self.store.wire(self.cls, doc, version),
+                        media_type=self.negotiate.media_type(version), headers=headers)
 
     async def replace(self, request: Request) -> Response:
-        write = await self._read_write(request)
+        write, version = await self._read_write(request)
 
         def change(current: AnyResource) -> AnyResource:
             if write.name is not None and write.name != current.name:
                 raise APIError(400, "metadata.name is immutable",
                                [{"field": "metadata.name", "message": "cannot be changed"}])
-            return _with_write(current, write)
+            spec = _to_storage(self.versions, version.body, "spec", write.spec, current.spec)
+            return _with_write(current, write, spec)
 
         updated = await self.store.modify(
             self.cls, request.path_params[ID_PARAM], change,
             precondition=if_match_precondition(request), expected_version=write.resource_version)
-        return _resource(updated, headers=_warning(write.warnings))
+        return self._resource(updated, version, write.warnings)
 
     async def patch(self, request: Request) -> Response:
         return await self._patch(request, "spec")
 
     async def delete(self, request: Request) -> Response:
+        headers = self._headers(self.negotiate.read(request))
         obj = await self.store.delete(self.cls, request.path_params[ID_PARAM],
                                       precondition=if_match_precondition(request))
         if obj.metadata.finalizers:  # marked, not yet removed: Kubernetes answers the same way
@@ -139,17 +152,24 @@ class KindEndpoints:
                            + ", ".join(obj.metadata.finalizers),
                 "uid": obj.uid,
                 "finalizers": obj.metadata.finalizers,
-            })
-        return JSONResponse({"message": f"{self.info.kind} deleted successfully", "uid": obj.uid})
+            }, headers=headers)
+        return JSONResponse({"message": f"{self.info.kind} deleted successfully", "uid": obj.uid},
+                            headers=headers)
 
     async def replace_status(self, request: Request) -> Response:
         body = await read_json_object(request, self.max_body_size)
-        status, warnings = parse_status(self.info, body, self.validation_mode)
+        version = self.negotiate.write(request, body)
+        status, warnings = parse_status(self.negotiate.view(version.body), body,
+                                        self.validation_mode)
+
+        def change(current: AnyResource) -> AnyResource:
+            stored = _to_storage(self.versions, version.body, "status", status, current.status)
+            return current.model_copy(update={"status": stored})
+
         updated = await self.store.modify(
-            self.cls, request.path_params[ID_PARAM],
-            lambda current: current.model_copy(update={"status": status}), part="status",
+            self.cls, request.path_params[ID_PARAM], change, part="status",
             precondition=if_match_precondition(request))
-        return _resource(updated, headers=_warning(warnings))
+        return self._resource(updated, version, warnings)
 
     async def patch_status(self, request: Request) -> Response:
         return await self._patch(request, "status")
@@ -157,52 +177,89 @@ class KindEndpoints:
     # -- versions ------------------------------------------------------------------------
 
     async def list_versions(self, request: Request) -> Response:
-        return JSONResponse(await self.store.list_versions(self.cls, request.path_params[ID_PARAM]))
+        version = self.negotiate.read(request)
+        snapshots = await self.store.list_versions(self.cls, request.path_params[ID_PARAM])
+        return JSONResponse([self._snapshot(s, version) for s in snapshots],
+                            headers=self._headers(version))
 
     async def get_version(self, request: Request) -> Response:
+        version = self.negotiate.read(request)
         params = request.path_params
-        return JSONResponse(await self.store.get_version(self.cls, params[ID_PARAM],
-                                                         params[VERSION_PARAM]))
+        snapshot = await self.store.get_version(self.cls, params[ID_PARAM],
+                                                params[VERSION_PARAM])
+        return JSONResponse(self._snapshot(snapshot, version), headers=self._headers(version))
 
     async def delete_version(self, request: Request) -> Response:
+        headers = self._headers(self.negotiate.read(request))
         params = request.path_params
-        version = params[VERSION_PARAM]
-        await self.store.delete_version(self.cls, params[ID_PARAM], version)
-        return JSONResponse({"message": f"version {version} deleted", "versionId": version})
+        version_id = params[VERSION_PARAM]
+        await self.store.delete_version(self.cls, params[ID_PARAM], version_id)
+        return JSONResponse({"message": f"version {version_id} deleted",
+                             "versionId": version_id}, headers=headers)
 
     # -- helpers -------------------------------------------------------------------------
 
     async def _patch(self, request: Request, field: Literal["spec", "status"]) -> Response:
         """PATCH of the spec (the resource's main part) or of the status subresource."""
         fmt = patch_format(request.headers.get("content-type"))
+        version = self.negotiate.write(request)
         body = await read_json(request, self.max_body_size)
         warnings: list[str] = []
 
         def change(current: AnyResource) -> AnyResource:
-            value = self._patched(getattr(current, field), body, fmt, field, warnings)
+            value = self._patched(getattr(current, field), body, fmt, field, version.body,
+                                  warnings)
             return current.model_copy(update={field: value})
 
         updated = await self.store.modify(
             self.cls, request.path_params[ID_PARAM], change, action="patched",
             part="status" if field == "status" else "main",
             precondition=if_match_precondition(request))
-        return _resource(updated, headers=_warning(warnings))
+        return self._resource(updated, version, warnings)
 
     def _patched(
-        self, current: BaseModel, patch: Any, fmt: str, path: str, warnings: builtins.list[str]
+        self, current: BaseModel, patch: Any, fmt: str, path: str, version: str,
+        warnings: builtins.list[str],
     ) -> BaseModel:
-        document = current.model_dump(mode="json", by_alias=True)
+        """`patch` applied to `current` (storage) as `version` shows it, back in storage."""
+        shown = self.versions.from_storage(version, path, current)
+        document = shown.model_dump(mode="json", by_alias=True)
         result = apply_patch(document, patch, fmt)
         if not isinstance(result, dict):
             raise APIError(400, f"the patched {path} is not a JSON object")
-        model = type(current)
-        value, found = validate_model(model, result, self.validation_mode, path)
+        value, found = validate_model(type(shown), result, self.validation_mode, path)
         warnings[:] = found
-        return value
+        return _to_storage(self.versions, version, path, value, current)
 
-    async def _read_write(self, request: Request) -> WriteRequest:
+    async def _read_write(self, request: Request) -> tuple[WriteRequest, Negotiated]:
         body = await read_json_object(request, self.max_body_size)
-        return parse_write(self.info, body, self.validation_mode)
+        version = self.negotiate.write(request, body)
+        view = self.negotiate.view(version.body)
+        return parse_write(view, body, self.validation_mode), version
+
+    def _headers(self, version: str) -> dict[str, str]:
+        return {**self.negotiate.headers(version),
+                **warning_header(self.negotiate.deprecation(version))}
+
+    def _resource(self, obj: AnyResource, version: Negotiated, warnings: builtins.list[str],
+                  status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        shown = self.versions.to_version(obj, version.response)
+        texts = [*self.negotiate.deprecation(version.response), *warnings]
+        return Response(shown.model_dump_json(), status_code=status,
+                        media_type=self.negotiate.media_type(version.response),
+                        headers={"ETag": etag(obj), **self.negotiate.headers(version.response),
+                                 **warning_header(texts), **(headers or {})})
+
+    def _snapshot(self, snapshot: dict[str, Any], version: str) -> dict[str, Any]:
+        """A spec-history snapshot with its spec in API version `version`."""
+        stored_in = snapshot.get("schemaVersion", self.info.version)
+        if stored_in == version or not self.versions.is_served(stored_in):
+            return snapshot
+        spec = self.versions.spec_type(stored_in).model_validate(snapshot.get("spec", {}))
+        spec = _to_storage(self.versions, stored_in, "spec", spec)
+        shown = self.versions.from_storage(version, "spec", spec)
+        return {**snapshot, "schemaVersion": version,
+                "spec": shown.model_dump(mode="json", by_alias=True)}
 
 
 def _by_method(handlers: dict[str, Handler]) -> Handler:
@@ -213,7 +270,19 @@ def _by_method(handlers: dict[str, Handler]) -> Handler:
     return endpoint
 
 
-def _with_write(current: AnyResource, write: WriteRequest) -> AnyResource:
+def _to_storage(versions: ApiVersions, version: str, half: str, value: BaseModel,
+                stored: BaseModel | None = None) -> BaseModel:
+    """A spec or status written in `version`, in storage shape; bad client input is a 400."""
+    try:
+        return versions.to_storage(version, half, value, stored)
+    except ConversionError as exc:
+        details = None
+        if isinstance(exc.errors, ValidationError):
+            details = validation_details(exc.errors, half)
+        raise APIError(400, str(exc), details) from None
+
+
+def _with_write(current: AnyResource, write: WriteRequest, spec: BaseModel) -> AnyResource:
     metadata_update: dict[str, Any] = {}
     if write.labels is not None:
         metadata_update["labels"] = write.labels
@@ -224,19 +293,5 @@ def _with_write(current: AnyResource, write: WriteRequest) -> AnyResource:
     if write.owner_references is not None:
         metadata_update["owner_references"] = write.owner_references
     return current.model_copy(
-        update={"spec": write.spec, "metadata": current.metadata.model_copy(update=metadata_update)}
+        update={"spec": spec, "metadata": current.metadata.model_copy(update=metadata_update)}
     )
-
-
-def _resource(obj: AnyResource, status: int = 200, headers: dict[str, str] | None = None
-              ) -> Response:
-    return Response(obj.model_dump_json(), status_code=status, media_type=_JSON,
-                    headers={"ETag": etag(obj), **(headers or {})})
-
-
-def _warning(warnings: list[str]) -> dict[str, str]:
-    if not warnings:
-        return {}
-    # JSON's string syntax is a valid HTTP quoted-string, and all ASCII: a field name a client
-    # made up (quotes, newlines, any script) can neither break the header nor fail to encode.
-    return {"Warning": ", ".join(f"299 - {json.dumps(w)}" for w in warnings)}

@@ -23,6 +23,10 @@ After each committed write the store calls its listeners with a `Change`; the
 `ChangePublisher` turns those into CloudEvents, so events are published whoever wrote. The
 events a reconciler emits (`emit`) take the same way to the same publisher, so they are
 delivered as the write events are.
+
+Everything here is in each kind's *storage* API version. A document stored while the kind
+had another storage version is upgraded as it is read (`ApiVersions.upgrade`), and `wire`
+serialises a state in any served API version, cached like the storage one.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from ..resource import (
+    ApiVersionTable,
     Metadata,
     OwnerReference,
     Resource,
@@ -85,17 +90,19 @@ class ResourceStore:
         *,
         clock: Callable[[], datetime] = utcnow,
         wire_cache_size: int = 50_000,
+        api_versions: ApiVersionTable | None = None,
     ) -> None:
         self.storage = storage
         self.clock = clock
         self.kinds: dict[str, type[AnyResource]] = {}
         for cls in kinds:
             self.kinds[cls.resource_info.kind] = cls
+        self.api_versions = api_versions or ApiVersionTable(self.kinds.values())
         self._listeners: list[ChangeListener] = []
         self._emission_listeners: list[EmissionListener] = []
         self._outbox: Callable[[Change], Sequence[OutboxMessage]] | None = None
         self._on_recorded: Callable[[], None] | None = None
-        self._wire = _WireCache(wire_cache_size)
+        self._wire = _WireCache(wire_cache_size, self._render)
         self._locks = KeyedLocks()
 
     def kind(self, kind: str) -> type[AnyResource]:
@@ -154,7 +161,7 @@ class ResourceStore:
 
     async def get(self, cls: type[R], id: str) -> R:
         """By uid, or by name; a name may look like a uid, so a uid miss tries the name."""
-        return cls.model_validate(await self.get_document(cls, id))
+        return self._load(cls, await self.get_document(cls, id))
 
     async def get_document(self, cls: type[AnyResource], id: str) -> Document:
         """The stored document of `get`, unvalidated (see `wire`)."""
@@ -168,9 +175,11 @@ class ResourceStore:
             raise NotFound(info.plural, id)
         return await self.storage.get_by_name(info.plural, id)
 
-    def wire(self, cls: type[AnyResource], doc: Document) -> bytes:
-        """A stored document as the API sends it: validated and serialised once per state."""
-        return self._wire.encode(cls, doc)
+    def wire(self, cls: type[AnyResource], doc: Document, api_version: str | None = None
+             ) -> bytes:
+        """A stored document as the API sends it in `api_version` (default: the storage
+        version): validated, converted and serialised once per state and version."""
+        return self._wire.encode(cls, doc, api_version or cls.resource_info.version)
 
     async def list(
         self,
@@ -184,7 +193,7 @@ class ResourceStore:
         docs = await self.storage.list(
             cls.resource_info.plural, selector=selector, limit=limit, after=after
         )
-        return [cls.model_validate(doc) for doc in docs]
+        return [self._load(cls, doc) for doc in docs]
 
     async def list_wire(
         self,
@@ -193,6 +202,7 @@ class ResourceStore:
         selector: Selector | None = None,
         limit: int | None = None,
         after: str | None = None,
+        api_version: str | None = None,
     ) -> builtins.list[tuple[str, bytes]]:
         """Like `list`, as (name, compact JSON) pairs ready to send.
 
@@ -202,7 +212,7 @@ class ResourceStore:
         docs = await self.storage.list(
             cls.resource_info.plural, selector=selector, limit=limit, after=after
         )
-        return [(doc["metadata"]["name"], self.wire(cls, doc)) for doc in docs]
+        return [(doc["metadata"]["name"], self.wire(cls, doc, api_version)) for doc in docs]
 
     async def list_versions(self, cls: type[R], id: str) -> builtins.list[Document]:
         obj = await self.get(cls, id)
@@ -395,11 +405,11 @@ class ResourceStore:
 
     async def _remove(self, obj: R) -> R:
         cls = type(obj)
-        events = self._events(lambda doc: Change("deleted", cls.model_validate(doc)))
+        events = self._events(lambda doc: Change("deleted", self._load(cls, doc)))
         doc = await self.storage.delete(
             obj.resource_info.plural, obj.uid, obj.metadata.resource_version, **events
         )
-        removed = type(obj).model_validate(doc)
+        removed = self._load(type(obj), doc)
         await self._notify(Change("deleted", removed), events)
         return removed
 
@@ -424,6 +434,14 @@ class ResourceStore:
             except (Conflict, NotFound):
                 pass  # someone else moved first; they finish the deletion
         return stored
+
+    def _load(self, cls: type[R], doc: Document) -> R:
+        """A stored document as an object of its kind, in the storage API version."""
+        return cls.model_validate(self.api_versions.of(cls).upgrade(doc))
+
+    def _render(self, cls: type[AnyResource], doc: Document, api_version: str) -> bytes:
+        obj = self._load(cls, doc)
+        return self.api_versions.of(cls).to_version(obj, api_version).model_dump_json().encode()
 
     def _events(self, change: Callable[[Document], Change]) -> dict[str, Outbox]:
         """The ``outbox=`` argument of a storage write: its events, built from the document
@@ -485,6 +503,7 @@ def _snapshot(obj: AnyResource, version_id: str, at: datetime) -> Document:
         "labels": dict(meta.labels),
         "annotations": dict(meta.annotations),
         "spec": _dump_model(obj.spec),
+        "schemaVersion": obj.resource_info.version,  # the API version its spec is in
     }
 
 
@@ -494,20 +513,23 @@ def _next_version_id(current: str) -> str:
 
 
 class _WireCache:
-    """(uid, resourceVersion) → the resource's wire JSON, least recently used first out."""
+    """(uid, resourceVersion, API version) → the resource's wire JSON, least recently used
+    first out. Conversions are functions of the stored state, so their output caches too."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int,
+                 render: Callable[[type[AnyResource], Document, str], bytes]) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._render = render
+        self._entries: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
 
-    def encode(self, cls: type[AnyResource], doc: Document) -> bytes:
+    def encode(self, cls: type[AnyResource], doc: Document, api_version: str) -> bytes:
         meta = doc["metadata"]
-        key = (meta["uid"], meta["resourceVersion"])
+        key = (meta["uid"], meta["resourceVersion"], api_version)
         cached = self._entries.get(key)
         if cached is not None:
             self._entries.move_to_end(key)
             return cached
-        encoded = cls.model_validate(doc).model_dump_json().encode()
+        encoded = self._render(cls, doc, api_version)
         self._entries[key] = encoded
         if len(self._entries) > self.capacity:
             self._entries.popitem(last=False)

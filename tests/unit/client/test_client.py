@@ -377,7 +377,7 @@ def test_preconditions_and_bodies_on_the_wire() -> None:
     assert (put.method, put.url.path, put.headers["if-match"]) == ("PUT", "/devices/dev-0123abcd",
                                                                    'W/"7"')
     assert json.loads(put.content) == {
-        "apiVersion": "v1", "kind": "Device",
+        "apiVersion": "v1", "schemaVersion": "v1", "kind": "Device",
         "metadata": {"name": "web-01", "labels": {}, "annotations": {}, "resourceVersion": "7"},
         "spec": {"type": "server", "ipAddress": "10.0.0.1", "port": 443, "tags": {}}}
     assert status.headers["if-match"] == "*"

@@ -128,11 +128,12 @@ def test_registration_lists_every_kind(project: Path) -> None:
 def test_server_passes_the_reconcilers(project: Path) -> None:
     source = (project / PKG / "server" / "server_generated.py").read_text()
     assert "from ..reconcilers.registration_generated import RECONCILERS\n" in source
-    assert "run_server(RESOURCES, SETTINGS, argv=argv, reconcilers=RECONCILERS)" in source
+    assert ("run_server(RESOURCES, SETTINGS, argv=argv, reconcilers=RECONCILERS, "
+            "versions=VERSIONS)") in source
     out = in_subprocess(
         project,
         "import fabrica.server\n"
-        "fabrica.server.main = lambda kinds, settings, argv=None, reconcilers=(): print(\n"
+        "fabrica.server.main = lambda kinds, settings, argv=None, reconcilers=(), **_: print(\n"
         "    [k.__name__ for k in kinds], [r.__name__ for r in reconcilers])\n"
         f"from {PKG}.server.server_generated import main\n"
         "main([])",
@@ -196,7 +197,7 @@ def test_no_reconcilers_without_reconcile(tmp_path: Path, monkeypatch: pytest.Mo
     assert not (root / RECONCILERS_DIR).exists()
     source = (root / PKG / "server" / "server_generated.py").read_text()
     assert "RECONCILERS" not in source
-    assert "run_server(RESOURCES, SETTINGS, argv=argv)\n" in source
+    assert "run_server(RESOURCES, SETTINGS, argv=argv, versions=VERSIONS)\n" in source
 
 
 def test_reconcile_with_no_kinds_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,7 +63,7 @@ async def test_spec_history_scenario(client, tmp_path):
     assert versions[0]["spec"] == {"rules": ["a"], "priority": 0}
     assert versions[2]["spec"] == {"rules": ["a", "b"], "priority": 5}
     assert set(versions[0]) == {"versionId", "createdAt", "uid", "name", "labels",
-                                "annotations", "spec"}
+                                "annotations", "spec", "schemaVersion"}
     one = await client.get("/policies/p1/versions/v2")
     assert one.status_code == 200 and one.json()["spec"]["rules"] == ["a", "b"]
 
