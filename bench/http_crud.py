@@ -222,7 +222,7 @@ class Runs:
             result = run_load(spec, self.settings.wrk)
             self._check(server, op, phase, result)
         self.results[(op, label)] = result
-        print(f"  {label:8} {op:8} {result.rps:9.0f} rps  p50 {result.p50_ms:.2f} ms  "
+        print(f"  {label:9} {op:8} {result.rps:9.0f} rps  p50 {result.p50_ms:.2f} ms  "
               f"p99 {result.p99_ms:.2f} ms  ({result.requests} requests)", flush=True)
 
     def _check(self, server: Server, op: str, phase: str, result: LoadResult) -> None:
