@@ -18,6 +18,7 @@ from typing import Any
 
 from ..resource import Resource
 from ..storage import Conflict, NotFound
+from ._actor import SYSTEM_CONTROLLER, set_actor
 from ._changes import Change
 from ._store import ResourceStore
 
@@ -60,6 +61,7 @@ class GarbageCollector:
             self._wake.set()
 
     async def _run(self) -> None:
+        set_actor(SYSTEM_CONTROLLER)  # this task's deletions are the system's, not a client's
         try:
             await self.sweep()
         except Exception:

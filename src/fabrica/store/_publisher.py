@@ -1,9 +1,9 @@
 """`ChangePublisher`: the store's committed writes as CloudEvents on a bus (SPEC section 4).
 
 A store listener: one lifecycle event per write, whoever made it (an HTTP handler, a
-reconciler); status writes carry ``data.metadata.updateType = "status"``; and one
-``PREFIX.condition.TYPE`` event for each condition whose status changed (or appeared) in
-that write. It lives beside the store, not in the server, so any process that writes
+reconciler; the ``actor`` extension names it); status writes carry
+``data.metadata.updateType = "status"``; and one ``PREFIX.condition.TYPE`` event for each
+condition whose status changed (or appeared) in that write. It lives beside the store, not in the server, so any process that writes
 (a controller without an HTTP server included) publishes the same events.
 A reconciler's `Emission` becomes ``PREFIX.KIND.REASON`` on the same bus, with the same
 failure handling.
@@ -47,7 +47,7 @@ class ChangePublisher:
             await self.bus.publish(reason_event(
                 emission.reason, info.kind, info.plural, obj.uid, obj.name,
                 prefix=self.prefix, source=self.source, details=emission.details,
-                id=emission.id,
+                id=emission.id, actor=emission.actor,
             ))
         except EventBusError as exc:
             self.failures += 1
@@ -62,11 +62,13 @@ class ChangePublisher:
             change.action, info.kind, info.plural, obj.uid, obj.name,
             prefix=self.prefix, source=self.source,
             resource=obj.model_dump(mode="json", by_alias=True), metadata=metadata,
+            actor=change.actor,
         ))
         for condition, previous in _changed_conditions(change.previous, obj):
             await self.bus.publish(condition_event(
                 info.kind, info.plural, obj.uid, obj.name, condition,
                 prefix=self.prefix, source=self.source, previous_status=previous,
+                actor=change.actor,
             ))
 
 
