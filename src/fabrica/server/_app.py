@@ -15,11 +15,13 @@ from starlette.routing import BaseRoute, Route
 
 from .._settings import ServiceSettings
 from .._version import __version__
+from ..auth import Auth
 from ..events import EventBus, MemoryBus, sse_stream
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler
 from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import Storage
 from ..store import ChangePublisher, GarbageCollector, ResourceStore
+from ._auth import AuthMiddleware, add_bearer_security
 from ._docs import docs_routes
 from ._errors import APIError, exception_handlers
 from ._observe import HTTPMetrics, metrics_endpoint
@@ -40,6 +42,7 @@ def create_app(
     bus: EventBus | None = None,
     reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
     versions: Sequence[type[ServedVersion[Any, Any]]] = (),
+    auth: Auth | None = None,
 ) -> Starlette:
     """Serve `kinds` (SPEC section 3) from `storage`.
 
@@ -48,7 +51,9 @@ def create_app(
 
     With events on (``settings.events`` or a `bus` given) every write publishes CloudEvents
     and ``GET /events`` streams them; with `reconcilers`, a controller drives them. The app
-    starts and stops all of it with its lifespan, and closes the storage last.
+    starts and stops all of it with its lifespan, and closes the storage last. With `auth`,
+    every request but /health, /ready, /openapi.json and /docs needs a bearer token that
+    `auth` verifies and its policy allows (SPEC section 7).
     """
     settings = settings or ServiceSettings(project="fabrica", package="fabrica_service")
     _check_unique(kinds)
@@ -73,6 +78,8 @@ def create_app(
     openapi = build_openapi(kinds, title=settings.project, description=settings.description,
                             events=bus is not None, strict=settings.validation_mode == "strict",
                             versions=versions)
+    if auth is not None:
+        add_bearer_security(openapi)
     routes: list[BaseRoute] = [
         Route("/health", _health(settings, storage, kinds), methods=["GET"]),
         Route("/openapi.json", _openapi(openapi), methods=["GET"]),
@@ -87,6 +94,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if auth is not None:
+            await auth.start()
         if bus is not None:
             await bus.start()
         await collector.start()
@@ -101,14 +110,20 @@ def create_app(
             if bus is not None:
                 await bus.close(drain=True)
             await storage.close()
+            if auth is not None:
+                await auth.close()
 
+    middleware = [Middleware(HTTPMetrics, registry=registry)]
+    if auth is not None:
+        middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project))
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
-                    middleware=[Middleware(HTTPMetrics, registry=registry)])
+                    middleware=middleware)
     app.state.store = store
     app.state.garbage_collector = collector
     app.state.bus = bus
     app.state.controller = controller
     app.state.settings = settings
+    app.state.auth = auth
     return app
 
 

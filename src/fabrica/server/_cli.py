@@ -28,13 +28,11 @@ from ..storage import (
     prepare_storage,
 )
 from ._app import DEFAULT_MAX_BODY_SIZE, create_app
+from ._auth_cli import auth_from_options, auth_options, reload_policy_on_sighup, token_command
 
 __all__ = ["main", "service_cli"]
 
 log = logging.getLogger("fabrica.server")
-
-# Features a project can record in .fabrica.yaml before this release implements them.
-_NOT_YET = "not available yet in this release of pyfabrica"
 
 
 def main(
@@ -85,6 +83,7 @@ def service_cli(
                   type=click.Choice(["debug", "info", "warning", "error"]))
     @click.option("--access-log/--no-access-log", default=True, show_default=True,
                   envvar=f"{env}_ACCESS_LOG")
+    @auth_options(env)
     def serve(
         host: str,
         port: int,
@@ -96,20 +95,25 @@ def service_cli(
         max_body_size: int,
         log_level: str,
         access_log: bool,
+        **options: Any,
     ) -> None:
         logging.basicConfig(level=log_level.upper(),
                             format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-        _refuse_unavailable_features(settings)
+        auth = auth_from_options(settings, options)
         storage = _open_storage(settings, data_dir, database_url, auto_migrate)
         active = _active_reconcilers(settings, reconcilers)
         _log_features(settings, events_bus, nats_url, reconcilers, active)
         bus = NatsBus(nats_url, name=settings.project) if events_bus == "nats" else None
         app = create_app(kinds, storage, settings=settings, max_body_size=max_body_size,
-                         reconcilers=active, bus=bus, versions=versions)
+                         reconcilers=active, bus=bus, versions=versions, auth=auth)
+        if auth is not None:
+            reload_policy_on_sighup(auth)
         log.info("serving %s: %s", settings.project, _served(kinds, versions))
         log.info("listening on http://%s:%d (docs at /docs)", host, port)
         uvicorn.run(app, host=host, port=port, log_config=None, log_level=log_level,
                     access_log=access_log, server_header=False)
+
+    cli.add_command(token_command(settings))
 
     @cli.command(help="Create or upgrade the SQL database schema to this release's.")
     @click.option("--data-dir", default="./data", show_default=True, envvar=f"{env}_DATA_DIR",
@@ -185,14 +189,6 @@ def _active_reconcilers(
     if not settings.reconcile:
         return []
     return [cls for cls in reconcilers if cls.is_implemented()]
-
-
-def _refuse_unavailable_features(settings: ServiceSettings) -> None:
-    """A project that asked for something this release lacks is not served without it."""
-    if settings.auth:
-        raise click.UsageError(
-            f"auth is enabled in .fabrica.yaml but {_NOT_YET}; refusing to serve without it"
-        )
 
 
 def _log_features(
