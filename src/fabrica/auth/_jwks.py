@@ -38,6 +38,8 @@ class JWKSCache:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not url.startswith(("https://", "http://")):
+            raise ValueError(f"the JWKS URL must be http(s)://..., not {url!r}")
         self.url = url
         self.min_interval = min_interval
         self.max_age = max_age

@@ -1,7 +1,7 @@
 """The HTTP server: `create_app` (ASGI) and `main` (the generated ``serve`` command)."""
 
 from ._app import DEFAULT_MAX_BODY_SIZE, create_app
-from ._auth import add_bearer_security
+from ._auth_openapi import add_bearer_security
 from ._cli import main, service_cli
 from ._openapi import build_openapi
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -15,18 +15,20 @@ from starlette.routing import BaseRoute, Route
 
 from .._settings import ServiceSettings
 from .._version import __version__
-from ..auth import Auth
 from ..events import EventBus, MemoryBus, sse_stream
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler
 from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import Storage
 from ..store import ChangePublisher, GarbageCollector, ResourceStore
-from ._auth import AuthMiddleware, add_bearer_security
+from ._auth_openapi import add_bearer_security
 from ._docs import docs_routes
 from ._errors import APIError, exception_handlers
 from ._observe import HTTPMetrics, metrics_endpoint
 from ._openapi import build_openapi
 from ._routes import KindEndpoints
+
+if TYPE_CHECKING:
+    from ..auth import Auth
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
 
@@ -115,6 +117,8 @@ def create_app(
 
     middleware = [Middleware(HTTPMetrics, registry=registry)]
     if auth is not None:
+        from ._auth import AuthMiddleware  # PyJWT and Casbin load only for services with auth
+
         middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project))
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
                     middleware=middleware)

@@ -22,16 +22,14 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth import Auth, InvalidToken, KeysUnavailable, Principal
-from ..store import acting_as
+from ..store import reset_actor, set_actor
+from ._auth_openapi import OPEN_PATHS, OPEN_PREFIX
 from ._errors import error_response
 
-__all__ = ["OPEN_PATHS", "AuthMiddleware", "add_bearer_security", "request_target"]
+__all__ = ["AuthMiddleware", "request_target"]
 
 log = logging.getLogger("fabrica.auth")
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/"})
-_OPEN_PREFIX = "/docs/static/"  # Swagger UI's own files
-_SCHEME = "bearerAuth"
 _UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
 _WRITES = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 _READS = {"/events": ("events", "watch"), "/metrics": ("metrics", "get")}  # not collections
@@ -44,16 +42,22 @@ class AuthMiddleware:
         self.realm = _quote(realm)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
         path = scope.get("path", "")
-        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(_OPEN_PREFIX):
+        if kind == "lifespan" or path in OPEN_PATHS or path.startswith(OPEN_PREFIX):
             await self.app(scope, receive, send)
             return
         outcome = await self._check(scope)
         if isinstance(outcome, Principal):
-            with acting_as(outcome.sub):
+            token = set_actor(outcome.sub)  # the writer of whatever this request writes
+            try:
                 await self.app(scope, receive, send)
-            return
-        await outcome(scope, receive, send)
+            finally:
+                reset_actor(token)
+        elif kind == "websocket":  # no HTTP response to send: refuse the handshake
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await outcome(scope, receive, send)
 
     async def _check(self, scope: Scope) -> Any:
         """The principal, or the error response to send."""
@@ -69,7 +73,8 @@ class AuthMiddleware:
             log.error("cannot verify tokens: %s", exc)
             return error_response(503, "cannot verify tokens right now: the token issuer's "
                                   "keys are unavailable", headers={"Retry-After": "5"})
-        obj, act = request_target(scope["method"], scope["path"], scope["query_string"])
+        obj, act = request_target(scope.get("method", "GET"), scope["path"],
+                                  scope.get("query_string", b""))
         if not self.auth.policy.allows(principal, obj, act):
             message = f"{principal.describe()} may not {act} {obj}"
             return error_response(403, f"forbidden: {message}", headers={
@@ -97,33 +102,6 @@ def request_target(method: str, path: str, query: bytes | str = b"") -> tuple[st
     if len(parts) >= 3 and parts[2] == "status":
         return obj, "status"
     return obj, _WRITES.get(method, method.lower())
-
-
-def add_bearer_security(document: dict[str, Any]) -> dict[str, Any]:
-    """Declare the bearer scheme in an OpenAPI document and require it on every operation
-    but the open paths, so Swagger UI shows Authorize and sends the token."""
-    components = document.setdefault("components", {})
-    components.setdefault("securitySchemes", {})[_SCHEME] = {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-        "description": "A JWT from the service's token issuer (TokenSmith or any OIDC "
-                       "provider), or a development token from `python -m PKG.server token`.",
-    }
-    document["security"] = [{_SCHEME: []}]
-    for path, item in document.get("paths", {}).items():
-        for operation in item.values():
-            if not isinstance(operation, dict) or "responses" not in operation:
-                continue
-            if path in OPEN_PATHS:
-                operation["security"] = []
-            else:
-                operation["responses"].setdefault("401", _error_body("Missing or invalid token"))
-                operation["responses"].setdefault("403", _error_body("Not allowed by the policy"))
-    return document
-
-
-def _error_body(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 def _watching(query: bytes | str) -> bool:

@@ -12,21 +12,15 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from .. import auth as _auth
 from .._settings import ServiceSettings
-from ..auth import (
-    Auth,
-    JWKSCache,
-    Policy,
-    PolicyError,
-    PublicKey,
-    TokenVerifier,
-    mint_token,
-    parse_duration,
-)
+
+if TYPE_CHECKING:
+    from ..auth import Auth
 
 __all__ = ["auth_from_options", "auth_options", "reload_policy_on_sighup", "token_command"]
 
@@ -83,19 +77,19 @@ def auth_from_options(settings: ServiceSettings, options: dict[str, Any]) -> Aut
             "or any OIDC issuer), --auth-public-key FILE, or --auth-secret SECRET for "
             f"development (or {env}_AUTH_JWKS_URL / _AUTH_PUBLIC_KEY / _AUTH_SECRET)")
     try:
-        verifier = TokenVerifier(
-            jwks=JWKSCache(values["auth_jwks_url"]) if values["auth_jwks_url"] else None,
-            public_keys=[PublicKey.from_file(values["auth_public_key"])]
+        verifier = _auth.TokenVerifier(
+            jwks=_auth.JWKSCache(values["auth_jwks_url"]) if values["auth_jwks_url"] else None,
+            public_keys=[_auth.PublicKey.from_file(values["auth_public_key"])]
             if values["auth_public_key"] else (),
             secret=values["auth_secret"] or None,
             issuer=values["auth_issuer"], audience=values["auth_audience"])
-        policy = Policy(values["auth_policy"])
-    except (ValueError, PolicyError) as exc:
+        policy = _auth.Policy(values["auth_policy"])
+    except (ValueError, _auth.PolicyError) as exc:
         raise click.UsageError(str(exc)) from None
     log.info("auth: bearer tokens checked against %s", verifier.describe())
     log.info("auth: policy from %s (%d rules; kill -HUP reloads it)", policy.directory,
              policy.rules)
-    return Auth(verifier, policy)
+    return _auth.Auth(verifier, policy)
 
 
 def reload_policy_on_sighup(auth: Auth) -> None:
@@ -121,8 +115,8 @@ def token_command(settings: ServiceSettings) -> click.Command:
             raise click.UsageError(f"no secret: give --auth-secret SECRET or set "
                                    f"{env}_AUTH_SECRET, the same the server uses")
         try:
-            seconds = parse_duration(ttl)
-            click.echo(mint_token(auth_secret, sub, roles.replace(",", " ").split(), seconds,
+            seconds = _auth.parse_duration(ttl)
+            click.echo(_auth.mint_token(auth_secret, sub, roles.replace(",", " ").split(), seconds,
                                   issuer=auth_issuer, audience=auth_audience))
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None

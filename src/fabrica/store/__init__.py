@@ -2,7 +2,14 @@
 its change notifications, the `ChangePublisher` that turns them into events, and the
 garbage collector that deletes the dependents of deleted owners."""
 
-from ._actor import ANONYMOUS, SYSTEM_CONTROLLER, acting_as, current_actor, set_actor
+from ._actor import (
+    ANONYMOUS,
+    SYSTEM_CONTROLLER,
+    acting_as,
+    current_actor,
+    reset_actor,
+    set_actor,
+)
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._gc import GarbageCollector
 from ._publisher import ChangePublisher
@@ -25,5 +32,6 @@ __all__ = [
     "UpdateType",
     "acting_as",
     "current_actor",
+    "reset_actor",
     "set_actor",
 ]

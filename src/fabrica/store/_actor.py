@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
-__all__ = ["ANONYMOUS", "SYSTEM_CONTROLLER", "acting_as", "current_actor", "set_actor"]
+__all__ = [
+    "ANONYMOUS",
+    "SYSTEM_CONTROLLER",
+    "acting_as",
+    "current_actor",
+    "reset_actor",
+    "set_actor",
+]
 
 SYSTEM_CONTROLLER = "system:controller"
 """The actor of every write a reconciler or the garbage collector makes."""
@@ -26,9 +33,14 @@ def current_actor() -> str:
     return _ACTOR.get()
 
 
-def set_actor(actor: str) -> None:
-    """Make `actor` the writer for the rest of the current task (a worker's whole life)."""
-    _ACTOR.set(actor)
+def set_actor(actor: str) -> Token[str]:
+    """Make `actor` the writer for the rest of the current task (a worker's whole life), or
+    until `reset_actor` with the token returned."""
+    return _ACTOR.set(actor)
+
+
+def reset_actor(token: Token[str]) -> None:
+    _ACTOR.reset(token)
 
 
 @contextlib.contextmanager

@@ -147,3 +147,8 @@ async def test_a_token_without_kid_uses_the_only_key(issuer: JWKSServer) -> None
         assert (await verifier(jwks).verify(OLD.token("nokid", kid=False))).sub == "nokid"
     finally:
         await jwks.close()
+
+
+def test_only_http_urls() -> None:
+    with pytest.raises(ValueError, match="must be http"):
+        JWKSCache("file:///etc/passwd")

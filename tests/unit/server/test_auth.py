@@ -10,7 +10,15 @@ import httpx
 import pytest
 
 from fabrica import ServiceSettings
-from fabrica.auth import DEFAULT_MODEL, DEFAULT_POLICY, Auth, Policy, PublicKey, TokenVerifier
+from fabrica.auth import (
+    DEFAULT_MODEL,
+    DEFAULT_POLICY,
+    Auth,
+    JWKSCache,
+    Policy,
+    PublicKey,
+    TokenVerifier,
+)
 from fabrica.events import MemoryBus
 from fabrica.server import create_app
 from fabrica.server._auth import request_target
@@ -205,3 +213,49 @@ async def test_openapi_declares_the_bearer_scheme(client: httpx.AsyncClient) -> 
         assert {"401", "403"} <= set(responses)
         assert "security" not in doc["paths"]["/devices"][method]
     assert "/docs" not in doc["paths"] or doc["paths"]["/docs"]["get"]["security"] == []
+
+
+async def test_an_unreachable_issuer_is_503_not_401(tmp_path: Path) -> None:
+    from tests._support.e2e import free_port
+
+    auth = make_auth(tmp_path)
+    auth.verifier.jwks = JWKSCache(f"http://127.0.0.1:{free_port()}/jwks.json", timeout=1)
+    app = create_app([Device], FileStorage(tmp_path / "data"), auth=auth)
+    async with serve_in_process(app) as client:
+        response = await client.get("/devices", headers=bearer(KeyPair("RSA").token()))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert "keys are unavailable" in response.json()["error"]
+
+
+async def test_websockets_are_refused_without_a_token(tmp_path: Path) -> None:
+    from fabrica.server._auth import AuthMiddleware
+
+    reached: list[str] = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        reached.append("app")
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    middleware = AuthMiddleware(app, make_auth(tmp_path), "x")  # type: ignore[arg-type]
+    scope = {"type": "websocket", "path": "/devices", "headers": [], "query_string": b""}
+    await middleware(scope, None, send)  # type: ignore[arg-type]
+    assert sent == [{"type": "websocket.close", "code": 1008}] and reached == []
+    scope["headers"] = [(b"authorization", f"Bearer {RSA.token(scope='viewer')}".encode())]
+    await middleware(scope, None, send)  # type: ignore[arg-type]
+    assert reached == ["app"]
+
+
+def test_services_without_auth_do_not_load_pyjwt_or_casbin() -> None:
+    import subprocess
+    import sys
+
+    check = ("import sys, fabrica.server, fabrica.codegen, fabrica.client\n"
+             "print(sorted(m for m in ('jwt', 'casbin') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
