@@ -64,7 +64,9 @@ def as_role(*roles: str, sub: str = "alice") -> dict[str, str]:
     return bearer(RSA.token(sub, scope=" ".join(roles)))
 
 
-ADMIN = as_role("admin", sub="root")
+def admin() -> dict[str, str]:
+    """Made when used: a token minted at collection could expire before a long run gets here."""
+    return as_role("admin", sub="root")
 
 
 @pytest.mark.parametrize("path", ["/health", "/openapi.json", "/docs",
@@ -94,8 +96,9 @@ async def test_other_schemes_count_as_no_token(client: httpx.AsyncClient, header
 @pytest.mark.parametrize(("token", "description"), [
     ("not-a-jwt", "malformed token"),
     (RSA.token(ttl=-120), "the token has expired"),
-    (KeyPair("RSA", kid="k").token(), "the token's signature does not verify"),
-    (hs_token(secret="another-secret-that-is-32-bytes-long"), "signature does not verify"),
+    (KeyPair("RSA", kid="k").token(ttl=86400), "the token's signature does not verify"),
+    (hs_token(secret="another-secret-that-is-32-bytes-long", ttl=86400),
+     "signature does not verify"),
 ])
 async def test_an_invalid_token_is_401_invalid_token(client: httpx.AsyncClient, token: str,
                                                      description: str) -> None:
@@ -111,7 +114,7 @@ async def test_an_invalid_token_is_401_invalid_token(client: httpx.AsyncClient, 
 
 
 async def test_a_valid_token_reaches_the_api(client: httpx.AsyncClient) -> None:
-    created = await client.post("/devices", json=DEVICE, headers=ADMIN)
+    created = await client.post("/devices", json=DEVICE, headers=admin())
     assert created.status_code == 201, created.text
     listed = await client.get("/devices", headers=bearer(hs_token("dev", scope="viewer")))
     assert [d["metadata"]["name"] for d in listed.json()] == ["web-01"]
@@ -151,7 +154,7 @@ ROLE_VERBS = {
                                   "delete"])
 async def test_each_role_against_each_verb(client: httpx.AsyncClient, role: str,
                                            verb: str) -> None:
-    assert (await client.post("/devices", json=DEVICE, headers=ADMIN)).status_code == 201
+    assert (await client.post("/devices", json=DEVICE, headers=admin())).status_code == 201
     response = await call(client, verb, as_role(role))
     if verb in ROLE_VERBS[role]:
         assert response.status_code in (200, 201), (role, verb, response.text)
@@ -160,7 +163,7 @@ async def test_each_role_against_each_verb(client: httpx.AsyncClient, role: str,
     assert response.json() == {
         "error": f"forbidden: alice (roles: {role}) may not {verb} devices", "code": 403}
     assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
-    after = await client.get("/devices/web-01", headers=ADMIN)  # and nothing changed
+    after = await client.get("/devices/web-01", headers=admin())  # and nothing changed
     assert after.json()["metadata"]["generation"] == 1
     assert after.json()["status"]["health"] == "unknown"
 
