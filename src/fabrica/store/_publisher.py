@@ -3,8 +3,9 @@
 A store listener: one lifecycle event per write, whoever made it (an HTTP handler, a
 reconciler; the ``actor`` extension names it); status writes carry
 ``data.metadata.updateType = "status"``; and one ``PREFIX.condition.TYPE`` event for each
-condition whose status changed (or appeared) in that write. It lives beside the store, not in the server, so any process that writes
-(a controller without an HTTP server included) publishes the same events.
+condition whose status changed (or appeared) in that write. It lives beside the store, not
+in the server, so any process that writes (a controller without an HTTP server included)
+publishes the same events.
 A reconciler's `Emission` becomes ``PREFIX.KIND.REASON`` on the same bus, with the same
 failure handling.
 """
