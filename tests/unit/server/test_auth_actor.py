@@ -35,6 +35,8 @@ class LampReconciler(ResourceReconciler[Lamp]):
     kind = Lamp
 
     async def reconcile_lamp(self, lamp: Lamp) -> None:
+        if not lamp.status.lit:
+            self.emit(lamp, "lit")
         lamp.status.lit = True
 
 
@@ -119,6 +121,7 @@ async def test_reconcilers_and_the_garbage_collector_act_as_system_controller(
     by_controller = [t for t, actor in seen if actor == "system:controller"]
     assert "io.fabrica.lamp.updated" in by_controller  # status, finalizer
     assert "io.fabrica.condition.ready" in by_controller
+    assert "io.fabrica.lamp.lit" in by_controller  # a reconciler's own event
     assert ("io.fabrica.device.created", "bob") in seen
     assert ("io.fabrica.lamp.deleted", "carol") in seen
     assert ("io.fabrica.device.deleted", "system:controller") in seen  # the owner went
