@@ -164,6 +164,7 @@ class LoadSpec:
     paths: list[str] = field(default_factory=list)
     tag: str = "x"  # makes create names unique across runs
     accept: str = ""  # an Accept header for reads, e.g. application/json;version=v1
+    authorization: str = ""  # an Authorization header value sent with every request
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -220,8 +221,14 @@ local paths = {%(paths)s}
 local head = "%(head)s"
 local tail = "%(tail)s"
 local accept = "%(accept)s"
+local auth = "%(auth)s"
 local read_headers = {}
+local write_headers = {["Content-Type"] = "application/json"}
 if accept ~= "" then read_headers["Accept"] = accept end
+if auth ~= "" then
+  read_headers["Authorization"] = auth
+  write_headers["Authorization"] = auth
+end
 local counter = 0
 local threads = {}
 local n_threads = 0
@@ -241,7 +248,7 @@ function request()
   counter = counter + 1
   if mode == "create" then
     local body = head .. tid .. "-" .. counter .. tail
-    return wrk.format("POST", "/devices", {["Content-Type"] = "application/json"}, body)
+    return wrk.format("POST", "/devices", write_headers, body)
   elseif mode == "get" then
     return wrk.format("GET", paths[(counter %% #paths) + 1], read_headers)
   end
@@ -295,6 +302,7 @@ def _run_wrk(spec: LoadSpec, wrk: str) -> LoadResult:
         "head": _lua_string(head),
         "tail": _lua_string(tail),
         "accept": _lua_string(spec.accept),
+        "auth": _lua_string(spec.authorization),
     }
     seconds = max(1, math.ceil(spec.duration))  # wrk takes whole seconds
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
@@ -373,6 +381,8 @@ class _Conn:
 
 def _request_bytes(spec: LoadSpec, wid: int, n: int, head: str, tail: str) -> bytes:
     host = f"Host: {HOST}:{spec.port}\r\n"
+    if spec.authorization:
+        host += f"Authorization: {spec.authorization}\r\n"
     if spec.mode == "create":
         body = f"{head}{wid}-{n}{tail}".encode()
         return (f"POST /devices HTTP/1.1\r\n{host}Content-Type: application/json\r\n"

@@ -27,6 +27,14 @@ run twice against the same server, once in the storage version and once with
 share of the storage version's speed a converted version keeps.
 
     .venv/bin/python bench/http_crud.py --api-version v1 [--duration S] [--quick]
+
+With ``--auth`` it measures the cost of authentication: get and list100 on the project without
+auth and on the same project made with ``fabrica init --auth``, served with
+``--auth-public-key`` (an RSA key made here) and sent a valid RS256 token (role viewer) on
+every request, over the same files, both servers up and measured in alternating rounds; the
+ratio is auth rps / no-auth rps.
+
+    .venv/bin/python bench/http_crud.py --auth [--rounds N] [--duration S] [--quick]
 """
 
 from __future__ import annotations
@@ -148,10 +156,12 @@ def serve_baseline(argv: list[str]) -> None:
 # -- the generated project ---------------------------------------------------------------------
 
 
-def make_project(tmp: Path, versions: bool = False) -> Path:
-    """device-api with the SPEC's Device; with `versions`, examples/api-versions' instead."""
+def make_project(tmp: Path, versions: bool = False, *init_options: str) -> Path:
+    """device-api with the SPEC's Device; with `versions`, examples/api-versions' instead;
+    `init_options` go to ``fabrica init`` (``--auth``)."""
     fabrica = fabrica_command()
-    _run([*fabrica, "init", "device-api"], cwd=tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    _run([*fabrica, "init", "device-api", *init_options], cwd=tmp)
     project = tmp / "device-api"
     _run([*fabrica, "add", "resource", "Device"], cwd=project)
     resources = project / "device_api" / "resources"
@@ -172,12 +182,29 @@ def _run(argv: list[str], cwd: Path) -> None:
                            f"{done.stdout}{done.stderr}")
 
 
-def fabrica_server(project: Path, data_dir: Path, logs: Path) -> Server:
+def fabrica_server(project: Path, data_dir: Path, logs: Path, *options: str,
+                   name: str = "fabrica") -> Server:
     port = free_port()
     argv = [sys.executable, "-m", "device_api.server", "serve", "--host", HOST,
             "--port", str(port), "--data-dir", str(data_dir), "--no-access-log",
-            "--log-level", "info"]
-    return Server("fabrica", argv, port, cwd=project, log_dir=logs)
+            "--log-level", "info", *options]
+    return Server(name, argv, port, cwd=project, log_dir=logs)
+
+
+def rs256_key_and_token(tmp: Path) -> tuple[Path, str]:
+    """A fresh RSA key's public half in a PEM file, and a token it signs (1 hour, viewer)."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp / "issuer.pem"
+    pem.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    now = int(time.time())
+    token = jwt.encode({"sub": "bench", "scope": "viewer", "iat": now, "exp": now + 3600},
+                       key, algorithm="RS256", headers={"kid": "bench"})
+    return pem, token
 
 
 def baseline_server(data_dir: Path, logs: Path) -> Server:
@@ -207,8 +234,11 @@ class Runs:
         self.problems: list[str] = []
 
     def measure(self, server: Server, op: str, paths: list[str] | None = None,
-                label: str | None = None, accept: str = "") -> None:
-        """Load `server` with `op`; the result is filed under (op, `label` or server name)."""
+                label: str | None = None, accept: str = "", authorization: str = "",
+                accumulate: bool = False) -> None:
+        """Load `server` with `op`; the result is filed under (op, `label` or server name),
+        or with `accumulate` added to what is filed there (requests and seconds summed,
+        latencies of the slowest run kept)."""
         label = label or server.name
         mode = "list" if op == "list100" else op
         phases = [("warm-up", self.settings.warmup), ("measured", self.settings.duration)]
@@ -218,12 +248,13 @@ class Runs:
             spec = LoadSpec(mode=mode, port=server.port, duration=seconds,
                             concurrency=self.settings.concurrency, paths=paths or [],
                             tag=f"{server.name[0]}{phase[0]}{secrets.token_hex(3)}",
-                            accept=accept)
+                            accept=accept, authorization=authorization)
             result = run_load(spec, self.settings.wrk)
             self._check(server, op, phase, result)
-        self.results[(op, label)] = result
-        print(f"  {label:8} {op:8} {result.rps:9.0f} rps  p50 {result.p50_ms:.2f} ms  "
+        print(f"  {label:9} {op:8} {result.rps:9.0f} rps  p50 {result.p50_ms:.2f} ms  "
               f"p99 {result.p99_ms:.2f} ms  ({result.requests} requests)", flush=True)
+        earlier = self.results.get((op, label)) if accumulate else None
+        self.results[(op, label)] = _combined(earlier, result) if earlier else result
 
     def _check(self, server: Server, op: str, phase: str, result: LoadResult) -> None:
         where = f"{server.name} {op} ({phase})"
@@ -238,6 +269,13 @@ class Runs:
             self.problems.append(f"{server.name} server log (tail):\n{server.log_tail(15)}")
 
 
+def _combined(a: LoadResult, b: LoadResult) -> LoadResult:
+    return LoadResult(requests=a.requests + b.requests, seconds=a.seconds + b.seconds,
+                      p50_ms=max(a.p50_ms, b.p50_ms), p99_ms=max(a.p99_ms, b.p99_ms),
+                      non2xx=a.non2xx + b.non2xx, errors=a.errors + b.errors,
+                      statuses={**a.statuses, **b.statuses})
+
+
 def seed(server: Server, count: int, spec: dict[str, object] | None = None) -> list[str]:
     uids = []
     for i in range(count):
@@ -250,8 +288,8 @@ def seed(server: Server, count: int, spec: dict[str, object] | None = None) -> l
     return uids
 
 
-def expect_items(server: Server, count: int) -> None:
-    status, data = request(server.port, "GET", "/devices")
+def expect_items(server: Server, count: int, headers: dict[str, str] | None = None) -> None:
+    status, data = request(server.port, "GET", "/devices", headers=headers)
     items = json.loads(data) if status == 200 else None
     if not isinstance(items, list) or len(items) != count:
         got = len(items) if isinstance(items, list) else f"status {status}"
@@ -326,6 +364,49 @@ def print_version_table(runs: Runs, version: str) -> None:
               f"{'':14} {_latency(stored):>20} {_latency(converted):>18}")
 
 
+def bench_auth(settings: Settings, rounds: int) -> Runs:
+    """get and list100 without auth and with a valid RS256 token, over the same files: both
+    servers up at once, measured in turns (`rounds` of each, the order swapped every round),
+    so a change in the machine's load falls on both sides alike."""
+    runs = Runs(settings)
+    with tempfile.TemporaryDirectory(prefix="fabrica-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        logs = tmp / "logs"
+        logs.mkdir()
+        plain = make_project(tmp / "plain")
+        secured = make_project(tmp / "auth", False, "--auth")
+        pem, token = rs256_key_and_token(tmp)
+        bearer = f"Bearer {token}"
+        shared = tmp / "data-read"
+        with fabrica_server(plain, shared, logs) as server, \
+                fabrica_server(secured, shared, logs, "--auth-public-key", str(pem),
+                               name="auth") as guarded:
+            uids = seed(server, SEEDED)
+            paths = [f"/devices/{uid}" for uid in uids]
+            status, _ = request(guarded.port, "GET", "/devices")
+            if status != 401:
+                raise RuntimeError(f"the auth server answered {status} without a token")
+            expect_items(guarded, SEEDED, {"Authorization": bearer})
+            sides = [(server, ""), (guarded, bearer)]
+            for turn in range(rounds):
+                for op in ("get", "list100"):
+                    for srv, authorization in sides[::-1] if turn % 2 else sides:
+                        runs.measure(srv, op, paths if op == "get" else None,
+                                     authorization=authorization, accumulate=True)
+    return runs
+
+
+def print_auth_table(runs: Runs) -> None:
+    print()
+    print(f"{'op':8} {'auth rps':>12} {'no-auth rps':>12} {'ratio':>7}  (aim >= 0.9)"
+          f" {'auth p50/p99 ms':>20} {'no-auth p50/p99 ms':>20}")
+    for op in ("get", "list100"):
+        guarded, plain = runs.results[(op, "auth")], runs.results[(op, "fabrica")]
+        ratio = guarded.rps / plain.rps if plain.rps else float("nan")
+        print(f"{op:8} {guarded.rps:12.0f} {plain.rps:12.0f} {ratio:7.2f}"
+              f"{'':14} {_latency(guarded):>20} {_latency(plain):>20}")
+
+
 # -- reporting ---------------------------------------------------------------------------------
 
 
@@ -352,14 +433,15 @@ def _latency(result: LoadResult) -> str:
     return f"{result.p50_ms:.2f} / {result.p99_ms:.2f}"
 
 
-def _describe(settings: Settings) -> str:
+def _describe(settings: Settings, together: bool = False) -> str:
     loadgen = (f"wrk ({settings.wrk}, 1 thread)" if settings.wrk
                else "Python asyncio load generator (one process; slower than wrk, it may be "
                                  "the bottleneck)")
     return (f"load: {loadgen}, {settings.concurrency} connections, "
             f"{settings.duration:g}s per op after {settings.warmup:g}s warm-up\n"
             f"host: {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.2f} at start), "
-            f"Python {platform.python_version()}, servers on uvicorn one at a time, "
+            f"Python {platform.python_version()}, servers on uvicorn, "
+            f"{'both up, measured in turns' if together else 'one at a time'}, "
             f"traffic to {HOST} only")
 
 
@@ -377,13 +459,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--api-version", metavar="V", choices=["v1"],
                         help="measure get and list100 converted to API version V against the "
                         "storage version (examples/api-versions serves v1 beside v2)")
+    parser.add_argument("--auth", action="store_true",
+                        help="measure get and list100 with a valid RS256 token against the "
+                             "same without auth")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --auth: turns of each measurement (default 3)")
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 1.0 if args.quick else 10.0
     if args.warmup is None:
         args.warmup = 1.0 if args.quick else 2.0
-    if args.duration <= 0 or args.concurrency < 1 or args.warmup < 0:
-        parser.error("--duration must be > 0, --concurrency >= 1, --warmup >= 0")
+    if args.duration <= 0 or args.concurrency < 1 or args.warmup < 0 or args.rounds < 1:
+        parser.error("--duration must be > 0, --concurrency >= 1, --warmup >= 0, "
+                     "--rounds >= 1")
+    if args.auth and args.api_version:
+        parser.error("--auth and --api-version measure different things: give one")
     return args
 
 
@@ -401,9 +491,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     settings = Settings(duration=args.duration, warmup=args.warmup,
                         concurrency=args.concurrency, wrk=wrk)
-    print(_describe(settings), flush=True)
+    print(_describe(settings, together=args.auth), flush=True)
     started = time.monotonic()
-    if args.api_version:
+    if args.auth:
+        runs = bench_auth(settings, args.rounds)
+        print_auth_table(runs)
+    elif args.api_version:
         runs = bench_api_version(settings, args.api_version)
         print_version_table(runs, args.api_version)
     else:

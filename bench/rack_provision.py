@@ -286,16 +286,16 @@ def provision_through_server(project: Path, where: Place, logs: Path, shape: Sha
     argv = [*module, "serve", "--host", HOST, "--port", str(port), *storage, "--no-access-log"]
     server = Server("rack-inventory", argv, port, cwd=project, log_dir=logs)
     try:
-        server.__enter__()
+        server.__enter__()  # not `with server:`, which would start a second server
     except RuntimeError as exc:  # exited or never healthy: the message has its log
         raise BenchError(str(exc)) from exc
-    with server:
-        try:
-            return _provision(server, where, shape, timeout)
-        except BaseException:
-            print(f"\nserver log (tail):\n{server.log_tail(40)}",
-                  file=sys.stderr, flush=True)
-            raise
+    try:
+        return _provision(server, where, shape, timeout)
+    except BaseException:
+        print(f"\nserver log (tail):\n{server.log_tail(40)}", file=sys.stderr, flush=True)
+        raise
+    finally:
+        server.stop()
 
 
 def _provision(server: Server, where: Place, shape: Shape, timeout: float

@@ -35,9 +35,16 @@ EXPORTS = {
         "migrate_database", "open_storage", "prepare_storage",
     ],
     "fabrica.store": [
-        "Action", "Change", "ChangeListener", "ChangePublisher", "DEFAULT_ATTEMPTS", "Emission",
-        "EmissionListener", "GarbageCollector", "Part", "ResourceStore", "UnknownKind",
-        "UpdateType",
+        "ANONYMOUS", "Action", "Change", "ChangeListener", "ChangePublisher", "DEFAULT_ATTEMPTS",
+        "Emission", "EmissionListener", "GarbageCollector", "Part", "ResourceStore",
+        "SYSTEM_CONTROLLER", "UnknownKind", "UpdateType", "acting_as", "current_actor",
+        "reset_actor", "set_actor",
+    ],
+    "fabrica.auth": [
+        "ACTIONS", "Auth", "DEFAULT_LEEWAY", "DEFAULT_MODEL", "DEFAULT_POLICY", "InvalidToken",
+        "JWKSCache", "KeysUnavailable", "MIN_SECRET_BYTES", "MODEL_FILE", "POLICY_FILE", "Policy",
+        "PolicyError", "Principal", "PublicKey", "TokenVerifier", "mint_token", "parse_duration",
+        "roles_from_claims",
     ],
     "fabrica.events": [
         "BusClosed", "CloudEvent", "EventBus", "EventBusError", "EventStream", "ExtensionValue",
@@ -53,13 +60,15 @@ EXPORTS = {
         "ResourceReconciler", "Result", "Shards", "TerminalError", "WorkQueue",
     ],
     "fabrica.server": [
-        "DEFAULT_MAX_BODY_SIZE", "build_openapi", "create_app", "main", "service_cli",
+        "DEFAULT_MAX_BODY_SIZE", "add_bearer_security", "build_openapi", "create_app", "main",
+        "service_cli",
     ],
     "fabrica.client": [
         "AsyncClient", "AsyncRawClient", "BadRequest", "Client", "Conflict", "ConnectionFailed",
-        "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "FabricaError", "NotFound", "PATCH_TYPES",
-        "PayloadTooLarge", "PreconditionFailed", "RawClient", "ServerError", "Unprocessable",
-        "UnsupportedMediaType", "ValidationError", "client_cli", "main",
+        "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "FabricaError", "Forbidden", "NotFound",
+        "PATCH_TYPES", "PayloadTooLarge", "PreconditionFailed", "RawClient", "ServerError",
+        "Unauthorized", "Unprocessable", "UnsupportedMediaType", "ValidationError", "client_cli",
+        "main",
     ],
     "fabrica.codegen": [
         "CONFIG_FILE", "CodegenError", "Discovered", "FileChange", "GenerateResult",

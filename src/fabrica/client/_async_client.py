@@ -41,10 +41,12 @@ class AsyncClient:
         api_version: str | None = None,
         versions: Iterable[type[ServedVersion[Any, Any]]] = (),
         on_warning: Callable[[str], None] | None = None,
+        token: str | None = None,
     ) -> None:
         self.raw = AsyncRawClient(base_url, kinds, transport=transport, timeout=timeout,
                                   retries=retries, backoff=backoff, headers=headers,
-                             api_version=api_version, versions=versions, on_warning=on_warning)
+                                  api_version=api_version, versions=versions,
+                                  on_warning=on_warning, token=token)
         self.kinds = self.raw.kinds
 
     async def aclose(self) -> None:

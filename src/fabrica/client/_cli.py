@@ -2,7 +2,7 @@
 
 One sub-command per kind (the lower-case kind), one verb per API operation::
 
-    python -m PKG.client [--server URL] KIND VERB [ARGS] [-o table|json|yaml]
+    python -m PKG.client [--server URL] [--token JWT] KIND VERB [ARGS] [-o table|json|yaml]
 
 It speaks to the server through `RawClient`, so ``-o json`` prints the server's JSON exactly
 and request bodies (``--spec``, ``-f``) pass through unchanged: flat Fabrica bodies and
@@ -37,7 +37,7 @@ from ..resource import (
     parse_selector,
 )
 from ._cli_input import load_body, load_json, shorthand_patch
-from ._errors import ConnectionFailed, FabricaError
+from ._errors import ConnectionFailed, FabricaError, Forbidden, Unauthorized
 from ._output import FORMATS, echo_data, echo_table, key_value_table, resource_table, rows_table
 from ._raw import DEFAULT_SERVER, DEFAULT_TIMEOUT, RawClient
 
@@ -99,14 +99,30 @@ class _Session:
     transport: httpx.BaseTransport | None = None
     hint: str = ""  # what to say when the server cannot be reached
     api_version: str | None = None
+    token: str | None = None
+    env: str = ""
     _client: RawClient | None = field(default=None, repr=False)
 
     def client(self) -> RawClient:
         if self._client is None:
             self._client = RawClient(self.server, self.kinds, timeout=self.timeout,
                                      retries=self.retries, transport=self.transport,
-                                     api_version=self.api_version, on_warning=_print_warning)
+                                     api_version=self.api_version, on_warning=_print_warning,
+                                     token=self.token)
         return self._client
+
+    def hint_for(self, error: FabricaError) -> str:
+        if isinstance(error, ConnectionFailed):
+            return self.hint
+        if isinstance(error, Unauthorized):
+            if self.token:
+                return "The server refused the token given with --token / " \
+                       f"{self.env}_TOKEN; get a fresh one from the token issuer."
+            return f"This service needs a bearer token: give --token TOKEN or set {self.env}_TOKEN."
+        if isinstance(error, Forbidden):
+            return "The token is valid, but the service's policy does not allow this; ask " \
+                   "for a role that does."
+        return ""
 
     def close(self) -> None:
         if self._client is not None:
@@ -142,7 +158,7 @@ def _describe(error: FabricaError, hint: str) -> str:
         phrase = f"{error.status} {HTTPStatus(error.status).phrase}"
     except ValueError:
         phrase = str(error.status)
-    return f"{error.message} ({phrase})"
+    return f"{error.message} ({phrase})" + (f"\n{hint}" if hint else "")
 
 
 class _Root(click.Group):
@@ -152,7 +168,7 @@ class _Root(click.Group):
         try:
             return super().invoke(ctx)
         except FabricaError as exc:
-            hint = ctx.obj.hint if isinstance(ctx.obj, _Session) else ""
+            hint = ctx.obj.hint_for(exc) if isinstance(ctx.obj, _Session) else ""
             raise _RequestFailed(exc, hint) from None
 
 
@@ -176,6 +192,8 @@ def client_cli(
                  no_args_is_help=True)
     @click.option("--server", default=DEFAULT_SERVER, show_default=True, envvar=f"{env}_SERVER",
                   help=f"Base URL of the service [env {env}_SERVER].")
+    @click.option("--token", default=None, envvar=f"{env}_TOKEN", metavar="JWT",
+                  help=f"Bearer token, for services with auth on [env {env}_TOKEN].")
     @click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, type=float,
                   envvar=f"{env}_TIMEOUT", help="Seconds to wait for each response.")
     @click.option("--retries", default=3, show_default=True, type=click.IntRange(0),
@@ -190,11 +208,12 @@ def client_cli(
     @click.version_option(__version__, prog_name="pyfabrica")
     @_events_options(events_on, root=True)
     @click.pass_context
-    def cli(ctx: click.Context, /, server: str, timeout: float, retries: int,
-            output: str | None, api_version: str | None, **watch: Any) -> None:
+    def cli(ctx: click.Context, /, server: str, token: str | None, timeout: float,
+            retries: int, output: str | None, api_version: str | None, **watch: Any) -> None:
         session = _Session(_with_scheme(server), kinds, timeout, retries, output, transport,
                            hint=f"Is the service running? Point to it with --server URL or "
-                           f"{env}_SERVER.", api_version=api_version)
+                           f"{env}_SERVER.", api_version=api_version, token=token or None,
+                           env=env)
         ctx.obj = session
         ctx.call_on_close(session.close)
         if ctx.invoked_subcommand is not None:

@@ -35,6 +35,8 @@ class Client:
     their lower-case kind (``"device"``) instead of by class. `transport` is any
     ``httpx.BaseTransport`` (tests pass a mock or WSGI one). Connection errors on GET, PUT and
     DELETE are retried `retries` times, waiting `backoff` seconds, doubling each time.
+    `token` is a bearer token (a JWT) sent with every request, for services with auth on;
+    a missing or refused one raises `Unauthorized` (401) or `Forbidden` (403).
     """
 
     def __init__(
@@ -50,10 +52,12 @@ class Client:
         api_version: str | None = None,
         versions: Iterable[type[ServedVersion[Any, Any]]] = (),
         on_warning: Callable[[str], None] | None = None,
+        token: str | None = None,
     ) -> None:
         self.raw = RawClient(base_url, kinds, transport=transport, timeout=timeout,
                              retries=retries, backoff=backoff, headers=headers,
-                             api_version=api_version, versions=versions, on_warning=on_warning)
+                             api_version=api_version, versions=versions, on_warning=on_warning,
+                             token=token)
         self.kinds = self.raw.kinds
 
     def close(self) -> None:

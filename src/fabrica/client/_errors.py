@@ -16,10 +16,12 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "FabricaError",
+    "Forbidden",
     "NotFound",
     "PayloadTooLarge",
     "PreconditionFailed",
     "ServerError",
+    "Unauthorized",
     "Unprocessable",
     "UnsupportedMediaType",
     "ValidationError",
@@ -51,6 +53,16 @@ class BadRequest(FabricaError):
 
 class ValidationError(BadRequest):
     """400 with ``details``: the fields that failed validation, each by its JSON path."""
+
+
+class Unauthorized(FabricaError):
+    """401: no bearer token, or one the server does not accept (expired, wrong signature,
+    wrong issuer...); the message says which."""
+
+
+class Forbidden(FabricaError):
+    """403: the token is valid, but the service's policy does not allow this action on
+    this collection; the message names both."""
 
 
 class NotFound(FabricaError):
@@ -92,6 +104,8 @@ class ConnectionFailed(FabricaError):
 
 _BY_STATUS: dict[int, type[FabricaError]] = {
     400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     409: Conflict,
     412: PreconditionFailed,

@@ -39,6 +39,14 @@ def log_warning(text: str) -> None:
     log.warning("server warning: %s", text)
 
 
+def with_token(headers: Mapping[str, str] | None, token: str | None) -> dict[str, str]:
+    """`headers` plus ``Authorization: Bearer TOKEN`` when a token is given."""
+    merged = dict(headers or {})
+    if token:
+        merged["Authorization"] = f"Bearer {token}"
+    return merged
+
+
 class _Base:
     """Configuration the sync and async raw clients share."""
 
@@ -79,10 +87,11 @@ class RawClient(_Base):
         api_version: str | None = None,
         versions: Versions = (),
         on_warning: Callable[[str], None] | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(kinds, retries, backoff, api_version, versions, on_warning)
         self.http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout,
-                                 headers=headers)
+                                 headers=with_token(headers, token))
 
     def close(self) -> None:
         self.http.close()
@@ -188,10 +197,11 @@ class AsyncRawClient(_Base):
         api_version: str | None = None,
         versions: Versions = (),
         on_warning: Callable[[str], None] | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(kinds, retries, backoff, api_version, versions, on_warning)
         self.http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout,
-                                      headers=headers)
+                                      headers=with_token(headers, token))
 
     async def aclose(self) -> None:
         await self.http.aclose()

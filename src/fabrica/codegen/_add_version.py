@@ -61,24 +61,39 @@ def render_version_file(
     served_name = version_class_name(info.kind, version)
     source, imports, fabrica_names, local = _copied_spec(source, spec_name,
                                                          served_name + "Spec")
-    local_names = sorted({info.kind, spec_name, info.status_type.__name__, *local})
-    fabrica_names = sorted({"ServedVersion", *fabrica_names})
+    local_names = sorted({info.kind, spec_name, info.status_type.__name__, *local},
+                         key=_isort_key)
+    fabrica_names = sorted({"ServedVersion", *fabrica_names}, key=_isort_key)
     return template_env().get_template("version.py.j2").render(
         kind=info.kind, storage=info.version, version=version, deprecated=deprecated,
         module=cls.__module__.rsplit(".", 1)[-1], package=cls.__module__.split(".")[0],
         spec=spec_name, status=info.status_type.__name__, served=served_name,
-        spec_source=source, imports=_grouped(imports), local_names=local_names,
+        spec_source=source, local_names=local_names,
+        imports=_grouped([i for i in imports if i not in _relative(imports)]),
+        relative_imports=_relative(imports),
         fabrica_names=fabrica_names,
     )
 
 
-def _grouped(imports: list[str]) -> list[list[str]]:
-    """The standard library's imports first, then the others (as isort groups them)."""
-    def stdlib(line: str) -> bool:
-        return line.split()[1].split(".")[0] in sys.stdlib_module_names
+def _isort_key(name: str) -> tuple[int, str]:
+    """CONSTANTS, then Classes, then functions, as isort (and ruff) order imported names."""
+    return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
 
-    groups = [[i for i in imports if stdlib(i)], [i for i in imports if not stdlib(i)]]
-    return [group for group in groups if group]
+
+def _grouped(imports: list[str]) -> list[list[str]]:
+    """The standard library's imports, then third-party ones (as isort groups them)."""
+    def group(line: str) -> int:
+        module = line.split()[1]
+        if module.startswith("."):
+            return 2
+        return 0 if module.split(".")[0] in sys.stdlib_module_names else 1
+
+    groups = [[i for i in imports if group(i) == n] for n in range(3)]
+    return [lines for lines in groups if lines]
+
+
+def _relative(imports: list[str]) -> list[str]:
+    return [line for line in imports if line.split()[1].startswith(".")]
 
 
 def _discover(root: Path, package: str):  # type: ignore[no-untyped-def]
@@ -120,17 +135,18 @@ def _copied_spec(
 def _imports_for(tree: ast.Module, used: set[str]) -> tuple[list[str], list[str]]:
     """``from pydantic import Field`` and the like: each import of the module, cut down to
     the names `used`; and apart, the names used from ``fabrica`` (the template imports
-    those with its own). Relative imports stay out: their names come from the module."""
+    those with its own). Relative imports are kept as they are: the version file sits in
+    the same folder as the kind's."""
     found, fabrica_names = [], []
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "fabrica":
+        if isinstance(node, ast.ImportFrom) and node.module == "fabrica" and not node.level:
             fabrica_names += [a.name for a in node.names if (a.asname or a.name) in used]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+        elif isinstance(node, ast.ImportFrom):
             names = [a for a in node.names if (a.asname or a.name) in used]
             if names:
                 spelled = ", ".join(a.name + (f" as {a.asname}" if a.asname else "")
                                     for a in names)
-                found.append(f"from {node.module} import {spelled}")
+                found.append(f"from {'.' * node.level}{node.module or ''} import {spelled}")
         elif isinstance(node, ast.Import):
             names = [a for a in node.names if (a.asname or a.name).split(".")[0] in used]
             found += [f"import {a.name}" + (f" as {a.asname}" if a.asname else "")

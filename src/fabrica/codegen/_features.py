@@ -14,11 +14,9 @@ from .._settings import ServiceSettings
 
 __all__ = ["NOT_YET_AVAILABLE", "pending_features"]
 
-NOT_YET_AVAILABLE: Final[tuple[str, ...]] = ("auth",)
+NOT_YET_AVAILABLE: Final[tuple[str, ...]] = ()
 
-_ENABLED: Final[dict[str, Callable[[ServiceSettings], bool]]] = {
-    "auth": lambda s: s.auth,
-}
+_ENABLED: Final[dict[str, Callable[[ServiceSettings], bool]]] = {}
 
 
 def pending_features(settings: ServiceSettings) -> list[str]:

@@ -47,13 +47,15 @@ def lifecycle_event(
     source: str = "fabrica",
     resource: Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    actor: str | None = None,
     now: datetime | None = None,
 ) -> CloudEvent:
     """The event for one successful write of a resource.
 
     `action` is one of created, updated, patched, deleted. `resource` is the resource's wire
     form (camelCase JSON) and `metadata` extra context, such as ``{"updateType": "status"}``
-    for status writes; each goes into ``data`` only when given. `now` is the clock seam.
+    for status writes; each goes into ``data`` only when given. `actor`, the writer, becomes
+    the ``actor`` extension. `now` is the clock seam.
     """
     if action not in LIFECYCLE_ACTIONS:
         raise ValueError(f"unknown lifecycle action {action!r}: use one of {_actions()}")
@@ -78,6 +80,7 @@ def lifecycle_event(
         resourcekind=kind,
         resourceuid=uid,
         action=action,
+        extensions={"actor": actor} if actor else {},
         data=data,
     )
 
@@ -92,6 +95,7 @@ def condition_event(
     prefix: str = "io.fabrica",
     source: str = "fabrica",
     previous_status: str | None = None,
+    actor: str | None = None,
     now: datetime | None = None,
 ) -> CloudEvent:
     """The event for a condition whose status changed.
@@ -99,7 +103,7 @@ def condition_event(
     `condition` is the condition's wire form (``type``, ``status``, ``reason``, ``message``,
     ``lastTransitionTime``, ...). ``data`` holds Go Fabrica's flat fields (conditionType,
     status, previousStatus, reason, message, transitionTime), the resource's identity and
-    the whole condition under ``condition``.
+    the whole condition under ``condition``; `actor` as for `lifecycle_event`.
     """
     ctype, status = condition.get("type"), condition.get("status")
     if not isinstance(ctype, str) or not isinstance(status, str):
@@ -121,7 +125,8 @@ def condition_event(
         time=moment,
         resourcekind=kind,
         resourceuid=uid,
-        extensions={"conditiontype": ctype, "conditionstatus": status},
+        extensions={"conditiontype": ctype, "conditionstatus": status,
+                    **({"actor": actor} if actor else {})},
         data=data,
     )
 
@@ -137,6 +142,7 @@ def reason_event(
     source: str = "fabrica",
     details: Mapping[str, Any] | None = None,
     id: str | None = None,
+    actor: str | None = None,
     now: datetime | None = None,
 ) -> CloudEvent:
     """The event a reconciler emits about a resource: ``PREFIX.KIND.REASON``.
@@ -144,7 +150,8 @@ def reason_event(
     The same ``source``, ``subject``, extensions and ``data`` fields as `lifecycle_event`,
     with ``action = reason`` and `details` (JSON values) under ``data.details`` when given.
     `id` lets the emitter make a re-sent event carry the id of the first (see
-    `fabrica.reconcile.ResourceReconciler.emit`); by default it is fresh.
+    `fabrica.reconcile.ResourceReconciler.emit`); by default it is fresh. `actor` as for
+    `lifecycle_event`.
     """
     check_reason(reason)
     _check_segment("kind", kind)
@@ -166,6 +173,7 @@ def reason_event(
         resourcekind=kind,
         resourceuid=uid,
         action=reason,
+        extensions={"actor": actor} if actor else {},
         data=data,
     )
     return event if id is None else dataclasses.replace(event, id=id)

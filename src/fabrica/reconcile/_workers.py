@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from ..store import SYSTEM_CONTROLLER, set_actor
 from ._metrics import ControllerMetrics
 from ._queue import QueueShutDown, WorkQueue
 from ._reconciler import ResourceReconciler
@@ -61,6 +62,7 @@ class KindWorkers:
 
     async def _work(self) -> None:
         queue, kind, metrics = self.queue, self.kind, self.metrics
+        set_actor(SYSTEM_CONTROLLER)  # every write of this worker task is the controller's
         while True:
             try:
                 uid = await queue.get()

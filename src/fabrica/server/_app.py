@@ -6,7 +6,7 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client import CollectorRegistry, Gauge
 from starlette.applications import Starlette
@@ -22,6 +22,7 @@ from ..reconcile import Controller, ControllerMetrics, ResourceReconciler, Shard
 from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import Leases, LocalLeases, Storage
 from ..store import ChangePublisher, Emission, GarbageCollector, ResourceStore
+from ._auth_openapi import add_bearer_security
 from ._docs import docs_routes
 from ._errors import APIError, exception_handlers
 from ._observe import HTTPMetrics, metrics_endpoint
@@ -29,6 +30,9 @@ from ._openapi import build_openapi
 from ._ready import Readiness
 from ._relay import OutboxRelay
 from ._routes import KindEndpoints
+
+if TYPE_CHECKING:
+    from ..auth import Auth
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "ROLES", "Role", "create_app", "default_instance",
            "leases_for"]
@@ -49,6 +53,7 @@ def create_app(
     role: Role = "all",
     instance: str | None = None,
     versions: Sequence[type[ServedVersion[Any, Any]]] = (),
+    auth: Auth | None = None,
 ) -> Starlette:
     """Serve `kinds` (SPEC section 3) from `storage`.
 
@@ -57,7 +62,9 @@ def create_app(
 
     With events on (``settings.events`` or a `bus` given) every write publishes CloudEvents
     and ``GET /events`` streams them; with `reconcilers`, a controller drives them. The app
-    starts and stops all of it with its lifespan, and closes the storage last.
+    starts and stops all of it with its lifespan, and closes the storage last. With `auth`,
+    every request but /health, /ready, /openapi.json and /docs needs a bearer token that
+    `auth` verifies and its policy allows (SPEC section 7).
 
     `role` (SPEC section 6): ``all`` serves the API and runs the reconcilers; ``api`` runs
     no reconciler; ``controller`` runs them and serves only ``/health``, ``/ready`` and
@@ -107,6 +114,8 @@ def create_app(
     if controller is not None and controller.shards is not None:
         readiness.extra["controller"] = _shards_check(controller.shards)
     _process_info(registry, instance, role)
+    if auth is not None:
+        add_bearer_security(openapi)
     routes: list[BaseRoute] = [
         Route("/health", _health(settings, storage, kinds, instance), methods=["GET"]),
         Route("/ready", readiness.endpoint, methods=["GET"]),
@@ -123,6 +132,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if auth is not None:
+            await auth.start()
         if bus is not None:
             await bus.start()
         if relay is not None:
@@ -144,9 +155,16 @@ def create_app(
                 await bus.close(drain=True)
             await leases.close()
             await storage.close()
+            if auth is not None:
+                await auth.close()
 
+    middleware = [Middleware(HTTPMetrics, registry=registry)]
+    if auth is not None:
+        from ._auth import AuthMiddleware  # PyJWT and Casbin load only for services with auth
+
+        middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project))
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
-                    middleware=[Middleware(HTTPMetrics, registry=registry)])
+                    middleware=middleware)
     app.state.store = store
     app.state.garbage_collector = collector
     app.state.bus = bus
@@ -156,6 +174,7 @@ def create_app(
     app.state.relay = relay
     app.state.leases = leases
     app.state.instance = instance
+    app.state.auth = auth
     return app
 
 

@@ -30,15 +30,13 @@ from ..storage import (
     prepare_storage,
 )
 from ._app import DEFAULT_MAX_BODY_SIZE, ROLES, Role, create_app, default_instance
+from ._auth_cli import auth_from_options, auth_options, reload_policy_on_sighup, token_command
 from ._units import as_byte_size, as_duration
 from ._workers import serve_workers
 
 __all__ = ["main", "service_cli"]
 
 log = logging.getLogger("fabrica.server")
-
-# Features a project can record in .fabrica.yaml before this release implements them.
-_NOT_YET = "not available yet in this release of pyfabrica"
 
 
 def main(
@@ -112,6 +110,7 @@ def service_cli(
                   type=click.Choice(["debug", "info", "warning", "error"]))
     @click.option("--access-log/--no-access-log", default=True, show_default=True,
                   envvar=f"{env}_ACCESS_LOG")
+    @auth_options(env)
     def serve(
         host: str,
         port: int,
@@ -130,9 +129,10 @@ def service_cli(
         max_body_size: int,
         log_level: str,
         access_log: bool,
+        **options: Any,
     ) -> None:
         _log_as(instance or default_instance(), log_level)
-        _refuse_unavailable_features(settings)
+        auth = auth_from_options(settings, options)
         _check_processes(settings, events_bus, role, workers)
         service = _with_event_prefix(settings, event_prefix)
         stream = None
@@ -156,18 +156,23 @@ def service_cli(
             worker_role: Role = role if index == 0 or role == "api" else "api"
             return create_app(kinds, storage, settings=service, max_body_size=max_body_size,
                               reconcilers=active, bus=bus, role=worker_role, instance=name,
-                              versions=versions)
+                              versions=versions, auth=auth)
+
+        if auth is not None:
+            reload_policy_on_sighup(auth)
 
         log.info("serving %s as %s: %s", settings.project, role, _served(kinds, versions))
         log.info("listening on http://%s:%d (docs at /docs)", host, port)
-        options: dict[str, Any] = {"log_config": None, "log_level": log_level,
-                                   "access_log": access_log, "server_header": False}
+        served: dict[str, Any] = {"log_config": None, "log_level": log_level,
+                                  "access_log": access_log, "server_header": False}
         if workers == 1:
-            uvicorn.run(build(0, storage), host=host, port=port, **options)
+            uvicorn.run(build(0, storage), host=host, port=port, **served)
             return
         serve_workers(lambda index: build(index, _open_storage(
             settings, data_dir, database_url, auto_migrate=False)),
-            host=host, port=port, workers=workers, **options)
+            host=host, port=port, workers=workers, **served)
+
+    cli.add_command(token_command(settings))
 
     @cli.command(help="Create or upgrade the SQL database schema to this release's.")
     @click.option("--data-dir", default="./data", show_default=True, envvar=f"{env}_DATA_DIR",
@@ -279,14 +284,6 @@ def _active_reconcilers(
     if not settings.reconcile:
         return []
     return [cls for cls in reconcilers if cls.is_implemented()]
-
-
-def _refuse_unavailable_features(settings: ServiceSettings) -> None:
-    """A project that asked for something this release lacks is not served without it."""
-    if settings.auth:
-        raise click.UsageError(
-            f"auth is enabled in .fabrica.yaml but {_NOT_YET}; refusing to serve without it"
-        )
 
 
 def _log_features(

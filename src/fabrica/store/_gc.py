@@ -18,6 +18,7 @@ from typing import Any
 
 from ..resource import Resource
 from ..storage import Conflict, NotFound
+from ._actor import SYSTEM_CONTROLLER, set_actor
 from ._changes import Change
 from ._store import ResourceStore
 
@@ -60,6 +61,7 @@ class GarbageCollector:
             self._wake.set()
 
     async def _run(self) -> None:
+        set_actor(SYSTEM_CONTROLLER)  # this task's deletions are the system's, not a client's
         try:
             await self.sweep()
         except Exception:
@@ -81,23 +83,26 @@ class GarbageCollector:
 
     async def sweep(self) -> None:
         """Delete every dependent whose owners are all gone."""
-        everything = {cls: await self.store.list(cls) for cls in self.store.kinds.values()}
-        alive = {obj.uid for objs in everything.values() for obj in objs}
-        orphans = [
-            obj for objs in everything.values() for obj in objs
-            if obj.metadata.owner_references
-            and not any(ref.uid in alive for ref in obj.metadata.owner_references)
-        ]
+        orphans = await self._orphans()
         for obj in orphans:
             await self._delete(obj)
         if orphans:
             log.info("garbage collector removed %d orphaned dependents", len(orphans))
 
     async def _collect(self, owners: set[str]) -> None:
-        for cls in self.store.kinds.values():
-            for obj in await self.store.list(cls):
-                if any(ref.uid in owners for ref in obj.metadata.owner_references):
-                    await self._delete(obj)  # its own "deleted" change queues the next wave
+        # Only dependents of the owners just deleted, and, as in Kubernetes, only once all
+        # their owners are gone: a dependent with another live owner stays.
+        for obj in await self._orphans():
+            if any(ref.uid in owners for ref in obj.metadata.owner_references):
+                await self._delete(obj)  # its own "deleted" change queues the next wave
+
+    async def _orphans(self) -> list[Resource[Any, Any]]:
+        """Resources with owner references of which none exists any more."""
+        everything = [obj for cls in self.store.kinds.values()
+                      for obj in await self.store.list(cls)]
+        alive = {obj.uid for obj in everything}
+        return [obj for obj in everything if obj.metadata.owner_references
+                and not any(ref.uid in alive for ref in obj.metadata.owner_references)]
 
     async def _delete(self, obj: Resource[Any, Any]) -> None:
         try:

@@ -1,10 +1,11 @@
 """`ChangePublisher`: the store's committed writes as CloudEvents on a bus (SPEC section 4).
 
 A store listener: one lifecycle event per write, whoever made it (an HTTP handler, a
-reconciler); status writes carry ``data.metadata.updateType = "status"``; and one
-``PREFIX.condition.TYPE`` event for each condition whose status changed (or appeared) in
-that write. It lives beside the store, not in the server, so any process that writes
-(a controller without an HTTP server included) publishes the same events.
+reconciler; the ``actor`` extension names it); status writes carry
+``data.metadata.updateType = "status"``; and one ``PREFIX.condition.TYPE`` event for each
+condition whose status changed (or appeared) in that write. It lives beside the store, not
+in the server, so any process that writes (a controller without an HTTP server included)
+publishes the same events.
 A reconciler's `Emission` becomes ``PREFIX.KIND.REASON`` on the same bus, with the same
 failure handling.
 """
@@ -71,11 +72,13 @@ class ChangePublisher:
             change.action, info.kind, info.plural, obj.uid, obj.name,
             prefix=self.prefix, source=self.source,
             resource=obj.model_dump(mode="json", by_alias=True), metadata=metadata,
+            actor=change.actor,
         )]
         for condition, previous in _changed_conditions(change.previous, obj):
             events.append(condition_event(
                 info.kind, info.plural, obj.uid, obj.name, condition,
                 prefix=self.prefix, source=self.source, previous_status=previous,
+                actor=change.actor,
             ))
         return events
 
@@ -84,7 +87,7 @@ class ChangePublisher:
         info = obj.resource_info
         return reason_event(emission.reason, info.kind, info.plural, obj.uid, obj.name,
                             prefix=self.prefix, source=self.source, details=emission.details,
-                            id=emission.id)
+                            id=emission.id, actor=emission.actor)
 
     def emission_messages(self, emission: Emission) -> list[OutboxMessage]:
         event = self.emission_event(emission)

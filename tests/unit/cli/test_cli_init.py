@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import datetime
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def test_init_every_option(run: Run, tmp_path: Path) -> None:
     assert (tmp_path / "inv" / "inventory" / "settings_generated.py").is_file()
 
 
-def test_init_reports_features_not_available_yet(run: Run) -> None:
+def test_init_reports_no_feature_as_not_available_yet(run: Run) -> None:
     args = "init svc --events --events-bus nats --reconcile --storage-type sql --auth"
     result = run(*args.split())
     assert result.exit_code == 0, result.output
@@ -112,10 +113,27 @@ def test_init_reports_features_not_available_yet(run: Run) -> None:
         reconcile=True,
         auth=True,
     )
-    assert pending_features(everything) == list(NOT_YET_AVAILABLE)
-    for feature in NOT_YET_AVAILABLE:
-        assert f"{feature}: recorded in .fabrica.yaml, not available yet" in result.stderr
-    assert "events bus nats" not in result.stderr  # the NATS bus is available now
+    assert pending_features(everything) == list(NOT_YET_AVAILABLE) == []
+    assert "not available yet" not in result.stderr
+
+
+def test_init_auth_writes_the_policy_once(run: Run, tmp_path: Path) -> None:
+    from fabrica.auth import DEFAULT_MODEL, DEFAULT_POLICY
+
+    assert run("init", "svc", "--auth").exit_code == 0
+    auth = tmp_path / "svc" / "auth"
+    assert (auth / "model.conf").read_text() == DEFAULT_MODEL
+    assert (auth / "policy.csv").read_text() == DEFAULT_POLICY
+    (auth / "policy.csv").write_text("p, admin, *, *\n")  # the user's file from now on
+    (auth / "model.conf").unlink()
+    os.chdir(tmp_path / "svc")
+    result = run("generate")
+    assert result.exit_code == 0, result.output
+    assert (auth / "policy.csv").read_text() == "p, admin, *, *\n"
+    assert (auth / "model.conf").read_text() == DEFAULT_MODEL  # missing: created again
+    assert not (tmp_path / "plain" / "auth").exists()
+    assert run("init", str(tmp_path / "plain")).exit_code == 0
+    assert not (tmp_path / "plain" / "auth").exists()
 
 
 def test_init_events_and_reconcile_are_available(run: Run) -> None:

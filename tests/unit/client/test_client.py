@@ -118,8 +118,9 @@ def dead_url() -> str:
 def test_public_names() -> None:
     assert sorted(fabrica.client.__all__) == sorted([
         "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "PATCH_TYPES", "AsyncClient", "AsyncRawClient",
-        "BadRequest", "Client", "Conflict", "ConnectionFailed", "FabricaError", "NotFound",
-        "PayloadTooLarge", "PreconditionFailed", "RawClient", "ServerError", "Unprocessable",
+        "BadRequest", "Client", "Conflict", "ConnectionFailed", "FabricaError", "Forbidden",
+        "NotFound", "PayloadTooLarge", "PreconditionFailed", "RawClient", "ServerError",
+        "Unauthorized", "Unprocessable",
         "UnsupportedMediaType", "ValidationError", "client_cli", "main",
     ])
     for name in fabrica.client.__all__:

@@ -147,3 +147,50 @@ def test_generate_names_a_missing_conversion(project: Path) -> None:
     assert result.exit_code == 1
     assert "device_v2alpha1.py does not import" in result.output
     assert "missing the conversion spec_from_storage" in result.output
+
+
+def test_the_copy_brings_the_names_its_spec_uses(project: Path) -> None:
+    """Imports (relative ones too) and the module's own helpers the Spec refers to."""
+    (resources(project) / "common.py").write_text("PORTS = (22, 443)\n")
+    (resources(project) / "device.py").write_text(textwrap.dedent('''
+        import datetime as dt
+        from typing import Literal
+
+        from pydantic import Field
+
+        from fabrica import Condition, Model, Resource
+
+        from .common import PORTS
+
+        DEFAULT = "server"
+
+
+        class Address(Model):
+            ip: str = ""
+
+
+        class DeviceSpec(Model):
+            type: Literal["server", "switch"] = DEFAULT
+            address: Address = Field(default_factory=Address)
+            port: int = PORTS[1]
+            since: dt.date | None = None
+            last: Condition | None = None
+
+
+        class DeviceStatus(Model):
+            ok: bool = False
+
+
+        class Device(Resource[DeviceSpec, DeviceStatus], prefix="dev", version="v2"):
+            """A device."""
+        '''))
+    assert run("add", "version", "Device", "v1").exit_code == 0
+    text = (resources(project) / "device_v1.py").read_text()
+    assert ("import datetime as dt\nfrom typing import Literal\n\nfrom pydantic import Field\n\n"
+            "from fabrica import Condition, Model, ServedVersion\n\nfrom .common import PORTS\n"
+            "from .device import DEFAULT, Address, Device, DeviceSpec, DeviceStatus\n") in text
+    done = run("generate")
+    assert done.exit_code == 0, done.output
+    (served,) = discover_project(project, PKG).versions
+    spec = served.version_info.spec_type(type="switch")
+    assert spec.port == 443 and served.spec_to_storage(spec).type == "switch"

@@ -150,7 +150,8 @@ def test_an_emitted_event_arrives_on_events_with_the_exact_fields(url):
     assert sensor["status"]["overheated"] is True
     (event,) = alarms.events
     assert set(event) == {"specversion", "id", "source", "type", "subject", "time",
-                          "datacontenttype", "resourcekind", "resourceuid", "action", "data"}
+                          "datacontenttype", "resourcekind", "resourceuid", "action", "actor",
+                          "data"}
     assert uuid.UUID(event["id"])
     assert event["time"].endswith("Z")
     assert {k: v for k, v in event.items() if k not in ("id", "time", "data")} == {
@@ -162,6 +163,7 @@ def test_an_emitted_event_arrives_on_events_with_the_exact_fields(url):
         "resourcekind": "Sensor",
         "resourceuid": uid,
         "action": "overheated",
+        "actor": "system:controller",  # the reconciler emitted it
     }
     assert event["data"] == {
         "action": "overheated", "resourceKind": "Sensor", "resourceUID": uid,

@@ -81,3 +81,17 @@ async def test_start_sweeps_orphans_left_by_a_crash(store):
     finally:
         await collector.stop()
     assert not await exists(store, "orphan") and await exists(store, "alive-owner")
+
+
+async def test_a_dependent_goes_only_when_all_its_owners_are_gone(store, collector):
+    """Kubernetes' rule: with two owners, deleting one leaves the dependent alone."""
+    first = await store.create(Device, "first", WEB)
+    second = await store.create(Device, "second", WEB)
+    await store.create(Device, "shared", WEB, owner_references=[
+        first.owner_reference(), second.owner_reference()])
+    await store.delete(Device, "first")
+    await collector.wait_idle()
+    assert await exists(store, "shared")
+    await store.delete(Device, "second")
+    await collector.wait_idle()
+    assert not await exists(store, "shared")

@@ -1,0 +1,39 @@
+"""Which paths need no token, and the bearer scheme in the OpenAPI document (no imports of
+the auth machinery: the code generator writes the same document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["OPEN_PATHS", "OPEN_PREFIX", "add_bearer_security"]
+
+OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/"})
+OPEN_PREFIX = "/docs/static/"  # Swagger UI's own files
+_SCHEME = "bearerAuth"
+
+
+def add_bearer_security(document: dict[str, Any]) -> dict[str, Any]:
+    """Declare the bearer scheme in an OpenAPI document and require it on every operation
+    but the open paths, so Swagger UI shows Authorize and sends the token."""
+    components = document.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[_SCHEME] = {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "A JWT from the service's token issuer (TokenSmith or any OIDC "
+                       "provider), or a development token from `python -m PKG.server token`.",
+    }
+    document["security"] = [{_SCHEME: []}]
+    for path, item in document.get("paths", {}).items():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            if path in OPEN_PATHS:
+                operation["security"] = []
+            else:
+                operation["responses"].setdefault("401", _error_body("Missing or invalid token"))
+                operation["responses"].setdefault("403", _error_body("Not allowed by the policy"))
+    return document
+
+
+def _error_body(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}}
