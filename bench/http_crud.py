@@ -35,6 +35,13 @@ every request, over the same files, both servers up and measured in alternating 
 ratio is auth rps / no-auth rps.
 
     .venv/bin/python bench/http_crud.py --auth [--rounds N] [--duration S] [--quick]
+
+With ``--subscribers N`` it measures something else: create throughput of a service with
+events on, first with no ``GET /events`` subscriber, then with N of them connected (held by
+another process that reads every stream), each on a fresh server and data directory, and
+prints the ratio. Publishing must not cost the writer per subscriber.
+
+    .venv/bin/python bench/http_crud.py --subscribers 200
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import os
 import platform
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -326,6 +334,85 @@ def bench(settings: Settings) -> Runs:
     return runs
 
 
+# -- events subscribers ------------------------------------------------------------------------
+
+
+class Subscribers:
+    """N ``GET /events`` streams held open by another process, which reads them all and
+    reports, when stopped, how many events each one received."""
+
+    def __init__(self, port: int, count: int, log_dir: Path) -> None:
+        self.ready = log_dir / f"subscribers-{port}.ready"
+        argv = [sys.executable, str(Path(__file__).resolve()), "_subscribe",
+                str(port), str(count), str(self.ready)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not self.ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the subscribers did not connect")
+            time.sleep(0.05)
+
+    def stop(self) -> list[int]:
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=30)
+        return json.loads(out)
+
+
+def subscribe_main(argv: list[str]) -> None:
+    """``http_crud.py _subscribe PORT COUNT READY_FILE``: the subscribers' process."""
+    port, count, ready = int(argv[0]), int(argv[1]), Path(argv[2])
+    received = [0] * count
+
+    async def one(index: int, connected: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(f"GET /events HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        await reader.readuntil(b": connected\n\n")
+        connected.set()
+        partial = b""
+        while chunk := await reader.read(65536):
+            lines = (partial + chunk).split(b"\n")
+            partial = lines.pop()
+            received[index] += sum(1 for line in lines if line.startswith(b"data: "))
+
+    async def run() -> None:
+        flags = [asyncio.Event() for _ in range(count)]
+        tasks = [asyncio.create_task(one(i, flag)) for i, flag in enumerate(flags)]
+        await asyncio.gather(*(flag.wait() for flag in flags))
+        ready.write_text("ready")
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+        await stop.wait()
+        for task in tasks:
+            task.cancel()
+
+    asyncio.run(run())
+    print(json.dumps(received))
+
+
+def fabrica_events_server(project: Path, data_dir: Path, logs: Path) -> Server:
+    server = fabrica_server(project, data_dir, logs)
+    server.name = "fabrica+events"
+    return server
+
+
+def bench_subscribers(settings: Settings, count: int) -> tuple[Runs, list[int]]:
+    runs = Runs(settings)
+    with tempfile.TemporaryDirectory(prefix="fabrica-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        logs = tmp / "logs"
+        logs.mkdir()
+        project = make_project(tmp, False, "--events")
+        with fabrica_events_server(project, tmp / "data-none", logs) as server:
+            runs.measure(server, "create", label="no subscribers")
+        with fabrica_events_server(project, tmp / "data-many", logs) as server:
+            subscribers = Subscribers(server.port, count, logs)
+            try:
+                runs.measure(server, "create", label=f"{count} subscribers")
+            finally:
+                received = subscribers.stop()
+    return runs, received
+
+
 def bench_api_version(settings: Settings, version: str) -> Runs:
     """get and list100 in the storage version, then converted to `version`, one server."""
     runs = Runs(settings)
@@ -406,6 +493,18 @@ def print_auth_table(runs: Runs) -> None:
         print(f"{op:8} {guarded.rps:12.0f} {plain.rps:12.0f} {ratio:7.2f}"
               f"{'':14} {_latency(guarded):>20} {_latency(plain):>20}")
 
+def print_subscribers(runs: Runs, count: int, received: list[int]) -> None:
+    none = runs.results[("create", "no subscribers")]
+    many = runs.results[("create", f"{count} subscribers")]
+    print()
+    print(f"create with no /events subscriber: {none.rps:8.0f} rps  {_latency(none)} ms p50/p99")
+    print(f"create with {count} subscribers:    {many.rps:8.0f} rps  {_latency(many)} ms p50/p99")
+    print(f"ratio ({count} subscribers / none): {many.rps / none.rps:.2f}  (aim >= 0.8)")
+    ordered = sorted(received)
+    print(f"events each subscriber received (warm-up included): min {ordered[0]}, median "
+          f"{ordered[len(ordered) // 2]}, max {ordered[-1]}; creates answered 201: "
+          f"{sum(r.requests - r.non2xx for r in runs.results.values())}")
+
 
 # -- reporting ---------------------------------------------------------------------------------
 
@@ -454,6 +553,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32,
                         help="concurrent connections (default 32)")
     parser.add_argument("--quick", action="store_true", help="a ~20 s smoke run")
+    parser.add_argument("--subscribers", type=int, default=0, metavar="N",
+                        help="instead: create throughput with N /events subscribers vs none")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
                         help="auto: wrk if found (installed with apt-get when root), else python")
     parser.add_argument("--api-version", metavar="V", choices=["v1"],
@@ -482,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_baseline-serve"]:
         serve_baseline(argv[1:])
         return 0
+    if argv[:1] == ["_subscribe"]:
+        subscribe_main(argv[1:])
+        return 0
     args = parse_args(argv)
     wrk = None
     if args.loadgen != "python":
@@ -493,7 +597,10 @@ def main(argv: list[str] | None = None) -> int:
                         concurrency=args.concurrency, wrk=wrk)
     print(_describe(settings, together=args.auth), flush=True)
     started = time.monotonic()
-    if args.auth:
+    if args.subscribers > 0:
+        runs, received = bench_subscribers(settings, args.subscribers)
+        print_subscribers(runs, args.subscribers, received)
+    elif args.auth:
         runs = bench_auth(settings, args.rounds)
         print_auth_table(runs)
     elif args.api_version:

@@ -130,7 +130,8 @@ class Walkthrough:
         self.http = httpx.Client(base_url=self.base, timeout=30)
 
     def curl(self, method: str, path: str, body: Any = None, *, show: int = 300) -> Any:
-        sent = f" -d '{json.dumps(body)}'" if body is not None else ""
+        sent = (f" -H 'Content-Type: application/json' -d '{json.dumps(body)}'"
+                if body is not None else "")
         verb = "" if method == "GET" else f"-X {method} "
         print(f"$ curl {verb}{self.base}{path}{sent}")
         headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}

@@ -16,6 +16,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -171,6 +172,57 @@ def test_a_database_restart_gives_503_then_the_server_recovers(project, postgres
             assert http.post("/devices", json={**WEB, "name": "after"}).status_code == 201
         assert "Traceback" not in server.output()
     finally:
+        server.stop()
+
+
+def _process_tree(root: int) -> list[int]:
+    """`root` and its children: the postmaster and its backends."""
+    children = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == root:
+            children.append(int(stat.split("/")[2]))
+    return [root, *children]
+
+
+def test_a_frozen_database_answers_503_within_the_storage_timeout(project, postgres):
+    """SIGSTOP on the database's processes: connections stay open and nothing answers,
+    so only a server-side bound ends the wait. Then SIGCONT, and the server recovers."""
+    server = Server(project, "device_api", "--database-url", postgres.url,
+                    "--storage-timeout", "1.5")
+    postmaster = int((postgres.data / "postmaster.pid").read_text().split()[0])
+    frozen: list[int] = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            uid = http.post("/devices", json=WEB).json()["metadata"]["uid"]
+            frozen = _process_tree(postmaster)
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            for method, path, body in [("GET", f"/devices/{uid}", None),
+                                       ("POST", "/devices", {**WEB, "name": "frozen"}),
+                                       ("GET", "/devices", None),
+                                       ("PATCH", f"/devices/{uid}", {"port": 8443})]:
+                started = time.monotonic()
+                response = http.request(method, path, json=body)
+                took = time.monotonic() - started
+                assert response.status_code == 503, (method, path, response.text)
+                assert response.headers["retry-after"].isdigit()
+                assert took < 10, f"{method} {path} held for {took:.1f}s"
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+            frozen = []
+            deadline = time.monotonic() + 30
+            while http.get(f"/devices/{uid}").status_code != 200:
+                assert time.monotonic() < deadline, "no recovery after SIGCONT"
+                time.sleep(0.2)
+            assert http.get("/devices").status_code == 200
+        assert "Traceback" not in server.output()
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
         server.stop()
 
 

@@ -1,12 +1,14 @@
 """SQL storage as a user meets it: `fabrica init --storage-type sql`, `serve`, `migrate`.
 
 A generated project on SQLite (the default file under the data dir, migrated at start),
-then the same server on the PostgreSQL and MariaDB servers with ``--database-url``, and the
+then the same server on the PostgreSQL and MariaDB servers with ``--database-url`` (an
+empty database gets its schema at start; an older one waits for `migrate`), and the
 rack example provisioning a rack on SQLite.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -107,19 +109,47 @@ def test_fabricas_sqlite_url_form(project, tmp_path):
     shutil.rmtree(project / relative.split("/")[0])
 
 
-def test_postgresql_needs_migrate_first(project):
+def test_postgresql_gets_its_schema_at_start_and_upgrades_by_migrate(project):
     with postgres_schema() as url:
-        refused = manage(project, "serve", "--database-url", url, "--port", "0")
-        assert refused.returncode != 0
-        assert "has no fabrica schema yet" in refused.stderr
-        assert "python -m device_api.server migrate" in refused.stderr
-        migrated = manage(project, "migrate", "--database-url", url)
-        assert migrated.returncode == 0, migrated.stderr
-        assert "migrated from nothing to" in migrated.stdout
-        assert "already at" in manage(project, "migrate", "--database-url", url).stdout
         server = Server(project, "device_api", "--database-url", url)
         try:
             crud(server, "postgresql")
+            assert "database schema created (revision" in server.output()
+        finally:
+            server.stop()
+        assert "already at" in manage(project, "migrate", "--database-url", url).stdout
+        asyncio.run(_downgrade(url, "0001"))  # as an older release left it
+        refused = manage(project, "serve", "--database-url", url, "--port", "0")
+        assert refused.returncode != 0
+        assert "schema revision 0001" in refused.stderr
+        assert "python -m device_api.server migrate" in refused.stderr
+        migrated = manage(project, "migrate", "--database-url", url)
+        assert migrated.returncode == 0, migrated.stderr
+        assert "migrated from 0001 to" in migrated.stdout
+        server = Server(project, "device_api", "--database-url", url)
+        try:
+            assert len(httpx.get(f"{server.url}/devices").json()) == 5  # nothing lost
+        finally:
+            server.stop()
+
+
+async def _downgrade(url: str, revision: str) -> None:
+    from fabrica.storage import SQLStorage
+
+    storage = SQLStorage(url)
+    try:
+        await storage.downgrade(revision)
+    finally:
+        await storage.close()
+
+
+def test_mariadb_gets_its_schema_at_start(project):
+    with mysql_database() as url:
+        server = Server(project, "device_api", "--database-url", url,
+                        env={"DEVICE_API_LOG_LEVEL": "info"})
+        try:
+            crud(server, "mysql")
+            assert "database schema created (revision" in server.output()
         finally:
             server.stop()
 
@@ -130,7 +160,7 @@ def test_mariadb_with_auto_migrate(project):
                         env={"DEVICE_API_LOG_LEVEL": "info"})
         try:
             crud(server, "mysql")
-            assert "database schema migrated from nothing to" in server.output()
+            assert "database schema created (revision" in server.output()
         finally:
             server.stop()
 

@@ -47,6 +47,7 @@ _USER_FILES = (
     ("pyproject.toml", "project/pyproject.toml.j2"),
     ("README.md", "project/README.md.j2"),
     (".gitignore", "project/gitignore.j2"),
+    ("schemathesis.toml", "project/schemathesis.toml.j2"),
     ("{package}/__init__.py", "project/package_init.py.j2"),
     ("{package}/resources/__init__.py", "project/resources_init.py.j2"),
     ("{package}/server/__init__.py", "project/server_init.py.j2"),

@@ -85,6 +85,11 @@ class EventStream(Subscription, Protocol):
 
     async def __anext__(self) -> CloudEvent: ...
 
+    async def next_batch(self, timeout: float | None = None) -> list[CloudEvent] | None:
+        """Every event not yet read (at least one), [] after `timeout` seconds without any,
+        None once the stream has ended: a reader of many events wakes once per batch."""
+        ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

@@ -14,8 +14,10 @@ Back-pressure, when a subscriber's queue is full:
   subscriber only, logged as an error and counted; that also breaks the deadlock of a
   handler whose own writes publish into its full queue. Level-triggered reconcilers recover
   from such a drop at their next resync.
-- **Streams evict.** A stream (``GET /events``) drops its oldest queued event and counts it.
-  A remote client reading slowly must never slow the server's writes.
+- **Streams evict.** A stream (``GET /events``) drops its oldest unread event and counts it.
+  A remote client reading slowly must never slow the server's writes. Streams do not have
+  queues at all: they read one shared log (`Broadcast`), so a publish costs the same with
+  hundreds of them connected.
 
 Events published before `start` are queued and delivered once it runs. `close(drain=True)`
 delivers everything already published (bounded by its timeout) before it cancels the
@@ -26,9 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from types import TracebackType
 from typing import Self
 
+from ._broadcast import Broadcast
 from ._bus import (
     BusClosed,
     BusContext,
@@ -46,6 +50,7 @@ __all__ = ["MemoryBus"]
 log = logging.getLogger("fabrica.events")
 
 _ROUTE_CACHE_SIZE = 4096
+_MIN_LOG = 1024  # events the streams' shared log keeps at least
 
 
 class _HandlerSubscription:
@@ -111,11 +116,17 @@ class _HandlerSubscription:
 
 
 class _StreamSubscription:
-    def __init__(self, bus: MemoryBus, pattern: TypePattern, size: int) -> None:
-        self._bus, self._pattern = bus, pattern
+    """A cursor into the bus's shared `Broadcast` log (see there): publishing costs the
+    same however many streams read."""
+
+    def __init__(self, bus: MemoryBus, pattern: TypePattern, size: int, log: Broadcast) -> None:
+        self._bus, self._pattern, self._log = bus, pattern, log
         self._name = f"stream:{pattern.pattern}"
-        self.mailbox = Mailbox(size)
-        self._delivered = 0
+        self.maxsize = size
+        self._cursor = log.head  # only what is published from now on
+        self._buffer: deque[CloudEvent] = deque()
+        self._delivered = self._dropped = 0
+        self._closed = False
 
     @property
     def name(self) -> str:
@@ -127,32 +138,73 @@ class _StreamSubscription:
 
     @property
     def stats(self) -> SubscriptionStats:
+        waiting, lost = self._peek()
         return SubscriptionStats(
             name=self._name,
             pattern=self.pattern,
             mode="stream",
             delivered=self._delivered,
             failed=0,
-            dropped=self.mailbox.dropped,
-            pending=len(self.mailbox),
+            dropped=self._dropped + lost,
+            pending=len(waiting),
         )
 
     def matches(self, event_type: str) -> bool:
         return self._pattern.matches(event_type)
 
     async def close(self) -> None:
+        if not self._closed:
+            _, lost = self._peek()
+            self._dropped += lost + len(self._buffer)
+            self._buffer.clear()
+        self._closed = True
         self._bus._remove(self)
-        self.mailbox.close()
+
+    async def next_batch(self, timeout: float | None = None) -> list[CloudEvent] | None:
+        """Every matching event not yet read (at least one), [] after `timeout` seconds
+        without any, None once the stream or its bus is closed and nothing is left."""
+        if not self._buffer:
+            try:
+                async with asyncio.timeout(timeout):
+                    while not self._closed and not self._take():
+                        if self._log.finished:
+                            return None
+                        await self._log.wait_after(self._cursor)
+            except TimeoutError:
+                return []
+        if self._closed and not self._buffer:
+            return None
+        batch = list(self._buffer)
+        self._buffer.clear()
+        self._delivered += len(batch)
+        return batch
+
+    def _peek(self) -> tuple[list[CloudEvent], int]:
+        room = self.maxsize - len(self._buffer)
+        found, lost = self._log.read(self._cursor, self._pattern.matches, max(room, 0))
+        return [*self._buffer, *found], lost
+
+    def _take(self) -> bool:
+        """Move what is new from the log into this stream's buffer; True if anything."""
+        found, lost = self._log.read(self._cursor, self._pattern.matches,
+                                     self.maxsize - len(self._buffer))
+        self._cursor = self._log.head
+        self._dropped += lost
+        self._buffer.extend(found)
+        return bool(self._buffer)
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> CloudEvent:
-        event = await self.mailbox.get()
-        if event is None:
-            raise StopAsyncIteration
+        if not self._buffer:
+            batch = await self.next_batch()
+            if not batch:
+                raise StopAsyncIteration
+            self._delivered -= len(batch)  # counted as each one is handed out below
+            self._buffer.extend(batch)
         self._delivered += 1
-        return event
+        return self._buffer.popleft()
 
     async def __aenter__(self) -> Self:
         return self
@@ -186,7 +238,9 @@ class MemoryBus(BusContext):
         self._queue_size, self._stream_size = queue_size, stream_size
         self._publish_timeout = publish_timeout
         self._subs: list[_Sub] = []
-        self._routes: dict[str, tuple[_Sub, ...]] = {}
+        self._routes: dict[str, tuple[_HandlerSubscription, ...]] = {}
+        self._log = Broadcast(max(4 * stream_size, _MIN_LOG))
+        self._streams = 0
         self._started = self._closed = False
 
     @property
@@ -203,11 +257,11 @@ class MemoryBus(BusContext):
     async def publish(self, event: CloudEvent) -> None:
         if self._closed:
             raise BusClosed(f"cannot publish {event.type}: the event bus is closed")
+        if self._streams:
+            self._log.append(event)
         waiting: list[tuple[_HandlerSubscription, int]] = []
         for sub in self._route(event.type):
-            if isinstance(sub, _StreamSubscription):
-                sub.mailbox.push_evicting(event)
-            elif (seq := sub.mailbox.push(event)) is not None:
+            if (seq := sub.mailbox.push(event)) is not None:
                 waiting.append((sub, seq))
         if waiting:
             await self._wait_for_room(event, waiting)
@@ -225,7 +279,11 @@ class MemoryBus(BusContext):
 
     def stream(self, pattern: str = "**", *, maxsize: int | None = None) -> EventStream:
         """A bounded iterator of matching events, subscribed as soon as this returns."""
-        sub = _StreamSubscription(self, self._open_check(pattern), maxsize or self._stream_size)
+        size = maxsize or self._stream_size
+        sub = _StreamSubscription(self, self._open_check(pattern), size, self._log)
+        # Room beyond the largest bound, so that non-matching traffic rarely pushes out an
+        # event a stream wanted before the stream's own bound would have.
+        self._log.grow(max(4 * size, _MIN_LOG))
         self._add(sub)
         return sub
 
@@ -234,8 +292,12 @@ class MemoryBus(BusContext):
             return
         self._closed = True
         subs = list(self._subs)
+        self._log.finish()
         for sub in subs:
-            if drain:
+            if isinstance(sub, _StreamSubscription):
+                if not drain:
+                    await sub.close()
+            elif drain:
                 sub.mailbox.finish()
             else:
                 sub.mailbox.close()
@@ -287,12 +349,12 @@ class MemoryBus(BusContext):
             raise BusClosed(f"cannot subscribe to {pattern!r}: the event bus is closed")
         return compile_pattern(pattern)
 
-    def _route(self, event_type: str) -> tuple[_Sub, ...]:
+    def _route(self, event_type: str) -> tuple[_HandlerSubscription, ...]:
         subs = self._routes.get(event_type)
         if subs is None:
             if len(self._routes) >= _ROUTE_CACHE_SIZE:
                 self._routes.clear()
-            subs = tuple(s for s in self._subs if s.matches(event_type))
+            subs = tuple(s for s in self._handlers() if s.matches(event_type))
             self._routes[event_type] = subs
         return subs
 
@@ -301,9 +363,11 @@ class MemoryBus(BusContext):
 
     def _add(self, sub: _Sub) -> None:
         self._subs.append(sub)
+        self._streams += isinstance(sub, _StreamSubscription)
         self._routes.clear()
 
     def _remove(self, sub: _Sub) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
+            self._streams -= isinstance(sub, _StreamSubscription)
             self._routes.clear()

@@ -230,6 +230,10 @@ class _NatsStream(_Link):
     async def __anext__(self) -> CloudEvent:
         return await anext(self._events)
 
+    async def next_batch(self, timeout: float | None = None) -> list[CloudEvent] | None:
+        """Every event not yet read, at once (see `MemoryBus`'s streams)."""
+        return await self._events.next_batch(timeout)
+
     async def __aenter__(self) -> Self:
         ready = self.ready
         if ready is not None:

@@ -45,6 +45,7 @@ from ._resource import (
     new_uid,
 )
 from ._served import ServedVersion, VersionInfo, is_valid_version, version_sort_key
+from ._text import InvalidText, check_text, invalid_text_path
 from ._time import utcnow
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConversionError",
+    "InvalidText",
     "Metadata",
     "Model",
     "OwnerReference",
@@ -72,8 +74,10 @@ __all__ = [
     "UID_PATTERN",
     "ServedVersion",
     "VersionInfo",
+    "check_text",
     "default_prefix",
     "find_condition",
+    "invalid_text_path",
     "is_condition_true",
     "is_dns1123_subdomain",
     "is_uid",

@@ -27,9 +27,9 @@ __all__ = [
 ]
 
 _NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?"
-_NAME_RE = re.compile(rf"^{_NAME}$")
+_NAME_RE = re.compile(rf"^{_NAME}\Z")
 _DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
-_PREFIX_RE = re.compile(rf"^{_DNS_LABEL}(?:\.{_DNS_LABEL})*$")
+_PREFIX_RE = re.compile(rf"^{_DNS_LABEL}(?:\.{_DNS_LABEL})*\Z")
 # For schemas (OpenAPI): the checks below add the per-part lengths a regex cannot say.
 #: A label or annotation key (also a finalizer): an optional DNS-subdomain prefix and a name.
 LABEL_KEY_PATTERN = rf"^(?:{_DNS_LABEL}(?:\.{_DNS_LABEL})*/)?{_NAME}$"

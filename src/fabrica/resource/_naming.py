@@ -17,9 +17,9 @@ __all__ = [
     "pluralize",
 ]
 
-_KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
-_PLURAL = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_KIND = re.compile(r"^[A-Z][A-Za-z0-9]*\Z")
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}\Z")
+_PLURAL = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 _DNS1123_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
 # The one definition of names and uids: the server, both storage backends and the OpenAPI
 # document all use these (JSON Schema's regex dialect reads them as Python does).
@@ -28,8 +28,8 @@ NAME_PATTERN = rf"^{_DNS1123_LABEL}(?:\.{_DNS1123_LABEL})*$"
 NAME_MAX_LENGTH = 253
 #: A uid: the kind's prefix, a dash and 8 to 64 lower-case hex digits (`new_uid` makes 8).
 UID_PATTERN = r"^[a-z][a-z0-9]*-[0-9a-f]{8,64}$"
-_DNS1123_SUBDOMAIN = re.compile(NAME_PATTERN)
-_UID = re.compile(UID_PATTERN)
+_DNS1123_SUBDOMAIN = re.compile(NAME_PATTERN.removesuffix("$") + r"\Z")  # $ takes "a\n"
+_UID = re.compile(UID_PATTERN.removesuffix("$") + r"\Z")
 # Kubernetes' own rule (gengo's plural namer) plus the words it would get wrong. Hand-written
 # because the English-grammar library we tried costs 1.7 s of import time on every start.
 _INVARIANT = frozenset({

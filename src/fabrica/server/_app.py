@@ -20,7 +20,7 @@ from .._version import __version__
 from ..events import EventBus, MemoryBus, sse_stream
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler, Shards
 from ..resource import ApiVersionTable, Resource, ServedVersion
-from ..storage import Leases, LocalLeases, Storage
+from ..storage import Leases, LocalLeases, Storage, with_timeout
 from ..store import ChangePublisher, Emission, GarbageCollector, ResourceStore
 from ._auth_openapi import add_bearer_security
 from ._docs import docs_routes
@@ -34,10 +34,11 @@ from ._routes import KindEndpoints
 if TYPE_CHECKING:
     from ..auth import Auth
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "ROLES", "Role", "create_app", "default_instance",
-           "leases_for"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_STORAGE_TIMEOUT", "ROLES", "Role", "create_app",
+           "default_instance", "leases_for"]
 
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+DEFAULT_STORAGE_TIMEOUT = 10.0
 Role = Literal["all", "api", "controller"]
 ROLES: tuple[Role, ...] = ("all", "api", "controller")
 
@@ -54,6 +55,7 @@ def create_app(
     instance: str | None = None,
     versions: Sequence[type[ServedVersion[Any, Any]]] = (),
     auth: Auth | None = None,
+    storage_timeout: float | None = DEFAULT_STORAGE_TIMEOUT,
 ) -> Starlette:
     """Serve `kinds` (SPEC section 3) from `storage`.
 
@@ -69,6 +71,8 @@ def create_app(
     `role` (SPEC section 6): ``all`` serves the API and runs the reconcilers; ``api`` runs
     no reconciler; ``controller`` runs them and serves only ``/health``, ``/ready`` and
     ``/metrics``. `instance` names this process in metrics (default host-pid).
+    A storage operation that takes longer than `storage_timeout` seconds answers 503
+    (None: wait).
     """
     settings = settings or ServiceSettings(project="fabrica", package="fabrica_service")
     if role not in ROLES:
@@ -76,6 +80,7 @@ def create_app(
     if role == "api":
         reconcilers = ()
     _check_unique(kinds)
+    storage = with_timeout(storage, storage_timeout)
     api_versions = ApiVersionTable(kinds, versions)
     store = ResourceStore(storage, kinds, api_versions=api_versions)
     collector = GarbageCollector(store)

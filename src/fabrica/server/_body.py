@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from ..resource import (
+    API_VERSION,
     OwnerReference,
     ResourceInfo,
+    invalid_text_path,
     is_dns1123_subdomain,
     label_key_error,
     label_value_error,
@@ -26,6 +28,8 @@ from ._errors import APIError, validation_details
 
 __all__ = [
     "WriteRequest",
+    "check_json_content_type",
+    "check_new_name",
     "parse_status",
     "parse_write",
     "read_json",
@@ -41,6 +45,7 @@ _RESOURCE_KEYS = frozenset({"apiVersion", "kind", "schemaVersion", "metadata", "
 @dataclass
 class WriteRequest:
     name: str | None
+    name_field: str
     labels: dict[str, str] | None
     annotations: dict[str, str] | None
     spec: BaseModel
@@ -48,6 +53,28 @@ class WriteRequest:
     warnings: list[str] = field(default_factory=list)
     finalizers: list[str] | None = None
     owner_references: list[OwnerReference] | None = None
+
+
+_PATCH_MEDIA_TYPES = frozenset({"application/merge-patch+json", "application/json-patch+json",
+                                "application/shorthand-patch+json"})
+
+
+def check_json_content_type(request: Request) -> None:
+    """POST and PUT take JSON: ``application/json`` (or another ``application/*+json``
+    type), or no Content-Type at all. Only the media type decides: parameters such as
+    ``charset`` or ``version`` are left to whoever reads them."""
+    header = request.headers.get("content-type")
+    if header is None:
+        return
+    media_type = header.split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+        and media_type not in _PATCH_MEDIA_TYPES
+    ):
+        return
+    hint = "; patch formats go with PATCH" if media_type in _PATCH_MEDIA_TYPES else ""
+    raise APIError(415, f"unsupported content type {media_type or header!r}: send "
+                   f"application/json{hint}")
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -71,9 +98,50 @@ async def read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise APIError(400, "request body is empty; expected a JSON object")
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8")  # RFC 8259: JSON on the wire is UTF-8
+    except UnicodeDecodeError as exc:
+        raise APIError(400, f"request body is not UTF-8: {exc.reason} at byte {exc.start}"
+                       ) from None
+    try:
+        body = json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise APIError(400, f"request body is not valid JSON: {exc}") from None
+    _check_depth(body, raw)
+    if "\\u" in text and (path := invalid_text_path(body)) is not None:
+        raise APIError(400, f"invalid {path or 'body'}: not valid Unicode text",
+                       [{"field": path, "message": "holds a lone UTF-16 surrogate"}])
+    return body
+
+
+MAX_DEPTH = 64
+
+
+def _not_json(literal: str) -> Any:
+    raise ValueError(f"{literal} is not a JSON number")
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):  # 1e400: too large for any float field
+        raise ValueError(f"number {literal[:40]} is out of range")
+    return value
+
+
+def _check_depth(body: Any, raw: bytes) -> None:
+    """Refuse documents nested deeper than `MAX_DEPTH`: every later step (validation,
+    storage encoders, events) recurses, and none should meet its recursion limit."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (item.values() if isinstance(item, dict)
+                    else item if isinstance(item, list) else ())
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_DEPTH:
+                    raise APIError(400, f"request body nested deeper than {MAX_DEPTH} levels")
+                stack.append((child, depth + 1))
 
 
 def parse_write(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteRequest:
@@ -95,15 +163,28 @@ def parse_status(
         and set(body) <= _RESOURCE_KEYS
         and "status" not in info.status_type.model_fields
     ):
+        check_identity(info, body)
         body = body["status"]
     return validate_model(info.status_type, body, mode, "status")
 
 
+def check_identity(info: ResourceInfo, body: dict[str, Any], spec_fields: Any = ()) -> None:
+    """An envelope's ``apiVersion`` and ``kind``, when given, must be this kind's: a body
+    meant for another kind or API is refused, never stored as this one. A flat body's spec
+    may have fields of those names; then they are spec."""
+    for field_name, expected in (("apiVersion", API_VERSION), ("kind", info.kind)):
+        if field_name in spec_fields or field_name not in body:
+            continue
+        value = body[field_name]
+        if value == expected:
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value)
+        raise APIError(400, f"{field_name} {shown!r} does not match {expected!r}",
+                       [{"field": field_name, "message": f"must be {expected}"}])
+
+
 def _parse_envelope(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteRequest:
-    kind = body.get("kind")
-    if kind not in (None, info.kind):
-        raise APIError(400, f"kind {kind!r} does not match {info.kind}",
-                       [{"field": "kind", "message": f"must be {info.kind}"}])
+    check_identity(info, body)
     metadata = body.get("metadata", {})
     if not isinstance(metadata, dict):
         raise APIError(400, "metadata must be an object",
@@ -119,6 +200,7 @@ def _parse_envelope(info: ResourceInfo, body: dict[str, Any], mode: str) -> Writ
                        [{"field": "metadata.resourceVersion", "message": "must be a string"}])
     return WriteRequest(
         name=_name(metadata.get("name"), "metadata.name"),
+        name_field="metadata.name",
         labels=_labels(metadata.get("labels"), "metadata.labels"),
         annotations=_annotations(metadata.get("annotations"), "metadata.annotations"),
         spec=spec,
@@ -131,6 +213,7 @@ def _parse_envelope(info: ResourceInfo, body: dict[str, Any], mode: str) -> Writ
 
 def _parse_flat(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteRequest:
     spec_fields = _field_names(info.spec_type)
+    check_identity(info, body, spec_fields)
     spec_body = {
         key: value
         for key, value in body.items()
@@ -139,6 +222,7 @@ def _parse_flat(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteReq
     spec, warnings = validate_model(info.spec_type, spec_body, mode, "spec")
     return WriteRequest(
         name=_name(body.get("name"), "name"),
+        name_field="name",
         labels=_labels(body.get("labels"), "labels"),
         annotations=_annotations(body.get("annotations"), "annotations"),
         spec=spec,
@@ -146,12 +230,30 @@ def _parse_flat(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteReq
     )
 
 
+def check_new_name(info: ResourceInfo, write: WriteRequest) -> str:
+    """The name of a resource to create: required, and not shaped like this kind's uids,
+    since ``/PLURAL/ID`` takes a uid or a name and must find one resource only."""
+    if write.name is None:
+        raise APIError(400, "name is required",
+                       [{"field": "metadata.name", "message": "Field required"}])
+    if info.is_uid(write.name):
+        raise APIError(400, f"invalid {write.name_field}: {write.name!r} has the shape of a "
+                       "uid", [{"field": write.name_field, "message": f"must not look like a "
+                                f"{info.kind} uid ({info.prefix}- and 8 or more hex digits)"}])
+    return write.name
+
+
 def validate_model(
     model: type[BaseModel], data: dict[str, Any], mode: str, path: str
 ) -> tuple[BaseModel, list[str]]:
-    extra: Literal["forbid", "ignore"] = "forbid" if mode == "strict" else "ignore"
     try:
-        value = model.model_validate(data, extra=extra)
+        if mode == "strict":
+            # JSON types as declared: no "443" or true for an integer. Validated as JSON
+            # text, where strict still reads dates, UUIDs and enums from their strings.
+            text = json.dumps(_integral_floats_as_ints(data))
+            value = model.model_validate_json(text, strict=True, extra="forbid")
+        else:
+            value = model.model_validate(data, extra="ignore")
     except ValidationError as exc:
         raise APIError(400, f"invalid {path}", validation_details(exc, path)) from None
     warnings: list[str] = []
@@ -165,6 +267,18 @@ def validate_model(
                 if err["type"] == "extra_forbidden"
             ]
     return value, warnings
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    """JSON has one number type: 443.0 is the integer 443 (JSON Schema says so too), which
+    pydantic's strict mode would refuse for an ``int`` field."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(v) for v in value]
+    return value
 
 
 def _field_names(model: type[BaseModel]) -> set[str]:
@@ -256,7 +370,8 @@ def _owner_references(value: Any) -> list[OwnerReference] | None:
     refs = []
     for index, item in enumerate(value):
         try:
-            refs.append(OwnerReference.model_validate(item))
+            # Strict, as OpenAPI states the types: "true" is not a boolean here.
+            refs.append(OwnerReference.model_validate_json(json.dumps(item), strict=True))
         except ValidationError as exc:
             raise APIError(400, "invalid metadata.ownerReferences", validation_details(
                 exc, f"metadata.ownerReferences.{index}")) from None

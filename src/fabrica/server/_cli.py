@@ -29,7 +29,14 @@ from ..storage import (
     migrate_database,
     prepare_storage,
 )
-from ._app import DEFAULT_MAX_BODY_SIZE, ROLES, Role, create_app, default_instance
+from ._app import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_STORAGE_TIMEOUT,
+    ROLES,
+    Role,
+    create_app,
+    default_instance,
+)
 from ._auth_cli import auth_from_options, auth_options, reload_policy_on_sighup, token_command
 from ._units import as_byte_size, as_duration
 from ._workers import serve_workers
@@ -75,8 +82,9 @@ def service_cli(
     @click.option("--database-url", default=None, envvar=f"{env}_DATABASE_URL",
                   help="SQL storage URL (sqlite:///..., postgresql://..., mysql://...).")
     @click.option("--auto-migrate/--no-auto-migrate", default=None, envvar=f"{env}_AUTO_MIGRATE",
-                  help="Create or upgrade the SQL schema at start "
-                       "[default: on for SQLite, off otherwise].")
+                  help="Upgrade an older SQL schema at start [default: on for SQLite; "
+                       "otherwise an empty database gets its schema, an older one is refused "
+                       "until `migrate`]. --no-auto-migrate never touches the schema.")
     @click.option("--events-bus", type=click.Choice(["memory", "nats"]),
                   default=settings.events_bus, show_default=True, envvar=f"{env}_EVENTS_BUS")
     @click.option("--nats-url", default=settings.nats_url, show_default=True,
@@ -106,6 +114,10 @@ def service_cli(
                   help="This process's name in logs and metrics [default: host-pid].")
     @click.option("--max-body-size", default=DEFAULT_MAX_BODY_SIZE, type=click.IntRange(1),
                   show_default=True, envvar=f"{env}_MAX_BODY_SIZE", help="Bytes.")
+    @click.option("--storage-timeout", default=DEFAULT_STORAGE_TIMEOUT, show_default=True,
+                  type=click.FloatRange(0), envvar=f"{env}_STORAGE_TIMEOUT",
+                  help="Seconds a storage operation may take before the request answers 503 "
+                       "with Retry-After (a frozen or unreachable database); 0: no limit.")
     @click.option("--log-level", default="info", show_default=True, envvar=f"{env}_LOG_LEVEL",
                   type=click.Choice(["debug", "info", "warning", "error"]))
     @click.option("--access-log/--no-access-log", default=True, show_default=True,
@@ -127,6 +139,7 @@ def service_cli(
         workers: int,
         instance: str | None,
         max_body_size: int,
+        storage_timeout: float,
         log_level: str,
         access_log: bool,
         **options: Any,
@@ -156,7 +169,8 @@ def service_cli(
             worker_role: Role = role if index == 0 or role == "api" else "api"
             return create_app(kinds, storage, settings=service, max_body_size=max_body_size,
                               reconcilers=active, bus=bus, role=worker_role, instance=name,
-                              versions=versions, auth=auth)
+                              versions=versions, auth=auth,
+                              storage_timeout=storage_timeout or None)
 
         if auth is not None:
             reload_policy_on_sighup(auth)

@@ -7,6 +7,7 @@ state of one resource. ``If-Match`` uses strong comparison (a weak tag never mat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from ..resource import Resource
 from ._errors import APIError
 
 __all__ = [
+    "ENTITY_TAGS_PATTERN",
     "etag",
     "etag_of",
     "if_match",
@@ -49,27 +51,40 @@ class EntityTags:
         return tag in self.strong or (weak_comparison and tag in self.weak)
 
 
-def _parse(header: str) -> EntityTags:
+# RFC 9110: "*" or a list of entity tags, each an optional W/ and a quoted string of
+# visible ASCII other than '"'; a bare token (17) is taken as its quoted form, as clients
+# often send it. OpenAPI documents the same pattern.
+_TAG = r'(?:W/)?"[!#-~]*"|[!#-+\x2d-~]+'
+ENTITY_TAGS_PATTERN = rf"^[ \t]*(?:\*|(?:{_TAG})(?:[ \t]*,[ \t]*(?:{_TAG}))*)[ \t]*(?!\n)$"
+_ENTITY_TAGS = re.compile(ENTITY_TAGS_PATTERN)
+_ONE_TAG = re.compile(_TAG)
+
+
+def _parse(header: str, name: str) -> EntityTags:
+    if not _ENTITY_TAGS.match(header):
+        raise APIError(400, f"invalid {name} header: expected * or quoted entity tags such "
+                       'as "17" or W/"17"', [{"field": name, "message": "malformed"}])
     if header.strip() == "*":
         return EntityTags(True, frozenset(), frozenset())
     strong, weak = set(), set()
-    for part in header.split(","):
-        part = part.strip()
-        if part.startswith("W/"):
-            weak.add(part[2:])
-        elif part:
-            strong.add(part if part.startswith('"') else f'"{part}"')
+    for tag in _ONE_TAG.findall(header):
+        if tag.startswith('W/"'):
+            weak.add(tag[2:])
+        else:
+            strong.add(tag if tag.startswith('"') else f'"{tag}"')
     return EntityTags(False, frozenset(strong), frozenset(weak))
 
 
 def if_match(request: Request) -> EntityTags | None:
     header = request.headers.get("if-match")
-    return None if header is None else _parse(header)
+    return None if header is None else _parse(header, "If-Match")
 
 
 def if_none_match_hits(request: Request, tag: str) -> bool:
     header = request.headers.get("if-none-match")
-    return header is not None and _parse(header).matches_tag(tag, weak_comparison=True)
+    if header is None:
+        return False
+    return _parse(header, "If-None-Match").matches_tag(tag, weak_comparison=True)
 
 
 def precondition_failed(current: Resource[Any, Any]) -> APIError:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..resource import InvalidText
 from ..storage import AlreadyExists, Conflict, Invalid, NotFound, Unavailable
 
 __all__ = ["APIError", "error_response", "exception_handlers", "validation_details"]
@@ -57,6 +58,12 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message, exc.details)
 
 
+async def _invalid_text(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidText)
+    return error_response(400, str(exc), [{"field": exc.path, "message": "not valid Unicode "
+                                           "text: holds a lone UTF-16 surrogate"}])
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NotFound)
     return error_response(404, f"{exc.collection} {exc.key!r} not found")
@@ -99,6 +106,7 @@ def exception_handlers() -> dict[Any, Any]:
 
     return {
         APIError: _api_error,
+        InvalidText: _invalid_text,
         NotFound: _not_found,
         AlreadyExists: _already_exists,
         Conflict: _conflict,

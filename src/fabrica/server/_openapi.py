@@ -8,7 +8,7 @@ lists every route the server answers, every patch media type and every error sta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -17,8 +17,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .._version import __version__
 from ..resource import (
-    LABEL_KEY_MAX_LENGTH,
-    LABEL_KEY_PATTERN,
+    API_VERSION,
     LABEL_VALUE_MAX_LENGTH,
     LABEL_VALUE_PATTERN,
     NAME_MAX_LENGTH,
@@ -28,6 +27,7 @@ from ..resource import (
     ResourceInfo,
     ServedVersion,
 )
+from ._conditional import ENTITY_TAGS_PATTERN
 from ._openapi_versions import document_versions, version_models
 from ._table import ID_PARAM, VERSION_PARAM, kind_operations
 
@@ -51,61 +51,72 @@ _ERROR_SCHEMA = {
     },
 }
 _ERRORS = {
-    "400": "Invalid JSON, a body that fails validation, or bad query parameters",
+    "400": "Invalid JSON, a body that fails validation, bad query parameters, or a "
+           "malformed If-Match / If-None-Match",
     "404": "No resource with this uid or name",
     "409": "Duplicate name or stale resourceVersion",
     "412": "If-Match does not match the current ETag",
     "413": "Request body too large",
-    "415": "Unsupported patch content type",
+    "415": "Unsupported content type (POST and PUT take JSON; PATCH a patch type)",
     "422": "The patch cannot be applied to the current document",
     "503": "Storage temporarily unavailable; retry after Retry-After seconds",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
                                 "schema": {"type": "integer", "minimum": 0}}}
-_POINTER = {"type": "string", "pattern": "^(/.*)?$", "description": "A JSON pointer"}
 _PATCH_TYPES = {
-    "application/merge-patch+json": ("RFC 7386 JSON merge patch; null removes a field",
-                                     {"type": "object"}),
-    "application/json-patch+json": ("RFC 6902 JSON patch", {
-        "type": "array",
-        "items": {"type": "object", "required": ["op", "path"], "properties": {
-            "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
-            "path": _POINTER, "from": _POINTER, "value": {}}}}),
-    "application/shorthand-patch+json": (
-        'Shorthand: {"a.b.c": value} sets nested fields, null removes; keys starting with '
-        "/ are JSON pointers", {"type": "object"}),
-    "application/json": ("Same as application/merge-patch+json", {"type": "object"}),
+    "application/merge-patch+json": "RFC 7386 JSON merge patch; null removes a field",
+    "application/json-patch+json": "RFC 6902 JSON patch (every operation, also on nested "
+                                   "fields, as the RFC says)",
+    "application/shorthand-patch+json": 'Shorthand: {"a.b.c": value} sets nested fields, '
+                                        "null removes; keys starting with / are JSON pointers",
+    "application/json": "Same as application/merge-patch+json",
 }
 _ETAG_HEADER = {"ETag": {"description": "The resourceVersion, quoted (strong)",
                          "schema": {"type": "string"}}}
-_IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
-             "schema": {"type": "string"},
-             "description": "Write only if the current ETag matches (or * if it exists)"}
+_ENTITY_TAGS = {"type": "string", "pattern": ENTITY_TAGS_PATTERN}
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": _ENTITY_TAGS,
+             "description": "Write only if the current ETag is one of these (* : if it "
+                            "exists); otherwise 412"}
 _IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
-                  "schema": {"type": "string"},
-                  "description": "Answer 304 when the current ETag matches"}
+                  "schema": _ENTITY_TAGS,
+                  "description": "Answer 304 (no body) when the current ETag is one of these"}
+_DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+# The selector grammar of `parse_selector`, with keys and values as the label rules allow
+# (a key prefix is written with at most three DNS labels here, to stay within 253).
+_SEL_NAME = "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_SEL_KEY = (f"([a-z0-9]([-a-z0-9]{{0,61}}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{{0,61}}[a-z0-9])?)"
+            f"{{0,2}}/)?{_SEL_NAME}")
+_SEL_VALUE = f"({_SEL_NAME})?"
+_SEL_REQ = (f"(!{_SEL_KEY}|{_SEL_KEY}( *(==|!=|=) *{_SEL_VALUE}| +(in|notin) *\\( *"
+            f"{_SEL_NAME}( *, *{_SEL_VALUE})* *\\))?)")
+SELECTOR_PATTERN = f"^ *({_SEL_REQ} *(, *{_SEL_REQ} *)*)?(?!\\n)$"
+# `compile_pattern`: dot-separated segments, * one whole segment, ** only the last one.
+EVENT_TYPE_PATTERN = "^([^\\s.*]+\\.|\\*\\.)*([^\\s.*]+|\\*|\\*\\*)(?!\\n)$"
 _LIST_PARAMS = [
-    {"name": "labelSelector", "in": "query", "required": False, "schema": {"type": "string"},
+    {"name": "labelSelector", "in": "query", "required": False,
+     "schema": {"type": "string", "pattern": SELECTOR_PATTERN},
      "description": "Kubernetes label selector: k=v,k!=v,k in (a,b),k notin (a),k,!k"},
     {"name": "limit", "in": "query", "required": False,
      "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
      "description": "Page size; the next page's URL is in the Link header (rel=next)"},
-    {"name": "continue", "in": "query", "required": False, "schema": {"type": "string"},
-     "description": "Opaque token from a previous page's Link header"},
+    {"name": "continue", "in": "query", "required": False,
+     "schema": {"type": "string", "maxLength": 253,
+                "pattern": f"^({_DNS_LABEL}(\\.{_DNS_LABEL})*)?(?!\\n)$"},
+     "description": "The token of a previous page's Link header (rel=next)"},
 ]
 _NAME_SCHEMA = {"type": "string", "maxLength": NAME_MAX_LENGTH, "pattern": NAME_PATTERN,
                 "description": "A DNS-1123 subdomain, unique within the kind"}
-# A label key, annotation key or finalizer: an optional DNS-subdomain prefix and a name.
-_QUALIFIED_NAME = {"type": "string", "maxLength": LABEL_KEY_MAX_LENGTH,
-                   "pattern": LABEL_KEY_PATTERN}
+# A label key, annotation key or finalizer: an optional DNS-subdomain prefix and a name,
+# each part within its length (a regex can say that where a total maxLength cannot).
+_QUALIFIED_NAME = {"type": "string", "pattern": f"^{_SEL_KEY}(?!\\n)$"}
 _LABELS_SCHEMA = {
-    "type": "object",
+    "type": ["object", "null"],
     "propertyNames": _QUALIFIED_NAME,
     "additionalProperties": {"type": "string", "maxLength": LABEL_VALUE_MAX_LENGTH,
                              "pattern": LABEL_VALUE_PATTERN},
 }
 _ANNOTATIONS_SCHEMA = {
-    "type": "object",
+    "type": ["object", "null"],
     "propertyNames": _QUALIFIED_NAME,
     "additionalProperties": {"type": "string"},
 }
@@ -172,9 +183,10 @@ def build_openapi(
         if strict:
             spec_schema["additionalProperties"] = False
             schemas[refs["status"].rsplit("/", 1)[-1]]["additionalProperties"] = False
+        status_schema = schemas[refs["status"].rsplit("/", 1)[-1]]
         schemas[f"{info.kind}Create"] = _write_schema(info, refs, spec_schema, create=True)
         schemas[f"{info.kind}Write"] = _write_schema(info, refs, spec_schema, create=False)
-        paths.update(_paths(info, refs))
+        paths.update(_paths(info, refs, (_patch_body(spec_schema), _patch_body(status_schema))))
         tags.append({"name": info.kind, "description": info.description or info.kind})
     paths.update(_system_paths(events))
     tags.append({"name": "system", "description": "Health, metrics, events and this document"})
@@ -226,7 +238,7 @@ def _system_paths(events: bool) -> dict[str, Any]:
                                     "stream stays open",
                      "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
             params=[{"name": "type", "in": "query", "required": False,
-                     "schema": {"type": "string"},
+                     "schema": {"type": "string", "pattern": EVENT_TYPE_PATTERN},
                      "description": "Event type pattern: * matches one segment, ** the rest, "
                                     "e.g. io.fabrica.device.*"}],
             errors=("400",))}
@@ -259,35 +271,47 @@ def _write_schema(
     combining schemas, so ``additionalProperties: false`` of a strict spec still holds.
     A create needs the name; a replace may leave it out.
     """
+    # A replace may leave the name out (or null); a create must give it.
+    name = _NAME_SCHEMA if create else {"anyOf": [_NAME_SCHEMA, {"type": "null"}]}
     metadata: dict[str, Any] = {
         "type": "object",
         "properties": {
-            "name": _NAME_SCHEMA, "labels": _LABELS_SCHEMA, "annotations": _ANNOTATIONS_SCHEMA,
-            "resourceVersion": {"type": "string"},
-            "finalizers": {"type": "array", "items": _QUALIFIED_NAME},
-            "ownerReferences": {"type": "array",
+            "name": name, "labels": _LABELS_SCHEMA, "annotations": _ANNOTATIONS_SCHEMA,
+            "resourceVersion": {"type": ["string", "null"]},
+            # null, as leaving them out: unchanged on a replace
+            "finalizers": {"type": ["array", "null"], "items": _QUALIFIED_NAME},
+            "ownerReferences": {"type": ["array", "null"],
                                 "items": {"$ref": _REF.format(model="OwnerReference")}},
         },
     }
     if create:
         metadata["required"] = ["name"]
-    envelope = {
+    # What makes a body an envelope: metadata (a create needs it, for the name) and the
+    # spec, which may be left out when every spec field has a default.
+    needs_spec = bool(spec.get("required"))
+    envelope: dict[str, Any] = {
         "type": "object",
         "title": "Envelope",
-        "required": ["metadata", "spec"],
+        "required": [*(["metadata"] if create else []), *(["spec"] if needs_spec else [])],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string", "const": info.kind},
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"const": info.kind},
             "metadata": metadata,
             "spec": {"$ref": refs["spec"]},
         },
     }
+    ignored = {"apiVersion": {"const": API_VERSION}, "kind": {"const": info.kind},
+               "schemaVersion": {}, "uid": {},
+               "status": {"description": "Ignored: writes here never change status"}}
     flat: dict[str, Any] = {
         "type": "object",
         "title": "Flat",
-        "properties": {"name": _NAME_SCHEMA, "labels": _LABELS_SCHEMA,
+        "properties": {**ignored, "name": name, "labels": _LABELS_SCHEMA,
                        "annotations": _ANNOTATIONS_SCHEMA, **spec.get("properties", {})},
     }
+    if not envelope["required"]:
+        envelope["anyOf"] = [{"required": ["metadata"]}, {"required": ["spec"]}]
+        del envelope["required"]
     required = [*(["name"] if create else []), *spec.get("required", [])]
     if required:
         flat["required"] = required
@@ -299,9 +323,11 @@ def _write_schema(
             "anyOf": [envelope, flat]}
 
 
-def _paths(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
+def _paths(
+    info: ResourceInfo, refs: dict[str, str], patches: tuple[dict[str, Any], dict[str, Any]]
+) -> dict[str, Any]:
     """The kind's paths, from the same table the router is built from (`_table`)."""
-    operations = _kind_operations(info, refs)
+    operations = _kind_operations(info, refs, patches)
     params = {
         ID_PARAM: {"name": ID_PARAM, "in": "path", "required": True,
                    "schema": {"type": "string"}, "description": f"The {info.kind}'s uid or name"},
@@ -318,12 +344,15 @@ def _paths(info: ResourceInfo, refs: dict[str, str]) -> dict[str, Any]:
     return paths
 
 
-def _kind_operations(info: ResourceInfo, refs: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Each operation of `kind_operations` by name."""
+def _kind_operations(
+    info: ResourceInfo, refs: dict[str, str], patches: tuple[dict[str, Any], dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Each operation of `kind_operations` by name; `patches`: the spec's and the status's
+    patch bodies."""
     kind, plural = info.kind, info.plural
     write_body = {"required": True, "content": _json({"$ref": refs["write"]})}
     tags = [kind]
-    write_errors = ("400", "404", "409", "412", "413")
+    write_errors = ("400", "404", "409", "412", "413", "415")
     patch_errors = ("400", "404", "409", "412", "413", "415", "422")
 
     def one(description: str, status: str = "200") -> dict[str, Any]:
@@ -347,26 +376,26 @@ def _kind_operations(info: ResourceInfo, refs: dict[str, str]) -> dict[str, dict
                     params=_LIST_PARAMS, errors=("400",)),
         "create": _op(f"create{kind}", f"Create a {kind}", tags, created,
                       body={"required": True, "content": _json({"$ref": refs["create"]})},
-                      errors=("400", "409", "413")),
+                      errors=("400", "409", "413", "415")),
         "get": _op(f"get{kind}", f"Get a {kind}", tags,
                    {**one("The resource"), "304": {"description": "Not modified",
                                                    "headers": _ETAG_HEADER}},
-                   params=[_IF_NONE_MATCH], errors=("404",)),
+                   params=[_IF_NONE_MATCH], errors=("400", "404")),
         "replace": _op(f"update{kind}", f"Replace a {kind}'s spec", tags, one("Updated"),
                        body=write_body, params=[_IF_MATCH], errors=write_errors),
         "patch": _op(f"patch{kind}", f"Patch a {kind}'s spec", tags, one("Patched"),
-                     body=_patch_body(), params=[_IF_MATCH], errors=patch_errors),
+                     body=patches[0], params=[_IF_MATCH], errors=patch_errors),
         "delete": _op(f"delete{kind}", f"Delete a {kind}", tags,
                       {"200": {"description": "Deleted, or marked for deletion while "
                                               "finalizers remain",
                                "content": _json(_DELETED_SCHEMA)}},
-                      params=[_IF_MATCH], errors=("404", "409", "412")),
+                      params=[_IF_MATCH], errors=("400", "404", "409", "412")),
         "replace_status": _op(
             f"update{kind}Status", f"Replace a {kind}'s status", tags, one("Updated"),
             body={"required": True, "content": _json({"$ref": refs["status"]})},
             params=[_IF_MATCH], errors=write_errors),
         "patch_status": _op(f"patch{kind}Status", f"Patch a {kind}'s status", tags,
-                            one("Patched"), body=_patch_body(), params=[_IF_MATCH],
+                            one("Patched"), body=patches[1], params=[_IF_MATCH],
                             errors=patch_errors),
         "list_versions": _op(
             f"list{kind}Versions", f"List a {kind}'s spec versions", tags,
@@ -383,10 +412,51 @@ def _kind_operations(info: ResourceInfo, refs: dict[str, str]) -> dict[str, dict
     }
 
 
-def _patch_body() -> dict[str, Any]:
-    description = "; ".join(f"{media}: {text}" for media, (text, _) in _PATCH_TYPES.items())
+def _patch_body(target: dict[str, Any]) -> dict[str, Any]:
+    """The three patch formats of `target` (a spec or status schema), each as exact as a
+    schema can be: a merge or shorthand patch names the target's fields (null removes an
+    optional one), a JSON patch replaces or removes them by pointer. What the schema cannot
+    say (a pointer into a nested field, a shorthand path) is still accepted."""
+    properties = target.get("properties", {})
+    required = set(target.get("required", []))
+    merge = _fields_patch(target, _mergeable)
+    shorthand = _fields_patch(target, lambda schema: schema)
+    operations: list[dict[str, Any]] = [
+        {"type": "object", "required": ["op", "path", "value"], "properties": {
+            "op": {"enum": ["add", "replace"]}, "path": {"const": f"/{name}"},
+            "value": schema}}
+        for name, schema in properties.items()]
+    optional = sorted(f"/{name}" for name in properties if name not in required)
+    if optional:
+        operations.append({"type": "object", "required": ["op", "path"], "properties": {
+            "op": {"const": "remove"}, "path": {"enum": optional}}})
+    json_patch = {"type": "array", "items": {"anyOf": operations} if operations else False}
+    schemas = {"application/merge-patch+json": merge, "application/json-patch+json": json_patch,
+               "application/shorthand-patch+json": shorthand, "application/json": merge}
+    description = "; ".join(f"{media}: {text}" for media, text in _PATCH_TYPES.items())
     return {"required": True, "description": description,
-            "content": {media: {"schema": schema} for media, (_, schema) in _PATCH_TYPES.items()}}
+            "content": {media: {"schema": schema} for media, schema in schemas.items()}}
+
+
+def _fields_patch(
+    target: dict[str, Any], value: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """An object naming `target`'s fields, each optional; null removes an optional one."""
+    required = set(target.get("required", []))
+    patch: dict[str, Any] = {"type": "object", "properties": {
+        name: value(schema) if name in required else {"anyOf": [value(schema), {"type": "null"}]}
+        for name, schema in target.get("properties", {}).items()}}
+    if "additionalProperties" in target:
+        patch["additionalProperties"] = target["additionalProperties"]
+    return patch
+
+
+def _mergeable(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` as a merge patch may give it: in a map, null removes an entry."""
+    extra = schema.get("additionalProperties")
+    if not isinstance(extra, dict):
+        return schema
+    return {**schema, "additionalProperties": {"anyOf": [extra, {"type": "null"}]}}
 
 
 def _op(

@@ -1,4 +1,4 @@
-"""``?limit=`` and the opaque ``continue`` token: keyset paging on the resource name."""
+"""``?limit=`` and the ``continue`` token: keyset paging on the resource name."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 
+from ..resource import is_dns1123_subdomain
 from ._errors import APIError
 
 __all__ = ["MAX_LIMIT", "decode_continue", "encode_continue", "parse_limit"]
@@ -16,28 +17,38 @@ MAX_LIMIT = 1000
 def parse_limit(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or not 0 <= int(value) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit and int() also take "²" and "٣".
+    if not (value.isascii() and value.isdigit()) or not 0 <= int(value) <= MAX_LIMIT:
         raise APIError(400, f"limit must be an integer from 0 to {MAX_LIMIT}",
                        [{"field": "limit", "message": f"0..{MAX_LIMIT}"}])
     return int(value) or None
 
 
 def encode_continue(after_name: str) -> str:
-    raw = json.dumps({"v": 1, "after": after_name}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """The token of the page after the resource named `after_name`: that name itself.
+
+    Clients treat it as opaque; the server reads any DNS-1123 name in it, which OpenAPI can
+    state as a pattern, so anything else is plainly not a token (400).
+    """
+    return after_name
 
 
 def decode_continue(token: str | None) -> str | None:
+    token = (token or "").strip()
     if not token:
         return None
-    try:
+    if is_dns1123_subdomain(token):
+        return token
+    try:  # the base64 JSON of releases before: a client may be walking pages across one
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
         after = data["after"]
-        if data.get("v") != 1 or not isinstance(after, str):
+        # The token only ever carries a resource name: anything else (a NUL, a surrogate,
+        # a name no resource can have) was not issued here and must not reach a query.
+        if data.get("v") != 1 or not isinstance(after, str) or not is_dns1123_subdomain(after):
             raise ValueError
         return after
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
         raise APIError(400, "invalid continue token",
                        [{"field": "continue", "message": "not a token this server issued"}]
                        ) from None

@@ -26,6 +26,8 @@ from ..resource import ApiVersions, ConversionError, Resource, SelectorError, pa
 from ..store import ResourceStore
 from ._body import (
     WriteRequest,
+    check_json_content_type,
+    check_new_name,
     parse_status,
     parse_write,
     read_json,
@@ -101,12 +103,10 @@ class KindEndpoints:
 
     async def create(self, request: Request) -> Response:
         write, version = await self._read_write(request)
-        if write.name is None:
-            raise APIError(400, "name is required",
-                           [{"field": "metadata.name", "message": "Field required"}])
+        name = check_new_name(self.info, write)
         spec = _to_storage(self.versions, version.body, "spec", write.spec)
         obj = await self.store.create(
-            self.cls, write.name, spec, labels=write.labels, annotations=write.annotations,
+            self.cls, name, spec, labels=write.labels, annotations=write.annotations,
             owner_references=write.owner_references, finalizers=write.finalizers,
         )
         return self._resource(obj, version, write.warnings, 201,
@@ -129,8 +129,10 @@ class KindEndpoints:
 
         def change(current: AnyResource) -> AnyResource:
             if write.name is not None and write.name != current.name:
-                raise APIError(400, "metadata.name is immutable",
-                               [{"field": "metadata.name", "message": "cannot be changed"}])
+                # The body is fine; it conflicts with the resource it is sent to: 409.
+                raise APIError(409, f"metadata.name is immutable: this resource is named "
+                               f"{current.name!r}", [{"field": "metadata.name",
+                                                      "message": "cannot be changed"}])
             spec = _to_storage(self.versions, version.body, "spec", write.spec, current.spec)
             return _with_write(current, write, spec)
 
@@ -157,6 +159,7 @@ class KindEndpoints:
                             headers=headers)
 
     async def replace_status(self, request: Request) -> Response:
+        check_json_content_type(request)
         body = await read_json_object(request, self.max_body_size)
         version = self.negotiate.write(request, body)
         status, warnings = parse_status(self.negotiate.view(version.body), body,
@@ -232,6 +235,7 @@ class KindEndpoints:
         return _to_storage(self.versions, version, path, value, current)
 
     async def _read_write(self, request: Request) -> tuple[WriteRequest, Negotiated]:
+        check_json_content_type(request)
         body = await read_json_object(request, self.max_body_size)
         version = self.negotiate.write(request, body)
         view = self.negotiate.view(version.body)

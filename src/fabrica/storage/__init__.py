@@ -28,6 +28,7 @@ from ._open import (
     prepare_storage,
 )
 from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
+from ._timeout import with_timeout
 
 if TYPE_CHECKING:
     from ._sql import SQLStorage
@@ -61,6 +62,7 @@ __all__ = [
     "migrate_database",
     "open_storage",
     "prepare_storage",
+    "with_timeout",
 ]
 
 

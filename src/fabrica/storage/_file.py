@@ -57,8 +57,8 @@ from ._checks import check_collection, check_new, check_update
 __all__ = ["FileStorage"]
 
 T = TypeVar("T")
-_DOC_FILE = re.compile(UID_PATTERN.removesuffix("$") + r"\.json$")
-_VERSION_ID = re.compile(r"^v[0-9]{1,12}$")
+_DOC_FILE = re.compile(UID_PATTERN.removesuffix("$") + r"\.json\Z")
+_VERSION_ID = re.compile(r"^v[0-9]{1,12}\Z")
 _STRIPES = 64
 _STALE_TEMP_SECONDS = 300
 _INDEX_MARKER = ".index-v2"

@@ -107,23 +107,27 @@ def prepare_storage(
     auto_migrate: bool | None = None,
     migrate_command: str = "migrate",
 ) -> Storage:
-    """Storage ready to serve: files in `data_dir`, or the database at `database_url` with
-    its schema migrated (`auto_migrate`; by default only for SQLite) or checked current.
+    """Storage ready to serve: files in `data_dir`, or the database at `database_url`.
 
-    Runs its own event loop briefly, so call it before the server starts its own.
+    An empty database gets its schema; an older schema is upgraded only with `auto_migrate`
+    (by default: only SQLite), else refused saying to run `migrate_command`; with
+    `auto_migrate` False the schema is never touched, only checked. Runs its own event loop
+    briefly, so call it before the server starts its own.
     """
     if database_url is None:
         log.info("storage: file backend in %s", Path(data_dir).resolve())
         return FileStorage(data_dir)
     sql = _sql_storage(database_url)
-    if auto_migrate is None:
-        auto_migrate = sql.database.is_sqlite
-    if auto_migrate:
-        before, after = _run_on_database(sql, sql.migrate())
-        if before != after:
-            log.info("database schema migrated from %s to %s", before or "nothing", after)
-    else:
+    if auto_migrate is False:
         _run_on_database(sql, sql.check_schema(migrate_command))
+    else:
+        upgrade = sql.database.is_sqlite if auto_migrate is None else True
+        changed = _run_on_database(sql, sql.prepare_schema(migrate_command, upgrade=upgrade))
+        if changed is not None and changed[0] is None:
+            log.info("database schema created (revision %s): the database had none",
+                     changed[1])
+        elif changed is not None:
+            log.info("database schema migrated from %s to %s", *changed)
     log.info("storage: SQL backend (%s) at %s", sql.name, sql.url)
     return sql
 

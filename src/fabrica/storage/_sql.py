@@ -66,8 +66,9 @@ _WRITE = "fabrica_write"
 class SQLStorage:
     """Documents in a SQL database at `url` (see `parse_database_url` for the forms).
 
-    The schema must be migrated (`migrate`, or ``python -m PKG.server migrate``) before
-    use; `check_schema` says whether it is. `engine_options` go to SQLAlchemy's
+    The schema must be created or migrated before use: `prepare_schema` creates it in an
+    empty database, `migrate` (or ``python -m PKG.server migrate``) also upgrades, and
+    `check_schema` says whether it is current. `engine_options` go to SQLAlchemy's
     ``create_async_engine`` / ``create_engine`` (``pool_size=...``, ``echo=True``...).
     """
 
@@ -114,6 +115,23 @@ class SQLStorage:
         the one this release needs."""
         current = await self.schema_revision()
         migrations.require_up_to_date(current, f"the database {self.url}", migrate_command)
+
+    async def prepare_schema(
+        self, migrate_command: str = "python -m PKG.server migrate", *, upgrade: bool = False
+    ) -> tuple[str | None, str] | None:
+        """Make the schema ready to serve: create it in a database that has none; upgrade
+        an older one only when `upgrade`, else raise `MigrationRequired` saying to run
+        `migrate_command` (an upgrade is an operator's decision: back up first).
+
+        Returns the revisions before and after when it changed the schema, else None.
+        """
+        current = await self.schema_revision()
+        if current == migrations.head_revision():
+            return None
+        if current is None or upgrade:
+            return await self.migrate()  # serialised by a database lock against others
+        migrations.require_up_to_date(current, f"the database {self.url}", migrate_command)
+        return None  # pragma: no cover (require_up_to_date raised)
 
     async def close(self) -> None:
         """Close pooled connections; the storage stays usable and reconnects on demand."""

@@ -37,7 +37,7 @@ __all__ = [
     "update_resource",
 ]
 
-_VERSION_ID = re.compile(r"^v[0-9]{1,12}$")
+_VERSION_ID = re.compile(r"^v[0-9]{1,12}\Z")
 _REVISION_ROWS_KEPT = 100  # fabrica_revisions is pruned every this many writes
 
 

@@ -46,6 +46,7 @@ from ..resource import (
     OwnerReference,
     Resource,
     Selector,
+    check_text,
     is_dns1123_subdomain,
     new_uid,
     utcnow,
@@ -240,6 +241,8 @@ class ResourceStore:
         finalizers: builtins.list[str] | None = None,
     ) -> R:
         info = cls.resource_info
+        if info.is_uid(name):  # a lookup by id would find another resource by its uid
+            raise ValueError(f"{info.kind} name {name!r} has the shape of a uid")
         now = self.clock()
         status = info.status_type()
         if info.versioning:
@@ -290,8 +293,8 @@ class ResourceStore:
 
         `change` gets the current state and returns the wanted one, or None for "nothing
         to do" (no write, no event); from what it returns, `part` ``"main"`` takes spec,
-        labels, annotations, owners and finalizers, ``"status"`` the status. Before each
-        attempt `precondition` may refuse the current state by raising, and a current
+        labels, annotations, owners and finalizers, ``"status"`` the status. After `change`
+        (its errors come first) `precondition` may refuse the current state, and a current
         resourceVersion other than `expected_version` is a `Conflict` at once. Another
         writer winning the compare-and-swap means read and try again, `attempts` times
         in all, then `Conflict`. Returns the resource as stored (or as it was, unchanged).
@@ -300,8 +303,11 @@ class ResourceStore:
         async with self._locks.hold((cls.resource_info.plural, id)):
             for attempt in range(attempts):
                 current = await self.get(cls, id)
-                _check(current, precondition, expected_version)
+                _check(current, None, expected_version)
+                # Then the change: a request wrong in itself is answered as such whatever
+                # its precondition (RFC 9110 13.2.1: a 400 before a 412).
                 wanted = change(current)
+                _check(current, precondition, None)
                 if wanted is None:
                     return current
                 try:
@@ -485,7 +491,11 @@ def _with_stored_version(obj: R, doc: Document) -> R:
 
 
 def _dump(obj: AnyResource) -> Document:
-    return obj.model_dump(mode="json", by_alias=True)
+    """The document to store; `InvalidText` if any string in it is not valid Unicode (a
+    reconciler's too, not only what the API checked on the way in)."""
+    doc = obj.model_dump(mode="json", by_alias=True)
+    check_text(doc)
+    return doc
 
 
 def _dump_model(model: Any) -> Any:

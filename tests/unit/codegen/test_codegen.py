@@ -36,6 +36,7 @@ USER_FILES = [
     "pyproject.toml",
     "README.md",
     ".gitignore",
+    "schemathesis.toml",
     f"{PKG}/__init__.py",
     f"{PKG}/resources/__init__.py",
     f"{PKG}/server/__init__.py",

@@ -153,3 +153,15 @@ async def test_an_outbox_that_fails_rolls_the_write_back(storage):
         await storage.create("devices", device("d-1", "dev-0000000b", {}), outbox=broken)
     assert await storage.list("devices") == []
     assert (await storage.outbox_stats()).backlog == 0
+
+
+async def test_prepare_schema_creates_an_empty_databases_and_refuses_pending_upgrades(storage):
+    command = "python -m svc.server migrate"
+    head = migrations.head_revision()
+    assert await storage.prepare_schema(command) == (None, head)  # an empty database
+    assert await storage.prepare_schema(command) is None  # current: nothing to do
+    await storage.downgrade(FIRST)
+    with pytest.raises(MigrationRequired, match=f"revision {FIRST}.*run `{command}`"):
+        await storage.prepare_schema(command)  # an upgrade is the operator's decision
+    assert await storage.schema_revision() == FIRST
+    assert await storage.prepare_schema(command, upgrade=True) == (FIRST, head)
