@@ -296,12 +296,13 @@ def _write_schema(
         "properties": {
             "apiVersion": {"const": API_VERSION},
             "kind": {"const": info.kind},
+            "schemaVersion": {"enum": [info.version, None]},
             "metadata": metadata,
             "spec": {"$ref": refs["spec"]},
         },
     }
     ignored = {"apiVersion": {"const": API_VERSION}, "kind": {"const": info.kind},
-               "schemaVersion": {}, "uid": {},
+               "schemaVersion": {"enum": [info.version, None]}, "uid": {},
                "status": {"description": "Ignored: writes here never change status"}}
     flat: dict[str, Any] = {
         "type": "object",
