@@ -86,9 +86,11 @@ class _TimeLimited:
         return await self._bounded("list", self.inner.list(
             collection, selector=selector, limit=limit, after=after))
 
-    async def create(self, collection: str, doc: Document, snapshot: Document | None = None
-                     ) -> Document:
-        return await self._bounded("create", self.inner.create(collection, doc, snapshot))
+    async def create(self, collection: str, doc: Document, snapshot: Document | None = None,
+                     **options: Any) -> Document:
+        # `options`: what a backend takes beyond the protocol (the SQL outbox's events)
+        return await self._bounded("create", self.inner.create(
+            collection, doc, snapshot, **options))
 
     async def update(
         self,
@@ -96,9 +98,10 @@ class _TimeLimited:
         doc: Document,
         expected_version: str,
         snapshot: Document | None = None,
+        **options: Any,
     ) -> Document:
         return await self._bounded("update", self.inner.update(
-            collection, doc, expected_version, snapshot))
+            collection, doc, expected_version, snapshot, **options))
 
     async def list_versions(self, collection: str, uid: str) -> builtins.list[Document]:
         return await self._bounded("list", self.inner.list_versions(collection, uid))
@@ -110,10 +113,10 @@ class _TimeLimited:
         await self._bounded("delete", self.inner.delete_version(collection, uid, version_id))
 
     async def delete(
-        self, collection: str, uid: str, expected_version: str | None = None
+        self, collection: str, uid: str, expected_version: str | None = None, **options: Any
     ) -> Document:
-        return await self._bounded("delete", self.inner.delete(collection, uid,
-                                                               expected_version))
+        return await self._bounded("delete", self.inner.delete(
+            collection, uid, expected_version, **options))
 
     async def close(self) -> None:
         for task in list(self._pending):  # the database never answered: stop waiting
