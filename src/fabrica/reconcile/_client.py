@@ -5,22 +5,50 @@ publishes its events and can trigger further reconciles, exactly like a write ov
 `ensure` is the create-if-absent a crash-safe reconciler is built on: with deterministic
 child names, running the same reconcile twice (or after a crash halfway) creates nothing
 twice.
+
+Each write it makes to the object being reconciled is noted (`own_writes`): the reconcile
+base saves its status only over the state it read or over its own writes, never over
+someone else's newer one (see `ResourceReconciler`).
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from ..resource import Resource, Selector, parse_selector
 from ..storage import AlreadyExists, NotFound
-from ..store import Emission, ResourceStore
+from ..store import Emission, Part, ResourceStore
 
-__all__ = ["ReconcileClient"]
+__all__ = ["ReconcileClient", "own_writes"]
 
 R = TypeVar("R", bound=Resource[Any, Any])
 AnyResource = Resource[Any, Any]
+# (uid, resourceVersions) of the object the reconcile running in this task reconciles: the
+# version it read and those it wrote itself since. Tasks it starts share the set.
+_OWN: ContextVar[tuple[str, set[str]] | None] = ContextVar("fabrica_own_writes", default=None)
+
+
+@contextmanager
+def own_writes(obj: AnyResource) -> Iterator[set[str]]:
+    """Within the block, the versions of `obj` that are this reconcile's: the one it read,
+    and each one the `ReconcileClient` writes for it (in this task or tasks it starts)."""
+    versions = {obj.metadata.resource_version}
+    token = _OWN.set((obj.uid, versions))
+    try:
+        yield versions
+    finally:
+        _OWN.reset(token)
+
+
+def _note(written: R) -> R:
+    own = _OWN.get()
+    if own is not None and own[0] == written.uid:
+        own[1].add(written.metadata.resource_version)
+    return written
 
 
 class ReconcileClient:
@@ -97,11 +125,11 @@ class ReconcileClient:
 
     async def update(self, obj: R) -> R:
         """Write spec and metadata; `fabrica.Conflict` if `obj` is stale."""
-        return await self._store.update(obj)
+        return _note(await self._store.update(obj))
 
     async def update_status(self, obj: R) -> R:
         """Write status; `fabrica.Conflict` if `obj` is stale."""
-        return await self._store.update_status(obj)
+        return _note(await self._store.update_status(obj))
 
     async def delete(self, cls: type[R], id: str) -> None:
         try:
@@ -112,12 +140,12 @@ class ReconcileClient:
     async def modify(self, cls: type[R], id: str, change: Callable[[R], R | None]) -> R:
         """Change spec and metadata with `change(current)`, re-read and retried on conflict
         (return None from `change` for no write). See `ResourceStore.modify`."""
-        return await self._store.modify(cls, id, change)
+        return await self._modify(cls, id, change, "main")
 
     async def modify_status(self, cls: type[R], id: str, change: Callable[[R], R | None]
                             ) -> R:
         """Like `modify`, for the status."""
-        return await self._store.modify(cls, id, change, part="status")
+        return await self._modify(cls, id, change, "status")
 
     async def add_finalizer(self, obj: R, finalizer: str) -> R:
         """`obj` as stored with `finalizer` among its finalizers (retried on conflict)."""
@@ -127,7 +155,7 @@ class ReconcileClient:
             current.metadata.finalizers = [*current.metadata.finalizers, finalizer]
             return current
 
-        return await self._store.modify(type(obj), obj.uid, change)
+        return await self._modify(type(obj), obj.uid, change, "main")
 
     async def remove_finalizer(self, obj: R, finalizer: str) -> R:
         """`obj` as stored without `finalizer` (retried on conflict). Removing the last
@@ -139,8 +167,23 @@ class ReconcileClient:
                                            if f != finalizer]
             return current
 
-        return await self._store.modify(type(obj), obj.uid, change)
+        return await self._modify(type(obj), obj.uid, change, "main")
 
     async def emit(self, emission: Emission) -> None:
         """Publish a reconciler's own event now (`ResourceReconciler.emit` queues them)."""
         await self._store.emit(emission)
+
+    async def _modify(self, cls: type[R], id: str, change: Callable[[R], R | None],
+                      part: Part) -> R:
+        """`ResourceStore.modify`, noting the result as an own write when it wrote (the
+        last call of `change` asked for a write: the store committed just that)."""
+        wrote = False
+
+        def tracked(current: R) -> R | None:
+            nonlocal wrote
+            wanted = change(current)
+            wrote = wanted is not None
+            return wanted
+
+        result = await self._store.modify(cls, id, tracked, part=part)
+        return _note(result) if wrote else result

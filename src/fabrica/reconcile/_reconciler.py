@@ -3,11 +3,18 @@
 A project's ``rack_reconciler.py`` defines ``async def reconcile_rack(self, rack)``: look at
 the rack as it is now, act, and write what was observed into ``rack.status``. This base does
 everything around it: it loads the typed resource (a deleted one needs no work), records the
-``Ready`` condition with ``observedGeneration`` unless the user's code set it, saves status
-with compare-and-swap (retried on conflict, since status belongs to the reconciler), and
-returns the requeue that keeps the object under periodic watch. An exception marks Ready
+``Ready`` condition with ``observedGeneration`` unless the user's code set it, saves status,
+and returns the requeue that keeps the object under periodic watch. An exception marks Ready
 False and is retried with backoff by the controller; a `TerminalError` is recorded and
 not retried.
+
+A reconcile never writes a status older than the one stored. Its status was decided from
+the state it read; the save lands only while the stored resourceVersion is that one or one
+this reconcile wrote itself (a reconciler may save progress mid-way, as the rack example
+does). If anyone else wrote the object meanwhile (an API status or spec write, another
+process's reconcile during a shard hand-over) the save is dropped and the key requeued at
+once: the next reconcile decides from the fresh state (level-triggered), where re-applying
+the old decision onto the new state would roll it back.
 
 Kinds whose reconciler class defines ``finalize_KIND`` get the finalizer
 ``fabrica.io/KIND-reconciler``: deleting such a resource calls ``finalize_KIND`` first, and
@@ -17,7 +24,8 @@ the resource goes once it returns.
 ``reconcile_KIND`` or ``finalize_KIND`` emits are published when it returns or raises, before
 the status it leaves is saved: a reconciler that records "already emitted" in that status
 can lose the event to no crash; a crash between the two re-sends it at the next reconcile,
-with the same event id (at-least-once, duplicates recognisable by ``id``).
+with the same event id (at-least-once, duplicates recognisable by ``id``). A reconcile
+overtaken by another writer drops its events with its status (the next one decides both).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from ..events import check_reason
 from ..resource import Resource, find_condition, set_condition
 from ..storage import NotFound
 from ..store import Emission
-from ._client import ReconcileClient
+from ._client import ReconcileClient, own_writes
 from ._result import Request, Result, TerminalError
 
 __all__ = ["ResourceReconciler"]
@@ -44,6 +52,7 @@ R = TypeVar("R", bound=Resource[Any, Any])
 # Emissions of the reconcile running in this task; tasks it starts share the list.
 _PENDING: ContextVar[list[Emission] | None] = ContextVar("fabrica_emissions", default=None)
 _EVENT_IDS = uuid.UUID("6f1c2a8e-5b0d-4c57-9a51-2f3f0e6b9d41")
+_AT_ONCE = Result(requeue_after=0.0)
 
 
 class ResourceReconciler(Generic[R]):
@@ -108,28 +117,47 @@ class ResourceReconciler(Generic[R]):
         if obj.metadata.deletion_timestamp is not None:
             await self._finalize(obj)
             return Result()
-        if self.finalizer and self.finalizer not in obj.metadata.finalizers:
-            obj = await self.client.add_finalizer(obj, self.finalizer)
+        with own_writes(obj) as ours:
+            if self.finalizer and self.finalizer not in obj.metadata.finalizers:
+                obj = await self.client.add_finalizer(obj, self.finalizer)
+            return await self._reconcile(obj, ours)
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _reconcile(self, obj: R, ours: set[str]) -> Result:
         before = _ready_state(obj)
+        pending: list[Emission] = []
         try:
-            result: Result | None = await self._run(getattr(self, self.user_method()), obj)
+            result: Result | None = await self._run(getattr(self, self.user_method()), obj,
+                                                    pending)
         except TerminalError as exc:
             self._mark_ready(obj, False, "ReconcileFailed", str(exc), before)
-            await self._save_status(obj)
+            if not await self._settle(obj, ours, pending):
+                return _AT_ONCE  # decided on a state that is gone: decide again
             self.log.warning("%s %s failed for good: %s", self.kind.__name__, obj.name, exc)
             return Result()
         except Exception as exc:
             self._mark_ready(obj, False, "ReconcileError", f"{type(exc).__name__}: {exc}",
                              before)
-            await self._save_status(obj)
+            await self._settle(obj, ours, pending)
             raise
         self._mark_ready(obj, True, "Reconciled", "", before)
-        await self._save_status(obj)
+        if not await self._settle(obj, ours, pending):
+            return _AT_ONCE
         if result is None:
             return Result(requeue_after=self.requeue_after)
         return result
 
-    # -- internals -----------------------------------------------------------------------
+    async def _settle(self, obj: R, ours: set[str], pending: list[Emission]) -> bool:
+        """Publish what the reconcile emitted, then save its status: both only while the
+        object is as this reconcile read or wrote it. False (nothing published or saved)
+        when it was overtaken: its decisions were made on a state that is gone."""
+        if pending:
+            current = await self.client.get_or_none(self.kind, obj.uid)
+            if current is not None and current.metadata.resource_version not in ours:
+                return False
+            await self._publish(pending)
+        return await self._save_status(obj, ours)
 
     async def _get(self, uid: str) -> R:
         # `kind` is the class R stands for; a ClassVar cannot be typed with R to say so.
@@ -142,23 +170,28 @@ class ResourceReconciler(Generic[R]):
         finalizer = self.finalizer
         if finalizer is None or finalizer not in obj.metadata.finalizers:
             return
-        await self._run(self._finalize_method(), obj)
+        pending: list[Emission] = []
+        try:
+            await self._run(self._finalize_method(), obj, pending)
+        finally:
+            await self._publish(pending)
         try:
             await self.client.remove_finalizer(obj, finalizer)
         except NotFound:
             pass  # removed by someone else meanwhile: nothing left to hold
 
-    async def _run(self, method: Callable[[R], Awaitable[Any]], obj: R) -> Any:
-        """Call the project's method; publish what it emitted when it ends, however it ends
-        (the status saved next may record that it did)."""
-        pending: list[Emission] = []
+    async def _run(self, method: Callable[[R], Awaitable[Any]], obj: R,
+                   pending: list[Emission]) -> Any:
+        """Call the project's method, collecting what it emits into `pending`."""
         token = _PENDING.set(pending)
         try:
             return await method(obj)
         finally:
             _PENDING.reset(token)
-            for emission in pending:
-                await self.client.emit(emission)
+
+    async def _publish(self, pending: list[Emission]) -> None:
+        for emission in pending:
+            await self.client.emit(emission)
 
     def _mark_ready(self, obj: R, ok: bool, reason: str, message: str, before: Any) -> None:
         """Record Ready unless the user's code already decided it during this reconcile."""
@@ -177,20 +210,29 @@ class ResourceReconciler(Generic[R]):
         if "ready" in type(status).model_fields and not user_decided:
             status.ready = ok
 
-    async def _save_status(self, obj: R) -> None:
-        """Put our status onto the current object (the store retries on conflict, since
-        status belongs to the reconciler); no write when the status is what is stored."""
+    async def _save_status(self, obj: R, ours: set[str]) -> bool:
+        """Save our status if the stored object is still the one we read or last wrote
+        (`ours`); no write when the status is what is stored. False when someone else
+        wrote it meanwhile: then nothing is written (a conflict at the compare-and-swap
+        re-reads and finds that too)."""
         wanted: BaseModel = obj.status
+        overtaken = False
 
         def change(current: Resource[Any, Any]) -> Resource[Any, Any] | None:
-            if _dump(current.status) == _dump(wanted):
-                return None  # nothing new: no write, no event, no echo reconcile
+            nonlocal overtaken
+            overtaken = current.metadata.resource_version not in ours
+            if overtaken or _dump(current.status) == _dump(wanted):
+                return None  # overtaken, or nothing new: no write, no event, no echo
             return current.model_copy(update={"status": wanted})
 
         try:
             await self.client.modify_status(self.kind, obj.uid, change)
         except NotFound:
-            pass  # deleted meanwhile: its status goes with it
+            return True  # deleted meanwhile: its status goes with it
+        if overtaken:
+            self.log.debug("%s %s changed during its reconcile: status not saved, again",
+                           self.kind.__name__, obj.name)
+        return not overtaken
 
 
 def _ready_state(obj: Resource[Any, Any]) -> Any:
