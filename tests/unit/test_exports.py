@@ -66,11 +66,12 @@ EXPORTS = {
         "service_cli",
     ],
     "fabrica.client": [
-        "AsyncClient", "AsyncRawClient", "BadRequest", "Client", "Conflict", "ConnectionFailed",
-        "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "FabricaError", "Forbidden", "NotFound",
-        "PATCH_TYPES", "PayloadTooLarge", "PreconditionFailed", "RawClient", "ServerError",
-        "Unauthorized", "Unprocessable", "UnsupportedMediaType", "ValidationError", "client_cli",
-        "main",
+        "AsyncClient", "AsyncInformer", "AsyncRawClient", "BadRequest", "Client", "Conflict",
+        "ConnectionFailed", "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "Expired", "FabricaError",
+        "Forbidden", "Informer", "NotFound", "PATCH_TYPES", "PayloadTooLarge",
+        "PreconditionFailed", "RESOURCE_VERSION_HEADER", "RawClient", "ServerError",
+        "Unauthorized", "Unprocessable", "UnsupportedMediaType", "ValidationError", "WatchEvent",
+        "client_cli", "main",
     ],
     "fabrica.codegen": [
         "CONFIG_FILE", "CodegenError", "Discovered", "FileChange", "GenerateResult",

@@ -5,10 +5,15 @@
   retries of idempotent requests, and one exception class per error status.
 - `RawClient` / `AsyncRawClient`: the same operations, JSON in and JSON out
   (``client.raw``), for passing the server's JSON through unchanged.
+- `Client.watch` / `AsyncClient.watch`: follow a kind's changes (``GET /PLURAL?watch=true``)
+  as `WatchEvent` objects; a version too old raises `Expired` (410).
+- `Informer` / `AsyncInformer`: a local cache of one kind kept current by list-then-watch,
+  with add/update/delete handlers, resuming after disconnects and relisting after a 410.
 - `main`: the generated ``python -m PKG.client KIND VERB ...`` command line.
 """
 
 from ._async_client import AsyncClient
+from ._async_informer import AsyncInformer
 from ._calls import PATCH_TYPES
 from ._cli import client_cli, main
 from ._client import Client
@@ -16,6 +21,7 @@ from ._errors import (
     BadRequest,
     Conflict,
     ConnectionFailed,
+    Expired,
     FabricaError,
     Forbidden,
     NotFound,
@@ -27,20 +33,32 @@ from ._errors import (
     UnsupportedMediaType,
     ValidationError,
 )
-from ._raw import DEFAULT_SERVER, DEFAULT_TIMEOUT, AsyncRawClient, RawClient
+from ._informer import Informer
+from ._raw import (
+    DEFAULT_SERVER,
+    DEFAULT_TIMEOUT,
+    RESOURCE_VERSION_HEADER,
+    AsyncRawClient,
+    RawClient,
+)
+from ._watch import WatchEvent
 
 __all__ = [
     "DEFAULT_SERVER",
     "DEFAULT_TIMEOUT",
     "PATCH_TYPES",
+    "RESOURCE_VERSION_HEADER",
     "AsyncClient",
+    "AsyncInformer",
     "AsyncRawClient",
     "BadRequest",
     "Client",
     "Conflict",
     "ConnectionFailed",
+    "Expired",
     "FabricaError",
     "Forbidden",
+    "Informer",
     "NotFound",
     "PayloadTooLarge",
     "PreconditionFailed",
@@ -50,6 +68,7 @@ __all__ = [
     "Unprocessable",
     "UnsupportedMediaType",
     "ValidationError",
+    "WatchEvent",
     "client_cli",
     "main",
 ]

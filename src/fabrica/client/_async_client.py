@@ -6,7 +6,9 @@ blocking client would stall every other task; this one awaits ``httpx.AsyncClien
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import builtins
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from ._calls import to_json
 from ._errors import Conflict, PreconditionFailed
 from ._raw import DEFAULT_SERVER, DEFAULT_TIMEOUT, JSON, AsyncRawClient, JSONList
 from ._typed import Body, R, create_body, item_id, resolve, split_target, update_body
+from ._watch import WatchEvent, typed_event
 
 __all__ = ["AsyncClient"]
 
@@ -70,6 +73,30 @@ class AsyncClient:
         self, kind: type[R] | str, selector: str | None = None, limit: int | None = None
     ) -> list[R]:
         return [obj async for obj in self.iter_list(kind, selector, limit)]
+
+    async def watch(
+        self,
+        kind: type[R] | str,
+        label_selector: str | None = None,
+        *,
+        resource_version: str | None = None,
+        allow_bookmarks: bool = False,
+        timeout_seconds: int | None = None,
+    ) -> AsyncGenerator[WatchEvent[R]]:
+        """As `Client.watch`; close it (``aclose()``) or leave ``async for`` to hang up."""
+        cls = resolve(self.kinds, kind)
+        events = self.raw.watch(cls, label_selector, resource_version=resource_version,
+                                allow_bookmarks=allow_bookmarks, timeout_seconds=timeout_seconds)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield typed_event(event, cls.model_validate)
+
+    async def list_with_version(
+        self, kind: type[R] | str, label_selector: str | None = None
+    ) -> tuple[builtins.list[R], str | None]:
+        cls = resolve(self.kinds, kind)
+        items, version = await self.raw.list_with_version(cls, label_selector)
+        return [cls.model_validate(item) for item in items], version
 
     async def get(self, kind: type[R] | str, id: str) -> R:
         cls = resolve(self.kinds, kind)

@@ -38,6 +38,7 @@ __all__ = [
     "version_call",
     "versions_call",
     "warnings_of",
+    "watch_call",
     "with_api_version",
 ]
 
@@ -128,6 +129,27 @@ def list_call(info: ResourceInfo, selector: str | None, limit: int | None) -> Ca
     if limit is not None:
         params["limit"] = limit
     return Call("GET", f"/{info.plural}", params=params)
+
+
+def watch_call(
+    info: ResourceInfo,
+    resource_version: str | None,
+    selector: str | None,
+    bookmarks: bool,
+    timeout_seconds: int | None,
+) -> Call:
+    """``GET /PLURAL?watch=true`` (SPEC section 8): the changes after `resource_version`
+    (without one: every current match as ADDED first), one JSON event per line."""
+    params: dict[str, str | int] = {"watch": "true"}
+    if resource_version:
+        params["resourceVersion"] = resource_version
+    if selector:
+        params["labelSelector"] = selector
+    if bookmarks:
+        params["allowWatchBookmarks"] = "true"
+    if timeout_seconds is not None:
+        params["timeoutSeconds"] = timeout_seconds
+    return Call("GET", f"/{info.plural}", params=params, stream=True)
 
 
 def next_page_call(response: httpx.Response) -> Call | None:

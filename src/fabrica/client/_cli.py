@@ -31,12 +31,14 @@ from ..events import ResourceEvent
 from ..resource import (
     ApiVersionTable,
     Resource,
+    Selector,
     SelectorError,
     ServedVersion,
     is_valid_version,
     parse_selector,
 )
 from ._cli_input import load_body, load_json, shorthand_patch
+from ._cli_watch import watch_rows
 from ._errors import ConnectionFailed, FabricaError, Forbidden, Unauthorized
 from ._output import FORMATS, echo_data, echo_table, key_value_table, resource_table, rows_table
 from ._raw import DEFAULT_SERVER, DEFAULT_TIMEOUT, RawClient
@@ -50,7 +52,8 @@ Command-line client of {project}{description}.
 
 \b
 KIND VERB [ARGS] [-o table|json|yaml], with KIND one of: {kinds}.
-  list [-l SELECTOR] [--limit N]   all resources (every page), optionally by label
+  list [-l SELECTOR] [--limit N]   all resources (every page), optionally by label;
+                                   -w/--watch: then one row per change, until Ctrl-C
   get ID                           one resource, by uid or name
   create --spec JSON | -f FILE     a flat body ({{"name": ..., spec fields}}) or an envelope
   update ID --spec JSON | -f FILE  replace the spec (and labels/annotations, if given)
@@ -366,13 +369,17 @@ def _follow_events(
         return
 
 
+def _check_selector(selector: str | None) -> Selector:
+    try:
+        return parse_selector(selector)
+    except SelectorError as exc:
+        raise click.BadParameter(str(exc), param_hint="-l/--selector") from None
+
+
 def _label_filter(selector: str | None) -> Callable[[dict[str, Any]], bool]:
     if not selector:
         return lambda event: True
-    try:
-        parsed = parse_selector(selector)
-    except SelectorError as exc:
-        raise click.BadParameter(str(exc), param_hint="-l/--selector") from None
+    parsed = _check_selector(selector)
 
     def matches(event: dict[str, Any]) -> bool:
         about = ResourceEvent.parse(event)
@@ -406,15 +413,28 @@ def _list(cls: Kind, event_prefix: str | None) -> click.Command:
     @click.option("-l", "--selector", metavar="SELECTOR",
                   help="Label selector: k=v, k!=v, 'k in (a,b)', 'k notin (a)', k, !k.")
     @click.option("--limit", type=click.IntRange(1), help="Page size to request.")
+    @click.option("-w", "--watch", "follow", is_flag=True,
+                  help="Then follow the changes (GET ?watch=true), one row per change (-o json:"
+                  " one watch event per line), until Ctrl-C or the server ends the watch; "
+                  "reconnects and resumes after a broken connection.")
+    @click.option("--watch-timeout", type=click.IntRange(1), metavar="SECONDS",
+                  help="With --watch: ask the server to end the watch after SECONDS.")
     @_output_option
     @_events_options(event_prefix is not None, root=False)
     @click.pass_obj
-    def command(session: _Session, /, selector: str | None, limit: int | None,
-                output: str | None, **watch: Any) -> None:
+    def command(session: _Session, /, selector: str | None, limit: int | None, follow: bool,
+                watch_timeout: int | None, output: str | None, **watch: Any) -> None:
         def show() -> None:
             _show_resources(session, session.client().list(cls, selector, limit), output,
                             "table")
 
+        if follow:
+            if watch.get("watch_events"):
+                raise click.UsageError("give --watch or --watch-events, not both")
+            _check_selector(selector)
+            watch_rows(session.client(), cls, selector, session.fmt(output, "table"),
+                       watch_timeout)
+            return
         if not watch.get("watch_events"):
             show()
             return

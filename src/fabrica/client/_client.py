@@ -13,6 +13,8 @@ when the exact server JSON is wanted.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -24,6 +26,7 @@ from ._calls import to_json
 from ._errors import Conflict, PreconditionFailed
 from ._raw import DEFAULT_SERVER, DEFAULT_TIMEOUT, JSON, JSONList, RawClient
 from ._typed import Body, R, create_body, item_id, resolve, split_target, update_body
+from ._watch import WatchEvent, typed_event
 
 __all__ = ["Client"]
 
@@ -82,6 +85,43 @@ class Client:
     ) -> list[R]:
         """All matching resources across all pages; `limit` is the page size asked for."""
         return list(self.iter_list(kind, selector, limit))
+
+    def watch(
+        self,
+        kind: type[R] | str,
+        label_selector: str | None = None,
+        *,
+        resource_version: str | None = None,
+        allow_bookmarks: bool = False,
+        timeout_seconds: int | None = None,
+    ) -> Generator[WatchEvent[R]]:
+        """Follow the changes of `kind` (``GET /PLURAL?watch=true``, SPEC section 8), each a
+        `WatchEvent` whose object is an instance of the class, until the server ends the
+        stream (`timeout_seconds`, or it stops) or you stop iterating.
+
+        Without `resource_version` every current match comes first as ``ADDED``; with one
+        (a list's, see `list_with_version`, or an event's), every change after it, in order.
+        `label_selector` narrows it (``"env=prod"``); `allow_bookmarks` lets the server send
+        ``BOOKMARK`` events that only move `resource_version` on. A version too old for the
+        server raises `Expired` (list again); a broken connection `ConnectionFailed`. A quiet
+        watch waits forever: no read timeout applies. `Informer` does the listing, resuming
+        and relisting for you.
+        """
+        cls = resolve(self.kinds, kind)
+        events = self.raw.watch(cls, label_selector, resource_version=resource_version,
+                                allow_bookmarks=allow_bookmarks, timeout_seconds=timeout_seconds)
+        with contextlib.closing(events):
+            for event in events:
+                yield typed_event(event, cls.model_validate)
+
+    def list_with_version(
+        self, kind: type[R] | str, label_selector: str | None = None
+    ) -> tuple[builtins.list[R], str | None]:
+        """All matching resources and the ``resourceVersion`` a `watch` continues from
+        without a gap (the list's ``X-Resource-Version``; None from a server without it)."""
+        cls = resolve(self.kinds, kind)
+        items, version = self.raw.list_with_version(cls, label_selector)
+        return [cls.model_validate(item) for item in items], version
 
     def get(self, kind: type[R] | str, id: str) -> R:
         """One resource by uid or name."""

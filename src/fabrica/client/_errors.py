@@ -15,6 +15,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "ConnectionFailed",
+    "Expired",
     "FabricaError",
     "Forbidden",
     "NotFound",
@@ -25,6 +26,7 @@ __all__ = [
     "Unprocessable",
     "UnsupportedMediaType",
     "ValidationError",
+    "error_for",
     "error_from_response",
 ]
 
@@ -73,6 +75,12 @@ class Conflict(FabricaError):
     """409: duplicate name, or a write based on a stale ``resourceVersion``."""
 
 
+class Expired(FabricaError):
+    """410: a watch asked to resume from a ``resourceVersion`` the server no longer keeps
+    changes from; list again (taking the list's ``X-Resource-Version``) and watch from there.
+    The informer does this by itself."""
+
+
 class PreconditionFailed(FabricaError):
     """412: the ``If-Match`` version is no longer current."""
 
@@ -108,6 +116,7 @@ _BY_STATUS: dict[int, type[FabricaError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    410: Expired,
     412: PreconditionFailed,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
@@ -118,7 +127,13 @@ _BY_STATUS: dict[int, type[FabricaError]] = {
 def error_from_response(response: httpx.Response) -> FabricaError:
     """The typed error for a failed response, worded as the server worded it."""
     message, details = _error_body(response)
-    status = response.status_code
+    return error_for(response.status_code, message, details)
+
+
+def error_for(
+    status: int, message: str, details: list[dict[str, str]] | None = None
+) -> FabricaError:
+    """The typed error for `status` (also a watch's ``ERROR`` event's ``code``)."""
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else FabricaError)
     if cls is BadRequest and details:
         cls = ValidationError

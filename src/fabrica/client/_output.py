@@ -24,6 +24,8 @@ from rich.text import Text
 __all__ = [
     "FORMATS",
     "age",
+    "column_header",
+    "columns_of",
     "echo_data",
     "echo_table",
     "key_value_table",
@@ -54,8 +56,7 @@ def echo_table(table: Table) -> None:
 def resource_table(items: Sequence[Mapping[str, Any]], now: dt.datetime | None = None) -> Table:
     specs = [item.get("spec") or {} for item in items]
     statuses = [item.get("status") or {} for item in items]
-    spec_keys = _scalar_keys(specs)[:_SPEC_COLUMNS]
-    status_keys = _status_columns(_scalar_keys(statuses))
+    spec_keys, status_keys = columns_of(items)
     table = _table(["NAME", "UID", *map(_header, spec_keys), *map(_header, status_keys), "AGE"])
     for item, spec, status in zip(items, specs, statuses, strict=True):
         meta = item.get("metadata") or {}
@@ -66,6 +67,18 @@ def resource_table(items: Sequence[Mapping[str, Any]], now: dt.datetime | None =
             _cell(age(meta.get("createdAt"), now)),
         )
     return table
+
+
+def columns_of(items: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """The spec and status fields a table of `items` shows, between UID and AGE."""
+    specs = [item.get("spec") or {} for item in items]
+    statuses = [item.get("status") or {} for item in items]
+    return _scalar_keys(specs)[:_SPEC_COLUMNS], _status_columns(_scalar_keys(statuses))
+
+
+def column_header(key: str) -> str:
+    """``ipAddress`` → ``IP ADDRESS``."""
+    return _header(key)
 
 
 def key_value_table(mapping: Mapping[str, Any]) -> Table:

@@ -8,8 +8,17 @@ is what the command line prints and what scripts want when they pass JSON throug
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import Any
 
 import httpx
@@ -21,11 +30,21 @@ from ._errors import FabricaError
 from ._kinds import KindRef, Kinds
 from ._send import Retry, open_stream, open_stream_async, send, send_async
 from ._sse import event_objects, event_objects_async
+from ._watch import watch_events, watch_events_async
 
-__all__ = ["DEFAULT_SERVER", "DEFAULT_TIMEOUT", "JSON", "JSONList", "AsyncRawClient", "RawClient"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "DEFAULT_TIMEOUT",
+    "JSON",
+    "RESOURCE_VERSION_HEADER",
+    "JSONList",
+    "AsyncRawClient",
+    "RawClient",
+]
 
 DEFAULT_SERVER = "http://localhost:8080"
 DEFAULT_TIMEOUT = 10.0
+RESOURCE_VERSION_HEADER = "X-Resource-Version"  # on a list: where a watch continues from
 
 JSON = dict[str, Any]
 JSONList = list[JSON]  # spelled once here: inside the classes, `list` is the method
@@ -116,6 +135,56 @@ class RawClient(_Base):
         self, kind: KindRef, selector: str | None = None, limit: int | None = None
     ) -> JSONList:
         return [item for page in self.iter_pages(kind, selector, limit) for item in page]
+
+    def list_with_version(
+        self, kind: KindRef, selector: str | None = None
+    ) -> tuple[JSONList, str | None]:
+        """All matching resources and the list's ``X-Resource-Version``: a watch from that
+        version sees every change after the list, none twice (SPEC section 8). With several
+        pages, the first page's version: later pages may show some of the replayed changes
+        already, which a watcher recognises by each object's own resourceVersion."""
+        call: Call | None = calls.list_call(self._info(kind), selector, None)
+        items: JSONList = []
+        version: str | None = None
+        while call is not None:
+            response = self._send(call, kind)
+            version = version or response.headers.get(RESOURCE_VERSION_HEADER)
+            items.extend(_items(response))
+            call = calls.next_page_call(response)
+        return items, version
+
+    def watch(
+        self,
+        kind: KindRef,
+        label_selector: str | None = None,
+        *,
+        resource_version: str | None = None,
+        allow_bookmarks: bool = False,
+        timeout_seconds: int | None = None,
+    ) -> Generator[JSON]:
+        """The watch events of `kind` as their JSON (``{"type", "object"}``), until the
+        server ends the stream or the caller stops iterating; see `Client.watch`."""
+        with self.open_watch(kind, label_selector, resource_version=resource_version,
+                             allow_bookmarks=allow_bookmarks,
+                             timeout_seconds=timeout_seconds) as response:
+            yield from watch_events(response.iter_lines())
+
+    @contextlib.contextmanager
+    def open_watch(
+        self,
+        kind: KindRef,
+        label_selector: str | None = None,
+        *,
+        resource_version: str | None = None,
+        allow_bookmarks: bool = False,
+        timeout_seconds: int | None = None,
+    ) -> Iterator[httpx.Response]:
+        """The open response of a watch, for reading its lines (``watch`` does) or cutting
+        it short from another thread (the informer's ``stop``)."""
+        call = calls.watch_call(self._info(kind), resource_version, label_selector,
+                                allow_bookmarks, timeout_seconds)
+        with open_stream(self.http, self._versioned(call, kind), self.retry) as response:
+            yield self._warn(response)
 
     def get(self, kind: KindRef, id: str) -> JSON:
         return self._object(calls.get_call(self._info(kind), id), kind)
@@ -225,6 +294,36 @@ class AsyncRawClient(_Base):
         self, kind: KindRef, selector: str | None = None, limit: int | None = None
     ) -> JSONList:
         return [item async for page in self.iter_pages(kind, selector, limit) for item in page]
+
+    async def list_with_version(
+        self, kind: KindRef, selector: str | None = None
+    ) -> tuple[JSONList, str | None]:
+        call: Call | None = calls.list_call(self._info(kind), selector, None)
+        items: JSONList = []
+        version: str | None = None
+        while call is not None:
+            response = await self._send(call, kind)
+            version = version or response.headers.get(RESOURCE_VERSION_HEADER)
+            items.extend(_items(response))
+            call = calls.next_page_call(response)
+        return items, version
+
+    async def watch(
+        self,
+        kind: KindRef,
+        label_selector: str | None = None,
+        *,
+        resource_version: str | None = None,
+        allow_bookmarks: bool = False,
+        timeout_seconds: int | None = None,
+    ) -> AsyncGenerator[JSON]:
+        call = calls.watch_call(self._info(kind), resource_version, label_selector,
+                                allow_bookmarks, timeout_seconds)
+        async with open_stream_async(self.http, self._versioned(call, kind),
+                                     self.retry) as response:
+            self._warn(response)
+            async for event in watch_events_async(response.aiter_lines()):
+                yield event
 
     async def get(self, kind: KindRef, id: str) -> JSON:
         return await self._object(calls.get_call(self._info(kind), id), kind)
