@@ -122,6 +122,7 @@ def test_public_names() -> None:
         "NotFound", "PayloadTooLarge", "PreconditionFailed", "RawClient", "ServerError",
         "Unauthorized", "Unprocessable",
         "UnsupportedMediaType", "ValidationError", "client_cli", "main",
+        "AsyncInformer", "Expired", "Informer", "RESOURCE_VERSION_HEADER", "WatchEvent",
     ])
     for name in fabrica.client.__all__:
         assert getattr(fabrica.client, name) is not None
