@@ -82,13 +82,15 @@ class Cache(Generic[T]):
         uid = _uid(raw)
         with self._lock:
             old = self._entries.get(uid)
-            if old is not None and not _newer(version, old.version):
-                return None  # already seen: a replay after resuming
             if event["type"] == "DELETED":
-                if old is None:
+                # a replayed delete finds nothing; a server may stamp a delete with the
+                # object's last version rather than one of its own: only older is stale
+                if old is None or (version != old.version and not _newer(version, old.version)):
                     return None
                 del self._entries[uid]
                 return CacheChange("DELETED", self._decode(raw), old.obj, raw)
+            if old is not None and not _newer(version, old.version):
+                return None  # already seen: a replay after resuming
             entry = self._entries[uid] = self._entry(raw)
         return _difference(old, entry)
 

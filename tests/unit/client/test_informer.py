@@ -214,6 +214,10 @@ def test_cache_ignores_replays_and_reports_a_relist_as_differences() -> None:
     assert cache.apply({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "12"}}}) \
         is None and cache.resource_version == "12"
     assert [o["metadata"]["uid"] for o in cache.list("env=x")] == ["a"]
+    assert cache.apply({"type": "DELETED", "object": obj("a", 7)}) is None  # older: stale
+    cache.replace([obj("a", 8, env="x"), obj("b", 6), obj("d", 3)], "12")
+    gone = cache.apply({"type": "DELETED", "object": obj("d", 3)})  # at its last version
+    assert gone is not None and gone.type == "DELETED" and cache.get("d") is None
     assert cache.get("n-b") == obj("b", 6)
     diff = cache.replace([obj("a", 8, env="x"), obj("b", 9), obj("c", 10)], "10")
     assert [(c.type, c.object["metadata"]["uid"]) for c in diff] == [("MODIFIED", "b"),
