@@ -84,6 +84,7 @@ class _Rows:
             header = ["EVENT", "NAME", "UID", *map(column_header, self.spec),
                       *map(column_header, self.status), "AGE"]
             self.widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
+            self.widths[0] = len("MODIFIED")  # every event type fits
             self._line(header)
         for change in batch:
             self._line(self._cells(change))

@@ -156,6 +156,7 @@ def test_list_watch_prints_a_row_per_change(server: WatchServer) -> None:
     assert [line.split()[:2] for line in lines[1:]] == [
         ["ADDED", "web-01"], ["MODIFIED", "web-01"], ["ADDED", "web-02"], ["DELETED", "web-01"]]
     assert "8443" in lines[2]
+    assert len({line.index("web-0") for line in lines[1:]}) == 1  # the columns line up
     assert server.requests[0]["labelSelector"] == "env=prod"
 
 
