@@ -24,15 +24,20 @@ class _Messages:
 
     def __init__(self) -> None:
         self._data: list[str] = []
+        self._named = False
 
     def feed(self, line: str) -> str | None:
         if not line:  # a blank line ends the message
             data, self._data = self._data, []
-            return "\n".join(data) if data else None
+            named, self._named = self._named, False
+            return "\n".join(data) if data and not named else None
         field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
         if field == "data":
-            self._data.append(value[1:] if value.startswith(" ") else value)
-        return None  # comments (":...") and other fields (id, event, retry) carry no data
+            self._data.append(value)
+        elif field == "event":  # fabrica.dropped, fabrica.resync: notices, not CloudEvents
+            self._named = value not in ("", "message")
+        return None  # comments (":...") and other fields (id, retry) carry no data
 
 
 def event_objects(lines: Iterable[str], on_open: OnOpen = None) -> Iterator[dict[str, Any]]:

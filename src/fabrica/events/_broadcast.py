@@ -6,6 +6,9 @@ publish appends to one bounded log and wakes whoever is waiting, in O(1) for the
 publisher; each stream keeps only a cursor (a sequence number) and its pattern, and takes
 everything new in one batch when it reads. A stream that falls further behind than its
 bound loses the oldest events, counted as dropped, as a queue that evicts would.
+
+The log keeps every event published, streams or not, so that a client that reconnects with
+``Last-Event-ID`` resumes right after that event while the log still holds it (`find`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,13 @@ class Broadcast:
         self._head += 1
         self._wake.set()  # the readers waiting now; later ones wait on a fresh event
         self._wake = asyncio.Event()
+
+    def find(self, event_id: str) -> int | None:
+        """The sequence number of the newest event with id `event_id` still in the log."""
+        for back, event in enumerate(reversed(self._items)):
+            if event.id == event_id:
+                return self._head - 1 - back
+        return None
 
     def finish(self) -> None:
         """No more events: readers take what is left, then end."""

@@ -81,6 +81,17 @@ class Subscription(Protocol):
 class EventStream(Subscription, Protocol):
     """A subscription read as an async iterator; it ends when it or its bus is closed."""
 
+    @property
+    def resume_failed(self) -> bool:
+        """Asked to start after an event (`EventBus.stream`'s `after`) the bus no longer
+        holds: it started from now instead, and its reader may have missed events."""
+        ...
+
+    def take_missed(self) -> int:
+        """How many events this stream lost since the last call because its reader fell
+        behind (they were evicted unread): a reader tells its client so."""
+        ...
+
     def __aiter__(self) -> Self: ...
 
     async def __anext__(self) -> CloudEvent: ...
@@ -115,9 +126,12 @@ class EventBus(Protocol):
     ) -> Subscription:
         """Call `handler` for each event whose type matches `pattern` (ValueError if invalid)."""
 
-    def stream(self, pattern: str = "**", *, maxsize: int | None = None) -> EventStream:
+    def stream(self, pattern: str = "**", *, maxsize: int | None = None,
+               after: str | None = None) -> EventStream:
         """A bounded iterator of the events matching `pattern` (`maxsize` None: the bus's
-        default bound); it holds the newest events when its reader falls behind."""
+        default bound); it holds the newest events when its reader falls behind. With
+        `after`, an event id, it starts right after that event (a reconnecting client's
+        ``Last-Event-ID``) when the bus still holds it, else from now, ``resume_failed``."""
 
     async def close(self, drain: bool = True, timeout: float = 5.0) -> None:
         """Stop; with `drain`, first deliver what was published (for at most `timeout` s)."""

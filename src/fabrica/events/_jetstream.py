@@ -6,6 +6,9 @@ so a re-sent event is dropped by the server within ``duplicate_window``. The str
 ``PREFIX.>`` and keeps events by limits (age, bytes, count): any NATS client can read it
 from the start, and a consumer that was down reads what it missed.
 
+`find_sequence` finds the stream sequence of an event by its id (``Nats-Msg-Id``), newest
+first, so that ``GET /events`` with ``Last-Event-ID`` resumes right after that event.
+
 `ensure_stream` creates the stream, or reuses the one already there: it adds our subjects
 and applies the configured limits when they differ, and never touches the stored events.
 Two streams cannot hold overlapping subjects, which is what two services on one NATS with
@@ -36,7 +39,7 @@ from nats.js.api import (
 
 from ._bus import EventBusError
 
-__all__ = ["JetStream", "StreamReader", "ensure_stream", "intersect_subjects"]
+__all__ = ["JetStream", "StreamReader", "ensure_stream", "find_sequence", "intersect_subjects"]
 
 log = logging.getLogger("fabrica.events")
 
@@ -129,6 +132,60 @@ async def ensure_stream(js: JetStreamContext, setting: JetStream, url: str) -> N
     except (TimeoutError, nats.errors.NoRespondersError, nats.js.errors.Error) as exc:
         raise EventBusError(f"cannot set up JetStream stream {setting.stream} on NATS at "
                             f"{url}: is JetStream enabled (nats-server -js)? {exc!r}") from exc
+
+
+async def find_sequence(
+    js: JetStreamContext, setting: JetStream, event_id: str, *, limit: int = 100_000,
+    window: int = 1024,
+) -> int | None:
+    """The stream sequence of the event whose ``Nats-Msg-Id`` is `event_id`, or None when
+    the stream no longer (or never) held it among its newest `limit` events.
+
+    JetStream indexes messages by sequence and subject, not by id, so this reads headers
+    only, backwards in growing windows from the newest event: a client reconnecting after a
+    short break finds its event in the first window, and a made-up id costs at most `limit`
+    headers (a bound, since any client can send one).
+    """
+    state = (await js.stream_info(setting.stream)).state
+    end, scanned = state.last_seq, 0
+    while end >= max(state.first_seq, 1) and scanned < limit:
+        start = max(state.first_seq, end - min(window, limit - scanned) + 1, 1)
+        found = await _scan(js, setting, event_id, start, end)
+        if found is not None:
+            return found
+        scanned += end - start + 1
+        end, window = start - 1, window * 4
+    return None
+
+
+async def _scan(js: JetStreamContext, setting: JetStream, event_id: str, start: int,
+                end: int) -> int | None:
+    """Sequences `start`..`end` of the stream, headers only, looking for `event_id`."""
+    info = await js.add_consumer(setting.stream, ConsumerConfig(
+        description="fabrica Last-Event-ID lookup", headers_only=True,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
+        ack_policy=AckPolicy.NONE, mem_storage=True, inactive_threshold=10.0, num_replicas=1,
+    ))
+    sub = await js.pull_subscribe_bind(info.name, setting.stream)
+    try:
+        seq = start - 1
+        while seq < end:
+            try:
+                msgs = await sub.fetch(min(end - seq, 1024), timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                return None  # fewer than asked: the rest was deleted meanwhile
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if seq > end:
+                    return None
+                if (msg.headers or {}).get("Nats-Msg-Id") == event_id:
+                    return seq
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(setting.stream, info.name)
 
 
 def _limits(config: StreamConfig) -> tuple[object, ...]:

@@ -119,13 +119,20 @@ class _StreamSubscription:
     """A cursor into the bus's shared `Broadcast` log (see there): publishing costs the
     same however many streams read."""
 
-    def __init__(self, bus: MemoryBus, pattern: TypePattern, size: int, log: Broadcast) -> None:
+    def __init__(self, bus: MemoryBus, pattern: TypePattern, size: int, log: Broadcast,
+                 after: str | None) -> None:
         self._bus, self._pattern, self._log = bus, pattern, log
         self._name = f"stream:{pattern.pattern}"
         self.maxsize = size
         self._cursor = log.head  # only what is published from now on
+        self.resume_failed = False
+        if after is not None:  # or right after the event `after`, if the log still has it
+            found = log.find(after)
+            self.resume_failed = found is None
+            self._cursor = log.head if found is None else found + 1
         self._buffer: deque[CloudEvent] = deque()
-        self._delivered = self._dropped = 0
+        self._delivered = self._dropped = self._reported = 0
+        self._room = asyncio.Event()
         self._closed = False
 
     @property
@@ -152,12 +159,26 @@ class _StreamSubscription:
     def matches(self, event_type: str) -> bool:
         return self._pattern.matches(event_type)
 
+    async def wait_room(self) -> None:
+        """Until this stream can take one more event without losing one (a feeder that can
+        wait, as a JetStream reader can, uses it instead of letting the oldest go)."""
+        while not self._closed and \
+                self._log.head - self._cursor + len(self._buffer) >= self.maxsize:
+            self._room.clear()
+            await self._room.wait()
+
+    def take_missed(self) -> int:
+        """Events lost to falling behind since the last call (its reader says so)."""
+        missed, self._reported = self._dropped - self._reported, self._dropped
+        return missed
+
     async def close(self) -> None:
         if not self._closed:
             _, lost = self._peek()
             self._dropped += lost + len(self._buffer)
             self._buffer.clear()
         self._closed = True
+        self._room.set()
         self._bus._remove(self)
 
     async def next_batch(self, timeout: float | None = None) -> list[CloudEvent] | None:
@@ -176,6 +197,7 @@ class _StreamSubscription:
             return None
         batch = list(self._buffer)
         self._buffer.clear()
+        self._room.set()
         self._delivered += len(batch)
         return batch
 
@@ -240,7 +262,6 @@ class MemoryBus(BusContext):
         self._subs: list[_Sub] = []
         self._routes: dict[str, tuple[_HandlerSubscription, ...]] = {}
         self._log = Broadcast(max(4 * stream_size, _MIN_LOG))
-        self._streams = 0
         self._started = self._closed = False
 
     @property
@@ -257,8 +278,7 @@ class MemoryBus(BusContext):
     async def publish(self, event: CloudEvent) -> None:
         if self._closed:
             raise BusClosed(f"cannot publish {event.type}: the event bus is closed")
-        if self._streams:
-            self._log.append(event)
+        self._log.append(event)  # streams read it, now or on a Last-Event-ID resume
         waiting: list[tuple[_HandlerSubscription, int]] = []
         for sub in self._route(event.type):
             if (seq := sub.mailbox.push(event)) is not None:
@@ -277,10 +297,13 @@ class MemoryBus(BusContext):
             sub.start()
         return sub
 
-    def stream(self, pattern: str = "**", *, maxsize: int | None = None) -> EventStream:
-        """A bounded iterator of matching events, subscribed as soon as this returns."""
+    def stream(self, pattern: str = "**", *, maxsize: int | None = None,
+               after: str | None = None) -> EventStream:
+        """A bounded iterator of matching events, subscribed as soon as this returns; with
+        `after` (an event id), from right after that event if the shared log still holds
+        it, else from now with ``resume_failed`` set."""
         size = maxsize or self._stream_size
-        sub = _StreamSubscription(self, self._open_check(pattern), size, self._log)
+        sub = _StreamSubscription(self, self._open_check(pattern), size, self._log, after)
         # Room beyond the largest bound, so that non-matching traffic rarely pushes out an
         # event a stream wanted before the stream's own bound would have.
         self._log.grow(max(4 * size, _MIN_LOG))
@@ -363,11 +386,9 @@ class MemoryBus(BusContext):
 
     def _add(self, sub: _Sub) -> None:
         self._subs.append(sub)
-        self._streams += isinstance(sub, _StreamSubscription)
         self._routes.clear()
 
     def _remove(self, sub: _Sub) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
-            self._streams -= isinstance(sub, _StreamSubscription)
             self._routes.clear()

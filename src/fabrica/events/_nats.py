@@ -57,7 +57,7 @@ import logging
 import math
 from collections import deque
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import nats.errors
 from nats.aio.client import Client
@@ -74,8 +74,14 @@ from ._bus import (
     SubscriptionStats,
 )
 from ._cloudevent import CloudEvent
-from ._jetstream import JetStream, StreamReader, ensure_stream, intersect_subjects
-from ._memory import MemoryBus
+from ._jetstream import (
+    JetStream,
+    StreamReader,
+    ensure_stream,
+    find_sequence,
+    intersect_subjects,
+)
+from ._memory import MemoryBus, _StreamSubscription
 from ._patterns import TypePattern, compile_pattern
 
 __all__ = ["NatsBus"]
@@ -198,8 +204,12 @@ class _Link:
         if event.type != msg.subject:
             self._ignore(msg.subject, f"its type {event.type!r} is not its subject")
             return
+        await self._before_delivery()
         with contextlib.suppress(BusClosed):  # the subscription closed meanwhile
             await self._local.publish(event)
+
+    async def _before_delivery(self) -> None:
+        """A hook: streams read from JetStream wait here for room (see `_NatsStream`)."""
 
     def _ignore(self, subject: str, why: str) -> None:
         if subject.startswith(_NOT_EVENTS):  # replies and system traffic ``**`` also sees
@@ -215,14 +225,58 @@ class _NatsSubscription(_Link):
 
 
 class _NatsStream(_Link):
-    """A stream (`EventStream`); its NATS interest is live once ``async with`` has entered."""
+    """A stream (`EventStream`); its NATS interest is live once ``async with`` has entered.
+
+    Started `after` an event id, it finds that event in the JetStream stream when it
+    attaches and reads from the next one on; without JetStream, or when the stream no
+    longer holds it, it reads from now and says so (``resume_failed``).
+    """
 
     def __init__(
-        self, bus: NatsBus, pattern: TypePattern, local: MemoryBus, inner: EventStream
+        self, bus: NatsBus, pattern: TypePattern, local: MemoryBus, inner: EventStream,
+        after: str | None,
     ) -> None:
         super().__init__(bus, pattern, local, inner, None)
         self._events = inner
+        self.after = after
+        self._resume_failed = False
+        self._lost_reported = 0
         self.ready: asyncio.Task[BaseException | None] | None = None
+
+    @property
+    def resume_failed(self) -> bool:
+        return self._resume_failed
+
+    def take_missed(self) -> int:
+        lost, self._lost_reported = self.lost - self._lost_reported, self.lost
+        return self._events.take_missed() + lost
+
+    async def attach(self, nc: Client) -> None:
+        after, self.after = self.after, None  # found once; a re-attach resumes by itself
+        if after is not None and not self.attached:
+            found = await self._find(nc, after)
+            self._resume_failed = found is None
+            if found is not None:
+                self.start_seq = found + 1
+        await super().attach(nc)
+
+    async def _find(self, nc: Client, event_id: str) -> int | None:
+        setting = self._bus.jetstream
+        if setting is None:
+            return None  # core NATS keeps nothing to resume from
+        try:
+            return await find_sequence(nc.jetstream(timeout=self._bus.request_timeout),
+                                       setting, event_id)
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning("subscriber %s cannot look up event %s in JetStream stream %s: %r",
+                        self.name, event_id, setting.stream, exc)
+            return None
+
+    async def _before_delivery(self) -> None:
+        """Read from JetStream, a stream waits for its reader instead of evicting: the
+        events stay in JetStream meanwhile, so a slow reader is late, never skipped."""
+        if self._bus.jetstream is not None:
+            await cast(_StreamSubscription, self._events).wait_room()
 
     def __aiter__(self) -> Self:
         return self
@@ -420,16 +474,18 @@ class NatsBus(BusContext):
             await self._flush()
         return link
 
-    def stream(self, pattern: str = "**", *, maxsize: int | None = None) -> EventStream:
+    def stream(self, pattern: str = "**", *, maxsize: int | None = None,
+               after: str | None = None) -> EventStream:
         """A bounded iterator of matching events that keeps the newest when its reader lags.
 
         Its NATS subscription is made in the background: enter it (``async with``) to wait
-        until the server knows it.
+        until the server knows it. With `after` (an event id) and JetStream, it reads the
+        stream from right after that event, then on live, without gap or duplicate.
         """
         self._open_check(pattern)
         local = self._local(self._stream_size)
         inner = local.stream(pattern, maxsize=maxsize)
-        link = _NatsStream(self, compile_pattern(pattern), local, inner)
+        link = _NatsStream(self, compile_pattern(pattern), local, inner, after)
         self._links.append(link)
         if self._nc is not None:
             link.ready = asyncio.create_task(

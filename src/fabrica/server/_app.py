@@ -8,7 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -130,7 +130,7 @@ def create_app(
         routes += [Route("/openapi.json", _openapi(openapi), methods=["GET"]),
                    *docs_routes(settings.project)]
         if bus is not None:
-            routes.append(Route("/events", _events(bus), methods=["GET"]))
+            routes.append(Route("/events", _events(bus, registry), methods=["GET"]))
         for cls in kinds:
             routes += KindEndpoints(cls, store, max_body_size=max_body_size,
                                     validation_mode=settings.validation_mode).routes()
@@ -230,11 +230,28 @@ def _process_info(registry: CollectorRegistry, instance: str, role: str) -> None
     info.labels(instance, role, __version__).set(1)
 
 
-def _events(bus: EventBus) -> Any:
+def _events(bus: EventBus, registry: CollectorRegistry) -> Any:
+    """``GET /events``: resumes after ``Last-Event-ID`` where the bus can, and counts what
+    its clients were told they missed."""
+    dropped = Counter("fabrica_events_dropped_total",
+                      "Events an /events client missed, told so by a fabrica.dropped message",
+                      ["reason"], registry=registry)
+    dropped.labels("slow_subscriber")
+    resyncs = Counter("fabrica_events_resyncs_total",
+                      "/events clients told to resync: their Last-Event-ID was no longer held",
+                      registry=registry)
+
+    def on_missed(count: int, reason: str) -> None:
+        if reason == "resume_unavailable":
+            resyncs.inc()
+        else:
+            dropped.labels(reason).inc(count)
+
     async def events(request: Request) -> Response:
         pattern = request.query_params.get("type") or "**"
+        after = request.headers.get("last-event-id") or None
         try:
-            stream = sse_stream(bus, pattern)
+            stream = sse_stream(bus, pattern, after=after, on_missed=on_missed)
         except ValueError as exc:
             raise APIError(400, f"invalid type pattern: {exc}",
                            [{"field": "type", "message": str(exc)}]) from None

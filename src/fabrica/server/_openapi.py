@@ -240,7 +240,11 @@ def _system_paths(events: bool) -> dict[str, Any]:
             params=[{"name": "type", "in": "query", "required": False,
                      "schema": {"type": "string", "pattern": EVENT_TYPE_PATTERN},
                      "description": "Event type pattern: * matches one segment, ** the rest, "
-                                    "e.g. io.fabrica.device.*"}],
+                                    "e.g. io.fabrica.device.*"},
+                    {"name": "Last-Event-ID", "in": "header", "required": False,
+                     "schema": {"type": "string"},
+                     "description": "Resume right after this event id, if the bus still "
+                                    "holds it (else an event: fabrica.resync message)"}],
             errors=("400",))}
     return paths
 

@@ -62,7 +62,9 @@ class Writer:
 
 def test_sse_parsing() -> None:
     lines = [": connected", "", "id: 1", 'data: {"a":', "data: 1}", "", ": keepalive", "",
-             "event: x", 'data: {"b": 2}', "", 'data: {"unterminated": true}']
+             "event: message", 'data: {"b": 2}', "",
+             "event: fabrica.dropped", 'data: {"dropped": 3}', "",  # a notice, no CloudEvent
+             'data: {"unterminated": true}']
     assert list(event_objects(lines)) == [{"a": 1}, {"b": 2}]
     opened: list[str] = []
     assert list(event_objects([": connected", ""], lambda: opened.append("yes"))) == []
