@@ -29,10 +29,11 @@ EXPORTS = {
         "version_sort_key",
     ],
     "fabrica.storage": [
-        "AlreadyExists", "Conflict", "DatabaseURLRequired", "Document", "FileStorage", "Invalid",
-        "Leases", "LocalLeases", "MigrationRequired", "NotFound", "Outbox", "OutboxEntry",
-        "OutboxMessage", "OutboxStats", "SQLLeases", "SQLStorage", "Storage", "StorageError",
-        "StorageSetupError", "Unavailable", "database_url_for", "is_database_url", "lease_key",
+        "AlreadyExists", "ChangeType", "Conflict", "DatabaseURLRequired", "Document",
+        "FileStorage", "Gone", "Invalid", "Leases", "LocalLeases", "MigrationRequired",
+        "NotFound", "Outbox", "OutboxEntry", "OutboxMessage", "OutboxStats", "SQLLeases",
+        "SQLStorage", "Storage", "StorageError", "StorageSetupError", "StoredChange",
+        "Unavailable", "database_url_for", "is_database_url", "lease_key",
         "migrate_database", "open_storage", "prepare_storage", "with_timeout",
     ],
     "fabrica.store": [

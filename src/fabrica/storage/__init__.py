@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._base import (
     AlreadyExists,
+    ChangeType,
     Conflict,
     Document,
+    Gone,
     Invalid,
     NotFound,
     Storage,
     StorageError,
+    StoredChange,
     Unavailable,
 )
 from ._file import FileStorage
@@ -37,10 +40,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlreadyExists",
+    "ChangeType",
     "Conflict",
     "DatabaseURLRequired",
     "Document",
     "FileStorage",
+    "Gone",
     "Invalid",
     "Leases",
     "LocalLeases",
@@ -55,6 +60,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageSetupError",
+    "StoredChange",
     "Unavailable",
     "database_url_for",
     "is_database_url",

@@ -12,28 +12,56 @@ can be tested, benchmarked and swapped on its own. What they must guarantee:
   is never reused within a collection (so an ETag built from it names one state of one
   resource, even across a delete and re-create under the same name);
 - spec snapshots of versioned kinds are written in the same atomic step as the document
-  they belong to, and go when it goes.
+  they belong to, and go when it goes;
+- every write records a `StoredChange` in the collection's *change log* in the same atomic
+  step: resourceVersions are integers that grow within a collection, a delete takes a new
+  one too, and `changes` hands them out in revision order without gaps (never revision r
+  while an earlier one may still commit), so a watcher in any process sharing the storage
+  sees every change exactly once. The log is bounded: the oldest changes are compacted away
+  and asking for them raises `Gone`.
 """
 
 from __future__ import annotations
 
 import builtins
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..resource import Selector
 
 __all__ = [
     "AlreadyExists",
+    "ChangeType",
     "Conflict",
     "Document",
+    "Gone",
     "Invalid",
     "NotFound",
     "Storage",
     "StorageError",
+    "StoredChange",
     "Unavailable",
 ]
 
 Document = dict[str, Any]
+ChangeType = Literal["ADDED", "MODIFIED", "DELETED"]
+
+#: How many changes per collection a backend keeps by default (its `change_history`).
+DEFAULT_CHANGE_HISTORY = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChange:
+    """One entry of a collection's change log.
+
+    `revision` is the resourceVersion the change took (greater than every earlier one of
+    the collection); `document` is the state after it: for ``DELETED`` the last state, with
+    ``metadata.resourceVersion`` set to `revision` (a delete takes a version of its own).
+    """
+
+    revision: int
+    type: ChangeType
+    document: Document
 
 
 class StorageError(Exception):
@@ -72,6 +100,18 @@ class Conflict(StorageError):
 class Invalid(StorageError, ValueError):
     """A document or id no backend may store: a malformed uid, name, label or collection,
     or a write that would change a name. The server answers 400; nothing was written."""
+
+
+class Gone(StorageError):
+    """`after` is older than the change log still holds (compacted away, or written before
+    the log existed): the reader must list again. The server answers 410."""
+
+    def __init__(self, collection: str, after: int, horizon: int) -> None:
+        super().__init__(f"changes of {collection} after {after} are gone: the log starts "
+                         f"after {horizon}")
+        self.collection = collection
+        self.after = after
+        self.horizon = horizon
 
 
 class Unavailable(StorageError):
@@ -134,6 +174,27 @@ class Storage(Protocol):
         self, collection: str, uid: str, expected_version: str | None = None
     ) -> Document:
         """Remove a document (only at ``expected_version`` when given); return what it was."""
+        ...
+
+    async def latest(self, collection: str) -> int:
+        """The newest revision R such that every change up to R has committed and is
+        readable through `changes` (0 for a collection never written). Cheap: called
+        before every cached read."""
+        ...
+
+    async def changes(
+        self, collection: str, after: int, limit: int = 1000
+    ) -> builtins.list[StoredChange]:
+        """Committed changes with revision > `after`, oldest first, at most `limit`, without
+        gaps; raises `Gone` when `after` is below the `horizon`."""
+        ...
+
+    async def horizon(self, collection: str) -> int:
+        """The oldest `after` that `changes` still answers without `Gone`."""
+        ...
+
+    async def compact(self, collection: str, keep: int) -> None:
+        """Drop the oldest changes so that at most `keep` remain."""
         ...
 
     async def close(self) -> None: ...

@@ -24,6 +24,10 @@ it back, a write still takes a number above the document's own version, so no re
 ever sees a version twice). So versions are small, grow across the collection, and a
 resource deleted and re-created under the same name starts above its predecessor.
 
+Every write also records its change, ``PLURAL/.changes/REVISION.json``, after the document
+and under the same locks; a delete takes a revision too. How watchers read that log in
+order, across processes, is in `_file_changes`.
+
 Spec snapshots of versioned kinds live in ``PLURAL/.versions/UID/VERSION.json``, written
 under the same lock and before the document they belong to.
 
@@ -51,8 +55,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..resource import UID_PATTERN, Selector, is_dns1123_subdomain, is_uid
-from ._base import AlreadyExists, Conflict, Document, Invalid, NotFound
+from ._base import (
+    DEFAULT_CHANGE_HISTORY,
+    AlreadyExists,
+    ChangeType,
+    Conflict,
+    Document,
+    Invalid,
+    NotFound,
+    StoredChange,
+)
 from ._checks import check_collection, check_new, check_update
+from ._file_changes import REVISION_WIDTH, FileChangeLog, read_counter
 
 __all__ = ["FileStorage"]
 
@@ -62,7 +76,7 @@ _VERSION_ID = re.compile(r"^v[0-9]{1,12}\Z")
 _STRIPES = 64
 _STALE_TEMP_SECONDS = 300
 _INDEX_MARKER = ".index-v2"
-_REVISION_WIDTH = 20
+_CHANGE_POLL_SECONDS = 0.005
 
 
 class FileStorage:
@@ -70,8 +84,19 @@ class FileStorage:
 
     name = "file"
 
-    def __init__(self, data_dir: str | os.PathLike[str], *, io_threads: int = 32) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        io_threads: int = 32,
+        change_history: int = DEFAULT_CHANGE_HISTORY,
+        change_wait: float = 3.0,
+    ) -> None:
+        """`change_history`: changes kept per collection (compacted beyond); `change_wait`:
+        how long readers of the change log wait for a writer in flight before taking it for
+        dead (see `_file_changes`)."""
         self.data_dir = Path(data_dir).resolve()
+        self._changes = FileChangeLog(change_wait, change_history)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._ready: set[str] = set()
         # Writes spend their time in fsync, which releases the GIL: many threads let the
@@ -133,6 +158,34 @@ class FileStorage:
     async def delete_version(self, collection: str, uid: str, version_id: str) -> None:
         await self._run(self._delete_version_sync, collection, uid, version_id)
 
+    # -- the change log (see _file_changes) -----------------------------------------------
+
+    async def latest(self, collection: str) -> int:
+        # Inline: one stat when nothing changed, cheaper than a thread hop.
+        return self._changes.latest(self._ready_dir(collection))
+
+    async def changes(
+        self, collection: str, after: int, limit: int = 1000
+    ) -> builtins.list[StoredChange]:
+        directory = self._ready_dir(collection)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._changes.wait + 0.5
+        while True:
+            found = await self._read(self._changes.changes, directory, collection, after,
+                                     limit)
+            # Nothing readable yet but a writer has taken the next number: it is in
+            # flight, wait for it (bounded: a dead writer's hole is skipped after `wait`).
+            if (found or limit <= 0 or loop.time() > deadline
+                    or read_counter(directory) <= after):
+                return found
+            await asyncio.sleep(_CHANGE_POLL_SECONDS)
+
+    async def horizon(self, collection: str) -> int:
+        return self._changes.horizon(self._ready_dir(collection))
+
+    async def compact(self, collection: str, keep: int) -> None:
+        await self._run(self._changes.compact, self._ready_dir(collection), keep)
+
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
         self._readers.shutdown(wait=True)
@@ -150,21 +203,23 @@ class FileStorage:
         link = self._name_link(collection, name)
         directory = path.parent
         self._ensure_collection(collection)
-        stored = _with_version(doc, self._next_revision(collection, "0"))
-        tmp = _write_temp(directory, path.name, _encode(stored))  # the slow part, unlocked
-        try:
-            with self._lock(collection, "n", name):
-                self._claim_name(collection, link, uid, name)
-                if snapshot is not None:
-                    self._write_snapshot(collection, uid, snapshot)
-                try:
-                    os.link(tmp, path)  # unlike rename, never replaces an existing file
-                except FileExistsError:
-                    _unlink_if_points_to(link, uid)
-                    raise AlreadyExists(collection, "uid", uid) from None
-            _fsync_dir(directory)
-        finally:
-            tmp.unlink(missing_ok=True)
+        revision = self._next_revision(collection, "0")
+        stored = _with_version(doc, revision)
+        with self._recording(directory, revision, "ADDED", stored):
+            tmp = _write_temp(directory, path.name, _encode(stored))  # slow part, unlocked
+            try:
+                with self._lock(collection, "n", name):
+                    self._claim_name(collection, link, uid, name)
+                    if snapshot is not None:
+                        self._write_snapshot(collection, uid, snapshot)
+                    try:
+                        os.link(tmp, path)  # unlike rename, never replaces an existing file
+                    except FileExistsError:
+                        _unlink_if_points_to(link, uid)
+                        raise AlreadyExists(collection, "uid", uid) from None
+                _fsync_dir(directory)
+            finally:
+                tmp.unlink(missing_ok=True)
         return stored
 
     def _update_sync(
@@ -184,10 +239,12 @@ class FileStorage:
                 raise Conflict(collection, uid, expected_version, actual)
             if doc["metadata"]["name"] != current["metadata"]["name"]:
                 raise Invalid("metadata.name is immutable")
-            stored = _with_version(doc, self._next_revision(collection, actual))
-            if snapshot is not None:
-                self._write_snapshot(collection, uid, snapshot)
-            _atomic_write(path, _encode(stored))
+            revision = self._next_revision(collection, actual)
+            stored = _with_version(doc, revision)
+            with self._recording(path.parent, revision, "MODIFIED", stored):
+                if snapshot is not None:
+                    self._write_snapshot(collection, uid, snapshot)
+                _atomic_write(path, _encode(stored))
         return stored
 
     def _delete_sync(
@@ -199,13 +256,16 @@ class FileStorage:
             actual = current["metadata"]["resourceVersion"]
             if expected_version is not None and actual != expected_version:
                 raise Conflict(collection, uid, expected_version, actual)
-            path.unlink()
-            name = current["metadata"]["name"]
-            with self._lock(collection, "n", name):
-                _unlink_if_points_to(self._name_link(collection, name), uid)
-            _fsync_dir(path.parent)
+            revision = self._next_revision(collection, actual)
+            removed = _with_version(current, revision)  # a delete takes a version too
+            with self._recording(path.parent, revision, "DELETED", removed):
+                path.unlink()
+                name = current["metadata"]["name"]
+                with self._lock(collection, "n", name):
+                    _unlink_if_points_to(self._name_link(collection, name), uid)
+                _fsync_dir(path.parent)
             shutil.rmtree(self._versions_dir(collection, uid), ignore_errors=True)
-        return current
+        return removed
 
     def _delete_version_sync(self, collection: str, uid: str, version_id: str) -> None:
         path = self._version_path(collection, uid, version_id)
@@ -342,15 +402,31 @@ class FileStorage:
         except FileNotFoundError:
             raise NotFound(collection, uid) from None
 
+    @contextmanager
+    def _recording(self, directory: Path, revision: str, kind: ChangeType, stored: Document
+                   ) -> Iterator[None]:
+        """Around a write that took `revision`: record its change when it succeeded, a skip
+        marker when it failed, so readers of the log never wait for it."""
+        try:
+            yield
+        except BaseException:
+            self._changes.skip(directory, int(revision))
+            raise
+        self._changes.record(directory, int(revision), kind, stored)
+
+    def _ready_dir(self, collection: str) -> Path:
+        self._ensure_collection(collection)
+        return self._collection_dir(collection)
+
     def _next_revision(self, collection: str, current: str) -> str:
         path = self._collection_dir(collection) / ".revision"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            stored = os.pread(fd, _REVISION_WIDTH, 0).decode(errors="replace")
+            stored = os.pread(fd, REVISION_WIDTH, 0).decode(errors="replace")
             counter = int(stored) if stored.isdigit() else 0
             revision = max(counter, int(current) if current.isdigit() else 0) + 1
-            os.pwrite(fd, f"{revision:0{_REVISION_WIDTH}d}".encode(), 0)
+            os.pwrite(fd, f"{revision:0{REVISION_WIDTH}d}".encode(), 0)
         finally:
             os.close(fd)
         return str(revision)
@@ -371,7 +447,9 @@ class FileStorage:
             if not (directory / _INDEX_MARKER).exists():
                 self._link_unindexed(directory)
                 _atomic_write(directory / _INDEX_MARKER, b"")
+            self._changes.initialise(directory, lambda: self._read_all(collection))
             _remove_stale_temp_files(directory)
+            _remove_stale_temp_files(directory / ".changes")
         self._ready.add(collection)
 
     def _link_unindexed(self, directory: Path) -> None:

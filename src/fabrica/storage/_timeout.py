@@ -14,13 +14,13 @@ to retry, and its retry meets the committed state (a 409 for a create, a 412 wit
 from __future__ import annotations
 
 import asyncio
-import builtins
+import functools
+import inspect
 import logging
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
-from ..resource import Selector
-from ._base import Document, Storage, Unavailable
+from ._base import Storage, Unavailable
 
 __all__ = ["with_timeout"]
 
@@ -29,10 +29,15 @@ T = TypeVar("T")
 
 
 def with_timeout(storage: Storage, seconds: float | None) -> Storage:
-    """`storage` with every operation bounded by `seconds` (None or 0: unbounded)."""
+    """`storage` with every operation bounded by `seconds` (None or 0: unbounded).
+
+    Every coroutine method of the backend is bounded, whatever its name and options (the
+    change log's, the SQL outbox's...): a method added to a backend can never slip past
+    the bound. Other attributes (``name``, ``url``, ``supports_outbox``) pass through.
+    """
     if not seconds:
         return storage
-    return _TimeLimited(storage, seconds)
+    return cast(Storage, _TimeLimited(storage, seconds))
 
 
 class _TimeLimited:
@@ -41,12 +46,27 @@ class _TimeLimited:
         self.seconds = seconds
         self.name = storage.name
         self._pending: set[asyncio.Task[Any]] = set()
+        # Bound methods made up front, as instance attributes: `isinstance(x, Storage)`
+        # looks them up statically, so `__getattr__` alone would not do.
+        for name in dir(storage):
+            method = getattr(storage, name, None)
+            if (not name.startswith("_") and name != "close"
+                    and inspect.iscoroutinefunction(method)):
+                setattr(self, name, self._bound_method(name, method))
 
     def __getattr__(self, name: str) -> Any:  # url, database...: whatever the backend has
         return getattr(self.inner, name)
 
     def __repr__(self) -> str:
         return f"with_timeout({self.inner!r}, {self.seconds})"
+
+    def _bound_method(self, name: str, method: Callable[..., Awaitable[T]]
+                      ) -> Callable[..., Awaitable[T]]:
+        @functools.wraps(method)
+        async def bounded(*args: Any, **kwargs: Any) -> T:
+            return await self._bounded(name, method(*args, **kwargs))
+
+        return bounded
 
     async def _bounded(self, what: str, operation: Awaitable[T]) -> T:
         task = asyncio.ensure_future(operation)
@@ -68,55 +88,6 @@ class _TimeLimited:
         self._pending.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.info("a storage operation that timed out ended later: %s", exc)
-
-    async def get(self, collection: str, uid: str) -> Document:
-        return await self._bounded("get", self.inner.get(collection, uid))
-
-    async def get_by_name(self, collection: str, name: str) -> Document:
-        return await self._bounded("get", self.inner.get_by_name(collection, name))
-
-    async def list(
-        self,
-        collection: str,
-        *,
-        selector: Selector | None = None,
-        limit: int | None = None,
-        after: str | None = None,
-    ) -> builtins.list[Document]:
-        return await self._bounded("list", self.inner.list(
-            collection, selector=selector, limit=limit, after=after))
-
-    async def create(self, collection: str, doc: Document, snapshot: Document | None = None,
-                     **options: Any) -> Document:
-        # `options`: what a backend takes beyond the protocol (the SQL outbox's events)
-        return await self._bounded("create", self.inner.create(
-            collection, doc, snapshot, **options))
-
-    async def update(
-        self,
-        collection: str,
-        doc: Document,
-        expected_version: str,
-        snapshot: Document | None = None,
-        **options: Any,
-    ) -> Document:
-        return await self._bounded("update", self.inner.update(
-            collection, doc, expected_version, snapshot, **options))
-
-    async def list_versions(self, collection: str, uid: str) -> builtins.list[Document]:
-        return await self._bounded("list", self.inner.list_versions(collection, uid))
-
-    async def get_version(self, collection: str, uid: str, version_id: str) -> Document:
-        return await self._bounded("get", self.inner.get_version(collection, uid, version_id))
-
-    async def delete_version(self, collection: str, uid: str, version_id: str) -> None:
-        await self._bounded("delete", self.inner.delete_version(collection, uid, version_id))
-
-    async def delete(
-        self, collection: str, uid: str, expected_version: str | None = None, **options: Any
-    ) -> Document:
-        return await self._bounded("delete", self.inner.delete(
-            collection, uid, expected_version, **options))
 
     async def close(self) -> None:
         for task in list(self._pending):  # the database never answered: stop waiting

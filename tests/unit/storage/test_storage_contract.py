@@ -107,7 +107,9 @@ async def test_create_get_list_delete(storage):
     await storage.create("devices", doc("aaa", uid(11)))
     assert [d["metadata"]["name"] for d in await storage.list("devices")] == ["aaa", "web-01"]
     deleted = await storage.delete("devices", uid(10))
-    assert deleted == created
+    assert int(rv(deleted)) > int(rv(created))  # a delete takes a version of its own
+    assert deleted == {**created, "metadata": {**created["metadata"],
+                                               "resourceVersion": rv(deleted)}}
     with pytest.raises(NotFound):
         await storage.get("devices", uid(10))
     with pytest.raises(NotFound):
@@ -171,7 +173,8 @@ async def test_update_is_compare_and_swap(storage):
     with pytest.raises(Conflict):
         await storage.delete("devices", uid(10), expected_version=rv(first))
     assert (await storage.get("devices", uid(10)))["spec"] == {"v": 2}
-    assert await storage.delete("devices", uid(10), expected_version=rv(updated)) == updated
+    removed = await storage.delete("devices", uid(10), expected_version=rv(updated))
+    assert removed["spec"] == updated["spec"] and int(rv(removed)) > int(rv(updated))
 
 
 async def test_update_and_delete_of_missing_document(storage):
@@ -198,7 +201,7 @@ async def test_resource_versions_change_on_every_write_and_are_never_reused(stor
     for n in range(3):
         current = await storage.update("devices", doc("web", uid(1), v=n + 1), rv(current))
         seen.append(rv(current))
-    await storage.delete("devices", uid(1))
+    seen.append(rv(await storage.delete("devices", uid(1))))
     again = await storage.create("devices", doc("web", uid(1), v=0))  # same name, same uid
     seen.append(rv(again))
     other = await storage.create("devices", doc("other", uid(2)))

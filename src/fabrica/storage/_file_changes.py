@@ -1,0 +1,317 @@
+"""The file backend's change log: ``PLURAL/.changes/REVISION.json``, one file per change.
+
+Revisions come from the collection's counter (``PLURAL/.revision``), one number per write,
+so the log of a collection is the consecutive run of numbers from its horizon up to the
+counter. A writer allocates its number, writes its document, then its change file (same
+atomic temp-fsync-rename as documents). Writers of different resources run in parallel,
+so change files appear out of order: a reader walks revisions one by one from `after` and
+stops at the first missing one.
+
+A missing revision at or below the counter is a writer in flight, which `changes` and
+`latest` never pass (that is what makes the log gap-free), or a writer that died between
+its document and its change file. Holes are remembered with the time they were first seen;
+one still missing after `wait` seconds is declared abandoned, logged, and filled with a
+*skip marker* (``{"type":"SKIP"}``, linked in without replacing anything) that every reader
+in every process passes from then on. A write that fails after taking its number writes
+the marker itself, so a lost race for a name never makes watchers wait.
+
+`latest` is the end of the readable prefix, cached per collection and advanced by probing
+the next file: one ``stat`` when nothing changed, no thread hop.
+
+The horizon (``PLURAL/.horizon``) is the oldest `after` still answered. A data dir from
+before the change log gets the largest revision it holds as its horizon, on first use
+(under the collection's index lock). Compaction writes the new horizon first and then
+deletes the older files, so a reader that reads files and then the horizon notices any
+file it missed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import fcntl
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from ._base import ChangeType, Document, Gone, StoredChange
+
+__all__ = ["FileChangeLog", "REVISION_WIDTH", "read_counter"]
+
+log = logging.getLogger("fabrica.storage")
+
+REVISION_WIDTH = 20
+_SKIP = "SKIP"
+_SKIP_BYTES = b'{"type":"SKIP"}'
+_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
+
+
+def read_counter(directory: Path) -> int:
+    """The collection's last allocated revision (0 when none), read under a shared lock so
+    an in-place rewrite is never seen half done."""
+    try:
+        fd = os.open(directory / ".revision", os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        stored = os.pread(fd, REVISION_WIDTH, 0).decode(errors="replace")
+    finally:
+        os.close(fd)
+    return int(stored) if stored.isdigit() else 0
+
+
+def _change_name(revision: int) -> str:
+    return f"{revision:0{REVISION_WIDTH}d}.json"
+
+
+class FileChangeLog:
+    """The change logs of one data dir; `wait` bounds how long a hole may block readers."""
+
+    def __init__(self, wait: float, history: int) -> None:
+        self.wait = wait
+        self.history = history
+        self._prefix: dict[Path, int] = {}  # directory -> every revision <= it is readable
+        self._holes: dict[tuple[Path, int], float] = {}  # first seen missing (monotonic)
+        self._mutex = threading.Lock()
+
+    # -- set up --------------------------------------------------------------------------
+
+    def initialise(self, directory: Path, documents: Callable[[], list[Document]]) -> None:
+        """First use of a collection in this process, under its index lock: give a data
+        dir without a log its horizon, and lift a counter a crash rolled back above every
+        change file (the counter is not fsynced)."""
+        changes = directory / ".changes"
+        changes.mkdir(exist_ok=True)
+        top = max((int(n[:-5]) for n in os.listdir(changes) if _is_change_name(n)), default=0)
+        if not (directory / ".horizon").exists():
+            found = [int(v) for d in documents()
+                     if (v := str(d["metadata"].get("resourceVersion", ""))).isdigit()]
+            horizon = max([read_counter(directory), top, *found])
+            _write_number(directory / ".horizon", horizon)
+            top = max(top, horizon)
+        if top > read_counter(directory):
+            _raise_counter(directory, top)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def record(self, directory: Path, revision: int, kind: ChangeType, document: Document
+               ) -> None:
+        """Write the change of a write whose document is in place."""
+        data = json.dumps({"type": kind, "document": document}, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+        path = directory / ".changes" / _change_name(revision)
+        tmp = path.parent / f".tmp-{revision}-{secrets.token_hex(4)}"
+        _write_synced(tmp, data)
+        try:
+            os.replace(tmp, path)  # over a skip marker too: a late writer is still read
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+        if self.history and revision % _compaction_step(self.history) == 0:
+            self.compact(directory, self.history)
+
+    def skip(self, directory: Path, revision: int) -> None:
+        """Mark `revision` as no change (its write failed after taking the number)."""
+        path = directory / ".changes" / _change_name(revision)
+        tmp = path.parent / f".tmp-skip-{revision}-{secrets.token_hex(4)}"
+        _write_synced(tmp, _SKIP_BYTES)
+        try:
+            os.link(tmp, path)  # never over a real change
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def horizon(self, directory: Path) -> int:
+        try:
+            return int((directory / ".horizon").read_bytes() or b"0")
+        except FileNotFoundError:
+            return 0
+
+    def latest(self, directory: Path) -> int:
+        """The end of the readable prefix, advanced by probing the next revisions."""
+        with self._mutex:
+            prefix = self._prefix.get(directory)
+        if prefix is None:
+            prefix = self.horizon(directory)
+        changes = directory / ".changes"
+        counter: int | None = None
+        while True:
+            if os.path.exists(changes / _change_name(prefix + 1)):
+                prefix += 1
+                continue
+            if counter is None:
+                counter = read_counter(directory)
+            if prefix + 1 > counter:
+                break
+            horizon = self.horizon(directory)
+            if horizon > prefix:  # compacted past us: nothing below it is readable anyway
+                prefix = horizon
+                continue
+            if not self._abandoned(directory, prefix + 1):
+                break
+        with self._mutex:
+            prefix = max(prefix, self._prefix.get(directory, 0))
+            self._prefix[directory] = prefix
+        return prefix
+
+    def changes(self, directory: Path, collection: str, after: int, limit: int
+                ) -> builtins.list[StoredChange]:
+        """Changes after `after` up to the first revision not yet readable."""
+        horizon = self.horizon(directory)
+        if after < horizon:
+            raise Gone(collection, after, horizon)
+        found: list[StoredChange] = []
+        revision = after
+        changes = directory / ".changes"
+        counter: int | None = None
+        while len(found) < limit:
+            revision += 1
+            try:
+                data = _read(changes / _change_name(revision))
+            except FileNotFoundError:
+                if counter is None or revision > counter:
+                    counter = read_counter(directory)
+                if revision > counter or not self._abandoned(directory, revision):
+                    break
+                continue
+            change = _decode_change(revision, data)
+            if change is not None:
+                found.append(change)
+        horizon = self.horizon(directory)  # compacted while we read: we may have missed some
+        if after < horizon:
+            raise Gone(collection, after, horizon)
+        return found
+
+    def _abandoned(self, directory: Path, revision: int) -> bool:
+        """Whether the missing `revision` has been missing for longer than `wait` (then it
+        gets a skip marker); remembers when it was first seen missing."""
+        key = (directory, revision)
+        now = time.monotonic()
+        with self._mutex:
+            first = self._holes.setdefault(key, now)
+        if now - first < self.wait:
+            return False
+        log.warning("change %s of %s never appeared within %g s: its writer must have died; "
+                    "watchers skip it", revision, directory.name, self.wait)
+        self.skip(directory, revision)
+        with self._mutex:
+            self._holes.pop(key, None)
+        return True
+
+    def hole_wait(self, directory: Path, revision: int) -> float:
+        """Seconds until the hole at `revision` may be declared abandoned."""
+        with self._mutex:
+            first = self._holes.get((directory, revision))
+        return self.wait if first is None else max(0.0, first + self.wait - time.monotonic())
+
+    # -- compaction ----------------------------------------------------------------------
+
+    def compact(self, directory: Path, keep: int) -> None:
+        """Keep at most the newest `keep` changes: the horizon moves first, files follow."""
+        with _flock(directory / ".locks" / "compact"):
+            target = read_counter(directory) - max(keep, 0)
+            if target <= self.horizon(directory):
+                return
+            _write_number(directory / ".horizon", target)
+            changes = directory / ".changes"
+            for name in os.listdir(changes):
+                if _is_change_name(name) and int(name[:-5]) <= target:
+                    (changes / name).unlink(missing_ok=True)
+
+
+def _compaction_step(history: int) -> int:
+    """Compact every this many revisions: about a tenth of the history, amortised."""
+    return max(1, min(history // 10, 1000))
+
+
+def _is_change_name(name: str) -> bool:
+    return len(name) == REVISION_WIDTH + 5 and name.endswith(".json") and name[:-5].isdigit()
+
+
+def _decode_change(revision: int, data: bytes) -> StoredChange | None:
+    try:
+        stored = json.loads(data)
+    except ValueError:  # torn by a crash (an OS crash before the rename reached the disk)
+        log.warning("change %s is unreadable; watchers skip it", revision)
+        return None
+    kind = stored.get("type") if isinstance(stored, dict) else None
+    if kind not in _TYPES:
+        return None  # a skip marker
+    return StoredChange(revision, cast(ChangeType, kind), cast(dict[str, Any],
+                                                               stored["document"]))
+
+
+def _read(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
+def _write_number(path: Path, number: int) -> None:
+    tmp = path.parent / f".tmp-{path.name}-{secrets.token_hex(4)}"
+    _write_synced(tmp, str(number).encode())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _raise_counter(directory: Path, at_least: int) -> None:
+    fd = os.open(directory / ".revision", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        stored = os.pread(fd, REVISION_WIDTH, 0).decode(errors="replace")
+        if not stored.isdigit() or int(stored) < at_least:
+            os.pwrite(fd, f"{at_least:0{REVISION_WIDTH}d}".encode(), 0)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _flock:
+    """An exclusive lock on `path` for a ``with`` block (closing the file releases it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
