@@ -13,8 +13,11 @@ guarantees are kept:
   snapshots go by ON DELETE CASCADE;
 - each write is one transaction: document, labels and snapshot commit together or not at
   all. MySQL runs at READ COMMITTED, as PostgreSQL does, so writers lock rows, not gaps;
-- resourceVersions come from an auto-increment counter (a PostgreSQL sequence), which
-  never hands out a number twice, even after a rollback or a restart.
+- resourceVersions come from the collection's row in ``fabrica_collections``, which each
+  write locks first and holds until it commits: the writes of one collection commit in
+  revision order, and each records its change in ``fabrica_changes`` in its transaction,
+  so the change log is gap-free (see `_sql_changes`). Writers of different collections run
+  in parallel.
 
 PostgreSQL (asyncpg) and MySQL (aiomysql) run on SQLAlchemy's async engine, reads in
 autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips). A lost connection, a database
@@ -46,9 +49,18 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..resource import Selector, is_dns1123_subdomain, is_uid
+from . import _sql_changes as change_log
 from . import _sql_migrate as migrations
 from . import _sql_ops as ops
-from ._base import AlreadyExists, Document, NotFound, StorageError, Unavailable
+from ._base import (
+    DEFAULT_CHANGE_HISTORY,
+    AlreadyExists,
+    Document,
+    NotFound,
+    StorageError,
+    StoredChange,
+    Unavailable,
+)
 from ._checks import check_collection, check_new, check_update
 from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
 from ._sql_query import is_unavailable, list_query
@@ -70,10 +82,13 @@ class SQLStorage:
     empty database, `migrate` (or ``python -m PKG.server migrate``) also upgrades, and
     `check_schema` says whether it is current. `engine_options` go to SQLAlchemy's
     ``create_async_engine`` / ``create_engine`` (``pool_size=...``, ``echo=True``...).
+    `change_history`: changes kept per collection (older ones are compacted away).
     """
 
-    def __init__(self, url: str, **engine_options: Any) -> None:
+    def __init__(self, url: str, *, change_history: int = DEFAULT_CHANGE_HISTORY,
+                 **engine_options: Any) -> None:
         self.database: DatabaseURL = parse_database_url(url)
+        self.change_history = change_history
         #: ``sqlite``, ``postgresql``, ``mysql`` or ``mariadb``.
         self.name = self.database.backend
         self.engine: AsyncEngine | Engine
@@ -200,7 +215,8 @@ class SQLStorage:
         check_new(doc)
         meta = doc["metadata"]
         try:
-            return await self._run(ops.create, collection, doc, snapshot, outbox, write=True)
+            return await self._write(collection, ops.create, collection, doc, snapshot, outbox,
+                                     self.change_history)
         except sa_exc.IntegrityError:  # which one: ask, now the transaction is over
             if await self._run(ops.uid_taken, collection, meta["uid"]):
                 raise AlreadyExists(collection, "uid", meta["uid"]) from None
@@ -220,8 +236,8 @@ class SQLStorage:
         check_update(doc)
         if not is_uid(meta["uid"]):
             raise NotFound(collection, meta["uid"])
-        return await self._run(ops.update_resource, collection, doc, expected_version,
-                               snapshot, outbox, write=True)
+        return await self._write(collection, ops.update_resource, collection, doc,
+                                 expected_version, snapshot, outbox, self.change_history)
 
     async def delete(
         self, collection: str, uid: str, expected_version: str | None = None,
@@ -230,8 +246,28 @@ class SQLStorage:
         check_collection(collection)
         if not is_uid(uid):
             raise NotFound(collection, uid)
-        return await self._run(ops.delete_resource, collection, uid, expected_version,
-                               outbox, write=True)
+        return await self._write(collection, ops.delete_resource, collection, uid,
+                                 expected_version, outbox, self.change_history)
+
+    # -- the change log (see _sql_changes) ---------------------------------------------------
+
+    async def latest(self, collection: str) -> int:
+        check_collection(collection)
+        return await self._run(change_log.latest, collection)
+
+    async def changes(
+        self, collection: str, after: int, limit: int = 1000
+    ) -> builtins.list[StoredChange]:
+        check_collection(collection)
+        return await self._run(change_log.read_changes, collection, after, limit)
+
+    async def horizon(self, collection: str) -> int:
+        check_collection(collection)
+        return await self._run(change_log.horizon, collection)
+
+    async def compact(self, collection: str, keep: int) -> None:
+        check_collection(collection)
+        await self._run(change_log.compact, collection, keep, write=True)
 
     # -- the outbox (see _outbox) ------------------------------------------------------------
 
@@ -260,6 +296,14 @@ class SQLStorage:
         await self._run(ops.delete_version, collection, uid, version_id, write=True)
 
     # -- running operations ----------------------------------------------------------------
+
+    async def _write(self, collection: str, operation: Callable[..., T], *args: Any) -> T:
+        """A write, made once more after giving a new collection its row."""
+        try:
+            return await self._run(operation, *args, write=True)
+        except change_log.NoCollectionRow:
+            await self._run(ops.ensure_collection, collection, write=True)
+            return await self._run(operation, *args, write=True)
 
     async def _run(self, operation: Callable[..., T], *args: Any, write: bool = False) -> T:
         """`operation(connection, *args)` in one transaction (committed when `write`)."""

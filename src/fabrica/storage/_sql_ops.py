@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, delete, func, insert, select, text, update
 
+from . import _sql_changes as change_log
 from ._base import Conflict, Document, Invalid, NotFound
 from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
 from ._sql_query import decode, encode, resource_columns
@@ -27,6 +28,7 @@ __all__ = [
     "create",
     "delete_resource",
     "delete_version",
+    "ensure_collection",
     "fetch_one",
     "list_documents",
     "list_versions",
@@ -76,15 +78,18 @@ def create(
     doc: Document,
     snapshot: Document | None,
     events: Outbox | None = None,
+    history: int = 0,
 ) -> Document:
     """INSERT; a taken uid or name raises the database's IntegrityError."""
     meta = doc["metadata"]
-    stored = _with_version(doc, _next_revision(conn))
+    revision = change_log.allocate(conn, collection)  # first: the collection's lock
+    stored = _with_version(doc, revision)
     conn.execute(insert(resources).values(
         collection=collection, uid=meta["uid"], name=meta["name"], **_row(stored)))
     _write_labels(conn, collection, meta["uid"], meta.get("labels") or {})
     if snapshot is not None:
         _write_snapshot(conn, collection, meta["uid"], snapshot)
+    change_log.record(conn, collection, revision, "ADDED", stored, history)
     _record_events(conn, collection, meta["uid"], stored, events)
     return stored
 
@@ -96,11 +101,13 @@ def update_resource(
     expected: str,
     snapshot: Document | None,
     events: Outbox | None = None,
+    history: int = 0,
 ) -> Document:
     """Compare-and-swap on resource_version: one UPDATE that matches only the expected row."""
     meta = doc["metadata"]
     uid, name = meta["uid"], meta["name"]
-    stored = _with_version(doc, _next_revision(conn))
+    revision = change_log.allocate(conn, collection)  # first: the collection's lock
+    stored = _with_version(doc, revision)
     swapped = conn.execute(
         update(resources)
         .where(resources.c.collection == collection, resources.c.uid == uid,
@@ -113,15 +120,18 @@ def update_resource(
     _write_labels(conn, collection, uid, meta.get("labels") or {})
     if snapshot is not None:
         _write_snapshot(conn, collection, uid, snapshot)
+    change_log.record(conn, collection, revision, "MODIFIED", stored, history)
     _record_events(conn, collection, uid, stored, events)
     return stored
 
 
 def delete_resource(
     conn: Connection, collection: str, uid: str, expected: str | None,
-    events: Outbox | None = None,
+    events: Outbox | None = None, history: int = 0,
 ) -> Document:
-    """Lock the row, compare, delete; labels and snapshots go by ON DELETE CASCADE."""
+    """Lock the row, compare, delete; labels and snapshots go by ON DELETE CASCADE. The
+    delete takes a revision of its own: the returned document carries it."""
+    revision = change_log.allocate(conn, collection)  # first: the collection's lock
     where = (resources.c.collection == collection, resources.c.uid == uid)
     row = conn.execute(select(resources.c.resource_version, resources.c.document)
                        .where(*where).with_for_update()).first()
@@ -132,9 +142,15 @@ def delete_resource(
         raise Conflict(collection, uid, expected, actual)
     conn.execute(delete(resources).where(*where,
                                          resources.c.resource_version == row.resource_version))
-    removed = decode(row.document)
+    removed = _with_version(decode(row.document), revision)
+    change_log.record(conn, collection, revision, "DELETED", removed, history)
     _record_events(conn, collection, uid, removed, events)
     return removed
+
+
+def ensure_collection(conn: Connection, collection: str) -> None:
+    """The collection's row for the change log, made before its first write."""
+    change_log.ensure_collection(conn, collection, _next_revision(conn))
 
 
 # -- the outbox (see _outbox) -------------------------------------------------------------

@@ -16,6 +16,11 @@ compares them).
   a version is never reused, even across a delete and re-create under the same name.
 - ``fabrica_outbox``: the events of committed writes not yet relayed to the event bus,
   written in the write's own transaction (see `_outbox`), in ``seq`` order.
+- ``fabrica_collections``: one row per collection: its newest committed revision (every
+  write takes the next one from this row, which locks it until the write commits, so the
+  writes of one collection commit in revision order) and the horizon of its change log.
+- ``fabrica_changes``: the change log, one row per write (create, update, delete) with the
+  document as it became, written in the write's transaction; compacted from the oldest.
 
 Keys compare byte-wise on every database (PostgreSQL ``COLLATE "C"``, MySQL ``utf8mb4_bin``),
 so names sort as they do in Python and label values are case-sensitive.
@@ -45,6 +50,8 @@ from sqlalchemy.types import TypeEngine
 
 __all__ = [
     "MYSQL_TABLE_ARGS",
+    "changes",
+    "collections",
     "document_type",
     "key_type",
     "labels",
@@ -154,5 +161,27 @@ outbox = Table(
     Column("payload", document_type(), nullable=False),
     Column("created_at", timestamp_type(), nullable=False),
     sqlite_autoincrement=True,
+    **MYSQL_TABLE_ARGS,
+)
+
+collections = Table(
+    "fabrica_collections",
+    metadata,
+    Column("collection", key_type(63), nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("horizon", BigInteger, nullable=False),
+    PrimaryKeyConstraint("collection", name="pk_fabrica_collections"),
+    **MYSQL_TABLE_ARGS,
+)
+
+changes = Table(
+    "fabrica_changes",
+    metadata,
+    Column("collection", key_type(63), nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("uid", key_type(100), nullable=False),
+    Column("type", String(10), nullable=False),
+    Column("document", document_type(), nullable=False),
+    PrimaryKeyConstraint("collection", "revision", name="pk_fabrica_changes"),
     **MYSQL_TABLE_ARGS,
 )

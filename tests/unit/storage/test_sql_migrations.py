@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import text
 
 from fabrica.resource import parse_selector
-from fabrica.storage import MigrationRequired, SQLStorage
+from fabrica.storage import Gone, MigrationRequired, SQLStorage
 from fabrica.storage import _sql_migrate as migrations
+from fabrica.storage import _sql_ops as ops
 from fabrica.storage._sql_schema import metadata
 from tests._support.sqldb import SQL_BACKENDS, database
 
@@ -34,6 +35,21 @@ async def storage(empty_url):
     await sql.close()
 
 
+async def create_before_change_log(storage: SQLStorage, collection: str, doc: dict) -> dict:
+    """A create as releases before the change log (schema < 0004) wrote it: a version from
+    the database-wide counter, the resource and its labels, nothing else."""
+
+    def write(conn):
+        meta = doc["metadata"]
+        stored = ops._with_version(doc, ops._next_revision(conn))
+        conn.execute(ops.insert(ops.resources).values(
+            collection=collection, uid=meta["uid"], name=meta["name"], **ops._row(stored)))
+        ops._write_labels(conn, collection, meta["uid"], meta.get("labels") or {})
+        return stored
+
+    return await storage._run(write, write=True)
+
+
 def device(name: str, uid: str, labels: dict[str, str]) -> dict:
     return {"apiVersion": "v1", "kind": "Device", "schemaVersion": "v1",
             "metadata": {"name": name, "uid": uid, "labels": labels, "annotations": {},
@@ -45,9 +61,11 @@ def device(name: str, uid: str, labels: dict[str, str]) -> dict:
 async def test_a_database_of_the_first_schema_upgrades_without_data_loss(storage):
     assert await storage.migrate(FIRST) == (None, FIRST)
     # What the first release wrote: resources, labels, revisions (no spec history yet).
-    old = [await storage.create("devices", device(f"d-{n}", f"dev-{n:08x}", {"n": str(n % 3)}))
-           for n in range(30)]
-    old.append(await storage.create("racks", device("r-1", "rack-00000001", {"n": "1"})))
+    old = [await create_before_change_log(
+        storage, "devices", device(f"d-{n}", f"dev-{n:08x}", {"n": str(n % 3)}))
+        for n in range(30)]
+    old.append(await create_before_change_log(
+        storage, "racks", device("r-1", "rack-00000001", {"n": "1"})))
 
     assert await storage.migrate() == (FIRST, migrations.head_revision())
     await storage.check_schema()
@@ -122,7 +140,8 @@ async def test_a_database_without_the_outbox_upgrades_and_records_events(storage
     from fabrica.storage import OutboxMessage
 
     assert await storage.migrate("0002") == (None, "0002")
-    old = await storage.create("devices", device("d-old", "dev-0000000a", {}))
+    old = await create_before_change_log(storage, "devices",
+                                         device("d-old", "dev-0000000a", {}))
     await storage.migrate()
     assert await storage.get("devices", "dev-0000000a") == old
     assert (await storage.outbox_stats()).backlog == 0  # nothing invented for old writes
@@ -135,10 +154,10 @@ async def test_a_database_without_the_outbox_upgrades_and_records_events(storage
                                    outbox=events)
     removed = await storage.delete("devices", "dev-0000000a", outbox=events)
     pending = await storage.outbox_pending()
-    version = updated["metadata"]["resourceVersion"]
     assert [(e.resource, e.id, e.payload) for e in pending] == [
-        ("devices/dev-0000000a", f"id-{version}", f'{{"v":{version}}}')] * 2
-    assert removed["metadata"]["resourceVersion"] == version
+        ("devices/dev-0000000a", f"id-{version}", f'{{"v":{version}}}')
+        for version in (updated["metadata"]["resourceVersion"],
+                        removed["metadata"]["resourceVersion"])]
     await storage.outbox_done([e.seq for e in pending[:1]])
     assert [e.seq for e in await storage.outbox_pending()] == [pending[1].seq]
 
@@ -165,3 +184,32 @@ async def test_prepare_schema_creates_an_empty_databases_and_refuses_pending_upg
         await storage.prepare_schema(command)  # an upgrade is the operator's decision
     assert await storage.schema_revision() == FIRST
     assert await storage.prepare_schema(command, upgrade=True) == (FIRST, head)
+
+
+async def test_a_database_without_the_change_log_upgrades_and_logs_new_writes(storage):
+    assert await storage.migrate("0003") == (None, "0003")
+    old = [await create_before_change_log(storage, "devices",
+                                          device(f"d-{n}", f"dev-{n:08x}", {}))
+           for n in range(5)]
+    gone = await create_before_change_log(storage, "devices",
+                                          device("d-gone", "dev-000000ff", {}))
+    await storage._run(lambda conn: conn.execute(ops.delete(ops.resources).where(
+        ops.resources.c.uid == "dev-000000ff")), write=True)  # deleted back then
+    newest = max(int(d["metadata"]["resourceVersion"]) for d in old)
+
+    await storage.migrate()
+    assert sorted(await storage.list("devices"), key=lambda d: d["metadata"]["name"]) == old
+    assert await storage.horizon("devices") == newest
+    assert await storage.latest("devices") >= newest
+    assert await storage.changes("devices", after=newest) == []
+    with pytest.raises(Gone) as too_old:
+        await storage.changes("devices", after=newest - 1)
+    assert (too_old.value.after, too_old.value.horizon) == (newest - 1, newest)
+
+    updated = await storage.update("devices", old[0], old[0]["metadata"]["resourceVersion"])
+    again = await storage.create("devices", device("d-gone", "dev-000000ff", {}))
+    # A version taken now is above every one handed out before, the deleted one's too.
+    assert int(again["metadata"]["resourceVersion"]) > int(gone["metadata"]["resourceVersion"])
+    logged = await storage.changes("devices", after=newest)
+    assert [(c.type, c.document) for c in logged] == [("MODIFIED", updated), ("ADDED", again)]
+    assert await storage.latest("devices") == logged[-1].revision

@@ -23,7 +23,7 @@ from fabrica.storage import (
     SQLStorage,
     Storage,
 )
-from fabrica.storage._sql_schema import resources, revisions
+from fabrica.storage._sql_schema import changes, collections, resources, revisions
 from tests._support.sqldb import migrate, mysql_database, postgres_schema
 
 BACKENDS = ("file", "sqlite", "postgresql", "mariadb")
@@ -81,6 +81,8 @@ def _empty(conn):
     """Each test starts with no resources (labels and versions go with them)."""
     conn.execute(delete(resources))
     conn.execute(delete(revisions))
+    conn.execute(delete(changes))
+    conn.execute(delete(collections))
 
 
 @pytest.fixture
