@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._base import Storage, StorageError
+from ._base import DEFAULT_CHANGE_HISTORY, Storage, StorageError
 from ._file import FileStorage
 
 if TYPE_CHECKING:
@@ -65,17 +65,20 @@ def is_database_url(target: str | os.PathLike[str]) -> bool:
     return isinstance(target, str) and bool(_URL.match(target))
 
 
-def open_storage(target: str | os.PathLike[str], **engine_options: object) -> Storage:
-    """`SQLStorage` for a database URL, `FileStorage` for a directory.
+def open_storage(target: str | os.PathLike[str], *,
+                 change_history: int = DEFAULT_CHANGE_HISTORY,
+                 **engine_options: object) -> Storage:
+    """`SQLStorage` for a database URL, `FileStorage` for a directory; either keeps the last
+    `change_history` changes of each collection for watchers.
 
     A SQL schema is not migrated here: call ``await storage.migrate()`` (or
     ``check_schema()``) first, or use `prepare_storage`.
     """
     if not is_database_url(target):
-        return FileStorage(target)
+        return FileStorage(target, change_history=change_history)
     from ._sql import SQLStorage  # SQLAlchemy costs import time the file backend never pays
 
-    return SQLStorage(str(target), **engine_options)
+    return SQLStorage(str(target), change_history=change_history, **engine_options)
 
 
 def database_url_for(
@@ -106,18 +109,20 @@ def prepare_storage(
     *,
     auto_migrate: bool | None = None,
     migrate_command: str = "migrate",
+    change_history: int = DEFAULT_CHANGE_HISTORY,
 ) -> Storage:
     """Storage ready to serve: files in `data_dir`, or the database at `database_url`.
 
     An empty database gets its schema; an older schema is upgraded only with `auto_migrate`
     (by default: only SQLite), else refused saying to run `migrate_command`; with
     `auto_migrate` False the schema is never touched, only checked. Runs its own event loop
-    briefly, so call it before the server starts its own.
+    briefly, so call it before the server starts its own. `change_history`: changes kept
+    per collection for watchers (``--watch-history``).
     """
     if database_url is None:
         log.info("storage: file backend in %s", Path(data_dir).resolve())
-        return FileStorage(data_dir)
-    sql = _sql_storage(database_url)
+        return FileStorage(data_dir, change_history=change_history)
+    sql = _sql_storage(database_url, change_history)
     if auto_migrate is False:
         _run_on_database(sql, sql.check_schema(migrate_command))
     else:
@@ -139,11 +144,11 @@ def migrate_database(database_url: str) -> tuple[str, str | None, str]:
     return sql.url, before, after
 
 
-def _sql_storage(url: str) -> SQLStorage:
+def _sql_storage(url: str, change_history: int = DEFAULT_CHANGE_HISTORY) -> SQLStorage:
     from ._sql import SQLStorage  # loads SQLAlchemy: only services on SQL pay for it
 
     try:
-        return SQLStorage(url)
+        return SQLStorage(url, change_history=change_history)
     except ValueError as exc:
         raise StorageSetupError(str(exc), usage=True) from None
 

@@ -11,22 +11,15 @@ import asyncio
 import json
 
 import pytest
-from sqlalchemy import delete
 
 from fabrica.resource import parse_selector
 from fabrica.storage import (
     AlreadyExists,
     Conflict,
-    FileStorage,
     Invalid,
     NotFound,
-    SQLStorage,
     Storage,
 )
-from fabrica.storage._sql_schema import changes, collections, resources, revisions
-from tests._support.sqldb import migrate, mysql_database, postgres_schema
-
-BACKENDS = ("file", "sqlite", "postgresql", "mariadb")
 
 
 def doc(name, uid, labels=None, **spec):
@@ -48,52 +41,6 @@ def snapshot(version_id: str, **spec):
 
 def rv(document) -> str:
     return document["metadata"]["resourceVersion"]
-
-
-@pytest.fixture(scope="session")
-def sqlite_url(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('contract')}/contract.db"
-    migrate(url)
-    return url
-
-
-@pytest.fixture(scope="session")
-def postgresql_url():
-    with postgres_schema() as url:
-        migrate(url)
-        yield url
-
-
-@pytest.fixture(scope="session")
-def mariadb_url():
-    with mysql_database() as url:
-        migrate(url)
-        yield url
-
-
-@pytest.fixture(params=BACKENDS)
-def backend_url(request):
-    """The session's migrated database of the backend (None for the file backend)."""
-    return None if request.param == "file" else request.getfixturevalue(f"{request.param}_url")
-
-
-def _empty(conn):
-    """Each test starts with no resources (labels and versions go with them)."""
-    conn.execute(delete(resources))
-    conn.execute(delete(revisions))
-    conn.execute(delete(changes))
-    conn.execute(delete(collections))
-
-
-@pytest.fixture
-async def storage(backend_url, tmp_path):
-    if backend_url is None:
-        yield FileStorage(tmp_path)
-        return
-    sql = SQLStorage(backend_url)
-    await sql._run(_empty, write=True)
-    yield sql
-    await sql.close()
 
 
 async def test_every_backend_is_a_storage(storage):

@@ -12,6 +12,8 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -21,8 +23,8 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-_MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-          "mariadb_engine": "InnoDB", "mariadb_charset": "utf8mb4"}
+_MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+                          "mariadb_engine": "InnoDB", "mariadb_charset": "utf8mb4"}
 
 
 def _key(length: int) -> sa.types.TypeEngine[str]:

@@ -1,0 +1,162 @@
+"""The change log (watch), one suite for every backend: file, SQLite, PostgreSQL, MariaDB.
+
+Every write is logged in order with its type and document; `latest` is where a reader is
+up to date; compaction moves the horizon and older readers get `Gone`; concurrent writers
+make a log with no gap and no repeat whose replay is the stored state. Two OS processes
+writing one collection are in test_storage_changes_processes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from fabrica.storage import Conflict, Gone, NotFound, StoredChange
+
+
+def doc(name: str, uid: str, **spec):
+    return {"apiVersion": "v1", "kind": "Device", "schemaVersion": "v1",
+            "metadata": {"name": name, "uid": uid, "labels": {"n": name}, "annotations": {},
+                         "createdAt": "2026-01-02T03:04:05.123456Z",
+                         "updatedAt": "2026-01-02T03:04:05.123456Z",
+                         "resourceVersion": "", "generation": 1},
+            "spec": spec, "status": {}}
+
+
+def uid(n: int) -> str:
+    return f"dev-{n:08x}"
+
+
+def rv(document) -> int:
+    return int(document["metadata"]["resourceVersion"])
+
+
+def replay(changes: list[StoredChange]) -> dict[str, int]:
+    """uid -> resourceVersion, as a watcher that applied `changes` in order knows it."""
+    state: dict[str, int] = {}
+    for change in changes:
+        key = change.document["metadata"]["uid"]
+        if change.type == "DELETED":
+            del state[key]
+        else:
+            state[key] = change.revision
+    return state
+
+
+async def test_every_write_is_logged_in_order(storage):
+    assert await storage.latest("devices") == 0
+    assert await storage.changes("devices", after=0) == []
+    a = await storage.create("devices", doc("a", uid(1), v=1))
+    b = await storage.create("devices", doc("b", uid(2), v=1))
+    a2 = await storage.update("devices", {**a, "spec": {"v": 2}}, str(rv(a)))
+    a3 = await storage.update("devices", {**a2, "status": {"up": True}}, str(rv(a2)))
+    gone = await storage.delete("devices", uid(2))
+    assert rv(gone) > rv(a3) and gone["spec"] == b["spec"]
+    with pytest.raises(Conflict):  # failed writes are not changes
+        await storage.update("devices", a, str(rv(a)))
+    with pytest.raises(NotFound):
+        await storage.delete("devices", uid(2))
+
+    logged = await storage.changes("devices", after=0)
+    assert [(c.type, c.document) for c in logged] == [
+        ("ADDED", a), ("ADDED", b), ("MODIFIED", a2), ("MODIFIED", a3), ("DELETED", gone)]
+    assert [c.revision for c in logged] == [rv(d) for d in (a, b, a2, a3, gone)]
+    assert await storage.latest("devices") == rv(gone)
+    assert await storage.changes("devices", after=rv(gone)) == []
+    assert await storage.changes("devices", after=rv(a2)) == logged[3:]
+    assert await storage.changes("devices", after=0, limit=2) == logged[:2]
+    assert await storage.changes("devices", after=logged[1].revision, limit=2) == logged[2:4]
+    assert await storage.latest("racks") == 0  # collections are separate
+    assert await storage.changes("racks", after=0) == []
+
+
+async def test_compaction_moves_the_horizon_and_older_readers_are_gone(storage):
+    current = await storage.create("devices", doc("a", uid(1), v=0))
+    for n in range(9):
+        current = await storage.update("devices", {**current, "spec": {"v": n + 1}},
+                                       str(rv(current)))
+    assert await storage.horizon("devices") == 0
+    assert len(await storage.changes("devices", after=0)) == 10
+    await storage.compact("devices", keep=3)
+    horizon = await storage.horizon("devices")
+    assert horizon == rv(current) - 3
+    assert [c.document for c in await storage.changes("devices", after=horizon)][-1] == current
+    assert len(await storage.changes("devices", after=horizon)) == 3
+    with pytest.raises(Gone) as gone:
+        await storage.changes("devices", after=horizon - 1)
+    assert (gone.value.collection, gone.value.after, gone.value.horizon) == (
+        "devices", horizon - 1, horizon)
+    with pytest.raises(Gone):
+        await storage.changes("devices", after=0)
+    await storage.compact("devices", keep=100)  # never moves back
+    assert await storage.horizon("devices") == horizon
+    await storage.compact("devices", keep=0)
+    assert await storage.horizon("devices") == await storage.latest("devices") == rv(current)
+    assert await storage.changes("devices", after=rv(current)) == []
+
+
+async def test_the_log_compacts_itself_to_the_history_it_keeps(open_backend):
+    storage = await open_backend(change_history=5)
+    current = await storage.create("devices", doc("a", uid(1), v=0))
+    for n in range(30):
+        current = await storage.update("devices", {**current, "spec": {"v": n + 1}},
+                                       str(rv(current)))
+    horizon = await storage.horizon("devices")
+    assert rv(current) - 5 <= horizon < rv(current)
+    logged = await storage.changes("devices", after=horizon)
+    assert 1 <= len(logged) <= 5 and logged[-1].document == current
+
+
+async def test_concurrent_writers_make_a_log_without_gaps_or_repeats(storage):
+    """Many tasks write while a reader follows the log: what the reader collected, and the
+    log read at the end, are the same strictly increasing sequence, and replaying it gives
+    the stored state, resourceVersion for resourceVersion."""
+    done = asyncio.Event()
+    followed: list[StoredChange] = []
+
+    async def follow() -> None:
+        after = 0
+        while True:
+            finished = done.is_set()
+            batch = await storage.changes("devices", after=after, limit=7)
+            followed.extend(batch)
+            after = batch[-1].revision if batch else after
+            if finished and not batch:
+                return
+            await asyncio.sleep(0)
+
+    async def writer(n: int) -> None:
+        rng = random.Random(n)
+        current = await storage.create("devices", doc(f"d-{n}", uid(n), v=0))
+        for step in range(4):
+            try:
+                current = await storage.update("devices", {**current, "spec": {"v": step}},
+                                               str(rv(current)))
+            except Conflict:  # another writer's update of the shared resource won
+                pass
+            if rng.random() < 0.3:  # contend on one resource too
+                shared = await storage.get("devices", uid(1000))
+                try:
+                    await storage.update("devices", {**shared, "spec": {"by": n}},
+                                         str(rv(shared)))
+                except Conflict:
+                    pass
+        if n % 3 == 0:
+            await storage.delete("devices", uid(n))
+
+    await storage.create("devices", doc("shared", uid(1000)))
+    reader = asyncio.create_task(follow())
+    await asyncio.gather(*(writer(n) for n in range(16)))
+    done.set()
+    await reader
+
+    logged = await storage.changes("devices", after=0, limit=10_000)
+    revisions = [c.revision for c in logged]
+    assert revisions == sorted(set(revisions))
+    assert followed == logged
+    assert all(c.revision == rv(c.document) for c in logged)
+    stored = {d["metadata"]["uid"]: rv(d) for d in await storage.list("devices")}
+    assert replay(logged) == stored
+    assert await storage.latest("devices") == revisions[-1]
