@@ -1,0 +1,100 @@
+"""The file backend's change log: its files, writers in flight, crashed writers, old data
+dirs. What every backend does is in test_storage_changes.py."""
+
+import asyncio
+import json
+import os
+
+import pytest
+
+from fabrica.storage import AlreadyExists, FileStorage, Gone
+
+
+def doc(name, uid, **spec):
+    return {"apiVersion": "v1", "kind": "Device", "metadata": {"name": name, "uid": uid,
+            "resourceVersion": ""}, "spec": spec, "status": {}}
+
+
+def change_file(tmp_path, revision: int):
+    return tmp_path / "devices" / ".changes" / f"{revision:020d}.json"
+
+
+async def test_one_file_per_change_beside_the_documents(tmp_path):
+    storage = FileStorage(tmp_path)
+    created = await storage.create("devices", doc("a", "dev-0000000a"))
+    removed = await storage.delete("devices", "dev-0000000a")
+    assert json.loads(change_file(tmp_path, 1).read_text()) == {"type": "ADDED",
+                                                                "document": created}
+    assert json.loads(change_file(tmp_path, 2).read_text()) == {"type": "DELETED",
+                                                                "document": removed}
+    assert removed["metadata"]["resourceVersion"] == "2"
+
+
+async def test_a_failed_write_leaves_a_skip_marker_not_a_hole(tmp_path):
+    storage = FileStorage(tmp_path, change_wait=3600)  # a hole would block for an hour
+    await storage.create("devices", doc("a", "dev-0000000a"))
+    with pytest.raises(AlreadyExists):
+        await storage.create("devices", doc("a", "dev-0000000b"))  # took revision 2
+    assert json.loads(change_file(tmp_path, 2).read_text()) == {"type": "SKIP"}
+    third = await storage.create("devices", doc("c", "dev-0000000c"))
+    assert [c.document for c in await storage.changes("devices", after=1)] == [third]
+    assert await storage.latest("devices") == 3
+
+
+async def test_readers_wait_for_a_writer_in_flight(tmp_path):
+    storage = FileStorage(tmp_path, change_wait=3600)
+    first = await storage.create("devices", doc("a", "dev-0000000a"))
+    in_flight = storage._next_revision("devices", "0")  # taken, its change not written yet
+    later = await storage.create("devices", doc("b", "dev-0000000b"))
+    assert [c.document for c in await storage.changes("devices", after=0)] == [first]
+    assert await storage.latest("devices") == 1  # never past a change still to come
+    waiting = asyncio.create_task(storage.changes("devices", after=1))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    late = {**doc("z", "dev-000000ff"), "metadata": {
+        **doc("z", "dev-000000ff")["metadata"], "resourceVersion": in_flight}}
+    storage._changes.record(tmp_path / "devices", int(in_flight), "ADDED", late)
+    assert [c.document for c in await waiting] == [late, later]
+    assert await storage.latest("devices") == 3
+
+
+async def test_a_crashed_writers_hole_is_skipped_after_the_wait(tmp_path, caplog):
+    storage = FileStorage(tmp_path, change_wait=0.1)
+    await storage.create("devices", doc("a", "dev-0000000a"))
+    storage._next_revision("devices", "0")  # the writer died before its change file
+    later = await storage.create("devices", doc("b", "dev-0000000b"))
+    assert await storage.latest("devices") == 1
+    assert [c.document for c in await storage.changes("devices", after=1)] == [later]
+    assert "never appeared" in caplog.text
+    assert await storage.latest("devices") == 3
+    # The hole is marked for everyone: another process does not wait again.
+    other = FileStorage(tmp_path, change_wait=3600)
+    assert await other.latest("devices") == 3
+    assert [c.document for c in await other.changes("devices", after=1)] == [later]
+
+
+async def test_an_old_data_dir_starts_its_log_at_its_newest_version(tmp_path):
+    (tmp_path / "devices").mkdir()
+    for n, version in ((10, "5"), (11, "9")):
+        old = doc(f"d-{n}", f"dev-{n:08x}")
+        old["metadata"]["resourceVersion"] = version
+        (tmp_path / "devices" / f"dev-{n:08x}.json").write_text(json.dumps(old))
+    (tmp_path / "devices" / ".revision").write_text(f"{9:020d}")
+    storage = FileStorage(tmp_path)
+    assert await storage.horizon("devices") == 9
+    assert await storage.latest("devices") == 9
+    assert await storage.changes("devices", after=9) == []
+    with pytest.raises(Gone):
+        await storage.changes("devices", after=5)
+    new = await storage.create("devices", doc("new", "dev-0000000c"))
+    assert new["metadata"]["resourceVersion"] == "10"
+    assert [c.document for c in await storage.changes("devices", after=9)] == [new]
+
+
+async def test_automatic_compaction_deletes_old_change_files(tmp_path):
+    storage = FileStorage(tmp_path, change_history=20)
+    for n in range(50):
+        await storage.create("devices", doc(f"d-{n}", f"dev-{n:08x}"))
+    names = os.listdir(tmp_path / "devices" / ".changes")
+    assert 20 <= len([n for n in names if n.endswith(".json")]) <= 22
+    assert await storage.horizon("devices") >= 50 - 22
