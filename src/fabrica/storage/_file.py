@@ -25,7 +25,8 @@ ever sees a version twice). So versions are small, grow across the collection, a
 resource deleted and re-created under the same name starts above its predecessor.
 
 Every write also records its change, ``PLURAL/.changes/REVISION.json``, after the document
-and under the same locks; a delete takes a revision too. How watchers read that log in
+and under the same locks, made durable by the same directory fsync; a delete takes a
+revision too. How watchers read that log in
 order, across processes, is in `_file_changes`.
 
 Spec snapshots of versioned kinds live in ``PLURAL/.versions/UID/VERSION.json``, written
@@ -205,7 +206,7 @@ class FileStorage:
         self._ensure_collection(collection)
         revision = self._next_revision(collection, "0")
         stored = _with_version(doc, revision)
-        with self._recording(directory, revision, "ADDED", stored):
+        with self._recording(directory, revision, "ADDED", stored) as publish:
             tmp = _write_temp(directory, path.name, _encode(stored))  # slow part, unlocked
             try:
                 with self._lock(collection, "n", name):
@@ -217,6 +218,7 @@ class FileStorage:
                     except FileExistsError:
                         _unlink_if_points_to(link, uid)
                         raise AlreadyExists(collection, "uid", uid) from None
+                publish()
                 _fsync_dir(directory)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -241,10 +243,10 @@ class FileStorage:
                 raise Invalid("metadata.name is immutable")
             revision = self._next_revision(collection, actual)
             stored = _with_version(doc, revision)
-            with self._recording(path.parent, revision, "MODIFIED", stored):
+            with self._recording(path.parent, revision, "MODIFIED", stored) as publish:
                 if snapshot is not None:
                     self._write_snapshot(collection, uid, snapshot)
-                _atomic_write(path, _encode(stored))
+                _atomic_write(path, _encode(stored), before_sync=publish)
         return stored
 
     def _delete_sync(
@@ -258,11 +260,12 @@ class FileStorage:
                 raise Conflict(collection, uid, expected_version, actual)
             revision = self._next_revision(collection, actual)
             removed = _with_version(current, revision)  # a delete takes a version too
-            with self._recording(path.parent, revision, "DELETED", removed):
+            with self._recording(path.parent, revision, "DELETED", removed) as publish:
                 path.unlink()
                 name = current["metadata"]["name"]
                 with self._lock(collection, "n", name):
                     _unlink_if_points_to(self._name_link(collection, name), uid)
+                publish()
                 _fsync_dir(path.parent)
             shutil.rmtree(self._versions_dir(collection, uid), ignore_errors=True)
         return removed
@@ -404,15 +407,29 @@ class FileStorage:
 
     @contextmanager
     def _recording(self, directory: Path, revision: str, kind: ChangeType, stored: Document
-                   ) -> Iterator[None]:
-        """Around a write that took `revision`: record its change when it succeeded, a skip
-        marker when it failed, so readers of the log never wait for it."""
+                   ) -> Iterator[Callable[[], None]]:
+        """Around a write that took `revision`: its change is prepared first and published
+        by the write (the function yielded) once its document is in place, before its
+        directory fsync; a write that fails leaves a skip marker instead, so readers of the
+        log never wait for it."""
+        number = int(revision)
+        prepared: Path | None = self._changes.prepare(directory, number, kind, stored)
+
+        def publish() -> None:
+            nonlocal prepared
+            if prepared is not None:
+                self._changes.publish(directory, number, prepared)
+                prepared = None
+
         try:
-            yield
+            yield publish
         except BaseException:
-            self._changes.skip(directory, int(revision))
+            if prepared is not None:
+                prepared.unlink(missing_ok=True)
+                self._changes.skip(directory, number)
             raise
-        self._changes.record(directory, int(revision), kind, stored)
+        publish()
+        self._changes.published(directory, number)
 
     def _ready_dir(self, collection: str) -> Path:
         self._ensure_collection(collection)
@@ -514,13 +531,17 @@ def _write_temp(directory: Path, name: str, data: bytes) -> Path:
     return tmp
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes,
+                  before_sync: Callable[[], None] | None = None) -> None:
+    """Temp file, fsync, rename, directory fsync; `before_sync` runs just before the last."""
     tmp = _write_temp(path.parent, path.name, data)
     try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if before_sync is not None:
+        before_sync()
     _fsync_dir(path.parent)
 
 

@@ -2,8 +2,13 @@
 
 Revisions come from the collection's counter (``PLURAL/.revision``), one number per write,
 so the log of a collection is the consecutive run of numbers from its horizon up to the
-counter. A writer allocates its number, writes its document, then its change file (same
-atomic temp-fsync-rename as documents). Writers of different resources run in parallel,
+counter. A writer allocates its number, writes its change to a fsynced temp file
+beside its document's, puts the document in place, renames the change into place, and only
+then fsyncs the document's directory: journaling filesystems (ext4, XFS) commit metadata in
+order, so that one directory fsync makes both renames durable, and a change costs one small
+fsync more than the write did before (a directory fsync of its own would cost twice that).
+On a filesystem without that ordering an OS crash may lose the newest change files: holes,
+skipped as below. Writers of different resources run in parallel,
 so change files appear out of order: a reader walks revisions one by one from `after` and
 stops at the first missing one.
 
@@ -100,22 +105,32 @@ class FileChangeLog:
 
     # -- writing -------------------------------------------------------------------------
 
-    def record(self, directory: Path, revision: int, kind: ChangeType, document: Document
-               ) -> None:
-        """Write the change of a write whose document is in place."""
+    def prepare(self, directory: Path, revision: int, kind: ChangeType, document: Document
+                ) -> Path:
+        """The change written and fsynced to a temp file, for `publish` once the document
+        is in place."""
         data = json.dumps({"type": kind, "document": document}, separators=(",", ":"),
                           ensure_ascii=False).encode()
-        path = directory / ".changes" / _change_name(revision)
-        tmp = path.parent / f".tmp-{revision}-{secrets.token_hex(4)}"
+        tmp = directory / ".changes" / f".tmp-{revision}-{secrets.token_hex(4)}"
         _write_synced(tmp, data)
-        try:
-            os.replace(tmp, path)  # over a skip marker too: a late writer is still read
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+        return tmp
+
+    def publish(self, directory: Path, revision: int, prepared: Path) -> None:
+        """Rename the prepared change into place (over a skip marker too: a late writer is
+        still read); the caller's directory fsync that follows makes it durable."""
+        os.replace(prepared, directory / ".changes" / _change_name(revision))
+
+    def published(self, directory: Path, revision: int) -> None:
+        """After a write: compact every tenth of the history, amortised."""
         if self.history and revision % _compaction_step(self.history) == 0:
             self.compact(directory, self.history)
+
+    def record(self, directory: Path, revision: int, kind: ChangeType, document: Document
+               ) -> None:
+        """Write a change in one go (a writer's change, when its document is in place)."""
+        self.publish(directory, revision, self.prepare(directory, revision, kind, document))
+        _fsync_dir(directory / ".changes")
+        self.published(directory, revision)
 
     def skip(self, directory: Path, revision: int) -> None:
         """Mark `revision` as no change (its write failed after taking the number)."""
