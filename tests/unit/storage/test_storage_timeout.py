@@ -33,6 +33,14 @@ class Freezable(FileStorage):
         await self.thawed.wait()
         return await super().create(collection, doc, snapshot)
 
+    async def changes(self, collection, after, limit=1000):
+        await self.thawed.wait()
+        return await super().changes(collection, after, limit)
+
+    async def extra(self, value, *, option):  # a backend's own method, not in the protocol
+        await self.thawed.wait()
+        return (value, option)
+
 
 async def test_without_a_bound_the_storage_is_itself(tmp_path):
     storage = FileStorage(tmp_path)
@@ -50,6 +58,21 @@ async def test_a_frozen_operation_raises_unavailable_after_the_bound(tmp_path):
     assert time.monotonic() - started < 1
     inner.thawed.set()
     assert await storage.list("devices") == []
+    await storage.close()
+
+
+async def test_every_coroutine_method_is_bounded_with_its_options(tmp_path):
+    inner = Freezable(tmp_path)
+    storage = with_timeout(inner, 0.2)
+    assert await storage.extra(1, option=2) == (1, 2)
+    assert await storage.changes("devices", after=0, limit=5) == []
+    assert await storage.latest("devices") == 0
+    inner.thawed.clear()
+    with pytest.raises(Unavailable, match="changes within 0.2 s"):
+        await storage.changes("devices", after=0, limit=5)
+    with pytest.raises(Unavailable, match="extra within 0.2 s"):
+        await storage.extra(1, option=2)
+    inner.thawed.set()
     await storage.close()
 
 
