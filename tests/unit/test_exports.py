@@ -29,7 +29,8 @@ EXPORTS = {
         "version_sort_key",
     ],
     "fabrica.storage": [
-        "AlreadyExists", "ChangeType", "Conflict", "DatabaseURLRequired", "Document",
+        "AlreadyExists", "ChangeType", "Conflict", "DEFAULT_CHANGE_HISTORY",
+        "DatabaseURLRequired", "Document",
         "FileStorage", "Gone", "Invalid", "Leases", "LocalLeases", "MigrationRequired",
         "NotFound", "Outbox", "OutboxEntry", "OutboxMessage", "OutboxStats", "SQLLeases",
         "SQLStorage", "Storage", "StorageError", "StorageSetupError", "StoredChange",

@@ -7,6 +7,7 @@ first use, so a service on the file backend (and every client) starts without it
 from typing import TYPE_CHECKING, Any
 
 from ._base import (
+    DEFAULT_CHANGE_HISTORY,
     AlreadyExists,
     ChangeType,
     Conflict,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from ._sql_migrate import MigrationRequired
 
 __all__ = [
+    "DEFAULT_CHANGE_HISTORY",
     "AlreadyExists",
     "ChangeType",
     "Conflict",

@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from ..resource import Selector
 
 __all__ = [
+    "DEFAULT_CHANGE_HISTORY",
     "AlreadyExists",
     "ChangeType",
     "Conflict",
