@@ -62,7 +62,8 @@ def allocate(conn: Connection, collection: str) -> int:
             revision=sql.last_insert_id(collections.c.revision + 1)))
         if result.rowcount != 1:
             raise NoCollectionRow(collection)
-        return int(conn.execute(select(sql.last_insert_id())).scalar_one())
+        # LAST_INSERT_ID(expr) is also the statement's insert id: no second round trip.
+        return int(result.lastrowid)
     revision = conn.execute(update(collections).where(where).values(
         revision=collections.c.revision + 1).returning(collections.c.revision)).scalar()
     if revision is None:

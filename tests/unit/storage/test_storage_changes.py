@@ -160,3 +160,16 @@ async def test_concurrent_writers_make_a_log_without_gaps_or_repeats(storage):
     stored = {d["metadata"]["uid"]: rv(d) for d in await storage.list("devices")}
     assert replay(logged) == stored
     assert await storage.latest("devices") == revisions[-1]
+
+
+async def test_the_first_writes_of_a_new_collection_race_safely(open_backend):
+    """Writers on separate connections (as separate processes would be) all start a new
+    collection at once: each write lands once, in one gap-free log."""
+    storages = [await open_backend() for _ in range(3)]
+    created = await asyncio.gather(*(
+        storages[n % 3].create("racks", doc(f"r-{n}", f"rack-{n:08x}")) for n in range(12)))
+    logged = await storages[0].changes("racks", after=0)
+    assert sorted(c.revision for c in logged) == [c.revision for c in logged]
+    assert sorted(rv(d) for d in created) == [c.revision for c in logged]
+    assert {c.type for c in logged} == {"ADDED"}
+    assert await storages[1].latest("racks") == logged[-1].revision
