@@ -58,3 +58,26 @@ def test_a_bad_url_is_a_usage_error(tmp_path):
     with pytest.raises(StorageSetupError, match="unsupported database 'oracle'") as refused:
         prepare_storage(tmp_path, "oracle://x@y/z")
     assert refused.value.usage
+
+
+@pytest.mark.parametrize("database", [False, True])
+def test_the_change_history_reaches_the_backend(tmp_path, database):
+    """`serve --watch-history N` passes N here: the log keeps about N changes."""
+    url = f"sqlite:///{tmp_path}/history.db" if database else None
+    storage = prepare_storage(tmp_path / "data", url, change_history=3)
+
+    async def write_and_look() -> tuple[int, int]:
+        try:
+            current = await storage.create("devices", {
+                "apiVersion": "v1", "kind": "Device",
+                "metadata": {"name": "a", "uid": "dev-0000000a", "resourceVersion": ""},
+                "spec": {}, "status": {}})
+            for n in range(10):
+                current = await storage.update("devices", {**current, "spec": {"n": n}},
+                                               current["metadata"]["resourceVersion"])
+            return await storage.horizon("devices"), await storage.latest("devices")
+        finally:
+            await storage.close()
+
+    horizon, latest = asyncio.run(write_and_look())
+    assert horizon == latest - 3
