@@ -173,3 +173,39 @@ async def test_the_first_writes_of_a_new_collection_race_safely(open_backend):
     assert sorted(rv(d) for d in created) == [c.revision for c in logged]
     assert {c.type for c in logged} == {"ADDED"}
     assert await storages[1].latest("racks") == logged[-1].revision
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite", "postgresql", "mariadb"], indirect=True)
+async def test_writers_with_the_outbox_and_a_relay_never_deadlock(storage):
+    """Writes lock their collection first, then their row, labels, change and outbox rows;
+    a relay deletes relayed outbox rows meanwhile: every write and every event lands."""
+    from fabrica.storage import OutboxMessage
+
+    def events(document: dict) -> list[OutboxMessage]:
+        version = document["metadata"]["resourceVersion"]
+        return [OutboxMessage("io.fabrica.device", f"id-{version}", "{}")]
+
+    relayed: list[str] = []
+    done = asyncio.Event()
+
+    async def relay() -> None:
+        while not done.is_set() or (await storage.outbox_stats()).backlog:
+            entries = await storage.outbox_pending(50)
+            relayed.extend(e.id for e in entries)
+            await storage.outbox_done([e.seq for e in entries])
+            await asyncio.sleep(0)
+
+    async def writer(n: int) -> None:
+        current = await storage.create("devices", doc(f"d-{n}", uid(n)), outbox=events)
+        for step in range(3):
+            current = await storage.update("devices", {**current, "spec": {"v": step}},
+                                           str(rv(current)), outbox=events)
+        await storage.delete("devices", uid(n), outbox=events)
+
+    relaying = asyncio.create_task(relay())
+    await asyncio.gather(*(writer(n) for n in range(10)))
+    done.set()
+    await relaying
+    logged = await storage.changes("devices", after=0)
+    assert len(logged) == 50
+    assert sorted(relayed) == sorted(f"id-{c.revision}" for c in logged)
