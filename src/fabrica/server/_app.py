@@ -21,7 +21,15 @@ from ..events import EventBus, MemoryBus, sse_stream
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler, Shards
 from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import Leases, LocalLeases, Storage, with_timeout
-from ..store import ChangePublisher, Emission, GarbageCollector, ResourceStore
+from ..store import (
+    DEFAULT_CACHE_SIZE,
+    DEFAULT_QUEUE_SIZE,
+    ChangePublisher,
+    Emission,
+    GarbageCollector,
+    ResourceStore,
+    WatchCache,
+)
 from ._auth_openapi import add_bearer_security
 from ._docs import docs_routes
 from ._errors import APIError, exception_handlers
@@ -30,6 +38,7 @@ from ._openapi import build_openapi
 from ._ready import Readiness
 from ._relay import OutboxRelay
 from ._routes import KindEndpoints
+from ._watch import WatchStreams
 
 if TYPE_CHECKING:
     from ..auth import Auth
@@ -56,6 +65,10 @@ def create_app(
     versions: Sequence[type[ServedVersion[Any, Any]]] = (),
     auth: Auth | None = None,
     storage_timeout: float | None = DEFAULT_STORAGE_TIMEOUT,
+    watch_cache_size: int = DEFAULT_CACHE_SIZE,
+    watch_queue_size: int = DEFAULT_QUEUE_SIZE,
+    watch_poll_interval: float = 0.2,
+    watch_bookmark_interval: float = 30.0,
 ) -> Starlette:
     """Serve `kinds` (SPEC section 3) from `storage`.
 
@@ -73,6 +86,13 @@ def create_app(
     ``/metrics``. `instance` names this process in metrics (default host-pid).
     A storage operation that takes longer than `storage_timeout` seconds answers 503
     (None: wait).
+
+    Watches (SPEC section 8) and cached reads: gets and lists are answered from a per-kind
+    cache of at most `watch_cache_size` resources while it is current (a larger kind is
+    read from storage); a watcher with more than `watch_queue_size` changes waiting ends
+    with ERROR 410; other processes' writes are read from the storage's change log every
+    `watch_poll_interval` seconds while a kind is watched or read; bookmarks go out every
+    `watch_bookmark_interval` seconds.
     """
     settings = settings or ServiceSettings(project="fabrica", package="fabrica_service")
     if role not in ROLES:
@@ -83,6 +103,11 @@ def create_app(
     storage = with_timeout(storage, storage_timeout)
     api_versions = ApiVersionTable(kinds, versions)
     store = ResourceStore(storage, kinds, api_versions=api_versions)
+    cache = WatchCache(storage, kinds, encode=store.wire, render=store.render,
+                       max_objects=watch_cache_size, queue_size=watch_queue_size,
+                       poll_interval=watch_poll_interval)
+    store.add_listener(cache.on_change)
+    streams = WatchStreams(bookmark_interval=watch_bookmark_interval)
     collector = GarbageCollector(store)
     registry = CollectorRegistry()
     if bus is None and (settings.events or reconcilers):
@@ -133,7 +158,8 @@ def create_app(
             routes.append(Route("/events", _events(bus, registry), methods=["GET"]))
         for cls in kinds:
             routes += KindEndpoints(cls, store, max_body_size=max_body_size,
-                                    validation_mode=settings.validation_mode).routes()
+                                    validation_mode=settings.validation_mode, cache=cache,
+                                    streams=streams).routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -151,6 +177,8 @@ def create_app(
             yield
         finally:
             readiness.stopping = True
+            streams.close()
+            await cache.close()
             if controller is not None:
                 await controller.stop()
             await collector.stop()
@@ -180,6 +208,8 @@ def create_app(
     app.state.leases = leases
     app.state.instance = instance
     app.state.auth = auth
+    app.state.watch_cache = cache
+    app.state.watch_streams = streams
     return app
 
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
-import uvicorn
 from starlette.applications import Starlette
 
 from .._settings import ServiceSettings
@@ -21,7 +20,9 @@ from .._version import __version__
 from ..events import JetStream, NatsBus, compile_pattern
 from ..reconcile import ResourceReconciler
 from ..resource import ApiVersionTable, Resource, ServedVersion
+from ..store import DEFAULT_CACHE_SIZE
 from ..storage import (
+    DEFAULT_CHANGE_HISTORY,
     DatabaseURLRequired,
     Storage,
     StorageSetupError,
@@ -39,7 +40,7 @@ from ._app import (
 )
 from ._auth_cli import auth_from_options, auth_options, reload_policy_on_sighup, token_command
 from ._units import as_byte_size, as_duration
-from ._workers import serve_workers
+from ._workers import run_app, serve_workers
 
 __all__ = ["main", "service_cli"]
 
@@ -118,6 +119,14 @@ def service_cli(
                   type=click.FloatRange(0), envvar=f"{env}_STORAGE_TIMEOUT",
                   help="Seconds a storage operation may take before the request answers 503 "
                        "with Retry-After (a frozen or unreachable database); 0: no limit.")
+    @click.option("--watch-cache-size", default=DEFAULT_CACHE_SIZE, type=click.IntRange(0),
+                  show_default=True, envvar=f"{env}_WATCH_CACHE_SIZE",
+                  help="Resources per kind kept in memory to answer gets, lists and watches; "
+                       "a kind with more is read from storage (0: no cache).")
+    @click.option("--watch-history", default=DEFAULT_CHANGE_HISTORY, type=click.IntRange(1),
+                  show_default=True, envvar=f"{env}_WATCH_HISTORY",
+                  help="Changes per kind the storage keeps for watches to resume from; a "
+                       "watch from an older resourceVersion gets ERROR 410.")
     @click.option("--log-level", default="info", show_default=True, envvar=f"{env}_LOG_LEVEL",
                   type=click.Choice(["debug", "info", "warning", "error"]))
     @click.option("--access-log/--no-access-log", default=True, show_default=True,
@@ -140,6 +149,8 @@ def service_cli(
         instance: str | None,
         max_body_size: int,
         storage_timeout: float,
+        watch_cache_size: int,
+        watch_history: int,
         log_level: str,
         access_log: bool,
         **options: Any,
@@ -152,7 +163,8 @@ def service_cli(
         if events_bus == "nats":
             stream = _jetstream(nats_stream, event_prefix, nats_stream_max_age,
                                 nats_stream_max_bytes)
-        storage = _open_storage(settings, data_dir, database_url, auto_migrate)
+        storage = _open_storage(settings, data_dir, database_url, auto_migrate,
+                                change_history=watch_history)
         active = _active_reconcilers(settings, reconcilers)
         where = f"JetStream stream {nats_stream} on NATS at {nats_url}"
         _log_features(service, events_bus, where, reconcilers, active if role != "api" else [])
@@ -170,7 +182,8 @@ def service_cli(
             return create_app(kinds, storage, settings=service, max_body_size=max_body_size,
                               reconcilers=active, bus=bus, role=worker_role, instance=name,
                               versions=versions, auth=auth,
-                              storage_timeout=storage_timeout or None)
+                              storage_timeout=storage_timeout or None,
+                              watch_cache_size=watch_cache_size)
 
         if auth is not None:
             reload_policy_on_sighup(auth)
@@ -180,10 +193,11 @@ def service_cli(
         served: dict[str, Any] = {"log_config": None, "log_level": log_level,
                                   "access_log": access_log, "server_header": False}
         if workers == 1:
-            uvicorn.run(build(0, storage), host=host, port=port, **served)
+            run_app(build(0, storage), host=host, port=port, **served)
             return
         serve_workers(lambda index: build(index, _open_storage(
-            settings, data_dir, database_url, auto_migrate=False)),
+            settings, data_dir, database_url, auto_migrate=False,
+            change_history=watch_history)),
             host=host, port=port, workers=workers, **served)
 
     cli.add_command(token_command(settings))
@@ -249,11 +263,13 @@ def _open_storage(
     data_dir: str,
     database_url: str | None,
     auto_migrate: bool | None = None,
+    change_history: int = DEFAULT_CHANGE_HISTORY,
 ) -> Storage:
     url = _database_url(settings, data_dir, database_url)
     with _storage_errors():
         return prepare_storage(data_dir, url, auto_migrate=auto_migrate,
-                               migrate_command=f"python -m {settings.package}.server migrate")
+                               migrate_command=f"python -m {settings.package}.server migrate",
+                               change_history=change_history)
 
 
 def _database_url(settings: ServiceSettings, data_dir: str, database_url: str | None

@@ -30,6 +30,7 @@ from ..resource import (
 from ._conditional import ENTITY_TAGS_PATTERN
 from ._openapi_versions import document_versions, version_models
 from ._table import ID_PARAM, VERSION_PARAM, kind_operations
+from ._watch import MAX_TIMEOUT_SECONDS, RESOURCE_VERSION_PATTERN, WATCH_MEDIA_TYPE
 
 __all__ = ["build_openapi"]
 
@@ -103,7 +104,34 @@ _LIST_PARAMS = [
      "schema": {"type": "string", "maxLength": 253,
                 "pattern": f"^({_DNS_LABEL}(\\.{_DNS_LABEL})*)?(?!\\n)$"},
      "description": "The token of a previous page's Link header (rel=next)"},
+    {"name": "watch", "in": "query", "required": False, "schema": {"type": "boolean"},
+     "description": "true: stream changes as newline-delimited JSON watch events "
+                    "(application/x-ndjson) instead of answering a list"},
+    {"name": "resourceVersion", "in": "query", "required": False,
+     "schema": {"type": "string", "pattern": RESOURCE_VERSION_PATTERN},
+     "description": "With watch: send every change after this version (a list's "
+                    "X-Resource-Version, or the last event's); without it a watch first "
+                    "sends every current match as ADDED. Too old: one ERROR event with "
+                    "code 410. Ignored by a plain list"},
+    {"name": "allowWatchBookmarks", "in": "query", "required": False,
+     "schema": {"type": "boolean"},
+     "description": "With watch: periodic BOOKMARK events carrying only "
+                    "metadata.resourceVersion, from which the watch can resume"},
+    {"name": "timeoutSeconds", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_TIMEOUT_SECONDS},
+     "description": "With watch: end the stream after this many seconds (0: no limit)"},
 ]
+_WATCH_EVENT = {
+    "type": "object", "required": ["type", "object"],
+    "description": "One line of a watch stream; object is the resource (the Status of an "
+                   "ERROR, only kind, apiVersion and metadata.resourceVersion for a BOOKMARK)",
+    "properties": {"type": {"enum": ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]},
+                   "object": {"type": "object"}},
+}
+_RESOURCE_VERSION_HEADER = {
+    "X-Resource-Version": {"description": "The version the list is exactly at: a watch "
+                                          "from it continues the list with no gap",
+                           "schema": {"type": "string"}}}
 _NAME_SCHEMA = {"type": "string", "maxLength": NAME_MAX_LENGTH, "pattern": NAME_PATTERN,
                 "description": "A DNS-1123 subdomain, unique within the kind"}
 # A label key, annotation key or finalizer: an optional DNS-subdomain prefix and a name,
@@ -373,11 +401,14 @@ def _kind_operations(
         "properties": {"message": {"type": "string"}, "versionId": {"type": "string"}}}
     return {
         "list": _op(f"list{kind}", f"List {plural}", tags,
-                    {"200": {"description": f"{plural}, ordered by name",
+                    {"200": {"description": f"{plural}, ordered by name; with watch=true "
+                                            "a stream of watch events, one JSON per line",
                              "headers": {"Link": {"schema": {"type": "string"},
-                                                  "description": 'Next page, rel="next"'}},
-                             "content": _json({"type": "array",
-                                               "items": {"$ref": refs["resource"]}})}},
+                                                  "description": 'Next page, rel="next"'},
+                                         **_RESOURCE_VERSION_HEADER},
+                             "content": {**_json({"type": "array",
+                                                  "items": {"$ref": refs["resource"]}}),
+                                         WATCH_MEDIA_TYPE: {"schema": _WATCH_EVENT}}}},
                     params=_LIST_PARAMS, errors=("400",)),
         "create": _op(f"create{kind}", f"Create a {kind}", tags, created,
                       body={"required": True, "content": _json({"$ref": refs["create"]})},

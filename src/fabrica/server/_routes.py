@@ -22,8 +22,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..resource import ApiVersions, ConversionError, Resource, SelectorError, parse_selector
-from ..store import ResourceStore
+from ..resource import (
+    ApiVersions,
+    ConversionError,
+    Resource,
+    Selector,
+    SelectorError,
+    parse_selector,
+)
+from ..store import ResourceStore, WatchCache
 from ._body import (
     WriteRequest,
     check_json_content_type,
@@ -40,8 +47,12 @@ from ._negotiate import Negotiated, Negotiator, warning_header
 from ._paging import decode_continue, encode_continue, parse_limit
 from ._patch import apply_patch, patch_format
 from ._table import ID_PARAM, VERSION_PARAM, kind_operations
+from ._watch import WatchParams, WatchStreams, parse_watch_params
 
-__all__ = ["KindEndpoints"]
+__all__ = ["RESOURCE_VERSION_HEADER", "KindEndpoints"]
+
+#: On every list: the revision the list is exactly at, from which a watch continues.
+RESOURCE_VERSION_HEADER = "X-Resource-Version"
 
 AnyResource = Resource[Any, Any]
 Handler = Callable[[Request], Awaitable[Response]]
@@ -57,11 +68,15 @@ class KindEndpoints:
         *,
         max_body_size: int,
         validation_mode: str,
+        cache: WatchCache,
+        streams: WatchStreams,
         api_versions: ApiVersions | None = None,
     ) -> None:
         self.cls = cls
         self.info = cls.resource_info
         self.store = store
+        self.cache = cache
+        self.streams = streams
         self.max_body_size = max_body_size
         self.validation_mode = validation_mode
         self.versions = api_versions or store.api_versions.of(cls)
@@ -84,22 +99,29 @@ class KindEndpoints:
         except SelectorError as exc:
             raise APIError(400, f"invalid labelSelector: {exc}",
                            [{"field": "labelSelector", "message": str(exc)}]) from None
+        watch = parse_watch_params(query)
         limit = parse_limit(query.get("limit"))
         after = decode_continue(query.get("continue"))
         version = self.negotiate.read(request)
-        items = await self.store.list_wire(
-            self.cls, selector=selector, limit=limit + 1 if limit else None, after=after,
-            api_version=version,
-        )
-        headers = self._headers(version)
+        if watch.watch:
+            return await self._watch(selector, watch, version)
+        revision, items = await self.cache.list(
+            self.cls, selector=selector or None, limit=limit + 1 if limit else None,
+            after=after)
+        headers = {**self._headers(version), RESOURCE_VERSION_HEADER: str(revision)}
         if limit and len(items) > limit:
             items = items[:limit]
             next_url = request.url.include_query_params(
-                **{"continue": encode_continue(items[-1][0])}
+                **{"continue": encode_continue(items[-1].name)}
             )
             headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
-        body = b"[" + b",".join(wire for _, wire in items) + b"]"
+        body = b"[" + b",".join(item.wire(version) for item in items) + b"]"
         return Response(body, media_type=self.negotiate.media_type(version), headers=headers)
+
+    async def _watch(self, selector: Selector, params: WatchParams, version: str) -> Response:
+        watcher = await self.cache.watch(self.cls, resource_version=params.resource_version,
+                                         selector=selector or None, api_version=version)
+        return self.streams.response(watcher, params, self._headers(version))  # type: ignore[return-value]
 
     async def create(self, request: Request) -> Response:
         write, version = await self._read_write(request)
@@ -116,13 +138,13 @@ class KindEndpoints:
 
     async def get(self, request: Request) -> Response:
         version = self.negotiate.read(request)
-        doc = await self.store.get_document(self.cls, request.path_params[ID_PARAM])
-        tag = etag_of(doc["metadata"]["resourceVersion"])
+        found = await self.cache.get(self.cls, request.path_params[ID_PARAM])
+        tag = etag_of(found.resource_version)
         headers = {"ETag": tag, **self._headers(version)}
         if if_none_match_hits(request, tag):
             return Response(status_code=304, headers=headers)
-        return Response(self.store.wire(self.cls, doc, version),
-                        media_type=self.negotiate.media_type(version), headers=headers)
+        return Response(found.wire(version), media_type=self.negotiate.media_type(version),
+                        headers=headers)
 
     async def replace(self, request: Request) -> Response:
         write, version = await self._read_write(request)

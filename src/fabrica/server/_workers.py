@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["serve_workers"]
+__all__ = ["run_app", "serve_workers"]
 
 log = logging.getLogger("fabrica.server")
 
@@ -43,8 +43,7 @@ def serve_workers(
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                config = uvicorn.Config(build(index), **uvicorn_options)
-                uvicorn.Server(config).run(sockets=[sock])
+                run_app(build(index), sockets=[sock], **uvicorn_options)
             except BaseException:
                 log.exception("worker %d failed", index)
                 code = 1
@@ -100,3 +99,20 @@ def _signal(pid: int, signum: int) -> None:
         os.kill(pid, signum)
     except ProcessLookupError:
         pass
+
+
+def run_app(app: Any, *, sockets: list[socket.socket] | None = None, **uvicorn_options: Any
+            ) -> None:
+    """Serve `app` with uvicorn until SIGTERM or SIGINT (as ``uvicorn.run``)."""
+    _Server(uvicorn.Config(app, **uvicorn_options)).run(sockets=sockets)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending the app's open watch streams as it starts to stop: it waits
+    for every open response before it stops, and a watch never ends by itself."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        streams = getattr(getattr(self.config.app, "state", None), "watch_streams", None)
+        if streams is not None:
+            streams.close()
+        await super().shutdown(sockets)

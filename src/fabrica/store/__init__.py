@@ -1,6 +1,7 @@
 """Typed resource access on top of a storage backend: `ResourceStore` (the one write path),
-its change notifications, the `ChangePublisher` that turns them into events, and the
-garbage collector that deletes the dependents of deleted owners."""
+its change notifications, the `ChangePublisher` that turns them into events, the
+garbage collector that deletes the dependents of deleted owners, and the `WatchCache`
+(watches, and reads from memory kept current by the storage's change log)."""
 
 from ._actor import (
     ANONYMOUS,
@@ -14,12 +15,24 @@ from ._changes import Action, Change, ChangeListener, Emission, EmissionListener
 from ._gc import GarbageCollector
 from ._publisher import ChangePublisher
 from ._store import DEFAULT_ATTEMPTS, Part, ResourceStore, UnknownKind
+from ._watch_cache import (
+    DEFAULT_CACHE_SIZE,
+    DEFAULT_QUEUE_SIZE,
+    DEFAULT_RING_SIZE,
+    CachedRead,
+    WatchCache,
+)
+from ._watchers import Watcher, error_line
 
 __all__ = [
     "ANONYMOUS",
     "DEFAULT_ATTEMPTS",
+    "DEFAULT_CACHE_SIZE",
+    "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_RING_SIZE",
     "SYSTEM_CONTROLLER",
     "Action",
+    "CachedRead",
     "Change",
     "ChangeListener",
     "ChangePublisher",
@@ -30,8 +43,11 @@ __all__ = [
     "ResourceStore",
     "UnknownKind",
     "UpdateType",
+    "WatchCache",
+    "Watcher",
     "acting_as",
     "current_actor",
+    "error_line",
     "reset_actor",
     "set_actor",
 ]

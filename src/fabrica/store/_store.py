@@ -182,6 +182,10 @@ class ResourceStore:
         version): validated, converted and serialised once per state and version."""
         return self._wire.encode(cls, doc, api_version or cls.resource_info.version)
 
+    def render(self, cls: type[AnyResource], doc: Document, api_version: str) -> bytes:
+        """As `wire`, uncached: for a caller that keeps the result itself (the watch cache)."""
+        return self._render(cls, doc, api_version)
+
     async def list(
         self,
         cls: type[R],

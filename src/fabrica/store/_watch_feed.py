@@ -1,0 +1,315 @@
+"""`KindFeed`: one kind's view of the storage change log, its cache and its watchers.
+
+The feed follows ``storage.changes(after=revision)``: the change log is the one order every
+process agrees on, so a write made by another process sharing the storage reaches this
+process's cache and watchers exactly as its own writes do. Its own writes only wake it up
+(the store's change listener): it applies nothing out of the log's order, so revision r is
+applied only after every revision before it, whoever wrote it.
+
+Each batch it reads is applied in order to the cache (when the kind is cached), appended to
+a ring of recent changes (for watches resuming from a recent resourceVersion, with the
+labels each resource had before, for label-filtered watches) and handed to every watcher.
+
+Reads are consistent reads from cache, as Kubernetes does them: before a get or a list is
+answered from memory the feed asks the storage for its latest revision and catches up to
+it, so a client that wrote through another process (or this one) reads its write. A kind is
+cached from its first read on (filled in the background: reads go to storage meanwhile),
+as long as it holds at most `max_objects` resources; beyond that it is served from storage
+and tried again later. A poller reads the log every `poll_interval` seconds while the kind
+has watchers or was read lately; otherwise the kind costs nothing until its next read.
+
+If the log moved on past what the feed last read (compacted beyond it: the feed was idle
+for very long, or the storage was reset), the feed cannot know what it missed: its watchers
+end with ERROR 410, the cache is dropped and filled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ..resource import Resource, Selector
+from ..storage import Document, Gone, Storage, StorageError
+from ._watch_objects import Entry, KindObjects, exact_snapshot
+from ._watchers import UNKNOWN, Encode, Record, Watcher
+
+__all__ = ["FeedSettings", "KindFeed"]
+
+log = logging.getLogger("fabrica.store")
+
+_BATCH = 1000
+_RETRY_CACHE_AFTER = 60.0
+_IDLE_AFTER = 30.0
+_WAKE_GAP = 0.005
+
+
+class FeedSettings:
+    """The bounds of every feed (see `WatchCache`)."""
+
+    def __init__(self, *, max_objects: int, ring_size: int, queue_size: int,
+                 poll_interval: float) -> None:
+        self.max_objects = max_objects
+        self.ring_size = ring_size
+        self.queue_size = queue_size
+        self.poll_interval = poll_interval
+
+
+class KindFeed:
+    def __init__(self, cls: type[Resource[Any, Any]], storage: Storage, settings: FeedSettings,
+                 encode: Encode, render: Encode) -> None:
+        self.cls = cls
+        self.info = cls.resource_info
+        self.collection = self.info.plural
+        self.storage = storage
+        self.settings = settings
+        self.encode = encode
+        self.render = render
+        self.revision: int | None = None  # every change up to here is applied
+        self.cache: KindObjects | None = None
+        self.ring: deque[Record] = deque()
+        self.ring_floor = 0  # the ring holds every change after this, up to `revision`
+        self.watchers: set[Watcher] = set()
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._poller: asyncio.Task[None] | None = None
+        self._filling: asyncio.Task[None] | None = None
+        self._fill_after = 0.0
+        self._last_read = 0.0
+        self._closed = False
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def current(self) -> KindObjects | None:
+        """The cache at the storage's latest revision, or None: read storage instead."""
+        self._last_read = time.monotonic()
+        if self.cache is None:
+            self._start_filling()
+            return None
+        self._ensure_poller()
+        latest = await self.storage.latest(self.collection)
+        if self.revision is None or self.revision < latest:
+            await self.sync(until=latest)
+        if self.revision is None or self.revision < latest:
+            return None
+        return self.cache
+
+    def wire(self, entry: Entry, api_version: str) -> bytes:
+        return entry.wire(self.info.version, api_version, self.render_or_encode)
+
+    def render_or_encode(self, doc: Document, api_version: str) -> bytes:
+        """The storage version rendered for the entry to keep; others through the store's
+        cache of encodings."""
+        if api_version == self.info.version:
+            return self.render(doc, api_version)
+        return self.encode(doc, api_version)
+
+    # -- watches -------------------------------------------------------------------------
+
+    async def watch(self, *, resource_version: int | None, selector: Selector | None,
+                    api_version: str) -> Watcher:
+        """A watcher from `resource_version` (every change after it), or from now (every
+        current match ADDED first)."""
+        self._last_read = time.monotonic()
+        if resource_version is None:
+            return await self._watch_from_now(selector, api_version)
+        async with self._lock:
+            await self._start()
+            await self._sync_locked(None)
+            if self.revision is None:  # the log moved on under us: a watch starts over
+                raise Gone(self.collection, resource_version, resource_version + 1)
+            if resource_version >= self.ring_floor:
+                backlog = [r for r in self.ring if r.revision > resource_version]
+                return self._register(resource_version, selector, api_version, backlog=backlog)
+            fetch = (self.storage, self.collection, self.revision)
+            return self._register(resource_version, selector, api_version, fetch=fetch)
+
+    async def _watch_from_now(self, selector: Selector | None, api_version: str) -> Watcher:
+        cache = await self.current()
+        if cache is not None:
+            async with self._lock:  # the objects and the revision, with no change between
+                assert self.revision is not None
+                initial = [self._initial(entry, api_version)
+                           for entry in cache.page(selector, None, None)]
+                return self._register(self.revision, selector, api_version, initial=initial)
+        revision, docs = await exact_snapshot(self.storage, self.collection, selector=selector)
+        async with self._lock:
+            await self._start(revision)
+            await self._sync_locked(None)
+            if self.revision is None:
+                raise Gone(self.collection, revision, revision + 1)
+            initial = [self._initial(Entry(doc), api_version) for doc in docs]
+            backlog = [r for r in self.ring if r.revision > revision]
+            fetch = None
+            if revision < self.ring_floor:
+                fetch = (self.storage, self.collection, self.revision)
+            return self._register(revision, selector, api_version, initial=initial,
+                                  backlog=backlog, fetch=fetch)
+
+    def _initial(self, entry: Entry, api_version: str) -> Callable[[], bytes]:
+        return lambda: self.wire(entry, api_version)
+
+    def _register(self, cursor: int, selector: Selector | None, api_version: str,
+                  **start: Any) -> Watcher:
+        watcher = Watcher(kind=self.info.kind, selector=selector, api_version=api_version,
+                          cursor=cursor, queue_size=self.settings.queue_size,
+                          encode=self.encode, on_close=self.watchers.discard, **start)
+        self.watchers.add(watcher)
+        self._ensure_poller()
+        return watcher
+
+    # -- following the log ---------------------------------------------------------------
+
+    def wake(self) -> None:
+        """A write committed here: read the log now rather than at the next poll."""
+        self._wake.set()
+
+    async def sync(self, until: int | None = None) -> None:
+        """Apply the log's changes after `revision` (at least up to `until`)."""
+        async with self._lock:
+            await self._start()
+            await self._sync_locked(until)
+
+    async def _start(self, revision: int | None = None) -> None:
+        """Follow the log from `revision` (default: its latest) if not following yet."""
+        if self.revision is None:
+            start = await self.storage.latest(self.collection) if revision is None else revision
+            self.revision = self.ring_floor = start
+
+    async def _sync_locked(self, until: int | None) -> None:
+        while self.revision is not None and (until is None or self.revision < until):
+            try:
+                batch = await self.storage.changes(self.collection, self.revision, _BATCH)
+            except Gone as exc:
+                self._lost(exc)
+                return
+            if batch:
+                self._apply(batch)
+            if len(batch) < _BATCH and (until is None or not batch):
+                return
+
+    def _apply(self, batch: list[Any]) -> None:
+        records = []
+        cache = self.cache
+        for change in batch:
+            prev = cache.apply(change) if cache is not None else UNKNOWN
+            records.append(Record(change, prev))
+        self.revision = batch[-1].revision
+        ring = self.ring
+        ring.extend(records)
+        while len(ring) > self.settings.ring_size:
+            self.ring_floor = ring.popleft().revision
+        for watcher in list(self.watchers):
+            watcher.offer(records)
+        if cache is not None and len(cache) > self.settings.max_objects:
+            self._drop_cache(f"it holds more than {self.settings.max_objects} resources")
+
+    def _lost(self, exc: Gone) -> None:
+        log.warning("the %s change log was compacted past this process's position (%s): "
+                    "ending its watches, refilling its cache", self.collection, exc)
+        for watcher in list(self.watchers):
+            watcher.expire("the server lost its place in the change log; list and watch "
+                           "again")
+        self.cache = None
+        self.revision = None
+        self.ring.clear()
+
+    def _drop_cache(self, why: str) -> None:
+        log.info("%s: not cached (%s); served from storage, tried again in %g s",
+                 self.collection, why, _RETRY_CACHE_AFTER)
+        self.cache = None
+        self._fill_after = time.monotonic() + _RETRY_CACHE_AFTER
+
+    # -- filling the cache ---------------------------------------------------------------
+
+    def _start_filling(self) -> None:
+        if self._closed or self._filling is not None or self.settings.max_objects <= 0 \
+                or time.monotonic() < self._fill_after:
+            return
+        self._filling = asyncio.create_task(self._fill(), name=f"fabrica.cache.{self.collection}")
+
+    async def _fill(self) -> None:
+        try:
+            revision, docs = await exact_snapshot(self.storage, self.collection)
+            if len(docs) > self.settings.max_objects:
+                self._drop_cache(f"it holds {len(docs)} resources, more than "
+                                 f"{self.settings.max_objects}")
+                return
+            cache = KindObjects({doc["metadata"]["uid"]: doc for doc in docs})
+            async with self._lock:
+                await self._start(revision)
+                assert self.revision is not None
+                if self.revision < revision:  # the feed is behind the snapshot: catch up
+                    await self._sync_locked(revision)
+                if not await self._bring_up(cache, revision):
+                    return
+                self.cache = cache
+            log.info("%s: cached, %d resources at revision %s", self.collection, len(cache),
+                     self.revision)
+            self._ensure_poller()
+        except (StorageError, TimeoutError) as exc:
+            log.warning("%s: cannot fill the cache now (%s); served from storage",
+                        self.collection, exc)
+            self._fill_after = time.monotonic() + 1.0
+        finally:
+            self._filling = None
+
+    async def _bring_up(self, cache: KindObjects, revision: int) -> bool:
+        """Apply to a fresh `cache` (at `revision`) what the feed applied since."""
+        assert self.revision is not None
+        if revision >= self.ring_floor:
+            for record in self.ring:
+                if record.revision > revision:
+                    cache.apply(record.change)
+            return True
+        after = revision
+        while after < self.revision:  # older than the ring: from the log
+            batch = await self.storage.changes(self.collection, after, _BATCH)
+            for change in batch:
+                if change.revision <= self.revision:
+                    cache.apply(change)
+            if not batch:
+                return False
+            after = batch[-1].revision
+        return True
+
+    # -- the poller ----------------------------------------------------------------------
+
+    def _ensure_poller(self) -> None:
+        if self._poller is None and not self._closed:
+            self._poller = asyncio.create_task(self._poll(),
+                                               name=f"fabrica.feed.{self.collection}")
+
+    def _wanted(self) -> bool:
+        recently = time.monotonic() - self._last_read < _IDLE_AFTER
+        return bool(self.watchers) or (self.cache is not None and recently)
+
+    async def _poll(self) -> None:
+        try:
+            while not self._closed and self._wanted():
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                    await asyncio.sleep(_WAKE_GAP)  # let a burst of writes land together
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                try:
+                    await self.sync()
+                except (StorageError, OSError) as exc:
+                    log.warning("%s: reading the change log failed: %s", self.collection, exc)
+                    await asyncio.sleep(self.settings.poll_interval)
+        finally:
+            self._poller = None
+
+    async def close(self) -> None:
+        """End every watch and stop the background work."""
+        self._closed = True
+        for watcher in list(self.watchers):
+            watcher.close()
+        for task in (self._poller, self._filling):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)

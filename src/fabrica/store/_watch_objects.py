@@ -1,0 +1,209 @@
+"""The objects of one kind as of one revision, in memory, and how to read such a state from
+storage exactly.
+
+`KindObjects` is the watch cache's copy of a collection: entries by uid, the uid of each
+name and the names in order (lists page by name), with what a list or a get needs at hand:
+name, labels, resourceVersion and, once first asked for, the wire JSON in the storage API
+version (the parsed document is then dropped: a cached Device costs its bytes, not a tree of
+Python objects).
+
+`exact_snapshot` answers "which documents, at which revision?" from storage alone, for a
+cache being filled and for lists served from storage: a storage list is no snapshot (writes
+land while it reads), so it reads the change log around the list: ``R0 = latest()``, list,
+then every change after R0 until the log has caught up with everything the list saw; each
+document's newest known state wins. What comes out reflects exactly the changes up to the
+returned revision: a watch from it neither misses nor repeats one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ..resource import Selector
+from ..storage import Document, Storage, StoredChange
+
+__all__ = ["Entry", "KindObjects", "Render", "exact_snapshot", "revision_of"]
+
+#: (document, API version) → the resource's wire JSON; the store's validated rendering.
+Render = Callable[[Document, str], bytes]
+_BATCH = 1000
+_CATCH_UP_ATTEMPTS = 50
+
+
+def revision_of(doc: Document) -> int:
+    """A stored document's resourceVersion as the integer the change log orders by."""
+    return int(doc["metadata"]["resourceVersion"])
+
+
+class Entry:
+    """One cached resource: what reads need, and its wire JSON in the storage version."""
+
+    __slots__ = ("_doc", "_wire", "labels", "name", "revision", "uid")
+
+    def __init__(self, doc: Document) -> None:
+        meta = doc["metadata"]
+        self.uid: str = meta["uid"]
+        self.name: str = meta["name"]
+        self.labels: Mapping[str, str] = meta.get("labels") or {}
+        self.revision = revision_of(doc)
+        self._doc: Document | None = doc
+        self._wire: bytes | None = None
+
+    @property
+    def resource_version(self) -> str:
+        return str(self.revision)
+
+    def document(self) -> Document:
+        """The stored document (parsed again from the wire JSON once that is made)."""
+        if self._doc is not None:
+            return self._doc
+        assert self._wire is not None
+        doc: Document = json.loads(self._wire)
+        return doc
+
+    def wire(self, storage_version: str, api_version: str, render: Render) -> bytes:
+        """The wire JSON in `api_version`; the storage version's is kept, the rest are
+        the renderer's business (the store caches them)."""
+        if api_version != storage_version:
+            return render(self.document(), api_version)
+        if self._wire is None:
+            assert self._doc is not None
+            self._wire = render(self._doc, api_version)
+            self._doc = None
+        return self._wire
+
+
+class KindObjects:
+    """The resources of one kind, by uid and by name, names kept sorted for paging."""
+
+    def __init__(self, docs: Mapping[str, Document] | None = None) -> None:
+        self.entries: dict[str, Entry] = {}
+        self.by_name: dict[str, str] = {}
+        self.names: list[str] = []
+        for doc in (docs or {}).values():
+            entry = Entry(doc)
+            self.entries[entry.uid] = entry
+            self.by_name[entry.name] = entry.uid
+        self.names = sorted(self.by_name)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def apply(self, change: StoredChange) -> Mapping[str, str] | None:
+        """Apply one change (newer than every state held); the labels the resource had
+        before it, None when it did not exist."""
+        uid = change.document["metadata"]["uid"]
+        old = self.entries.get(uid)
+        if change.type == "DELETED":
+            if old is not None:
+                self._remove(old)
+        else:
+            entry = Entry(change.document)
+            self.entries[uid] = entry
+            if old is None:
+                self.by_name[entry.name] = uid
+                bisect.insort(self.names, entry.name)
+        return None if old is None else old.labels
+
+    def _remove(self, entry: Entry) -> None:
+        del self.entries[entry.uid]
+        if self.by_name.get(entry.name) == entry.uid:
+            del self.by_name[entry.name]
+            index = bisect.bisect_left(self.names, entry.name)
+            if index < len(self.names) and self.names[index] == entry.name:
+                del self.names[index]
+
+    def find(self, id: str, is_uid: bool) -> Entry | None:
+        """By uid, else by name (a name may look like a uid), as `ResourceStore.get`."""
+        if is_uid and (entry := self.entries.get(id)) is not None:
+            return entry
+        uid = self.by_name.get(id)
+        return None if uid is None else self.entries.get(uid)
+
+    def page(self, selector: Selector | None, limit: int | None, after: str | None
+             ) -> list[Entry]:
+        """Matching entries by name, after `after`, at most `limit` (as `Storage.list`)."""
+        start = 0 if after is None else bisect.bisect_right(self.names, after)
+        found: list[Entry] = []
+        for entry in self._from(start):
+            if selector and not selector.matches(entry.labels):
+                continue
+            found.append(entry)
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    def _from(self, start: int) -> Iterator[Entry]:
+        entries, by_name = self.entries, self.by_name
+        for name in self.names[start:]:
+            yield entries[by_name[name]]
+
+
+async def exact_snapshot(
+    storage: Storage,
+    collection: str,
+    *,
+    selector: Selector | None = None,
+    limit: int | None = None,
+    after: str | None = None,
+) -> tuple[int, list[Document]]:
+    """(R, the page of `Storage.list` as of revision R): see the module docstring."""
+    start = await storage.latest(collection)
+    docs = await storage.list(collection, selector=selector, limit=limit, after=after)
+    newest = max((revision_of(doc) for doc in docs), default=start)
+    states: dict[str, tuple[int, Document | None]] = {
+        doc["metadata"]["uid"]: (revision_of(doc), doc) for doc in docs}
+    revision = await _catch_up(storage, collection, start, max(start, newest), states)
+    page = _page(states, docs, selector, limit, after)
+    return revision, page
+
+
+async def _catch_up(storage: Storage, collection: str, after: int, until: int,
+                    states: dict[str, tuple[int, Document | None]]) -> int:
+    """Read the changes after `after` until the log is at least at `until` and has no more;
+    each uid's newest state into `states`. The revision reached."""
+    revision = after
+    waits = 0
+    while waits < _CATCH_UP_ATTEMPTS:
+        batch = await storage.changes(collection, revision, _BATCH)
+        for change in batch:
+            uid = change.document["metadata"]["uid"]
+            known = states.get(uid)
+            if known is None or known[0] < change.revision:
+                doc = None if change.type == "DELETED" else change.document
+                states[uid] = (change.revision, doc)
+            revision = change.revision
+        if len(batch) < _BATCH and revision >= until:
+            return revision
+        if not batch:  # a write the list saw is still committing: its turn comes
+            waits += 1
+            await asyncio.sleep(0.005 * waits)
+    raise TimeoutError(f"the {collection} change log did not reach revision {until}")
+
+
+def _page(states: dict[str, tuple[int, Document | None]], listed: list[Document],
+          selector: Selector | None, limit: int | None, after: str | None) -> list[Document]:
+    """The listed page, corrected by the changes: gone or no longer matching out, new
+    matches in; when the list was a full page, nothing beyond its last name comes in (that
+    belongs to the next page)."""
+    last = listed[-1]["metadata"]["name"] if limit and len(listed) >= limit else None
+    page: list[Document] = []
+    for _, doc in states.values():
+        if doc is None:
+            continue
+        name = doc["metadata"]["name"]
+        if after is not None and name <= after or last is not None and name > last:
+            continue
+        if selector and not selector.matches(doc["metadata"].get("labels") or {}):
+            continue
+        page.append(doc)
+    page.sort(key=_name)
+    return page[:limit] if limit else page
+
+
+def _name(doc: Document) -> Any:
+    return doc["metadata"]["name"]

@@ -1,0 +1,236 @@
+"""Watchers: one per open watch, fed by its kind's feed, never holding up anyone else.
+
+A feed hands every watcher each batch of changes it applies (`Record`s, shared by all);
+the watcher keeps them in a bounded queue and its own task (the HTTP stream) turns them
+into watch event lines when it gets to them. Handing over is appending to a deque: a
+writer or the feed never waits for a watcher. A watcher whose queue would grow beyond its
+bound has fallen too far behind: its queue is dropped and it ends with an ERROR 410 event,
+after which its client lists and watches again (as a Kubernetes informer does).
+
+Each event line is encoded once per (change, event type, API version) and shared by every
+watcher that sends it. With a label selector an event follows Kubernetes: a resource that
+starts to match is ADDED, one that stops matching is DELETED (with its new state). That
+needs the labels the resource had before the change, which the feed records while the kind
+is cached; for changes read back from the storage log (a resume older than the feed's
+memory, or a kind too large to cache) the labels before are known from the second change
+of a resource on, and before that a change that does not match is sent as DELETED (a
+client deletes what it may not have: informers ignore that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+
+from ..resource import API_VERSION, Selector
+from ..storage import Document, Gone, Storage, StoredChange
+
+__all__ = ["UNKNOWN", "Encode", "Record", "Watcher", "error_line"]
+
+log = logging.getLogger("fabrica.store")
+
+#: (document, API version) → wire JSON of the resource (the store's cached rendering).
+Encode = Callable[[Document, str], bytes]
+#: The labels before a change when they are not known.
+UNKNOWN: Mapping[str, str] = {"": "unknown"}
+_INITIAL_CHUNK = 500
+_BATCH = 1000
+
+
+class Record:
+    """One change as the feed applied it, with the labels the resource had before (None:
+    it did not exist; `UNKNOWN`), and its encoded event lines."""
+
+    __slots__ = ("_lines", "change", "labels", "prev", "revision")
+
+    def __init__(self, change: StoredChange, prev: Mapping[str, str] | None) -> None:
+        self.change = change
+        self.revision = change.revision
+        self.labels: Mapping[str, str] = change.document["metadata"].get("labels") or {}
+        self.prev = prev
+        self._lines: dict[tuple[str, str], bytes] = {}
+
+    def event_type(self, selector: Selector | None) -> str | None:
+        """The event this change is for a watcher of `selector`, None if none."""
+        kind = self.change.type
+        if not selector:
+            return kind
+        now = kind != "DELETED" and selector.matches(self.labels)
+        if self.prev is UNKNOWN:
+            was = None if kind != "DELETED" else selector.matches(self.labels)
+        else:
+            was = self.prev is not None and selector.matches(self.prev)
+        if kind == "DELETED":
+            return "DELETED" if was else None
+        if now:
+            return "ADDED" if kind == "ADDED" or was is False else "MODIFIED"
+        return None if was is False else "DELETED"
+
+    def line(self, kind: str, api_version: str, encode: Encode) -> bytes:
+        key = (kind, api_version)
+        line = self._lines.get(key)
+        if line is None:
+            line = event_line(kind, encode(self.change.document, api_version))
+            self._lines[key] = line
+        return line
+
+
+def event_line(kind: str, wire: bytes) -> bytes:
+    return b'{"type":"' + kind.encode() + b'","object":' + wire + b"}\n"
+
+
+def error_line(code: int, reason: str, message: str) -> bytes:
+    """An ERROR event whose object is a Kubernetes Status."""
+    status = {"kind": "Status", "apiVersion": API_VERSION, "metadata": {},
+              "status": "Failure", "message": message, "reason": reason, "code": code}
+    return event_line("ERROR", json.dumps(status, separators=(",", ":")).encode())
+
+
+class Watcher:
+    """One watch: its start (initial objects or a backlog), then the feed's changes.
+
+    `cursor` is the newest revision it has dealt with (sent or filtered out): an event
+    at or below it is never sent again, so the start and the live changes may overlap.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        selector: Selector | None,
+        api_version: str,
+        cursor: int,
+        queue_size: int,
+        encode: Encode,
+        initial: Iterable[Callable[[], bytes]] = (),
+        backlog: Iterable[Record] = (),
+        fetch: tuple[Storage, str, int] | None = None,
+        on_close: Callable[[Watcher], None] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.selector = selector
+        self.api_version = api_version
+        self.cursor = cursor
+        self.queue_size = queue_size
+        self._encode = encode
+        self._initial = deque(initial)
+        self._queue: deque[Record] = deque(backlog)
+        self._fetch = fetch  # (storage, collection, until): a backlog still in the log
+        self._seen: dict[str, Mapping[str, str]] = {}
+        self._ready = asyncio.Event()
+        self._error: bytes | None = None
+        self._closed = False
+        self._done = False
+        self._on_close = on_close
+
+    # -- the feed's side -----------------------------------------------------------------
+
+    def offer(self, records: list[Record]) -> None:
+        """Queue a batch; never waits. Too many queued: the watcher expires."""
+        if self._closed or self._error is not None or records[-1].revision <= self.cursor:
+            return
+        if len(self._queue) + len(records) > self.queue_size:
+            self.expire("the watch fell too far behind the changes; list and watch again")
+            return
+        self._queue.extend(records)
+        self._ready.set()
+
+    def expire(self, message: str) -> None:
+        """End with ERROR 410 (the client starts again from a list)."""
+        if self._error is None and not self._closed:
+            self._error = error_line(410, "Expired", message)
+            self._queue.clear()
+            self._ready.set()
+
+    def close(self) -> None:
+        """End the stream (shutdown, or the client left)."""
+        if not self._closed:
+            self._closed = True
+            self._queue.clear()
+            self._initial.clear()
+            self._ready.set()
+            if self._on_close is not None:
+                self._on_close(self)
+
+    # -- the stream's side ---------------------------------------------------------------
+
+    async def next(self, timeout: float | None) -> list[bytes] | None:
+        """The next lines to send ([] when `timeout` passed first); None: the end."""
+        if self._done or self._closed:
+            self.close()
+            return None
+        if self._error is not None:
+            self._done = True
+            return [self._error]
+        if self._initial:
+            return self._initial_lines()
+        if self._fetch is not None:
+            return await self._fetch_backlog(*self._fetch)
+        if not self._queue:
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout)
+            except TimeoutError:
+                return []
+            if self._error is not None or self._closed:
+                return await self.next(timeout)
+        records = list(self._queue)
+        self._queue.clear()
+        return self._lines(records)
+
+    def bookmark(self) -> bytes:
+        """A BOOKMARK event: everything up to `cursor` has been sent."""
+        obj = {"kind": self.kind, "apiVersion": API_VERSION,
+               "metadata": {"resourceVersion": str(self.cursor)}}
+        return event_line("BOOKMARK", json.dumps(obj, separators=(",", ":")).encode())
+
+    def _initial_lines(self) -> list[bytes]:
+        lines = []
+        while self._initial and len(lines) < _INITIAL_CHUNK:
+            try:
+                lines.append(event_line("ADDED", self._initial.popleft()()))
+            except Exception:  # a stored document no longer valid: skip, say so
+                log.exception("cannot encode a %s for a watch", self.kind)
+        return lines
+
+    async def _fetch_backlog(self, storage: Storage, collection: str, until: int
+                             ) -> list[bytes]:
+        """The next changes of a backlog older than the feed's memory, from the log."""
+        try:
+            batch = await storage.changes(collection, self.cursor, _BATCH)
+        except Gone as exc:
+            self._fetch = None
+            self.expire(f"resourceVersion {exc.after} is too old: the change log starts "
+                        f"after {exc.horizon}")
+            return await self.next(0)
+        records = []
+        for change in batch:
+            if change.revision > until:
+                break
+            uid = change.document["metadata"]["uid"]
+            records.append(Record(change, self._seen.get(uid, UNKNOWN)))
+            self._seen[uid] = records[-1].labels
+        if not batch or batch[-1].revision >= until:
+            self._fetch = None
+            self._seen.clear()
+        return self._lines(records)
+
+    def _lines(self, records: list[Record]) -> list[bytes]:
+        lines = []
+        for record in records:
+            if record.revision <= self.cursor:
+                continue
+            self.cursor = record.revision
+            kind = record.event_type(self.selector)
+            if kind is None:
+                continue
+            try:
+                lines.append(record.line(kind, self.api_version, self._encode))
+            except Exception:
+                log.exception("cannot encode %s %s for a watch", self.kind,
+                              record.change.document["metadata"].get("uid"))
+        return lines
+
