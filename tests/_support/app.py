@@ -45,3 +45,30 @@ def make_client(tmp_path, mode="strict", kinds=(Device,), **kwargs):
     settings = ServiceSettings(project="device-api", package="device_api", validation_mode=mode)
     app = create_app(list(kinds), FileStorage(tmp_path / "data"), settings=settings, **kwargs)
     return serve_in_process(app)
+
+
+@asynccontextmanager
+async def serve_on_port(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """The app on a real uvicorn server in this event loop (127.0.0.1, a free port), for
+    streams a client reads as they come (httpx's ASGI transport buffers whole responses).
+    Yields the base URL; stops the server as SIGTERM would."""
+    import asyncio
+
+    import uvicorn
+
+    from fabrica.server._workers import StreamEndingServer
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None,
+                            access_log=False, lifespan="on")
+    server = StreamEndingServer(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["run_app", "serve_workers"]
+__all__ = ["StreamEndingServer", "run_app", "serve_workers"]
 
 log = logging.getLogger("fabrica.server")
 
@@ -104,10 +104,10 @@ def _signal(pid: int, signum: int) -> None:
 def run_app(app: Any, *, sockets: list[socket.socket] | None = None, **uvicorn_options: Any
             ) -> None:
     """Serve `app` with uvicorn until SIGTERM or SIGINT (as ``uvicorn.run``)."""
-    _Server(uvicorn.Config(app, **uvicorn_options)).run(sockets=sockets)
+    StreamEndingServer(uvicorn.Config(app, **uvicorn_options)).run(sockets=sockets)
 
 
-class _Server(uvicorn.Server):
+class StreamEndingServer(uvicorn.Server):
     """uvicorn's server, ending the app's open watch streams as it starts to stop: it waits
     for every open response before it stops, and a watch never ends by itself."""
 

@@ -19,7 +19,8 @@ Bounds, each a keyword here and an option of ``serve``:
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from ..resource import Resource, Selector, is_dns1123_subdomain
@@ -71,8 +72,8 @@ class WatchCache:
         storage: Storage,
         kinds: Iterable[type[AnyResource]],
         *,
-        encode: Any,
-        render: Any,
+        encode: Callable[[type[AnyResource], Document, str], bytes],
+        render: Callable[[type[AnyResource], Document, str], bytes],
         max_objects: int = DEFAULT_CACHE_SIZE,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         ring_size: int = DEFAULT_RING_SIZE,
@@ -83,11 +84,9 @@ class WatchCache:
                                      queue_size=queue_size, poll_interval=poll_interval)
         self._feeds: dict[str, KindFeed] = {}
         for cls in kinds:
-            info = cls.resource_info
-            self._feeds[info.plural] = KindFeed(
-                cls, storage, self.settings,
-                encode=lambda doc, version, cls=cls: encode(cls, doc, version),
-                render=lambda doc, version, cls=cls: render(cls, doc, version))
+            self._feeds[cls.resource_info.plural] = KindFeed(
+                cls, storage, self.settings, encode=partial(encode, cls),
+                render=partial(render, cls))
 
     def feed(self, cls: type[AnyResource]) -> KindFeed:
         return self._feeds[cls.resource_info.plural]

@@ -188,7 +188,7 @@ class Watcher:
         return event_line("BOOKMARK", json.dumps(obj, separators=(",", ":")).encode())
 
     def _initial_lines(self) -> list[bytes]:
-        lines = []
+        lines: list[bytes] = []
         while self._initial and len(lines) < _INITIAL_CHUNK:
             try:
                 lines.append(event_line("ADDED", self._initial.popleft()()))
@@ -197,7 +197,7 @@ class Watcher:
         return lines
 
     async def _fetch_backlog(self, storage: Storage, collection: str, until: int
-                             ) -> list[bytes]:
+                             ) -> list[bytes] | None:
         """The next changes of a backlog older than the feed's memory, from the log."""
         try:
             batch = await storage.changes(collection, self.cursor, _BATCH)

@@ -1,0 +1,300 @@
+"""`WatchCache` over real storage (files, SQLite, PostgreSQL): watches are ordered,
+gap-free and duplicate-free under concurrent writers in two "processes" (two stores, each
+with its own storage object, on one data dir or database); resumes; 410s; label-filtered
+watches; cached reads that see the other store's writes; and the memory bound."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import delete
+
+from fabrica.resource import parse_selector
+from fabrica.storage import FileStorage, NotFound, SQLStorage, Storage
+from fabrica.storage._sql_schema import changes, collections, resources, revisions
+from fabrica.store import ResourceStore, WatchCache, Watcher
+from tests._support.app import Device, DeviceSpec
+from tests._support.sqldb import migrate, postgres_schema
+
+WEB = DeviceSpec(type="server", ip_address="10.0.0.1")
+BACKENDS = ("file", "sqlite", "postgresql")
+
+
+@pytest.fixture(scope="module")
+def postgresql_url():
+    with postgres_schema() as url:
+        migrate(url)
+        yield url
+
+
+def _empty(conn: Any) -> None:
+    for table in (resources, revisions, changes, collections):
+        conn.execute(delete(table))
+
+
+class Process:
+    """What one server process has: its storage object, its store and its cache."""
+
+    def __init__(self, storage: Storage, **options: Any) -> None:
+        self.storage = storage
+        self.store = ResourceStore(storage, [Device])
+        self.cache = WatchCache(storage, [Device], encode=self.store.wire,
+                                render=self.store.render, poll_interval=0.05, **options)
+        self.store.add_listener(self.cache.on_change)
+
+    async def close(self) -> None:
+        await self.cache.close()
+        await self.storage.close()
+
+
+@pytest.fixture
+def database_url(request, tmp_path) -> str | None:
+    """The test's database (None: the file backend), empty."""
+    backend = getattr(request, "param", "file")
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/watch.db"
+        migrate(url)
+        return url
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgresql_url")
+
+        async def empty() -> None:
+            sql = SQLStorage(url)
+            await sql._run(_empty, write=True)
+            await sql.close()
+
+        asyncio.run(empty())
+        return url
+    return None
+
+
+@pytest.fixture
+async def opener(database_url, tmp_path) -> AsyncIterator[Any]:
+    """opener(**cache_options) → a new `Process` on the test's one data dir or database."""
+    opened: list[Process] = []
+    url = database_url
+
+    def open_process(**options: Any) -> Process:
+        storage = FileStorage(tmp_path / "data") if url is None else SQLStorage(url)
+        process = Process(storage, **options)
+        opened.append(process)
+        return process
+
+    yield open_process
+    for process in opened:
+        await process.close()
+
+
+async def events(watcher: Watcher, until: Any = None, timeout: float = 10.0
+                 ) -> list[dict[str, Any]]:
+    """Events of `watcher` until `until(events)` holds (or the stream ends)."""
+    got: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while until is None or not until(got):
+        lines = await watcher.next(max(0.0, deadline - loop.time()))
+        if lines is None:
+            break
+        got += [json.loads(line) for line in lines]
+        if until is None and not lines:
+            break
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out; got {[e['type'] for e in got]}")
+    return got
+
+
+def rv(event: dict[str, Any]) -> int:
+    return int(event["object"]["metadata"]["resourceVersion"])
+
+
+def apply(view: dict[str, int], event: dict[str, Any]) -> None:
+    meta = event["object"]["metadata"]
+    if event["type"] == "DELETED":
+        view.pop(meta["uid"], None)
+    elif event["type"] in ("ADDED", "MODIFIED"):
+        view[meta["uid"]] = int(meta["resourceVersion"])
+
+
+async def churn(store: ResourceStore, prefix: str, count: int) -> None:
+    """Creates, updates and deletes, interleaved with the other writers'."""
+    rng = random.Random(prefix)
+    mine: list[str] = []
+    for i in range(count):
+        choice = rng.random()
+        if mine and choice < 0.3:
+            obj = await store.get(Device, rng.choice(mine))
+            obj.spec.port = rng.randint(1, 65535)
+            await store.update(obj)
+        elif mine and choice < 0.45:
+            await store.delete(Device, mine.pop(rng.randrange(len(mine))))
+        else:
+            created = await store.create(Device, f"{prefix}-{i}", WEB,
+                                         labels={"team": rng.choice(["a", "b"])})
+            mine.append(created.uid)
+
+
+async def stored_state(storage: Storage) -> dict[str, int]:
+    docs = await storage.list("devices")
+    return {d["metadata"]["uid"]: int(d["metadata"]["resourceVersion"]) for d in docs}
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_list_then_watch_under_concurrent_writers_in_two_processes(opener) -> None:
+    """A view built from a list and a watch from its X-Resource-Version equals a fresh
+    list afterwards, resourceVersion for resourceVersion; events in order, none twice."""
+    a, b = opener(), opener()
+    await churn(a.store, "early", 10)
+    writers = [asyncio.create_task(churn(p.store, f"w{i}", 25))
+               for i, p in enumerate((a, b, a, b))]
+    await asyncio.sleep(0.05)
+    revision, items = await b.cache.list(Device)  # while the writers write
+    view = {json.loads(i.wire("v1"))["metadata"]["uid"]: int(i.resource_version)
+            for i in items}
+    watcher = await b.cache.watch(Device, resource_version=revision)
+    await asyncio.gather(*writers)
+    final = await a.storage.latest("devices")
+    got = await events(watcher, lambda got: got and rv(got[-1]) >= final)
+    revisions = [rv(e) for e in got]
+    assert revisions == sorted(set(revisions)) and revisions[0] > revision
+    for event in got:
+        apply(view, event)
+    assert view == await stored_state(a.storage)
+    # and the other process's cache lists exactly that too, at the latest revision
+    revision_a, items_a = await a.cache.list(Device)
+    assert revision_a == final
+    assert {json.loads(i.wire("v1"))["metadata"]["uid"]: int(i.resource_version)
+            for i in items_a} == view
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_watch_from_now_starts_with_the_state_then_follows(opener) -> None:
+    a, b = opener(), opener()
+    first = await a.store.create(Device, "one", WEB)
+    watcher = await b.cache.watch(Device)
+    start = await events(watcher, lambda got: len(got) >= 1)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in start] == [("ADDED", "one")]
+    await a.store.delete(Device, first.uid)
+    second = await a.store.create(Device, "two", WEB)
+    more = await events(watcher, lambda got: len(got) >= 2)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in more] == [
+        ("DELETED", "one"), ("ADDED", "two")]
+    assert rv(more[1]) == int(second.metadata.resource_version)
+
+
+async def test_a_resumed_watch_sends_what_it_missed_once(opener) -> None:
+    a, b = opener(), opener()
+    obj = await a.store.create(Device, "d", WEB)
+    revision, _ = await b.cache.list(Device)
+    watcher = await b.cache.watch(Device, resource_version=revision)
+    obj.spec.port = 1
+    obj = await a.store.update(obj)
+    seen = await events(watcher, lambda got: len(got) >= 1)
+    watcher.close()  # the client disconnects
+    assert await watcher.next(0) is None
+    for port in (2, 3):
+        obj.spec.port = port
+        obj = await a.store.update(obj)
+    resumed = await b.cache.watch(Device, resource_version=rv(seen[-1]))
+    got = await events(resumed, lambda got: len(got) >= 2)
+    assert [e["object"]["spec"]["port"] for e in got] == [2, 3]
+    assert await events(resumed, timeout=0.3) == []
+
+
+async def test_a_resume_older_than_memory_reads_the_log(opener) -> None:
+    a = opener(ring_size=2)
+    first = await a.store.create(Device, "d", WEB)
+    for port in range(1, 6):
+        first.spec.port = port
+        first = await a.store.update(first)
+    await a.cache.list(Device)
+    await a.cache.feed(Device).sync()
+    watcher = await a.cache.watch(Device, resource_version=0)
+    got = await events(watcher, lambda got: len(got) >= 6)
+    assert [e["type"] for e in got] == ["ADDED"] + ["MODIFIED"] * 5
+    assert [e["object"]["spec"]["port"] for e in got[1:]] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_a_resource_version_older_than_the_log_is_an_error_410(opener) -> None:
+    a = opener()
+    obj = await a.store.create(Device, "d", WEB)
+    for port in (1, 2, 3):
+        obj.spec.port = port
+        obj = await a.store.update(obj)
+    await a.storage.compact("devices", 1)
+    watcher = await a.cache.watch(Device, resource_version=1)
+    got = await events(watcher)
+    assert [e["type"] for e in got] == ["ERROR"]
+    status = got[0]["object"]
+    assert status["code"] == 410 and status["kind"] == "Status"
+    assert status["reason"] == "Expired"
+    assert await watcher.next(0) is None
+
+
+async def test_label_filtered_watch_adds_and_deletes_as_labels_change(opener) -> None:
+    a, b = opener(), opener()
+    await b.cache.list(Device)  # b caches the kind: it knows the labels before each change
+    await asyncio.sleep(0.1)
+    watcher = await b.cache.watch(Device, selector=parse_selector("team=a"))
+    obj = await a.store.create(Device, "x", WEB, labels={"team": "b"})
+    obj.metadata.labels = {"team": "a"}
+    obj = await a.store.update(obj)           # starts matching: ADDED
+    obj.spec.port = 7
+    obj = await a.store.update(obj)           # still matches: MODIFIED
+    obj.metadata.labels = {"team": "c"}
+    obj = await a.store.update(obj)           # stops matching: DELETED
+    await a.store.delete(Device, obj.uid)      # not matching: nothing
+    other = await a.store.create(Device, "y", WEB, labels={"team": "a"})
+    await a.store.delete(Device, other.uid)
+    got = await events(watcher, lambda got: len(got) >= 5)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in got] == [
+        ("ADDED", "x"), ("MODIFIED", "x"), ("DELETED", "x"), ("ADDED", "y"), ("DELETED", "y")]
+    assert got[2]["object"]["metadata"]["labels"] == {"team": "c"}
+
+
+async def test_a_watcher_too_far_behind_ends_with_410_and_writers_never_wait(opener) -> None:
+    a = opener(queue_size=3)
+    slow = await a.cache.watch(Device, resource_version=0)
+    for i in range(10):  # nobody reads `slow` meanwhile
+        await a.store.create(Device, f"d{i}", WEB)
+    await a.cache.feed(Device).sync()
+    got = await events(slow)
+    assert [e["type"] for e in got] == ["ERROR"] and got[0]["object"]["code"] == 410
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_cached_reads_see_the_other_process_write_at_once(opener) -> None:
+    a, b = opener(), opener()
+    await b.cache.list(Device)
+    await asyncio.sleep(0.1)  # b's cache is filled
+    assert b.cache.feed(Device).cache is not None
+    obj = await a.store.create(Device, "d", WEB, labels={"k": "v"})
+    found = await b.cache.get(Device, "d")  # no waiting for a poll: a consistent read
+    assert found.resource_version == obj.metadata.resource_version
+    revision, items = await b.cache.list(Device, selector=parse_selector("k=v"))
+    assert [i.name for i in items] == ["d"] and revision == int(found.resource_version)
+    await a.store.delete(Device, obj.uid)
+    with pytest.raises(NotFound):
+        await b.cache.get(Device, obj.uid)
+
+
+async def test_a_kind_beyond_the_bound_is_read_from_storage_and_still_watched(opener) -> None:
+    a = opener(max_objects=2)
+    for i in range(3):
+        await a.store.create(Device, f"d{i}", WEB)
+    revision, items = await a.cache.list(Device, limit=2, after="d0")
+    await asyncio.sleep(0.1)
+    assert a.cache.feed(Device).cache is None  # three are more than two: not cached
+    assert [i.name for i in items] == ["d1", "d2"]
+    assert revision == await a.storage.latest("devices")
+    watcher = await a.cache.watch(Device)
+    got = await events(watcher, lambda got: len(got) >= 3)
+    assert sorted(e["object"]["metadata"]["name"] for e in got) == ["d0", "d1", "d2"]
+    await a.store.create(Device, "d3", WEB)
+    more = await events(watcher, lambda got: len(got) >= 1)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in more] == [("ADDED", "d3")]
