@@ -38,10 +38,11 @@ EXPORTS = {
         "migrate_database", "open_storage", "prepare_storage", "with_timeout",
     ],
     "fabrica.store": [
-        "ANONYMOUS", "Action", "Change", "ChangeListener", "ChangePublisher", "DEFAULT_ATTEMPTS",
-        "Emission", "EmissionListener", "GarbageCollector", "Part", "ResourceStore",
-        "SYSTEM_CONTROLLER", "UnknownKind", "UpdateType", "acting_as", "current_actor",
-        "reset_actor", "set_actor",
+        "ANONYMOUS", "Action", "CachedRead", "Change", "ChangeListener", "ChangePublisher",
+        "DEFAULT_ATTEMPTS", "DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "Emission",
+        "EmissionListener", "GarbageCollector", "Part", "ResourceStore", "SYSTEM_CONTROLLER",
+        "UnknownKind", "UpdateType", "WatchCache", "Watcher", "acting_as", "current_actor",
+        "error_line", "reset_actor", "set_actor",
     ],
     "fabrica.auth": [
         "ACTIONS", "Auth", "DEFAULT_LEEWAY", "DEFAULT_MODEL", "DEFAULT_POLICY", "InvalidToken",

@@ -18,7 +18,6 @@ from ._store import DEFAULT_ATTEMPTS, Part, ResourceStore, UnknownKind
 from ._watch_cache import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_QUEUE_SIZE,
-    DEFAULT_RING_SIZE,
     CachedRead,
     WatchCache,
 )
@@ -29,7 +28,6 @@ __all__ = [
     "DEFAULT_ATTEMPTS",
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_QUEUE_SIZE",
-    "DEFAULT_RING_SIZE",
     "SYSTEM_CONTROLLER",
     "Action",
     "CachedRead",

@@ -45,6 +45,7 @@ _BATCH = 1000
 _RETRY_CACHE_AFTER = 60.0
 _IDLE_AFTER = 30.0
 _WAKE_GAP = 0.005
+_CLOSE_WAIT = 5.0
 
 
 class FeedSettings:
@@ -307,9 +308,14 @@ class KindFeed:
     async def close(self) -> None:
         """End every watch and stop the background work."""
         self._closed = True
+        self._wake.set()
         for watcher in list(self.watchers):
             watcher.close()
-        for task in (self._poller, self._filling):
-            if task is not None:
+        # Let a storage call in flight finish rather than cancel it: a database driver
+        # cancelled mid-query may leave its connection behind, unclosed.
+        tasks = {task for task in (self._poller, self._filling) if task is not None}
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=_CLOSE_WAIT)
+            for task in pending:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)

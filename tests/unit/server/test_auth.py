@@ -126,7 +126,8 @@ async def call(client: httpx.AsyncClient, verb: str, headers: dict[str, str]) ->
     merge = {**headers, "Content-Type": "application/merge-patch+json"}
     requests = {
         "list": lambda: client.get("/devices", headers=headers),
-        "watch": lambda: client.get("/devices?watch=true", headers=headers),
+        # (a watch streams until it times out: the in-process transport reads to the end)
+        "watch": lambda: client.get("/devices?watch=true&timeoutSeconds=1", headers=headers),
         "get": lambda: client.get("/devices/web-01", headers=headers),
         "create": lambda: client.post("/devices", json={**DEVICE, "name": "web-02"},
                                       headers=headers),
