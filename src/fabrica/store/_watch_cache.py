@@ -27,7 +27,7 @@ from ..resource import Resource, Selector, is_dns1123_subdomain
 from ..storage import Document, NotFound, Storage
 from ._changes import Change
 from ._watch_feed import FeedSettings, KindFeed
-from ._watch_objects import Entry, exact_snapshot
+from ._watch_objects import Entry
 from ._watchers import Watcher
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "DEFAULT_RING_SIZE", "CachedRead",
@@ -136,8 +136,7 @@ class WatchCache:
             assert feed.revision is not None
             return feed.revision, [CachedRead(e, feed)
                                    for e in cache.page(selector, limit, after)]
-        revision, docs = await exact_snapshot(self.storage, cls.resource_info.plural,
-                                              selector=selector, limit=limit, after=after)
+        revision, docs = await feed.snapshot(selector=selector, limit=limit, after=after)
         return revision, [CachedRead(Entry(doc), feed) for doc in docs]
 
     async def watch(

@@ -46,6 +46,7 @@ _RETRY_CACHE_AFTER = 60.0
 _IDLE_AFTER = 30.0
 _WAKE_GAP = 0.005
 _CLOSE_WAIT = 5.0
+_SNAPSHOT_ATTEMPTS = 3
 
 
 class FeedSettings:
@@ -121,7 +122,7 @@ class KindFeed:
             await self._start()
             await self._sync_locked(None)
             if self.revision is None:  # the log moved on under us: a watch starts over
-                raise Gone(self.collection, resource_version, resource_version + 1)
+                return self._expired(resource_version, selector, api_version)
             if resource_version >= self.ring_floor:
                 backlog = [r for r in self.ring if r.revision > resource_version]
                 return self._register(resource_version, selector, api_version, backlog=backlog)
@@ -132,16 +133,17 @@ class KindFeed:
         cache = await self.current()
         if cache is not None:
             async with self._lock:  # the objects and the revision, with no change between
-                assert self.revision is not None
-                initial = [self._initial(entry, api_version)
-                           for entry in cache.page(selector, None, None)]
-                return self._register(self.revision, selector, api_version, initial=initial)
-        revision, docs = await exact_snapshot(self.storage, self.collection, selector=selector)
+                if self.cache is cache and self.revision is not None:
+                    initial = [self._initial(entry, api_version)
+                               for entry in cache.page(selector, None, None)]
+                    return self._register(self.revision, selector, api_version,
+                                          initial=initial)
+        revision, docs = await self.snapshot(selector=selector)
         async with self._lock:
             await self._start(revision)
             await self._sync_locked(None)
             if self.revision is None:
-                raise Gone(self.collection, revision, revision + 1)
+                return self._expired(revision, selector, api_version)
             initial = [self._initial(Entry(doc), api_version) for doc in docs]
             backlog = [r for r in self.ring if r.revision > revision]
             fetch = None
@@ -149,6 +151,23 @@ class KindFeed:
                 fetch = (self.storage, self.collection, self.revision)
             return self._register(revision, selector, api_version, initial=initial,
                                   backlog=backlog, fetch=fetch)
+
+    async def snapshot(self, **page: Any) -> tuple[int, list[Document]]:
+        """`exact_snapshot` of the kind; tried again should the log be compacted past its
+        start meanwhile (a list cannot answer 410)."""
+        for attempt in range(_SNAPSHOT_ATTEMPTS):
+            try:
+                return await exact_snapshot(self.storage, self.collection, **page)
+            except Gone:
+                if attempt + 1 == _SNAPSHOT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _expired(self, cursor: int, selector: Selector | None, api_version: str) -> Watcher:
+        watcher = Watcher(kind=self.info.kind, selector=selector, api_version=api_version,
+                          cursor=cursor, queue_size=0, encode=self.encode)
+        watcher.expire("the server lost its place in the change log; list and watch again")
+        return watcher
 
     def _initial(self, entry: Entry, api_version: str) -> Callable[[], bytes]:
         return lambda: self.wire(entry, api_version)
@@ -234,7 +253,7 @@ class KindFeed:
 
     async def _fill(self) -> None:
         try:
-            revision, docs = await exact_snapshot(self.storage, self.collection)
+            revision, docs = await self.snapshot()
             if len(docs) > self.settings.max_objects:
                 self._drop_cache(f"it holds {len(docs)} resources, more than "
                                  f"{self.settings.max_objects}")
