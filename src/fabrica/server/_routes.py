@@ -103,7 +103,7 @@ class KindEndpoints:
         limit = parse_limit(query.get("limit"))
         after = decode_continue(query.get("continue"))
         version = self.negotiate.read(request)
-        if watch.watch:
+        if watch.watch and request.method == "GET":  # (a HEAD is answered as a list)
             return await self._watch(selector, watch, version)
         revision, items = await self.cache.list(
             self.cls, selector=selector or None, limit=limit + 1 if limit else None,

@@ -121,7 +121,7 @@ class WatchStreams:
                 if lines:
                     yield b"".join(lines)
                 now = loop.time()
-                if bookmark_at is not None and now >= bookmark_at:
+                if bookmark_at is not None and now >= bookmark_at and watcher.settled:
                     yield watcher.bookmark()
                     bookmark_at = now + self.bookmark_interval
                 if deadline is not None and now >= deadline:

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..resource import Resource, Selector
@@ -82,6 +82,7 @@ class KindFeed:
         self._fill_after = 0.0
         self._last_read = 0.0
         self._closed = False
+        self._latest = _unbounded_latest(storage)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class KindFeed:
             self._start_filling()
             return None
         self._ensure_poller()
-        latest = await self.storage.latest(self.collection)
+        latest = await self._latest(self.collection)
         if self.revision is None or self.revision < latest:
             await self.sync(until=latest)
         if self.revision is None or self.revision < latest:
@@ -338,3 +339,14 @@ class KindFeed:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _unbounded_latest(storage: Storage) -> Callable[[str], Awaitable[int]]:
+    """`storage.latest`, called before every cached read. The file backend answers it
+    inline on the event loop (a stat or two, no thread hop), where a time bound
+    (`with_timeout`) cannot interrupt anything and its task would cost a third of a cached
+    get: call the backend itself. Other backends keep their bound."""
+    inner = getattr(storage, "inner", None)
+    if storage.name == "file" and inner is not None:
+        return inner.latest  # type: ignore[no-any-return]
+    return storage.latest

@@ -181,6 +181,12 @@ class Watcher:
         self._queue.clear()
         return self._lines(records)
 
+    @property
+    def settled(self) -> bool:
+        """Past its start (initial objects, a backlog read from the log): a bookmark now
+        tells the truth."""
+        return not self._initial and self._fetch is None
+
     def bookmark(self) -> bytes:
         """A BOOKMARK event: everything up to `cursor` has been sent."""
         obj = {"kind": self.kind, "apiVersion": API_VERSION,
