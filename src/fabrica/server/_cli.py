@@ -21,6 +21,7 @@ from ..events import JetStream, NatsBus, compile_pattern
 from ..reconcile import ResourceReconciler
 from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import (
+    DEFAULT_CHANGE_HISTORY,
     DatabaseURLRequired,
     Storage,
     StorageSetupError,
@@ -43,8 +44,6 @@ from ._workers import run_app, serve_workers
 
 __all__ = ["main", "service_cli"]
 
-# TODO(i12w): fabrica.storage.DEFAULT_CHANGE_HISTORY once i12s exports it
-DEFAULT_CHANGE_HISTORY = 10_000
 
 log = logging.getLogger("fabrica.server")
 
@@ -271,16 +270,7 @@ def _open_storage(
     with _storage_errors():
         return prepare_storage(data_dir, url, auto_migrate=auto_migrate,
                                migrate_command=f"python -m {settings.package}.server migrate",
-                               **_history(change_history))
-
-
-def _history(change_history: int) -> dict[str, int]:
-    """TODO(i12w): pass change_history= directly once prepare_storage takes it (i12s)."""
-    import inspect
-
-    if "change_history" in inspect.signature(prepare_storage).parameters:
-        return {"change_history": change_history}
-    return {}
+                               change_history=change_history)
 
 
 def _database_url(settings: ServiceSettings, data_dir: str, database_url: str | None

@@ -70,3 +70,22 @@ def test_several_processes_need_a_shared_bus(tmp_path, args, message):
     result = serve(tmp_path, *args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_watch_options_reach_the_cache_and_the_storage(tmp_path, monkeypatch):
+    """--watch-cache-size bounds the watch cache, --watch-history the storage's change log;
+    both read their environment variables, as every serve option does."""
+    served = []
+    monkeypatch.setattr("fabrica.server._cli.run_app", lambda app, **kw: served.append(app))
+    result = serve(tmp_path, "--watch-cache-size", "7",
+                   env={"SVC_WATCH_HISTORY": "5", "SVC_EVENTS_BUS": "memory"})
+    assert result.exit_code == 0, result.output
+    (app,) = served
+    assert app.state.watch_cache.settings.max_objects == 7
+    assert app.state.store.storage.inner._changes.history == 5
+
+
+def test_watch_options_are_checked(tmp_path):
+    for option in ("--watch-cache-size", "--watch-history"):
+        result = serve(tmp_path, option, "-1")
+        assert result.exit_code == 2 and option in result.output
