@@ -201,7 +201,16 @@ class KindFeed:
             self.revision = self.ring_floor = start
 
     async def _sync_locked(self, until: int | None) -> None:
-        while self.revision is not None and (until is None or self.revision < until):
+        """Apply the changes up to the storage's latest revision (read first: every change
+        up to it is readable, so a partial batch means there is no other change up to it,
+        and the position moves there even when the last revisions were no change at all,
+        a failed write's number)."""
+        if self.revision is None:
+            return
+        latest = await self._latest(self.collection)
+        if until is None or until < latest:
+            until = latest
+        while self.revision is not None and self.revision < until:
             try:
                 batch = await self.storage.changes(self.collection, self.revision, _BATCH)
             except Gone as exc:
@@ -209,7 +218,9 @@ class KindFeed:
                 return
             if batch:
                 self._apply(batch)
-            if len(batch) < _BATCH and (until is None or not batch):
+            if len(batch) < _BATCH:
+                if self.revision is not None:
+                    self.revision = max(self.revision, latest)
                 return
 
     def _apply(self, batch: list[Any]) -> None:

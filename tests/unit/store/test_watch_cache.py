@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import delete
 
 from fabrica.resource import parse_selector
-from fabrica.storage import FileStorage, NotFound, SQLStorage, Storage
+from fabrica.storage import AlreadyExists, FileStorage, NotFound, SQLStorage, Storage
 from fabrica.storage._sql_schema import changes, collections, resources, revisions
 from fabrica.store import ResourceStore, WatchCache, Watcher
 from tests._support.app import Device, DeviceSpec
@@ -298,3 +298,32 @@ async def test_a_kind_beyond_the_bound_is_read_from_storage_and_still_watched(op
     await a.store.create(Device, "d3", WEB)
     more = await events(watcher, lambda got: len(got) >= 1)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in more] == [("ADDED", "d3")]
+
+
+async def test_failed_writes_at_the_end_of_the_log_never_stall_reads(opener) -> None:
+    """A write that fails after taking its revision leaves no change (a 409 for a taken
+    name): a cache positioned before such revisions moves past them instead of asking the
+    log about them again on every read (which waited seconds each time)."""
+    a, b = opener(), opener()
+    await a.store.create(Device, "d", WEB)
+    await b.cache.list(Device)
+    await asyncio.sleep(0.1)
+    for _ in range(3):
+        with pytest.raises(AlreadyExists):
+            await a.store.create(Device, "d", WEB)
+    feed = b.cache.feed(Device)
+    await b.cache.list(Device)  # the first read may wait for the storage to see them
+    latest = await b.storage.latest("devices")
+    assert feed.revision == latest
+    asked: list[int] = []
+    changes = b.storage.changes
+
+    async def counting(collection: str, after: int, limit: int = 1000) -> Any:
+        asked.append(after)
+        return await changes(collection, after, limit)
+
+    b.storage.changes = counting  # type: ignore[method-assign]
+    for _ in range(5):
+        revision, items = await b.cache.list(Device)
+        assert revision == latest and [i.name for i in items] == ["d"]
+    assert asked == []  # current: no read of the log at all (it used to wait each time)
