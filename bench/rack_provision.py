@@ -25,6 +25,14 @@ Every schema / database made for a run is dropped at its end, on failure too.
     .venv/bin/python bench/rack_provision.py --quick         # 4 x 4 x 4 dedicated smoke run
     .venv/bin/python bench/rack_provision.py --backend postgresql --timeout 1200
     .venv/bin/python bench/rack_provision.py --chassis 8 --blades 16 --nodes 8 --bmc-mode shared
+
+With ``--bus nats`` (PostgreSQL or MariaDB) it runs several processes instead: one
+``--role api`` and N ``--role controller`` processes on one database and NATS JetStream,
+for each N of ``--controllers`` (default 1,2), each on a fresh schema and stream; it POSTs
+``--racks`` racks at once and times until all are Ready, then prints the speed-up of each N
+over one controller (see `_processes`).
+
+    .venv/bin/python bench/rack_provision.py --backend postgresql --bus nats --controllers 1,2
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import HOST, Server, free_port, request  # noqa: E402
+from _processes import ProcessesError, provision_with_processes  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "rack-reconciliation"
@@ -556,6 +565,43 @@ def bench(shape: Shape, backend: str, timeout: float) -> list[Timing]:
     return timings
 
 
+def bench_processes(shape: Shape, backend: str, racks: int, controllers: list[int],
+                    timeout: float) -> list[Timing]:
+    """One api and N controller processes on one database and NATS, for each N."""
+    timings = []
+    with tempfile.TemporaryDirectory(prefix="fabrica-bench-rack-") as tmp_name:
+        tmp = Path(tmp_name)
+        logs = tmp / "logs"
+        logs.mkdir()
+        project = make_project(tmp, backend)
+        for count in controllers:
+            print(f"{count} controller process(es): POST {racks} racks, waiting for Ready ...",
+                  flush=True)
+            with place(backend, tmp, f"processes-{count}") as where:
+                assert where.url is not None
+                try:
+                    seconds, note = provision_with_processes(
+                        project, where.url, logs, shape.template_body(), racks, count, timeout,
+                        _run, where.counts, shape.counts)
+                except ProcessesError as exc:
+                    raise BenchError(str(exc)) from exc
+            print(f"  all Ready after {seconds:.2f}s", flush=True)
+            timings.append(Timing(f"{count} controller process(es)", seconds,
+                                  shape.total * racks, note))
+    return timings
+
+
+def print_processes_report(timings: list[Timing]) -> None:
+    one = timings[0]
+    print()
+    print(f"{'scenario':36} {'seconds':>9} {'resources/s':>12} {'speed-up':>9}")
+    for t in timings:
+        print(f"{t.scenario:36} {t.seconds:9.2f} {t.rate:12.0f} {one.seconds / t.seconds:9.2f}")
+    print()
+    for t in timings:
+        print(f"{t.scenario}: {t.note}")
+
+
 def _where(where: Place) -> str:
     if where.url is None:
         return f"data dir {where.data_dir}"
@@ -596,10 +642,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="one BMC per node or per blade (default dedicated)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 4 x 4 x 4 dedicated unless sizes are given")
+    parser.add_argument("--bus", choices=["memory", "nats"], default="memory",
+                        help="memory (default): one server process; nats: one api process "
+                             "and --controllers controller processes (postgresql, mariadb)")
+    parser.add_argument("--controllers", default="1,2",
+                        help="with --bus nats: controller process counts to run, in turn "
+                             "(default 1,2)")
+    parser.add_argument("--racks", type=int, default=6,
+                        help="with --bus nats: racks POSTed at once (default 6)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds to wait for Ready before failing (default 600)")
     args = parser.parse_args(argv)
-    small = args.quick
+    small = args.quick or args.bus == "nats"  # several racks: smaller ones by default
+    if args.bus == "nats":
+        if args.backend not in ("postgresql", "mariadb"):
+            parser.error("--bus nats needs a database shared by processes: --backend "
+                         "postgresql or mariadb")
+        try:
+            args.controllers = [int(n) for n in args.controllers.split(",")]
+        except ValueError:
+            parser.error("--controllers is a comma-separated list of counts, e.g. 1,2")
+        if not args.controllers or min(args.controllers) < 1 or args.racks < 1:
+            parser.error("--controllers and --racks must be at least 1")
+        if not args.quick:
+            args.chassis, args.blades = args.chassis or 8, args.blades or 8
     args.chassis = args.chassis or (4 if small else 42)
     args.blades = args.blades or (4 if small else 16)
     args.nodes = args.nodes or (4 if small else 8)
@@ -622,11 +688,18 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.python_version()}, traffic to {HOST} only", flush=True)
     started = time.monotonic()
     try:
-        timings = bench(shape, args.backend, args.timeout)
+        if args.bus == "nats":
+            timings = bench_processes(shape, args.backend, args.racks, args.controllers,
+                                      args.timeout)
+        else:
+            timings = bench(shape, args.backend, args.timeout)
     except BenchError as exc:
         print(f"\nFAILED: {exc}", file=sys.stderr)
         return 1
-    print_report(shape, timings)
+    if args.bus == "nats":
+        print_processes_report(timings)
+    else:
+        print_report(shape, timings)
     print(f"total time {time.monotonic() - started:.0f}s")
     return 0
 
