@@ -415,10 +415,20 @@ def storage_documents(project: Path, shape: Shape) -> list[tuple[str, dict[str, 
     labels = {RACK_UID_LABEL: rack_uid}
     docs: list[tuple[str, dict[str, Any]]] = []
 
+    taken: set[str] = set()
+
+    def fresh_uid(prefix: str) -> str:
+        """A uid no other document has: 32 random bits collide now and then among 11,466
+        (the store draws again on a collision; these documents go to storage directly)."""
+        while (uid := new_uid(prefix)) in taken:
+            pass
+        taken.add(uid)
+        return uid
+
     def make(cls: Any, name: str, spec: Any, owner: OwnerReference) -> Any:
         now = utcnow()
         obj = cls(metadata=Metadata(
-            name=name, uid=new_uid(cls.resource_info.prefix), labels=labels,
+            name=name, uid=fresh_uid(cls.resource_info.prefix), labels=labels,
             created_at=now, updated_at=now, generation=1, owner_references=[owner],
         ), spec=spec, status=cls.resource_info.status_type())
         docs.append((cls.resource_info.plural, obj.model_dump(mode="json", by_alias=True)))

@@ -21,9 +21,9 @@ guarantees are kept:
 
 PostgreSQL (asyncpg) and MySQL (aiomysql) run on SQLAlchemy's async engine, reads in
 autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips). A lost connection, a database
-restart or a pool timeout raises `Unavailable` (503 with Retry-After); ``pool_pre_ping``
-replaces dead pooled connections, so the service recovers by itself once the database is
-back.
+restart or a pool timeout raises `Unavailable` (503 with Retry-After); a pooled connection
+idle for more than 2 seconds is pinged before use and replaced if dead (`_ping_when_idle`),
+so the service recovers by itself once the database is back.
 
 SQLite's driver is synchronous (aiosqlite is a thread per connection, with a hop for every
 call), so SQLite runs on SQLAlchemy's synchronous engine with one worker-thread hop per
@@ -73,6 +73,13 @@ T = TypeVar("T")
 
 _SQLITE_BUSY_TIMEOUT_MS = 10_000
 _WRITE = "fabrica_write"
+# As many connections as SQLAlchemy's default allows at most (5 + 10 overflow), all kept:
+# overflow connections are closed as soon as they are returned, so a service whose
+# concurrency exceeds 5 (a reconciler's 32 creates in flight) used to connect and
+# disconnect for almost every operation.
+_POOL_SIZE = 15
+_PING_AFTER_IDLE = 2.0  # seconds a pooled connection may sit idle and be used unpinged
+_IDLE_SINCE = "fabrica_idle_since"
 
 
 class SQLStorage:
@@ -344,10 +351,40 @@ def _run_sync(engine: Engine, operation: Callable[..., T], write: bool, *args: A
 
 def _async_engine(database: DatabaseURL, options: Mapping[str, Any]) -> AsyncEngine:
     settings: dict[str, Any] = {"connect_args": dict(database.connect_args),
-                                "pool_pre_ping": True, "pool_recycle": 1800}
+                                "pool_recycle": 1800, "pool_size": _POOL_SIZE,
+                                "max_overflow": 0}
     if database.backend in ("mysql", "mariadb"):
         settings["isolation_level"] = "READ COMMITTED"
-    return create_async_engine(database.url, **{**settings, **options})
+    engine = create_async_engine(database.url, **{**settings, **options})
+    if "pool_pre_ping" not in options:
+        _ping_when_idle(engine.sync_engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle for a while.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip per operation, a
+    sixth of a busy server's time. A connection returned moments ago is alive as far as
+    a ping could tell; one idle longer may have died with a database restart, and is pinged
+    and replaced. A connection that dies while in use fails its operation (`Unavailable`),
+    and SQLAlchemy then recycles every connection older than that failure.
+    """
+    @event.listens_for(engine, "checkin")
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < _PING_AFTER_IDLE:
+            return  # new, or in use a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa_exc.DisconnectionError(f"pooled connection is dead: {exc}") from exc
+        if not alive:
+            raise sa_exc.DisconnectionError("pooled connection is dead")
 
 
 def _sqlite_engine(database: DatabaseURL, options: Mapping[str, Any]) -> Engine:
