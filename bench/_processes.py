@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import secrets
 import sys
@@ -40,8 +41,8 @@ def provision_with_processes(
     """Seconds from the first POST /racks until all `racks` are Ready, and a note."""
     module = [sys.executable, "-m", f"{PACKAGE}.server"]
     storage = ["--database-url", url]
-    print(f"  python -m {PACKAGE}.server migrate: {run([*module, 'migrate', *storage], project).strip()}",
-          flush=True)
+    said = run([*module, "migrate", *storage], project).strip()
+    print(f"  python -m {PACKAGE}.server migrate: {said}", flush=True)
     token = secrets.token_hex(4)
     bus = ["--events-bus", "nats", "--nats-url", NATS_URL, "--event-prefix",
            f"bench{token}.io.fabrica", "--nats-stream", f"BENCH{token.upper()}"]
@@ -53,16 +54,22 @@ def provision_with_processes(
                        ["--role", "controller", "--instance", f"controller-{n}"])
                 for n in range(controllers)]
         _wait_balanced(ctls, controllers, timeout=60)
+        cpu_before, machine_before = [_cpu_seconds(s) for s in servers], _machine_busy()
         seconds, polls = _provision(api, template, racks, timeout)
+        used = [after - before for after, before in
+                zip([_cpu_seconds(s) for s in servers], cpu_before, strict=True)]
+        busy = _busy_fraction(machine_before, _machine_busy())
         stored = counts()
         want = {c: n * racks for c, n in want_per_rack.items()}
         if stored != want:
             raise ProcessesError(f"stored children {stored}, want {want}")
         split = [{r: int(_metric(c, rf'fabrica_reconcile_total\{{kind="Rack",result="{r}"\}}'))
                   for r in ("requeue", "success", "error")} for c in ctls]
+        cpu = ", ".join(f"{s.name} {u:.1f}s" for s, u in zip(servers, used, strict=True))
         note = (f"{racks} racks POSTed at once, 1 api + {controllers} controller processes "
                 f"on one database and NATS; {polls} polls; rack reconciles per controller "
-                f"by result {split}")
+                f"by result {split}; CPU used meanwhile: {cpu}; all {_cores()} cores of "
+                f"the machine {busy:.0%} busy (database, NATS, other work included)")
         return seconds, note
     except BaseException:
         for server in servers:
@@ -73,6 +80,29 @@ def provision_with_processes(
         for server in servers:
             server.stop()
         _drop_stream(f"BENCH{token.upper()}")
+
+
+def _cpu_seconds(server: Server) -> float:
+    """User + system CPU time of a server process so far (Linux /proc)."""
+    assert server.proc is not None
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _busy_fraction(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
 
 
 def _start(servers: list[Server], name: str, module: list[str], common: list[str],

@@ -39,6 +39,11 @@ class Mailbox:
         return len(self._items)
 
     @property
+    def pending(self) -> int:
+        """Events queued for the consumer (dropped entries still in the queue not counted)."""
+        return sum(1 for event in self._items if event is not _TOMBSTONE)
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

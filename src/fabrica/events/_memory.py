@@ -79,7 +79,7 @@ class _HandlerSubscription:
             delivered=self._delivered,
             failed=self._failed,
             dropped=self.mailbox.dropped,
-            pending=len(self.mailbox),
+            pending=self.mailbox.pending,
         )
 
     def matches(self, event_type: str) -> bool:

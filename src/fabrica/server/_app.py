@@ -31,6 +31,7 @@ from ..store import (
     WatchCache,
 )
 from ._auth_openapi import add_bearer_security
+from ._bus_metrics import register_bus_metrics
 from ._docs import docs_routes
 from ._errors import APIError, exception_handlers
 from ._observe import HTTPMetrics, metrics_endpoint
@@ -116,6 +117,7 @@ def create_app(
     relay = None
     if bus is not None:
         publisher = ChangePublisher(bus, prefix=settings.event_prefix, source=settings.source)
+        register_bus_metrics(registry, bus, lambda: publisher.failures)
         if _durable(bus, storage):  # events commit with their writes, a relay publishes them
             relay = OutboxRelay(storage, bus, leases, registry=registry)  # type: ignore[arg-type]
             store.use_outbox(publisher.messages, relay.wake)

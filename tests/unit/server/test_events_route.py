@@ -69,3 +69,35 @@ async def test_last_event_id_resumes_and_an_unknown_one_is_counted(tmp_path):
 
 async def _append(into: list[Any], event: Any) -> None:
     into.append(event)
+
+
+async def test_metrics_count_what_the_bus_dropped_holds_back_or_could_not_publish(tmp_path):
+    settings = ServiceSettings(project="devices", package="devices", events=True)
+    bus = MemoryBus(queue_size=1, publish_timeout=0.01)
+    app = create_app([Device], FileStorage(tmp_path / "data"), settings=settings, bus=bus)
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def stuck(event: Any) -> None:
+        started.set()
+        await release.wait()
+
+    await bus.subscribe("**", stuck, name="stuck")
+    spec = DeviceSpec(type="server", ip_address="10.0.0.1").model_dump()
+    async with serve_in_process(app) as client:
+        for n in range(3):  # one in the handler, one queued, one dropped after 10 ms
+            response = await client.post("/devices", json={"metadata": {"name": f"d{n}"},
+                                                           "spec": spec})
+            assert response.status_code == 201
+            await started.wait()
+        metrics = (await client.get("/metrics")).text
+        assert 'fabrica_events_handler_dropped_total{subscriber="stuck"} 1.0' in metrics
+        assert 'fabrica_events_handler_pending{subscriber="stuck"} 1.0' in metrics
+        assert "fabrica_events_publish_failures_total 0.0" in metrics
+        release.set()
+        await bus.close(drain=False)  # the bus is gone: a write's events cannot go out
+        response = await client.post("/devices", json={"metadata": {"name": "late"},
+                                                       "spec": spec})
+        assert response.status_code == 201
+        metrics = (await client.get("/metrics")).text
+        assert "fabrica_events_publish_failures_total 1.0" in metrics
