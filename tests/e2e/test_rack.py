@@ -193,8 +193,15 @@ def test_metrics(server):
         uid = template(http, "t", 1, 1, 1, "shared")
         http.post("/racks", json={"name": "m", "templateUID": uid})
         rack_when_ready(http, "m")
-        text = http.get("/metrics").text
-    assert 'fabrica_reconcile_total{kind="Rack",result="requeue"}' in text
+        # The worker counts a reconcile once it returns, a moment after the Ready status it
+        # saved is visible: wait for the count, not just for Ready (run first, the series
+        # did not exist yet when /metrics answered).
+        def counted() -> str | None:
+            text = http.get("/metrics").text
+            return text if 'fabrica_reconcile_total{kind="Rack",result="requeue"}' in text \
+                else None
+
+        text = wait_for(counted)
     assert 'fabrica_workqueue_depth{kind="Rack"}' in text
     assert "fabrica_http_request_duration_seconds_bucket" in text
 
