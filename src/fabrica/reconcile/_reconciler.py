@@ -46,13 +46,15 @@ from ..store import Emission
 from ._client import ReconcileClient, own_writes
 from ._result import Request, Result, TerminalError
 
-__all__ = ["ResourceReconciler"]
+__all__ = ["OVERTAKEN", "ResourceReconciler"]
 
 R = TypeVar("R", bound=Resource[Any, Any])
 # Emissions of the reconcile running in this task; tasks it starts share the list.
 _PENDING: ContextVar[list[Emission] | None] = ContextVar("fabrica_emissions", default=None)
 _EVENT_IDS = uuid.UUID("6f1c2a8e-5b0d-4c57-9a51-2f3f0e6b9d41")
-_AT_ONCE = Result(requeue_after=0.0)
+#: What an overtaken reconcile returns (see the module docstring): requeued at once, and
+#: counted apart (``fabrica_reconcile_total{result="overtaken"}``) by its identity.
+OVERTAKEN = Result(requeue_after=0.0)
 
 
 class ResourceReconciler(Generic[R]):
@@ -133,7 +135,7 @@ class ResourceReconciler(Generic[R]):
         except TerminalError as exc:
             self._mark_ready(obj, False, "ReconcileFailed", str(exc), before)
             if not await self._settle(obj, ours, pending):
-                return _AT_ONCE  # decided on a state that is gone: decide again
+                return OVERTAKEN  # decided on a state that is gone: decide again
             self.log.warning("%s %s failed for good: %s", self.kind.__name__, obj.name, exc)
             return Result()
         except Exception as exc:
@@ -143,7 +145,7 @@ class ResourceReconciler(Generic[R]):
             raise
         self._mark_ready(obj, True, "Reconciled", "", before)
         if not await self._settle(obj, ours, pending):
-            return _AT_ONCE
+            return OVERTAKEN
         if result is None:
             return Result(requeue_after=self.requeue_after)
         return result

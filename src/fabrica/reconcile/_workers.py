@@ -15,7 +15,7 @@ from typing import Any
 from ..store import SYSTEM_CONTROLLER, set_actor
 from ._metrics import ControllerMetrics
 from ._queue import QueueShutDown, WorkQueue
-from ._reconciler import ResourceReconciler
+from ._reconciler import OVERTAKEN, ResourceReconciler
 from ._result import Request, Result
 from ._shards import Shards
 
@@ -101,6 +101,8 @@ class KindWorkers:
 
 
 def _outcome(result: Result) -> str:
+    if result is OVERTAKEN:
+        return "overtaken"  # someone else wrote the object meanwhile: decided again at once
     if result.requeue_after is not None or result.requeue:
         return "requeue"
     return "success"

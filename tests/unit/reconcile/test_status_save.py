@@ -9,6 +9,7 @@ reconciler does) do not count as someone else's.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -134,3 +135,35 @@ async def test_an_overtaken_reconcile_drops_its_events_too(store):
     rec.meanwhile = None
     await rec.reconcile(Request("Job", job.uid))
     assert published == ["finished"]
+
+
+async def test_overtaken_reconciles_are_counted_apart_and_run_again(store):
+    from prometheus_client import CollectorRegistry
+
+    from fabrica.reconcile import ControllerMetrics, KindWorkers
+
+    registry = CollectorRegistry()
+    job = await store.create(Job, "j", JobSpec())
+    overtaken = []
+
+    async def once(store: ResourceStore, job: Job) -> None:
+        if not overtaken:  # the first run only: the requeued one lands
+            overtaken.append(job.uid)
+            await api_status_write(store, job)
+
+    workers = KindWorkers(reconciler(store, meanwhile=once), 1, timeout=10,
+                          metrics=ControllerMetrics(registry))
+    workers.start()
+    workers.add(job.uid)
+
+    def count(result: str) -> float | None:
+        return registry.get_sample_value("fabrica_reconcile_total",
+                                         {"kind": "Job", "result": result})
+    try:
+        async with asyncio.timeout(10):
+            while count("requeue") is None:
+                await asyncio.sleep(0.01)
+    finally:
+        await asyncio.gather(*workers.shutdown())
+    assert (count("overtaken"), count("requeue")) == (1.0, 1.0)
+    assert (await store.get(Job, job.uid)).status.phase == "Done"
