@@ -42,9 +42,9 @@ def free_port() -> int:
 class Server:
     """A generated server running as a child process on a free port."""
 
-    def __init__(self, project: Path, package: str, *args: str, env: dict[str, str] | None = None
-                 ) -> None:
-        self.port = free_port()
+    def __init__(self, project: Path, package: str, *args: str, env: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
+        self.port = port or free_port()  # a port of its own, or a stopped server's again
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = project / f"server-{self.port}.log"
         command = [sys.executable, "-m", f"{package}.server", "serve", "--host", "127.0.0.1",
