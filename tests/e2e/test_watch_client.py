@@ -173,6 +173,12 @@ def test_list_watch_prints_each_change(project: Path, server: Server) -> None:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=10)
         assert process.returncode == 0 and out == "" and err == ""
+        # the server ends a watch at its timeoutSeconds, and then list -w ends too
+        ended = subprocess.run([*command, "--watch-timeout", "1"], cwd=project, timeout=30,
+                               capture_output=True, text=True)
+        assert ended.returncode == 0, ended.stderr
+        assert [json.loads(line)["object"]["metadata"]["name"]
+                for line in ended.stdout.splitlines()] == ["web-02"]
     finally:
         if process.poll() is None:
             process.kill()
