@@ -183,3 +183,29 @@ def test_list_watch_prints_each_change(project: Path, server: Server) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(5)
+
+
+SCRIPT = """
+from device_api.client import Client, Informer, WatchEvent
+from device_api.resources.device import Device, DeviceSpec
+
+with Client() as client:
+    items, version = client.list_with_version(Device)
+    with Informer(client, Device) as informer:
+        assert informer.wait_for_sync(10)
+        print(sorted(d.metadata.name for d in informer.list()))
+    client.create(Device, "c", DeviceSpec(type="server", ip_address="10.0.0.3"))
+    for event in client.watch(Device, resource_version=version, timeout_seconds=1):
+        assert isinstance(event, WatchEvent)
+        print(event.type, event.object.metadata.name)
+"""
+
+
+def test_the_generated_client_watches(project: Path, server: Server) -> None:
+    for name in ("a", "b"):
+        httpx.post(f"{server.url}/devices", json={"name": name, **WEB}).raise_for_status()
+    ran = subprocess.run([sys.executable, "-c", SCRIPT], cwd=project, capture_output=True,
+                         text=True, timeout=60,
+                         env={**os.environ, "DEVICE_API_SERVER": server.url})
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == ["['a', 'b']", "ADDED c"]
