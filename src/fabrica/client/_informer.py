@@ -190,8 +190,8 @@ class Informer(InformerBase[R]):
                 for change in batch:
                     self._dispatch(change)
                 self._synced.set()
-        except Exception:  # pragma: no cover - follow retries everything; a bug otherwise
-            log.exception("informer of %s stopped", self.plural)
+        except Exception:  # follow retries every server error: an object the class cannot
+            log.exception("informer of %s stopped", self.plural)  # read, or a bug
 
     def _opened(self, response: httpx.Response) -> None:
         with self._lock:
