@@ -101,3 +101,32 @@ async def test_metrics_count_what_the_bus_dropped_holds_back_or_could_not_publis
         assert response.status_code == 201
         metrics = (await client.get("/metrics")).text
         assert "fabrica_events_publish_failures_total 1.0" in metrics
+
+
+async def test_last_event_id_resumes_from_jetstream(tmp_path):
+    """On NATS JetStream the stream, not this process, holds what the client missed."""
+    from fabrica.events import JetStream, NatsBus
+    from tests._support.nats import URL, drop_stream, names
+
+    prefix, stream = names()
+    settings = ServiceSettings(project="devices", package="devices", events=True,
+                               event_prefix=prefix)
+    bus = NatsBus(URL, jetstream=JetStream.for_prefix(stream, prefix, heartbeat=0.2))
+    app = create_app([Device], FileStorage(tmp_path / "data"), settings=settings, bus=bus)
+    received: list[Any] = []
+    spec = DeviceSpec(type="server", ip_address="10.0.0.1").model_dump()
+    try:
+        async with serve_in_process(app) as client:
+            await bus.subscribe(f"{prefix}.**", lambda e: _append(received, e))
+            for name in ("a", "b", "c"):
+                response = await client.post("/devices", json={"metadata": {"name": name},
+                                                               "spec": spec})
+                assert response.status_code == 201
+            async with asyncio.timeout(10):
+                while len(received) < 3:
+                    await asyncio.sleep(0.01)
+            for last, following in zip(received, received[1:], strict=False):
+                chunks = await first_chunks(app, "/events", {"Last-Event-ID": last.id}, 2)
+                assert chunks[1].startswith(f"id: {following.id}\n".encode())
+    finally:
+        await drop_stream(stream)
