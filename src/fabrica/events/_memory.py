@@ -248,12 +248,14 @@ class MemoryBus(BusContext):
 
     `queue_size` bounds each handler's queue; `stream_size` is the default bound of a
     stream; `publish_timeout` is how long `publish` waits for a full handler queue (see
-    the module docstring for the policy). Use ``async with MemoryBus() as bus:`` or call
-    `start` and `close`.
+    the module docstring for the policy). `history` keeps the recent events while no
+    stream reads them, for a stream that resumes after one (``after``); off, only while
+    streams are open. Use ``async with MemoryBus() as bus:`` or call `start` and `close`.
     """
 
     def __init__(
-        self, queue_size: int = 1000, *, stream_size: int = 100, publish_timeout: float = 5.0
+        self, queue_size: int = 1000, *, stream_size: int = 100, publish_timeout: float = 5.0,
+        history: bool = True,
     ) -> None:
         if queue_size < 1 or stream_size < 1:
             raise ValueError("queue sizes must be at least 1")
@@ -262,6 +264,8 @@ class MemoryBus(BusContext):
         self._subs: list[_Sub] = []
         self._routes: dict[str, tuple[_HandlerSubscription, ...]] = {}
         self._log = Broadcast(max(4 * stream_size, _MIN_LOG))
+        self._history = history
+        self._streams = 0
         self._started = self._closed = False
 
     @property
@@ -278,7 +282,8 @@ class MemoryBus(BusContext):
     async def publish(self, event: CloudEvent) -> None:
         if self._closed:
             raise BusClosed(f"cannot publish {event.type}: the event bus is closed")
-        self._log.append(event)  # streams read it, now or on a Last-Event-ID resume
+        if self._streams or self._history:  # streams read it, now or on a resume
+            self._log.append(event)
         waiting: list[tuple[_HandlerSubscription, int]] = []
         for sub in self._route(event.type):
             if (seq := sub.mailbox.push(event)) is not None:
@@ -386,9 +391,11 @@ class MemoryBus(BusContext):
 
     def _add(self, sub: _Sub) -> None:
         self._subs.append(sub)
+        self._streams += isinstance(sub, _StreamSubscription)
         self._routes.clear()
 
     def _remove(self, sub: _Sub) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
+            self._streams -= isinstance(sub, _StreamSubscription)
             self._routes.clear()

@@ -527,7 +527,9 @@ class NatsBus(BusContext):
         self.subjects(pattern)
 
     def _local(self, size: int) -> MemoryBus:
-        return MemoryBus(size, stream_size=size, publish_timeout=self._publish_timeout)
+        # One subscriber's queue: JetStream, not this, is what a stream resumes from.
+        return MemoryBus(size, stream_size=size, publish_timeout=self._publish_timeout,
+                         history=False)
 
     def _forget(self, link: _Link) -> None:
         if link in self._links:
