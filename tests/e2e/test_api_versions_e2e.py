@@ -171,6 +171,27 @@ def test_client_library_with_api_version(project: Path, server: Server) -> None:
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
+def test_watch_and_informer_in_an_api_version(project: Path, server: Server) -> None:
+    script = textwrap.dedent(f"""
+        from {PKG}.client import Client, Informer
+        from {PKG}.resources_generated import Device, DeviceV1
+
+        with Client({server.url!r}, api_version="v1", on_warning=lambda text: None) as old:
+            with Informer(old, Device) as informer:
+                assert informer.wait_for_sync(10)
+                assert informer.list() and all(type(d) is DeviceV1 for d in informer.list())
+            items, version = old.list_with_version(Device)
+            old.create(Device, "watch-01", {{"type": "server", "ipAddress": "10.4.0.1"}})
+            events = list(old.watch(Device, resource_version=version, timeout_seconds=1))
+            assert [(e.type, type(e.object)) for e in events] == [("ADDED", DeviceV1)], events
+            assert events[0].object.spec.ip_address == "10.4.0.1"
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
 def test_openapi_is_valid_and_documents_both_versions(project: Path, server: Server) -> None:
     served = httpx.get(f"{server.url}/openapi.json").json()
     validate(served)

@@ -183,6 +183,21 @@ def test_the_client_library_sends_tokens_and_raises_typed_errors(
     assert int(from_env.stdout) >= 1
 
 
+def test_watching_needs_a_token_a_viewer_has(project: Path, server: Server) -> None:
+    """``list -w`` sends the token too; a refused one ends it with the server's message
+    rather than retrying for ever."""
+    watch = ("device", "list", "-w", "--watch-timeout", "1", "-o", "json")
+    anonymous = client(project, server, *watch, DEVICE_API_TOKEN="")
+    assert anonymous.returncode == 1 and "(401 Unauthorized)" in anonymous.stderr
+    viewer = token(project, "vera", "viewer")
+    watched = client(project, server, *watch, DEVICE_API_TOKEN=viewer)
+    assert watched.returncode == 0, watched.stderr
+    assert all(json.loads(line)["type"] == "ADDED" for line in watched.stdout.splitlines())
+    nobody = token(project, "nina", "nobody")
+    denied = client(project, server, "--token", nobody, *watch)
+    assert denied.returncode == 1 and "(403 Forbidden)" in denied.stderr
+
+
 # ---- SIGHUP ----------------------------------------------------------------------------
 
 def test_sighup_reloads_the_policy(project: Path, tmp_path: Path) -> None:
