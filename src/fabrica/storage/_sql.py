@@ -14,10 +14,11 @@ guarantees are kept:
 - each write is one transaction: document, labels and snapshot commit together or not at
   all. MySQL runs at READ COMMITTED, as PostgreSQL does, so writers lock rows, not gaps;
 - resourceVersions come from the collection's row in ``fabrica_collections``, which each
-  write locks first and holds until it commits: the writes of one collection commit in
-  revision order, and each records its change in ``fabrica_changes`` in its transaction,
-  so the change log is gap-free (see `_sql_changes`). Writers of different collections run
-  in parallel.
+  write locks last, just before it commits, and holds until then: the writes of one
+  collection commit in revision order, and each records its change in ``fabrica_changes``
+  in its transaction, so the change log is gap-free (see `_sql_changes`). Writers of
+  different collections run in parallel. A document is stored without its version, which
+  is in the row's ``resource_version`` column.
 
 PostgreSQL (asyncpg) and MySQL (aiomysql) run on SQLAlchemy's async engine, reads in
 autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips). A lost connection, a database
@@ -168,7 +169,8 @@ class SQLStorage:
         check_collection(collection)
         if not is_uid(uid):
             raise NotFound(collection, uid)
-        found = await self._run(ops.fetch_one, select(resources.c.document).where(
+        found = await self._run(ops.fetch_resource, select(
+            resources.c.document, resources.c.resource_version).where(
             resources.c.collection == collection, resources.c.uid == uid))
         if found is None:
             raise NotFound(collection, uid)
@@ -178,7 +180,8 @@ class SQLStorage:
         check_collection(collection)
         if not is_dns1123_subdomain(name):
             raise NotFound(collection, name)
-        found = await self._run(ops.fetch_one, select(resources.c.document).where(
+        found = await self._run(ops.fetch_resource, select(
+            resources.c.document, resources.c.resource_version).where(
             resources.c.collection == collection, resources.c.name == name))
         if found is None:
             raise NotFound(collection, name)
@@ -209,7 +212,7 @@ class SQLStorage:
         after: str | None = None,
     ) -> list[Document]:
         check_collection(collection)
-        return await self._run(ops.list_documents,
+        return await self._run(ops.list_resources,
                                list_query(collection, selector, limit, after))
 
     # -- writes ----------------------------------------------------------------------------

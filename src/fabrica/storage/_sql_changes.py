@@ -1,20 +1,28 @@
 """The SQL change log: revisions per collection, and the log of changes, gap-free.
 
-Every write starts by taking its revision from its collection's row in
-``fabrica_collections`` (``UPDATE ... SET revision = revision + 1``), which locks that row
-until the write commits or rolls back. So the writes of one collection take their numbers
-and commit one after the other, in revision order, and a reader that sees revision r
-committed sees every earlier one: `changes` is gap-free by construction, and `latest` is
-that row's committed revision, one indexed single-row read. Writers of different
-collections never meet. A rolled-back write gives its number back (nobody saw it), so the
-numbers of a collection are consecutive from its first logged write.
+Every write takes its revision from its collection's row in ``fabrica_collections``
+(``UPDATE ... SET revision = revision + 1``), which locks that row until the write commits
+or rolls back. So the writes of one collection take their numbers and commit one after the
+other, in revision order, and a reader that sees revision r committed sees every earlier
+one: `changes` is gap-free by construction, and `latest` is that row's committed revision,
+one indexed single-row read. Writers of different collections never meet. A rolled-back
+write gives its number back (nobody saw it), so the numbers of a collection are
+consecutive from its first logged write.
 
-The row lock is the first lock a write takes and each write touches one collection, so
-writers cannot deadlock on it with each other, with the outbox or the label and version
-tables. The first write of a new collection finds no row: it rolls back, inserts the row in
-a short transaction of its own (``INSERT`` that ignores a duplicate, so two processes doing
-it at once both succeed) and tries again. A new row starts at the database's revision
-counter, above any version a deleted resource of that name ever had.
+That lock serialises the writers of a collection, so a write takes it as late as it can:
+`take` is its last statement before COMMIT. Everything else (the resource's row, stored
+with a placeholder version, its labels and snapshot, the checks that can fail: uniqueness,
+compare-and-swap) is done before; `take` then sets the row's version and logs the change
+(on PostgreSQL in the same statement), and only the outbox rows follow. Documents are
+stored without their version (readers take it from the row's column or the change's
+revision), so nothing is written twice. The collection's row is the last lock a write
+takes, after its resource's row, labels and snapshots; a writer holding it waits for
+nothing another writer holds, so writers cannot wait for each other in a cycle.
+
+The first write of a new collection finds no row at that last step: it rolls back,
+inserts the row in a short transaction of its own (``INSERT`` that ignores a duplicate,
+so two processes doing it at once both succeed) and runs again. A new row starts at the
+database's revision counter, above any version a deleted resource of that name ever had.
 
 Compaction deletes the oldest changes and raises the horizon in one transaction; a reader
 gets rows and horizon from one statement (one snapshot), so it can tell when it asked for
@@ -26,13 +34,13 @@ from __future__ import annotations
 import builtins
 from typing import Any, cast
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, text, update
 from sqlalchemy import func as sql
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from ._base import ChangeType, Document, Gone, StoredChange
-from ._sql_query import decode, encode
-from ._sql_schema import changes, collections
+from ._base import ChangeType, Gone, StoredChange
+from ._sql_query import with_stored_version
+from ._sql_schema import changes, collections, resources
 
 __all__ = [
     "NoCollectionRow",
@@ -42,7 +50,7 @@ __all__ = [
     "horizon",
     "latest",
     "read_changes",
-    "record",
+    "take",
 ]
 
 
@@ -83,14 +91,46 @@ def ensure_collection(conn: Connection, collection: str, counter: int) -> None:
         conn.execute(mysql.insert(collections).values(**values).prefix_with("IGNORE"))
 
 
-def record(conn: Connection, collection: str, revision: int, kind: ChangeType,
-           document: Document, history: int) -> None:
-    """Log the change; every `history`/10 revisions, compact (the lock is ours already)."""
-    conn.execute(insert(changes).values(
-        collection=collection, revision=revision, uid=document["metadata"]["uid"], type=kind,
-        document=encode(document)))
+def take(conn: Connection, collection: str, uid: str, kind: ChangeType, body: str,
+         history: int) -> int:
+    """The last statements of a write: take its revision (which locks the collection's row
+    until commit), give it to the resource's row and log the change (`body`: the document
+    without its version, which readers take from the revision). Every `history`/10
+    revisions, compact (the lock is ours already). PostgreSQL does it in one statement."""
+    if conn.dialect.name == "postgresql":
+        revision = conn.execute(_TAKE_POSTGRESQL, {
+            "collection": collection, "uid": uid, "type": kind, "document": body}).scalar()
+        if revision is None:
+            raise NoCollectionRow(collection)
+    else:
+        revision = allocate(conn, collection)
+        if kind != "DELETED":
+            conn.execute(update(resources).where(
+                resources.c.collection == collection, resources.c.uid == uid,
+            ).values(resource_version=revision))
+        conn.execute(insert(changes).values(
+            collection=collection, revision=revision, uid=uid, type=kind, document=body))
     if history and revision % _compaction_step(history) == 0:
         _drop_before(conn, collection, revision - history)
+    return int(revision)
+
+
+# One round trip: the lock, the resource's version and the log entry. (Nothing is logged,
+# nothing returned when the collection has no row.)
+_TAKE_POSTGRESQL = text("""\
+WITH taken AS (
+    UPDATE fabrica_collections SET revision = revision + 1
+    WHERE collection = CAST(:collection AS VARCHAR) RETURNING revision
+), moved AS (
+    UPDATE fabrica_resources SET resource_version = taken.revision FROM taken
+    WHERE fabrica_resources.collection = CAST(:collection AS VARCHAR)
+      AND fabrica_resources.uid = CAST(:uid AS VARCHAR)
+)
+INSERT INTO fabrica_changes (collection, revision, uid, type, document)
+SELECT CAST(:collection AS VARCHAR), revision, CAST(:uid AS VARCHAR), CAST(:type AS VARCHAR),
+       CAST(:document AS TEXT)
+FROM taken
+RETURNING revision""")
 
 
 def latest(conn: Connection, collection: str) -> int:
@@ -121,7 +161,8 @@ def read_changes(conn: Connection, collection: str, after: int, limit: int
         raise Gone(collection, after, int(rows[0].horizon))
     if limit <= 0:
         return []
-    return [StoredChange(int(row.revision), cast(ChangeType, row.type), decode(row.document))
+    return [StoredChange(int(row.revision), cast(ChangeType, row.type),
+                         with_stored_version(row.document, row.revision))
             for row in rows if row.revision is not None]
 
 

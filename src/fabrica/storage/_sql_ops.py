@@ -13,14 +13,13 @@ import builtins
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Connection, Select, delete, func, insert, select, text, update
 
 from . import _sql_changes as change_log
-from ._base import Conflict, Document, Invalid, NotFound
+from ._base import ChangeType, Conflict, Document, Invalid, NotFound
 from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
-from ._sql_query import decode, encode, resource_columns
+from ._sql_query import decode, encode, resource_columns, with_stored_version
 from ._sql_schema import labels, outbox, resources, revisions, versions
 
 __all__ = [
@@ -30,7 +29,9 @@ __all__ = [
     "delete_version",
     "ensure_collection",
     "fetch_one",
+    "fetch_resource",
     "list_documents",
+    "list_resources",
     "list_versions",
     "outbox_done",
     "outbox_pending",
@@ -41,6 +42,9 @@ __all__ = [
 
 _VERSION_ID = re.compile(r"^v[0-9]{1,12}\Z")
 _REVISION_ROWS_KEPT = 100  # fabrica_revisions is pruned every this many writes
+# The resource_version of a row written before its write took its revision (`_finish`
+# sets it before commit, so no reader sees it); no expected version ever matches it.
+_PENDING = -2
 
 
 # -- reads -------------------------------------------------------------------------------
@@ -53,6 +57,17 @@ def fetch_one(conn: Connection, query: Select[str]) -> Document | None:
 
 def list_documents(conn: Connection, query: Select[str]) -> builtins.list[Document]:
     return [decode(row) for row in conn.execute(query).scalars()]
+
+
+def fetch_resource(conn: Connection, query: Select[str, int]) -> Document | None:
+    """A resource from (document, resource_version): the column holds its version."""
+    found = conn.execute(query).first()
+    return None if found is None else with_stored_version(found[0], found[1])
+
+
+def list_resources(conn: Connection, query: Select[str, int]
+                   ) -> builtins.list[Document]:
+    return [with_stored_version(document, version) for document, version in conn.execute(query)]
 
 
 def list_versions(conn: Connection, collection: str, uid: str) -> builtins.list[Document] | None:
@@ -82,16 +97,14 @@ def create(
 ) -> Document:
     """INSERT; a taken uid or name raises the database's IntegrityError."""
     meta = doc["metadata"]
-    revision = change_log.allocate(conn, collection)  # first: the collection's lock
-    stored = _with_version(doc, revision)
+    body = encode(_without_version(doc))
     conn.execute(insert(resources).values(
-        collection=collection, uid=meta["uid"], name=meta["name"], **_row(stored)))
+        collection=collection, uid=meta["uid"], name=meta["name"], resource_version=_PENDING,
+        document=body, **resource_columns(doc)))
     _write_labels(conn, collection, meta["uid"], meta.get("labels") or {})
     if snapshot is not None:
         _write_snapshot(conn, collection, meta["uid"], snapshot)
-    change_log.record(conn, collection, revision, "ADDED", stored, history)
-    _record_events(conn, collection, meta["uid"], stored, events)
-    return stored
+    return _finish(conn, collection, "ADDED", doc, body, events, history)
 
 
 def update_resource(
@@ -103,26 +116,24 @@ def update_resource(
     events: Outbox | None = None,
     history: int = 0,
 ) -> Document:
-    """Compare-and-swap on resource_version: one UPDATE that matches only the expected row."""
+    """Compare-and-swap on resource_version: one UPDATE that matches only the expected row
+    (and locks it); the row's new version is set by `_finish`, last."""
     meta = doc["metadata"]
     uid, name = meta["uid"], meta["name"]
-    revision = change_log.allocate(conn, collection)  # first: the collection's lock
-    stored = _with_version(doc, revision)
+    body = encode(_without_version(doc))
     swapped = conn.execute(
         update(resources)
         .where(resources.c.collection == collection, resources.c.uid == uid,
                resources.c.resource_version == _version_number(expected),
                resources.c.name == name)
-        .values(**_row(stored)))
+        .values(resource_version=_PENDING, document=body, **resource_columns(doc)))
     if swapped.rowcount != 1:
         _explain_failed_swap(conn, collection, uid, name, expected)
     conn.execute(delete(labels).where(labels.c.collection == collection, labels.c.uid == uid))
     _write_labels(conn, collection, uid, meta.get("labels") or {})
     if snapshot is not None:
         _write_snapshot(conn, collection, uid, snapshot)
-    change_log.record(conn, collection, revision, "MODIFIED", stored, history)
-    _record_events(conn, collection, uid, stored, events)
-    return stored
+    return _finish(conn, collection, "MODIFIED", doc, body, events, history)
 
 
 def delete_resource(
@@ -131,7 +142,6 @@ def delete_resource(
 ) -> Document:
     """Lock the row, compare, delete; labels and snapshots go by ON DELETE CASCADE. The
     delete takes a revision of its own: the returned document carries it."""
-    revision = change_log.allocate(conn, collection)  # first: the collection's lock
     where = (resources.c.collection == collection, resources.c.uid == uid)
     row = conn.execute(select(resources.c.resource_version, resources.c.document)
                        .where(*where).with_for_update()).first()
@@ -142,10 +152,24 @@ def delete_resource(
         raise Conflict(collection, uid, expected, actual)
     conn.execute(delete(resources).where(*where,
                                          resources.c.resource_version == row.resource_version))
-    removed = _with_version(decode(row.document), revision)
-    change_log.record(conn, collection, revision, "DELETED", removed, history)
-    _record_events(conn, collection, uid, removed, events)
-    return removed
+    last = _without_version(decode(row.document))
+    return _finish(conn, collection, "DELETED", last, encode(last), events, history)
+
+
+def _finish(conn: Connection, collection: str, kind: ChangeType, doc: Document, body: str,
+            events: Outbox | None, history: int) -> Document:
+    """The write's last statements: take the revision (the collection's lock, held until
+    commit), give it to the resource row, log the change and record the events.
+
+    Everything else the write does comes before, so the lock that orders the writes of a
+    collection is held for these few statements and the commit only; and it is the last
+    lock a write takes (after its resource's row), so writers cannot wait for each other
+    in a cycle."""
+    uid = doc["metadata"]["uid"]
+    revision = change_log.take(conn, collection, uid, kind, body, history)
+    stored = _with_version(doc, revision)
+    _record_events(conn, collection, uid, stored, events)
+    return stored
 
 
 def ensure_collection(conn: Connection, collection: str) -> None:
@@ -259,13 +283,14 @@ def _explain_failed_swap(
     raise Conflict(collection, uid, expected, actual)
 
 
-def _row(stored: Document) -> dict[str, Any]:
-    return {"resource_version": int(stored["metadata"]["resourceVersion"]),
-            "document": encode(stored), **resource_columns(stored)}
-
-
 def _with_version(doc: Document, revision: int) -> Document:
     return {**doc, "metadata": {**doc["metadata"], "resourceVersion": str(revision)}}
+
+
+def _without_version(doc: Document) -> Document:
+    """The document as stored: its version lives in a column (see `with_stored_version`);
+    the key stays, empty, so the document reads back with its keys in their order."""
+    return {**doc, "metadata": {**doc["metadata"], "resourceVersion": ""}}
 
 
 def _version_number(version: str) -> int:

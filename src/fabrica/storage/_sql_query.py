@@ -31,6 +31,7 @@ __all__ = [
     "list_query",
     "resource_columns",
     "selector_clause",
+    "with_stored_version",
 ]
 
 # SQLSTATE classes: 08 connection exception, 53 insufficient resources, 57 operator
@@ -52,6 +53,17 @@ def decode(text: str) -> Document:
     doc = json.loads(text)
     if not isinstance(doc, dict):
         raise ValueError("stored document is not a JSON object")
+    return doc
+
+
+def with_stored_version(text: str, version: int) -> Document:
+    """A stored document with its ``metadata.resourceVersion`` from the row's version
+    column. Documents are stored without it (a write learns its version last, see
+    `_sql_ops`); rows written by older releases hold one in their JSON: the column wins."""
+    doc = decode(text)
+    meta = doc.get("metadata")
+    if isinstance(meta, dict):
+        meta["resourceVersion"] = str(version)
     return doc
 
 
@@ -90,8 +102,9 @@ def selector_clause(collection: str, requirement: Requirement) -> ColumnElement[
 
 def list_query(
     collection: str, selector: Selector | None, limit: int | None, after: str | None
-) -> Select[str]:
-    query = select(resources.c.document).where(resources.c.collection == collection)
+) -> Select[str, int]:
+    query = (select(resources.c.document, resources.c.resource_version)
+             .where(resources.c.collection == collection))
     for requirement in selector.requirements if selector else ():
         query = query.where(selector_clause(collection, requirement))
     if after is not None:

@@ -5,8 +5,10 @@ an existing database; these `Table` objects describe the result and must match i
 compares them).
 
 - ``fabrica_resources``: one row per resource. The document is stored whole, as JSON text,
-  so `get` returns exactly what was written; the columns beside it mirror what queries use
-  (collection, uid, name, resourceVersion) and what an operator reading the table wants to
+  so `get` returns exactly what was written, except its ``metadata.resourceVersion``: that
+  is kept in the ``resource_version`` column only (stored empty in the JSON; older rows
+  hold it there too, the column wins). The columns beside the document mirror what queries
+  use (collection, uid, name, resourceVersion) and what an operator reading the table wants to
   see (kind, generation, timestamps, deletionTimestamp). Primary key (collection, uid);
   unique (collection, name), which also serves keyset paging by name.
 - ``fabrica_labels``: one row per label, for selectors pushed into SQL as EXISTS
@@ -20,7 +22,8 @@ compares them).
   write takes the next one from this row, which locks it until the write commits, so the
   writes of one collection commit in revision order) and the horizon of its change log.
 - ``fabrica_changes``: the change log, one row per write (create, update, delete) with the
-  document as it became, written in the write's transaction; compacted from the oldest.
+  document as it became (its version is the change's revision), written in the write's
+  transaction; compacted from the oldest.
 
 Keys compare byte-wise on every database (PostgreSQL ``COLLATE "C"``, MySQL ``utf8mb4_bin``),
 so names sort as they do in Python and label values are case-sensitive.

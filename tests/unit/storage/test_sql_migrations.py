@@ -8,14 +8,16 @@ service refuses to start on a schema that is missing, old or from a newer releas
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from fabrica.resource import parse_selector
 from fabrica.storage import Gone, MigrationRequired, SQLStorage
 from fabrica.storage import _sql_migrate as migrations
 from fabrica.storage import _sql_ops as ops
+from fabrica.storage._sql_query import encode, resource_columns
 from fabrica.storage._sql_schema import metadata
 from tests._support.sqldb import SQL_BACKENDS, database
 
@@ -37,13 +39,16 @@ async def storage(empty_url):
 
 async def create_before_change_log(storage: SQLStorage, collection: str, doc: dict) -> dict:
     """A create as releases before the change log (schema < 0004) wrote it: a version from
-    the database-wide counter, the resource and its labels, nothing else."""
+    the database-wide counter, the resource (its JSON holding the version) and its labels,
+    nothing else."""
 
     def write(conn):
         meta = doc["metadata"]
         stored = ops._with_version(doc, ops._next_revision(conn))
         conn.execute(ops.insert(ops.resources).values(
-            collection=collection, uid=meta["uid"], name=meta["name"], **ops._row(stored)))
+            collection=collection, uid=meta["uid"], name=meta["name"],
+            resource_version=int(stored["metadata"]["resourceVersion"]),
+            document=encode(stored), **resource_columns(stored)))
         ops._write_labels(conn, collection, meta["uid"], meta.get("labels") or {})
         return stored
 
@@ -106,6 +111,25 @@ async def test_downgrade_to_nothing_and_up_again(storage):
     await storage.downgrade("base")
     assert await storage.schema_revision() is None
     assert await storage.migrate() == (None, migrations.head_revision())
+
+
+async def test_a_downgrade_puts_the_versions_back_into_the_documents(storage):
+    """From 0004 on a document is stored without its version (the row's column has it);
+    the releases before read it from the JSON."""
+    await storage.migrate()
+    kept = await storage.create("devices", device("d-1", "dev-00000001", {"a": "b"}))
+    kept = await storage.update("devices", kept, kept["metadata"]["resourceVersion"])
+    await storage.create("devices", device("d-2", "dev-00000002", {}))
+    stored = {"dev-00000002": await storage.get("devices", "dev-00000002"),
+              "dev-00000001": kept}
+    await storage.downgrade("0003")
+
+    def documents(conn):
+        return dict(conn.execute(select(ops.resources.c.uid, ops.resources.c.document)).all())
+
+    assert {k: json.loads(v) for k, v in (await storage._run(documents)).items()} == stored
+    await storage.migrate()
+    assert await storage.list("devices") == [stored["dev-00000001"], stored["dev-00000002"]]
 
 
 async def test_missing_old_and_unknown_schemas_are_refused_with_what_to_do(storage):

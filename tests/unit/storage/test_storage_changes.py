@@ -12,8 +12,10 @@ import asyncio
 import random
 
 import pytest
+from sqlalchemy import select
 
-from fabrica.storage import Conflict, Gone, NotFound, StoredChange
+from fabrica.storage import AlreadyExists, Conflict, Gone, NotFound, StoredChange
+from fabrica.storage._sql_schema import collections
 
 
 def doc(name: str, uid: str, **spec):
@@ -177,13 +179,14 @@ async def test_the_first_writes_of_a_new_collection_race_safely(open_backend):
 
 @pytest.mark.parametrize("backend_url", ["sqlite", "postgresql", "mariadb"], indirect=True)
 async def test_writers_with_the_outbox_and_a_relay_never_deadlock(storage):
-    """Writes lock their collection first, then their row, labels, change and outbox rows;
-    a relay deletes relayed outbox rows meanwhile: every write and every event lands."""
+    """Writes lock their row, labels and snapshots first, their collection last, then write
+    their change and outbox rows; a relay deletes relayed outbox rows meanwhile: every write
+    and every event lands, each event with its write's version."""
     from fabrica.storage import OutboxMessage
 
     def events(document: dict) -> list[OutboxMessage]:
         version = document["metadata"]["resourceVersion"]
-        return [OutboxMessage("io.fabrica.device", f"id-{version}", "{}")]
+        return [OutboxMessage("io.fabrica.device", f"id-{version}", f'{{"v": "{version}"}}')]
 
     relayed: list[str] = []
     done = asyncio.Event()
@@ -192,6 +195,7 @@ async def test_writers_with_the_outbox_and_a_relay_never_deadlock(storage):
         while not done.is_set() or (await storage.outbox_stats()).backlog:
             entries = await storage.outbox_pending(50)
             relayed.extend(e.id for e in entries)
+            assert all(e.payload == f'{{"v": "{e.id[3:]}"}}' for e in entries)
             await storage.outbox_done([e.seq for e in entries])
             await asyncio.sleep(0)
 
@@ -209,3 +213,27 @@ async def test_writers_with_the_outbox_and_a_relay_never_deadlock(storage):
     logged = await storage.changes("devices", after=0)
     assert len(logged) == 50
     assert sorted(relayed) == sorted(f"id-{c.revision}" for c in logged)
+
+
+@pytest.mark.parametrize("backend_url", ["postgresql", "mariadb"], indirect=True)
+async def test_a_write_takes_its_collections_lock_last(storage):
+    """What a write can fail on (a taken name, a stale version, a missing resource) is found
+    before it takes its collection's lock: while another transaction holds that lock, those
+    writes fail at once; a good write waits for the lock, then lands with the next version."""
+    current = await storage.create("devices", doc("a", uid(1)))
+    async with storage.engine.connect() as holder:
+        await holder.execute(select(collections.c.revision).where(
+            collections.c.collection == "devices").with_for_update())
+        landing = asyncio.create_task(storage.create("devices", doc("b", uid(2))))
+        with pytest.raises(AlreadyExists):
+            await asyncio.wait_for(storage.create("devices", doc("a", uid(3))), 30)
+        with pytest.raises(Conflict):
+            await asyncio.wait_for(storage.update("devices", current, "999999999"), 30)
+        with pytest.raises(NotFound):
+            await asyncio.wait_for(storage.delete("devices", uid(4)), 30)
+        assert not landing.done()
+        await holder.rollback()
+    landed = await landing
+    assert rv(landed) == rv(current) + 1
+    assert [c.document for c in await storage.changes("devices", after=rv(current))] == [
+        landed]

@@ -5,6 +5,12 @@ from an older version gets 410: those changes were never logged) and whose revis
 database's revision counter, so versions taken from now on stay above every version ever
 handed out, deleted resources' included.
 
+From this schema on, a resource's version is kept in its row's ``resource_version`` column
+only: a write stores its document with an empty ``metadata.resourceVersion`` (it learns its
+version last, see `_sql_ops`) and readers take the column's. Rows written before still hold
+their version in their JSON too; the column wins. Downgrading puts the versions back into
+the documents, where the earlier releases read them.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-30
@@ -12,6 +18,7 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,3 +79,32 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("fabrica_changes")
     op.drop_table("fabrica_collections")
+    _versions_into_documents(op.get_bind())
+
+
+_BATCH = 500
+
+
+def _versions_into_documents(conn: sa.Connection) -> None:
+    """Write each row's version into its document's ``metadata.resourceVersion``."""
+    table = sa.table("fabrica_resources", sa.column("collection"), sa.column("uid"),
+                     sa.column("resource_version"), sa.column("document"))
+    query = (sa.select(table.c.collection, table.c.uid, table.c.resource_version,
+                       table.c.document)
+             .order_by(table.c.collection, table.c.uid).limit(_BATCH))
+    after: tuple[str, str] | None = None
+    while True:
+        page = query if after is None else query.where(
+            sa.tuple_(table.c.collection, table.c.uid) > sa.tuple_(*after))
+        rows = conn.execute(page).all()
+        for row in rows:
+            document = json.loads(row.document)
+            version = str(row.resource_version)
+            if document.get("metadata", {}).get("resourceVersion") != version:
+                document["metadata"]["resourceVersion"] = version
+                conn.execute(sa.update(table).where(
+                    table.c.collection == row.collection, table.c.uid == row.uid,
+                ).values(document=json.dumps(document, separators=(",", ":"))))
+        if len(rows) < _BATCH:
+            return
+        after = (rows[-1].collection, rows[-1].uid)
