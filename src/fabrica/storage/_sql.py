@@ -64,7 +64,7 @@ from ._base import (
 )
 from ._checks import check_collection, check_new, check_update
 from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
-from ._sql_query import is_unavailable, list_query
+from ._sql_query import is_deadlock, is_unavailable, list_query
 from ._sql_schema import resources, versions
 from ._sql_url import DatabaseURL, parse_database_url
 
@@ -81,6 +81,7 @@ _WRITE = "fabrica_write"
 _POOL_SIZE = 15
 _PING_AFTER_IDLE = 2.0  # seconds a pooled connection may sit idle and be used unpinged
 _IDLE_SINCE = "fabrica_idle_since"
+_WRITE_ATTEMPTS = 3  # a write picked as a deadlock victim runs again (see `_write`)
 
 
 class SQLStorage:
@@ -101,6 +102,7 @@ class SQLStorage:
         self.name = self.database.backend
         self.engine: AsyncEngine | Engine
         self._write_lock: asyncio.Lock | None = None
+        self._collections: set[str] = set()  # known to have their change-log row
         if self.database.is_sqlite:
             self.engine = _sqlite_engine(self.database, engine_options)
             self._write_lock = asyncio.Lock()
@@ -308,12 +310,25 @@ class SQLStorage:
     # -- running operations ----------------------------------------------------------------
 
     async def _write(self, collection: str, operation: Callable[..., T], *args: Any) -> T:
-        """A write, made once more after giving a new collection its row."""
-        try:
-            return await self._run(operation, *args, write=True)
-        except change_log.NoCollectionRow:
+        """A write, after making sure its collection has its row (once per storage: a write
+        that finds none, its row deleted since, rolls back and runs again).
+
+        Writes of one collection run their first statements concurrently and meet on its
+        row last (see `_sql_changes`), so InnoDB can pick one as a deadlock victim: e.g.
+        creates of one name queued behind one that rolls back all upgrade their shared
+        locks at once. The database rolled it back whole, so it runs again, a few times."""
+        if collection not in self._collections:
             await self._run(ops.ensure_collection, collection, write=True)
-            return await self._run(operation, *args, write=True)
+            self._collections.add(collection)
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return await self._run(operation, *args, write=True)
+            except change_log.NoCollectionRow:
+                await self._run(ops.ensure_collection, collection, write=True)
+            except Unavailable as exc:
+                if attempt + 1 == _WRITE_ATTEMPTS or not is_deadlock(exc):
+                    raise
+        return await self._run(operation, *args, write=True)
 
     async def _run(self, operation: Callable[..., T], *args: Any, write: bool = False) -> T:
         """`operation(connection, *args)` in one transaction (committed when `write`)."""

@@ -27,6 +27,7 @@ from ._sql_schema import labels, resources
 __all__ = [
     "decode",
     "encode",
+    "is_deadlock",
     "is_unavailable",
     "list_query",
     "resource_columns",
@@ -41,6 +42,7 @@ _RETRYABLE_SQLSTATE = ("08", "53", "57", "40")
 # MySQL error codes: lost connection, gone away, can't connect, deadlock, lock wait timeout,
 # server shutdown, too many connections.
 _RETRYABLE_MYSQL = {2002, 2003, 2006, 2013, 2055, 1040, 1053, 1205, 1213, 1927, 4031}
+_MYSQL_DEADLOCK = 1213
 _SQLITE_RETRYABLE = ("locked", "busy", "unable to open", "disk i/o")
 
 
@@ -123,6 +125,19 @@ def is_unavailable(exc: BaseException) -> bool:
         if isinstance(exc, (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.DataError)):
             return False
     return any(_retryable(e) for e in _chain(exc))
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """Whether the database rolled `exc`'s transaction back to break a deadlock."""
+    for cause in _chain(exc):
+        sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        if sqlstate == "40P01":
+            return True
+        module = type(cause).__module__
+        if (module.startswith(("pymysql", "aiomysql")) and cause.args
+                and cause.args[0] == _MYSQL_DEADLOCK):
+            return True
+    return False
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

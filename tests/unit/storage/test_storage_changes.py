@@ -12,10 +12,10 @@ import asyncio
 import random
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select, text
 
 from fabrica.storage import AlreadyExists, Conflict, Gone, NotFound, StoredChange
-from fabrica.storage._sql_schema import collections
+from fabrica.storage._sql_schema import collections, resources
 
 
 def doc(name: str, uid: str, **spec):
@@ -189,6 +189,7 @@ async def test_writers_with_the_outbox_and_a_relay_never_deadlock(storage):
         return [OutboxMessage("io.fabrica.device", f"id-{version}", f'{{"v": "{version}"}}')]
 
     relayed: list[str] = []
+    per_resource: dict[str, list[int]] = {}
     done = asyncio.Event()
 
     async def relay() -> None:
@@ -196,6 +197,8 @@ async def test_writers_with_the_outbox_and_a_relay_never_deadlock(storage):
             entries = await storage.outbox_pending(50)
             relayed.extend(e.id for e in entries)
             assert all(e.payload == f'{{"v": "{e.id[3:]}"}}' for e in entries)
+            for e in entries:
+                per_resource.setdefault(e.resource, []).append(int(e.id[3:]))
             await storage.outbox_done([e.seq for e in entries])
             await asyncio.sleep(0)
 
@@ -213,6 +216,7 @@ async def test_writers_with_the_outbox_and_a_relay_never_deadlock(storage):
     logged = await storage.changes("devices", after=0)
     assert len(logged) == 50
     assert sorted(relayed) == sorted(f"id-{c.revision}" for c in logged)
+    assert all(versions == sorted(versions) for versions in per_resource.values())
 
 
 @pytest.mark.parametrize("backend_url", ["postgresql", "mariadb"], indirect=True)
@@ -237,3 +241,30 @@ async def test_a_write_takes_its_collections_lock_last(storage):
     assert rv(landed) == rv(current) + 1
     assert [c.document for c in await storage.changes("devices", after=rv(current))] == [
         landed]
+
+
+@pytest.mark.parametrize("backend_url", ["postgresql", "mariadb"], indirect=True)
+async def test_creates_queued_on_a_name_whose_insert_rolls_back_all_finish(storage):
+    """Creates of one name wait on the transaction that inserted it first; when that one
+    rolls back, InnoDB has them all upgrade their locks at once and breaks the deadlock by
+    rolling one back: that write runs again. One wins, the other finds the name taken."""
+    await storage.create("devices", doc("other", uid(9)))
+    async with storage.engine.connect() as first:
+        await first.execute(insert(resources).values(
+            collection="devices", uid=uid(1), name="contested", resource_version=1,
+            document="{}"))
+        racing = [asyncio.create_task(storage.create("devices", doc("contested", uid(n))))
+                  for n in (2, 3)]
+        async with storage.engine.connect() as probe:
+            while await probe.scalar(text(_WAITING[storage.name])) < 2:
+                await asyncio.sleep(0.2)  # InnoDB refreshes this view 0.1 s after a read
+        await first.rollback()
+    outcomes = await asyncio.gather(*racing, return_exceptions=True)
+    assert sorted(type(o).__name__ for o in outcomes) == ["AlreadyExists", "dict"]
+
+
+_WAITING = {  # transactions waiting for a lock
+    "postgresql": "SELECT COUNT(*) FROM pg_locks WHERE NOT granted",
+    "mysql": "SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS",
+    "mariadb": "SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS",
+}
