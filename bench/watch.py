@@ -9,9 +9,10 @@ delivery latency: its arrival time minus that stamp (same machine, same clock). 
 writes/s achieved, events received (all watchers), delivery p50/p99/max, and how many
 watchers ended with ERROR 410 (too far behind).
 
-Memory: a fresh server over a database holding `--cached` Devices (default 100,000, written
-straight through the storage API first); RSS of the server process before and after its
-cache holds them all (a full list fills it and makes every wire form).
+Memory: a fresh server over a database holding `--cached` Devices (default 100,000,
+inserted as rows on PostgreSQL, through the storage API on files); RSS of the server
+process before and after its cache holds them all (a full list fills it and makes every
+wire form).
 
     .venv/bin/python bench/watch.py [--watchers 500] [--rate 1000] [--duration 10]
                                     [--storage postgresql|file] [--cached 100000]
@@ -40,6 +41,7 @@ from http_crud import fabrica_server, make_project  # noqa: E402
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DEVICES = 200
+SAMPLED = 20  # watchers whose every event is timed against its write's answer
 
 
 # -- the watchers' process ---------------------------------------------------------------------
@@ -52,7 +54,9 @@ def watchers_main(argv: list[str]) -> None:
     latencies: list[float] = []
     counts = {"events": 0, "expired": 0}
 
-    async def one(connected: asyncio.Event) -> None:
+    sampled: list[tuple[str, float]] = []  # (resourceVersion, arrival) of a few watchers
+
+    async def one(index: int, connected: asyncio.Event) -> None:
         reader, writer = await asyncio.open_connection(HOST, port)
         writer.write(f"GET /devices?watch=true&resourceVersion={version} HTTP/1.1\r\n"
                      f"Host: {HOST}\r\n\r\n".encode())
@@ -74,11 +78,14 @@ def watchers_main(argv: list[str]) -> None:
                 sent = event["object"]["spec"]["tags"].get("sent")
                 if sent is not None:
                     latencies.append((now - float(sent)) * 1000)
+                if index < SAMPLED:
+                    rv = event["object"]["metadata"]["resourceVersion"]
+                    sampled.append((rv, now))
                 counts["events"] += 1
 
     async def run() -> None:
         flags = [asyncio.Event() for _ in range(count)]
-        tasks = [asyncio.create_task(one(flag)) for flag in flags]
+        tasks = [asyncio.create_task(one(i, flag)) for i, flag in enumerate(flags)]
         await asyncio.gather(*(flag.wait() for flag in flags))
         ready.write_text("ready")
         stop = asyncio.Event()
@@ -89,7 +96,7 @@ def watchers_main(argv: list[str]) -> None:
 
     version = argv[3]
     asyncio.run(run())
-    print(json.dumps({"latencies": latencies, **counts}))
+    print(json.dumps({"latencies": latencies, "sampled": sampled, **counts}))
 
 
 # -- the writer's process ----------------------------------------------------------------------
@@ -100,6 +107,7 @@ def writer_main(argv: list[str]) -> None:
     the writes done and failed as JSON."""
     port, rate, seconds, uids = int(argv[0]), float(argv[1]), float(argv[2]), json.loads(argv[3])
     done = {"writes": 0, "failed": 0}
+    answered: dict[str, float] = {}
     workers = 64
 
     async def worker(index: int, deadline: float) -> None:
@@ -123,9 +131,11 @@ def writer_main(argv: list[str]) -> None:
             for line in head.split(b"\r\n"):
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            data = await reader.readexactly(length)
             ok = head.startswith(b"HTTP/1.1 200")
             done["writes" if ok else "failed"] += 1
+            if ok:
+                answered[json.loads(data)["metadata"]["resourceVersion"]] = time.time()
         writer.close()
 
     async def run() -> None:
@@ -133,7 +143,7 @@ def writer_main(argv: list[str]) -> None:
         await asyncio.gather(*(worker(i, deadline) for i in range(workers)))
 
     asyncio.run(run())
-    print(json.dumps(done))
+    print(json.dumps({**done, "answered": answered}))
 
 
 # -- the bench ---------------------------------------------------------------------------------
@@ -165,6 +175,7 @@ def seed(server: Server, count: int) -> list[str]:
 
 
 def delivery(project: Path, tmp: Path, args: argparse.Namespace) -> None:
+    tmp.mkdir(parents=True, exist_ok=True)
     options, cleanup = database(tmp, args.storage)
     try:
         with fabrica_server(project, tmp / "data", tmp, *options) as server:
@@ -203,8 +214,15 @@ def delivery(project: Path, tmp: Path, args: argparse.Namespace) -> None:
           f"({seen['events'] / max(expected, 1):.1%}); watchers ended with 410: "
           f"{seen['expired']}")
     if lat:
-        print(f"delivery latency ms: p50 {_pct(lat, 50):.1f}  p99 {_pct(lat, 99):.1f}  "
-              f"max {lat[-1]:.1f}")
+        print(f"from the write's send to each watcher (includes the write's own time), ms: "
+              f"p50 {_pct(lat, 50):.1f}  p99 {_pct(lat, 99):.1f}  max {lat[-1]:.1f}")
+    answered = writes["answered"]
+    after = sorted((arrival - answered[rv]) * 1000 for rv, arrival in seen["sampled"]
+                   if rv in answered)
+    if after:
+        print(f"from the write's answer to each watcher ({min(SAMPLED, args.watchers)} "
+              f"watchers timed), ms: p50 {_pct(after, 50):.1f}  p99 {_pct(after, 99):.1f}  "
+              f"max {after[-1]:.1f}")
 
 
 def _header(server: Server, name: str) -> str:
@@ -225,6 +243,7 @@ def _pct(ordered: list[float], pct: float) -> float:
 
 
 def memory(project: Path, tmp: Path, args: argparse.Namespace) -> None:
+    tmp.mkdir(parents=True, exist_ok=True)
     options, cleanup = database(tmp, args.storage)
     try:
         started = time.monotonic()
@@ -258,6 +277,9 @@ async def _fill(options: list[str], count: int) -> None:
     storage = open_storage(options[1])
     if hasattr(storage, "migrate"):
         await storage.migrate()
+        await storage._run(lambda conn: _bulk_insert(conn, count), write=True)
+        await storage.close()
+        return
     queue = iter(range(count))
 
     async def writer() -> None:
@@ -266,6 +288,33 @@ async def _fill(options: list[str], count: int) -> None:
 
     await asyncio.gather(*(writer() for _ in range(32)))
     await storage.close()
+
+
+def _bulk_insert(conn: Any, count: int) -> None:
+    """`count` Devices as rows, in one transaction (as a database written before the change
+    log looks: its history starts at its newest revision)."""
+    from sqlalchemy import insert
+    from storage_scale import device
+
+    from fabrica.storage._sql_ops import encode, resource_columns
+    from fabrica.storage._sql_schema import collections, labels, resources
+
+    rows, label_rows = [], []
+    for i in range(count):
+        doc = device(i)
+        meta = doc["metadata"]
+        meta["resourceVersion"] = str(i + 1)
+        rows.append({"resource_version": i + 1, "document": encode(doc),
+                     **resource_columns(doc), "collection": "devices", "uid": meta["uid"],
+                     "name": meta["name"]})
+        label_rows += [{"collection": "devices", "uid": meta["uid"], "key": k, "value": v}
+                       for k, v in meta["labels"].items()]
+    for start in range(0, count, 5000):
+        conn.execute(insert(resources), rows[start:start + 5000])
+    for start in range(0, len(label_rows), 5000):
+        conn.execute(insert(labels), label_rows[start:start + 5000])
+    conn.execute(insert(collections), [{"collection": "devices", "revision": count,
+                                        "horizon": count}])
 
 
 def _rss(server: Server) -> int:
