@@ -83,6 +83,9 @@ class KindFeed:
         self._last_read = 0.0
         self._closed = False
         self._latest = _unbounded_latest(storage)
+        self._checks_started = 0
+        self._checked = (0, 0)  # (number, value) of the newest finished check of latest
+        self._check: tuple[int, asyncio.Future[int]] | None = None
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -93,12 +96,40 @@ class KindFeed:
             self._start_filling()
             return None
         self._ensure_poller()
-        latest = await self._latest(self.collection)
+        latest = await self._fresh_latest()
         if self.revision is None or self.revision < latest:
             await self.sync(until=latest)
         if self.revision is None or self.revision < latest:
             return None
         return self.cache
+
+    async def _fresh_latest(self) -> int:
+        """The storage's latest revision, from a check that started after this call did.
+
+        A read must see every write that completed before it arrived; any check of
+        `latest` that starts after the read arrived is as good as its own. So reads that
+        arrive together share one: each lets the loop turn once, and the first to run again
+        checks for them all (a burst of gets costs one `latest`, on SQL one query).
+        """
+        wanted = self._checks_started + 1
+        await asyncio.sleep(0)
+        inflight = self._check
+        if inflight is not None and inflight[0] >= wanted:
+            return await asyncio.shield(inflight[1])
+        if self._checked[0] >= wanted:
+            return self._checked[1]
+        self._checks_started += 1
+        number = self._checks_started
+        check = asyncio.ensure_future(self._latest(self.collection))
+        self._check = (number, check)
+        try:
+            value = await asyncio.shield(check)
+        finally:
+            if self._check is not None and self._check[0] == number:
+                self._check = None
+        if number > self._checked[0]:
+            self._checked = (number, value)
+        return value
 
     def wire(self, entry: Entry, api_version: str) -> bytes:
         return entry.wire(self.info.version, api_version, self.render_or_encode)
