@@ -34,7 +34,7 @@ from typing import Any
 
 from ..resource import Resource, Selector
 from ..storage import Document, Gone, Storage, StorageError
-from ._watch_objects import Entry, KindObjects, exact_snapshot
+from ._watch_objects import Entry, KindObjects, exact_objects, exact_snapshot
 from ._watchers import UNKNOWN, Encode, Record, Watcher
 
 __all__ = ["FeedSettings", "KindFeed"]
@@ -296,12 +296,13 @@ class KindFeed:
 
     async def _fill(self) -> None:
         try:
-            revision, docs = await self.snapshot()
-            if len(docs) > self.settings.max_objects:
-                self._drop_cache(f"it holds {len(docs)} resources, more than "
+            revision, entries = await exact_objects(self.storage, self.collection,
+                                                    most=self.settings.max_objects)
+            if len(entries) > self.settings.max_objects:
+                self._drop_cache(f"it holds {len(entries)} resources, more than "
                                  f"{self.settings.max_objects}")
                 return
-            cache = KindObjects({doc["metadata"]["uid"]: doc for doc in docs})
+            cache = KindObjects(entries)
             async with self._lock:
                 await self._start(revision)
                 assert self.revision is not None
@@ -313,7 +314,7 @@ class KindFeed:
             log.info("%s: cached, %d resources at revision %s", self.collection, len(cache),
                      self.revision)
             self._ensure_poller()
-        except (StorageError, TimeoutError) as exc:
+        except (StorageError, TimeoutError) as exc:  # Gone too: the next read tries again
             log.warning("%s: cannot fill the cache now (%s); served from storage",
                         self.collection, exc)
             self._fill_after = time.monotonic() + 1.0

@@ -20,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..resource import Selector
 from ..storage import Document, Storage, StoredChange
 
-__all__ = ["Entry", "KindObjects", "Render", "exact_snapshot", "revision_of"]
+__all__ = ["Entry", "KindObjects", "Render", "exact_objects", "exact_snapshot", "revision_of"]
 
 #: (document, API version) → the resource's wire JSON; the store's validated rendering.
 Render = Callable[[Document, str], bytes]
@@ -42,15 +42,18 @@ def revision_of(doc: Document) -> int:
 class Entry:
     """One cached resource: what reads need, and its wire JSON in the storage version."""
 
-    __slots__ = ("_doc", "_wire", "labels", "name", "revision", "uid")
+    __slots__ = ("_doc", "_raw", "_wire", "labels", "name", "revision", "uid")
 
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, *, compact: bool = False) -> None:
+        """`compact`: keep the document as JSON bytes rather than as Python objects (a
+        tenth of the memory), for entries that may wait long for their first read."""
         meta = doc["metadata"]
         self.uid: str = meta["uid"]
         self.name: str = meta["name"]
         self.labels: Mapping[str, str] = meta.get("labels") or {}
         self.revision = revision_of(doc)
-        self._doc: Document | None = doc
+        self._doc: Document | None = None if compact else doc
+        self._raw: bytes | None = _encode(doc) if compact else None
         self._wire: bytes | None = None
 
     @property
@@ -61,8 +64,9 @@ class Entry:
         """The stored document (parsed again from the wire JSON once that is made)."""
         if self._doc is not None:
             return self._doc
-        assert self._wire is not None
-        doc: Document = json.loads(self._wire)
+        raw = self._raw if self._raw is not None else self._wire
+        assert raw is not None
+        doc: Document = json.loads(raw)
         return doc
 
     def wire(self, storage_version: str, api_version: str, render: Render) -> bytes:
@@ -71,24 +75,21 @@ class Entry:
         if api_version != storage_version:
             return render(self.document(), api_version)
         if self._wire is None:
-            assert self._doc is not None
-            self._wire = render(self._doc, api_version)
-            self._doc = None
+            self._wire = render(self.document(), api_version)
+            self._doc = self._raw = None
         return self._wire
 
 
 class KindObjects:
     """The resources of one kind, by uid and by name, names kept sorted for paging."""
 
-    def __init__(self, docs: Mapping[str, Document] | None = None) -> None:
+    def __init__(self, entries: Iterable[Entry] = ()) -> None:
         self.entries: dict[str, Entry] = {}
         self.by_name: dict[str, str] = {}
-        self.names: list[str] = []
-        for doc in (docs or {}).values():
-            entry = Entry(doc)
+        for entry in entries:
             self.entries[entry.uid] = entry
             self.by_name[entry.name] = entry.uid
-        self.names = sorted(self.by_name)
+        self.names: list[str] = sorted(self.by_name)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -162,8 +163,34 @@ async def exact_snapshot(
     return revision, page
 
 
+async def exact_objects(storage: Storage, collection: str, page_size: int = 1000,
+                        most: int | None = None) -> tuple[int, list[Entry]]:
+    """(R, every resource as of revision R) as compact entries, read page by page so that
+    no more than a page of parsed documents is held at once (a cache of 100,000 resources
+    is filled without first holding 100,000 documents as Python objects). Past `most`
+    resources it stops reading: the caller gets more than `most`, and no revision."""
+    start = await storage.latest(collection)
+    states: dict[str, tuple[int, Entry | None]] = {}
+    newest, after = start, None
+    while True:
+        docs = await storage.list(collection, limit=page_size, after=after)
+        for doc in docs:
+            entry = Entry(doc, compact=True)
+            states[entry.uid] = (entry.revision, entry)
+            newest = max(newest, entry.revision)
+        if len(docs) < page_size:
+            break
+        if most is not None and len(states) > most:
+            return start, [entry for _, entry in states.values() if entry is not None]
+        after = docs[-1]["metadata"]["name"]
+    revision = await _catch_up(storage, collection, start, newest, states,
+                               lambda doc: Entry(doc, compact=True))
+    return revision, [entry for _, entry in states.values() if entry is not None]
+
+
 async def _catch_up(storage: Storage, collection: str, after: int, until: int,
-                    states: dict[str, tuple[int, Document | None]]) -> int:
+                    states: dict[str, tuple[int, Any]],
+                    keep: Callable[[Document], Any] = lambda doc: doc) -> int:
     """Read the changes after `after` until the log is at least at `until` and has no more;
     each uid's newest state into `states`. The revision reached."""
     revision = after
@@ -174,8 +201,8 @@ async def _catch_up(storage: Storage, collection: str, after: int, until: int,
             uid = change.document["metadata"]["uid"]
             known = states.get(uid)
             if known is None or known[0] < change.revision:
-                doc = None if change.type == "DELETED" else change.document
-                states[uid] = (change.revision, doc)
+                kept = None if change.type == "DELETED" else keep(change.document)
+                states[uid] = (change.revision, kept)
             revision = change.revision
         if len(batch) < _BATCH and revision >= until:
             return revision
@@ -207,3 +234,7 @@ def _page(states: dict[str, tuple[int, Document | None]], listed: list[Document]
 
 def _name(doc: Document) -> Any:
     return doc["metadata"]["name"]
+
+
+def _encode(doc: Document) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()

@@ -59,7 +59,9 @@ class Record:
         if not selector:
             return kind
         now = kind != "DELETED" and selector.matches(self.labels)
-        if self.prev is UNKNOWN:
+        if kind == "ADDED":  # nothing before it, whatever the feed knows
+            was: bool | None = False
+        elif self.prev is UNKNOWN:
             was = None if kind != "DELETED" else selector.matches(self.labels)
         else:
             was = self.prev is not None and selector.matches(self.prev)

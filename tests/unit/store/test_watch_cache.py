@@ -327,3 +327,31 @@ async def test_failed_writes_at_the_end_of_the_log_never_stall_reads(opener) -> 
         revision, items = await b.cache.list(Device)
         assert revision == latest and [i.name for i in items] == ["d"]
     assert asked == []  # current: no read of the log at all (it used to wait each time)
+
+
+@pytest.mark.parametrize("database_url", ["file", "postgresql"], indirect=True)
+async def test_reads_that_arrive_together_share_a_check_and_all_see_the_write(opener
+                                                                             ) -> None:
+    """Concurrent reads share one `latest()` check, one that started after they arrived:
+    every read that starts after a write completed (in another process) sees it."""
+    a, b = opener(), opener()
+    await b.cache.list(Device)
+    await asyncio.sleep(0.1)
+    feed = b.cache.feed(Device)
+    before = feed._checks_started
+    for round in range(3):
+        created = await a.store.create(Device, f"d{round}", WEB)
+        found = await asyncio.gather(*(b.cache.get(Device, created.uid) for _ in range(20)))
+        assert {f.resource_version for f in found} == {created.metadata.resource_version}
+    assert feed._checks_started - before <= 3  # one check per burst, not one per read
+
+
+async def test_an_uncached_kind_filters_creations_exactly(opener) -> None:
+    """Without the cache the labels before a change are unknown, but a creation has none:
+    one that does not match is not sent at all (it was once sent as DELETED)."""
+    a = opener(max_objects=0)  # never cached
+    watcher = await a.cache.watch(Device, selector=parse_selector("team=a"))
+    await a.store.create(Device, "other", WEB, labels={"team": "b"})
+    await a.store.create(Device, "mine", WEB, labels={"team": "a"})
+    got = await events(watcher, lambda got: len(got) >= 1)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in got] == [("ADDED", "mine")]
