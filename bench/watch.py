@@ -265,14 +265,16 @@ def memory(project: Path, tmp: Path, args: argparse.Namespace) -> None:
             while "cached" not in server.log_tail(5):
                 time.sleep(0.2)
             filled = time.monotonic() - started
+            cached = _rss(server)
             status, data = request(server.port, "GET", "/devices")  # every wire form made
             count = len(json.loads(data))
             after = _rss(server)
     finally:
         cleanup()
-    print(f"server RSS: {before / 2**20:.0f} MiB before, {after / 2**20:.0f} MiB with "
-          f"{count} Devices cached ({(after - before) / max(count, 1):.0f} bytes each); "
-          f"filled in {filled:.1f} s")
+    print(f"server RSS: {before / 2**20:.0f} MiB before; {cached / 2**20:.0f} MiB with "
+          f"{count} Devices cached ({(cached - before) / max(count, 1):.0f} bytes each), "
+          f"filled in {filled:.1f} s; {after / 2**20:.0f} MiB after listing them all once "
+          f"(every wire form made, the list's own buffers freed)")
 
 
 async def _fill(options: list[str], count: int) -> None:
