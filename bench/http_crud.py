@@ -304,7 +304,10 @@ def expect_items(server: Server, count: int, headers: dict[str, str] | None = No
         raise RuntimeError(f"{server.name}: GET /devices should list {count} items, got {got}")
 
 
-def bench(settings: Settings) -> Runs:
+def bench(settings: Settings, rounds: int = 1) -> Runs:
+    """create one server at a time; get and list100 with both servers up over the same
+    files, measured in turns (`rounds` of each, the order swapped every round), so that a
+    change in the machine's load (other work on a shared host) falls on both alike."""
     runs = Runs(settings)
     with tempfile.TemporaryDirectory(prefix="fabrica-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -316,16 +319,18 @@ def bench(settings: Settings) -> Runs:
               f"{time.monotonic() - started:.1f}s", flush=True)
 
         shared = tmp / "data-read"  # get and list100 read the same 100 files on both servers
-        with fabrica_server(project, shared, logs) as server:
+        with fabrica_server(project, shared, logs) as server, \
+                baseline_server(shared, logs) as baseline:
             uids = seed(server, SEEDED)
             paths = [f"/devices/{uid}" for uid in uids]
-            runs.measure(server, "get", paths)
-            runs.measure(server, "list100")
             expect_items(server, SEEDED)
-        with baseline_server(shared, logs) as server:
-            expect_items(server, SEEDED)
-            runs.measure(server, "get", paths)
-            runs.measure(server, "list100")
+            expect_items(baseline, SEEDED)
+            sides = [server, baseline]
+            for turn in range(rounds):
+                for op in ("get", "list100"):
+                    for srv in sides[::-1] if turn % 2 else sides:
+                        runs.measure(srv, op, paths if op == "get" else None,
+                                     accumulate=True)
 
         with fabrica_server(project, tmp / "data-create-fabrica", logs) as server:
             runs.measure(server, "create")
@@ -564,7 +569,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="measure get and list100 with a valid RS256 token against the "
                              "same without auth")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="with --auth: turns of each measurement (default 3)")
+                        help="turns of each get and list100 measurement, both servers up, "
+                             "the order swapped every turn (default 3)")
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 1.0 if args.quick else 10.0
@@ -595,7 +601,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     settings = Settings(duration=args.duration, warmup=args.warmup,
                         concurrency=args.concurrency, wrk=wrk)
-    print(_describe(settings, together=args.auth), flush=True)
+    print(_describe(settings, together=not (args.subscribers or args.api_version)),
+          flush=True)
     started = time.monotonic()
     if args.subscribers > 0:
         runs, received = bench_subscribers(settings, args.subscribers)
@@ -607,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = bench_api_version(settings, args.api_version)
         print_version_table(runs, args.api_version)
     else:
-        runs = bench(settings)
+        runs = bench(settings, args.rounds)
         print_table(runs)
     print(f"total time {time.monotonic() - started:.0f}s")
     if runs.problems:

@@ -120,13 +120,21 @@ class KindFeed:
             return self._checked[1]
         self._checks_started += 1
         number = self._checks_started
-        check = asyncio.ensure_future(self._latest(self.collection))
+        check: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._check = (number, check)
-        try:
-            value = await asyncio.shield(check)
+        try:  # (no task of its own: the file backend answers without suspending)
+            value = await self._latest(self.collection)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                check.cancel()
+            else:
+                check.set_exception(exc)
+                check.exception()  # (retrieved: whoever shares it gets it raised)
+            raise
         finally:
             if self._check is not None and self._check[0] == number:
                 self._check = None
+        check.set_result(value)
         if number > self._checked[0]:
             self._checked = (number, value)
         return value
