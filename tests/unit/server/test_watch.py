@@ -171,3 +171,15 @@ async def test_malformed_watch_parameters_are_400_on_lists_and_watches(
         response = await client.get("/devices", params={"watch": watch, param: value})
         assert response.status_code == 400, response.text
         assert response.json()["details"][0]["field"] == param
+
+
+def test_openapi_documents_the_watch(tmp_path) -> None:
+    from fabrica.server._openapi import build_openapi
+
+    doc = build_openapi([Device], title="t")
+    op = doc["paths"]["/devices"]["get"]
+    names = {p["name"] for p in op["parameters"]}
+    assert {"watch", "resourceVersion", "allowWatchBookmarks", "timeoutSeconds"} <= names
+    ok = op["responses"]["200"]
+    assert "X-Resource-Version" in ok["headers"]
+    assert set(ok["content"]) == {"application/json", "application/x-ndjson"}
