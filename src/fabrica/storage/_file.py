@@ -98,6 +98,7 @@ class FileStorage:
         dead (see `_file_changes`)."""
         self.data_dir = Path(data_dir).resolve()
         self._changes = FileChangeLog(change_wait, change_history)
+        self._latest_dirs: dict[str, Path] = {}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._ready: set[str] = set()
         # Writes spend their time in fsync, which releases the GIL: many threads let the
@@ -162,8 +163,12 @@ class FileStorage:
     # -- the change log (see _file_changes) -----------------------------------------------
 
     async def latest(self, collection: str) -> int:
-        # Inline: one stat when nothing changed, cheaper than a thread hop.
-        return self._changes.latest(self._ready_dir(collection))
+        # Inline: one stat when nothing changed, cheaper than a thread hop. The watch cache
+        # asks before every read it answers: the directory is looked up once.
+        directory = self._latest_dirs.get(collection)
+        if directory is None:
+            directory = self._latest_dirs[collection] = self._ready_dir(collection)
+        return self._changes.latest(directory)
 
     async def changes(
         self, collection: str, after: int, limit: int = 1000

@@ -59,8 +59,12 @@ _TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
 def read_counter(directory: Path) -> int:
     """The collection's last allocated revision (0 when none), read under a shared lock so
     an in-place rewrite is never seen half done."""
+    return _read_counter_at(str(directory / ".revision"))
+
+
+def _read_counter_at(path: str) -> int:
     try:
-        fd = os.open(directory / ".revision", os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return 0
     try:
@@ -82,6 +86,7 @@ class FileChangeLog:
         self.wait = wait
         self.history = history
         self._prefix: dict[Path, int] = {}  # directory -> every revision <= it is readable
+        self._paths: dict[Path, tuple[str, str]] = {}  # directory -> ".changes/", ".revision"
         self._holes: dict[tuple[Path, int], float] = {}  # first seen missing (monotonic)
         self._mutex = threading.Lock()
 
@@ -158,14 +163,20 @@ class FileChangeLog:
             prefix = self._prefix.get(directory)
         if prefix is None:
             prefix = self.horizon(directory)
-        changes = directory / ".changes"
+        # str paths, built once: it runs before every cached read, and pathlib's `/` costs
+        # more than the stat itself
+        paths = self._paths.get(directory)
+        if paths is None:
+            paths = self._paths[directory] = (f"{directory / '.changes'}{os.sep}",
+                                              str(directory / ".revision"))
+        changes, revision_file = paths
         counter: int | None = None
         while True:
-            if os.path.exists(changes / _change_name(prefix + 1)):
+            if os.path.exists(f"{changes}{prefix + 1:0{REVISION_WIDTH}d}.json"):
                 prefix += 1
                 continue
             if counter is None:
-                counter = read_counter(directory)
+                counter = _read_counter_at(revision_file)
             if prefix + 1 > counter:
                 break
             horizon = self.horizon(directory)
