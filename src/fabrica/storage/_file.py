@@ -181,8 +181,9 @@ class FileStorage:
                                      limit)
             # Nothing readable yet but a writer has taken the next number: it is in
             # flight, wait for it (bounded: a dead writer's hole is skipped after `wait`).
+            # Skip markers (failed writes) are readable: past them, nobody is in flight.
             if (found or limit <= 0 or loop.time() > deadline
-                    or read_counter(directory) <= after):
+                    or read_counter(directory) <= max(after, self._changes.latest(directory))):
                 return found
             await asyncio.sleep(_CHANGE_POLL_SECONDS)
 

@@ -41,6 +41,18 @@ async def test_a_failed_write_leaves_a_skip_marker_not_a_hole(tmp_path):
     assert await storage.latest("devices") == 3
 
 
+async def test_failed_writes_at_the_end_of_the_log_make_no_reader_wait(tmp_path):
+    """Skip markers are readable revisions: a reader after which only failed writes came
+    gets [] at once (it used to wait the whole change_wait for a writer that is none)."""
+    storage = FileStorage(tmp_path, change_wait=3600)
+    await storage.create("devices", doc("a", "dev-0000000a"))
+    for uid in ("dev-0000000b", "dev-0000000c"):
+        with pytest.raises(AlreadyExists):
+            await storage.create("devices", doc("a", uid))  # revisions 2 and 3: skips
+    assert await asyncio.wait_for(storage.changes("devices", after=1), 10) == []
+    assert await storage.latest("devices") == 3
+
+
 async def test_readers_wait_for_a_writer_in_flight(tmp_path):
     storage = FileStorage(tmp_path, change_wait=3600)
     first = await storage.create("devices", doc("a", "dev-0000000a"))
