@@ -227,6 +227,15 @@ class Watcher:
         return self._lines(records)
 
     def _lines(self, records: list[Record]) -> list[bytes]:
+        if not self.selector and records and records[0].revision > self.cursor:
+            try:  # the common case, every watcher of a kind alike: each line as encoded
+                lines = [r.line(r.change.type, self.api_version, self._encode)
+                         for r in records]
+            except Exception:  # a document no longer valid: one by one, below, to skip it
+                pass
+            else:
+                self.cursor = records[-1].revision
+                return lines
         lines = []
         for record in records:
             if record.revision <= self.cursor:
