@@ -72,7 +72,7 @@ def watchers_main(argv: list[str]) -> None:
                 if b'{"type":"ERROR"' in window:
                     counts["expired"] += 1
                     return
-                partial = chunk[-16:]
+                partial = chunk[-17:]  # (one byte short of the pattern)
                 continue
             lines = (partial + chunk).split(b"\n")
             partial = lines.pop()
