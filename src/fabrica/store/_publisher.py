@@ -74,7 +74,9 @@ class ChangePublisher:
             resource=obj.model_dump(mode="json", by_alias=True), metadata=metadata,
             actor=change.actor,
         )]
-        for condition, previous in _changed_conditions(change.previous, obj):
+        # A delete changes no condition: the resource went away with the ones it had.
+        changed = [] if change.action == "deleted" else _changed_conditions(change.previous, obj)
+        for condition, previous in changed:
             events.append(condition_event(
                 info.kind, info.plural, obj.uid, obj.name, condition,
                 prefix=self.prefix, source=self.source, previous_status=previous,
