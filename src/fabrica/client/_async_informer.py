@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from ._async_client import AsyncClient
 from ._cache import Backoff, Cache, CacheChange
 from ._errors import Expired, FabricaError
-from ._handlers import InformerBase
+from ._handlers import FollowState, InformerBase
 from ._kinds import KindRef
 from ._raw import AsyncRawClient
 from ._typed import R
@@ -38,35 +38,24 @@ async def follow_async(
 ) -> AsyncGenerator[list[CacheChange[Any]]]:
     """The async `follow`: list, then watch into `cache`, resuming and relisting for ever
     (until the caller stops iterating or cancels)."""
-    backoff = backoff or Backoff()
-    plural = raw.kinds.info(kind).plural
-    relist = True
+    state = FollowState(raw.kinds.info(kind).plural, cache, backoff or Backoff())
     while True:
         try:
-            if relist:
-                items, version = await raw.list_with_version(kind, label_selector)
-                relist = False
-                yield cache.replace(items, version)
-            seen = False
-            async for event in raw.watch(kind, label_selector,
-                                         resource_version=cache.resource_version,
+            if state.relist:
+                yield state.listed(*await raw.list_with_version(kind, label_selector))
+            async for event in raw.watch(kind, label_selector, resource_version=state.watch_from(),
                                          allow_bookmarks=True, timeout_seconds=timeout_seconds):
-                seen = True
-                backoff.reset()
-                if (change := cache.apply(event)) is not None:
+                if (change := state.apply(event)) is not None:
                     yield [change]
-            if not seen:  # a stream that closes at once: do not spin
-                await asyncio.sleep(backoff.next())
+            if (delay := state.ended()) is not None:
+                await asyncio.sleep(delay)
         except Expired as exc:
-            log.info("relisting %s: %s", plural, exc)
-            relist = True
+            state.expired(exc)
         except FabricaError as exc:
-            delay = backoff.next()
-            log.warning("watching %s failed (%s); retrying in %.1fs", plural, exc, delay)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(state.failed(exc))
 
 
-class AsyncInformer(InformerBase[R]):
+class AsyncInformer(InformerBase[AsyncClient, R]):
     """`Informer` for asyncio: arguments, handlers and cache methods as there; `start`,
     `stop` and `wait_for_sync` are awaited, and handlers may be coroutine functions::
 
@@ -74,23 +63,7 @@ class AsyncInformer(InformerBase[R]):
             await informer.wait_for_sync(10)
     """
 
-    def __init__(
-        self,
-        client: AsyncClient,
-        kind: type[R] | str,
-        label_selector: str | None = None,
-        *,
-        on_add: Callable[[R], Any] | None = None,
-        on_update: Callable[[R, R], Any] | None = None,
-        on_delete: Callable[[R], Any] | None = None,
-        timeout_seconds: int | None = None,
-        backoff: float = 0.2,
-        max_backoff: float = 10.0,
-    ) -> None:
-        super().__init__(client.kinds, kind, label_selector,
-                         (("add", on_add), ("update", on_update), ("delete", on_delete)),
-                         timeout_seconds, Backoff(backoff, max_backoff))
-        self.client = client
+    def _setup(self) -> None:
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 

@@ -1,19 +1,76 @@
-"""What the sync and async informers share: their handlers and their view of the cache.
+"""What the sync and async informers share: everything but their I/O.
 
-`Informer` runs in a thread and `AsyncInformer` in a task, but registering handlers, choosing
-which to call for a change and reading the local cache are the same code, kept here once.
+`Informer` runs in a thread and `AsyncInformer` in a task, but their arguments, registering
+handlers, choosing which to call for a change, reading the local cache and the decisions of the
+list-watch loop (when to list again, what an event changes, how long to wait after a failure)
+are the same code, kept here once. Each twin keeps only its loop: blocking or awaited calls.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
-from typing import Any, Generic
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._cache import Backoff, Cache, CacheChange
+from ._errors import Expired, FabricaError
 from ._kinds import Kinds
 from ._typed import R, resolve
 
-__all__ = ["Handlers", "InformerBase"]
+__all__ = ["FollowState", "Handlers", "InformerBase"]
+
+log = logging.getLogger("fabrica.client.informer")
+JSON = dict[str, Any]
+
+
+class _HasKinds(Protocol):
+    @property
+    def kinds(self) -> Kinds: ...
+
+
+C = TypeVar("C", bound=_HasKinds)
+
+
+class FollowState:
+    """The list-watch loop of `kind` without its I/O: whether to list (again), what each
+    event does to `cache`, and how long to wait before reconnecting."""
+
+    def __init__(self, plural: str, cache: Cache[Any], backoff: Backoff) -> None:
+        self.plural, self.cache, self.backoff = plural, cache, backoff
+        self.relist = True
+        self._seen = False
+
+    def listed(self, items: Iterable[JSON], version: str | None) -> list[CacheChange[Any]]:
+        """Take a list's result; the changes it made to the cache."""
+        self.relist = False
+        return self.cache.replace(items, version)
+
+    def watch_from(self) -> str | None:
+        """Where a new watch starts: the last version seen (nothing seen on it yet)."""
+        self._seen = False
+        return self.cache.resource_version
+
+    def apply(self, event: JSON) -> CacheChange[Any] | None:
+        """Apply one watch event: the connection works, so the backoff starts over."""
+        self._seen = True
+        self.backoff.reset()
+        return self.cache.apply(event)
+
+    def ended(self) -> float | None:
+        """A watch ended cleanly: the delay before the next, if it brought nothing (a stream
+        that closes at once must not make the loop spin)."""
+        return None if self._seen else self.backoff.next()
+
+    def expired(self, exc: Expired) -> None:
+        """The server no longer keeps changes that old: list again."""
+        log.info("relisting %s: %s", self.plural, exc)
+        self.relist = True
+
+    def failed(self, exc: FabricaError) -> float:
+        """The delay before reconnecting after `exc`: the next backoff step."""
+        delay = self.backoff.next()
+        log.warning("watching %s failed (%s); retrying in %.1fs", self.plural, exc, delay)
+        return delay
 
 
 class Handlers(Generic[R]):
@@ -33,28 +90,38 @@ class Handlers(Generic[R]):
         return [(h, (change.object,)) for h in self.delete]
 
 
-class InformerBase(Generic[R]):
-    """Handlers, cache and reconnect policy of one informer of `kind`."""
+class InformerBase(Generic[C, R]):
+    """Arguments, handlers, cache and reconnect policy of one informer of `kind`, reading
+    through `client`; a twin sets up its own running state in `_setup`."""
 
     def __init__(
         self,
-        kinds: Kinds,
+        client: C,
         kind: type[R] | str,
-        label_selector: str | None,
-        handlers: Iterable[tuple[str, Callable[..., Any] | None]],
-        timeout_seconds: int | None,
-        backoff: Backoff,
+        label_selector: str | None = None,
+        *,
+        on_add: Callable[[R], Any] | None = None,
+        on_update: Callable[[R, R], Any] | None = None,
+        on_delete: Callable[[R], Any] | None = None,
+        timeout_seconds: int | None = None,
+        backoff: float = 0.2,
+        max_backoff: float = 10.0,
     ) -> None:
-        self.kind: type[R] = resolve(kinds, kind)
-        self.plural = kinds.info(self.kind).plural
+        self.client = client
+        self.kind: type[R] = resolve(client.kinds, kind)
+        self.plural = client.kinds.info(self.kind).plural
         self.label_selector = label_selector
         self.timeout_seconds = timeout_seconds
         self.handlers: Handlers[R] = Handlers()
-        for which, handler in handlers:
+        for which, handler in (("add", on_add), ("update", on_update), ("delete", on_delete)):
             if handler is not None:
                 getattr(self.handlers, which).append(handler)
         self._cache: Cache[R] = Cache(self.kind.model_validate)
-        self._backoff = backoff
+        self._backoff = Backoff(backoff, max_backoff)
+        self._setup()
+
+    def _setup(self) -> None:
+        """Create the twin's running state (events, thread or task)."""
 
     def on_add(self, handler: Callable[[R], Any]) -> Callable[[R], Any]:
         """Call ``handler(obj)`` for each object that appears (the first list's included)."""

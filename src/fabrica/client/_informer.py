@@ -25,7 +25,7 @@ import httpx
 from ._cache import Backoff, Cache, CacheChange
 from ._client import Client
 from ._errors import Expired, FabricaError
-from ._handlers import InformerBase
+from ._handlers import FollowState, InformerBase
 from ._kinds import KindRef
 from ._raw import RawClient
 from ._typed import R
@@ -54,53 +54,34 @@ def follow(
     `retry` refuses; reconnects (after a backoff delay) on any other. A watch the server
     ends cleanly is resumed too, unless `until_end`."""
     stop = stop or threading.Event()
-    backoff = backoff or Backoff()
-    relist = True
+    state = FollowState(raw.kinds.info(kind).plural, cache, backoff or Backoff())
     while not stop.is_set():
         try:
-            if relist:
-                items, version = raw.list_with_version(kind, label_selector)
-                relist = False
-                yield cache.replace(items, version)
-            with raw.open_watch(kind, label_selector, resource_version=cache.resource_version,
+            if state.relist:
+                yield state.listed(*raw.list_with_version(kind, label_selector))
+            with raw.open_watch(kind, label_selector, resource_version=state.watch_from(),
                                 allow_bookmarks=True, timeout_seconds=timeout_seconds
                                 ) as response:
                 if on_open is not None:
                     on_open(response)
-                seen = yield from _read(response, cache, backoff)
+                for event in watch_events(response.iter_lines()):
+                    if (change := state.apply(event)) is not None:
+                        yield [change]
             if until_end:
                 return
-            if not seen and not stop.is_set():  # a stream that closes at once: do not spin
-                stop.wait(backoff.next())
+            if not stop.is_set() and (delay := state.ended()) is not None:
+                stop.wait(delay)
         except Expired as exc:
-            log.info("relisting %s: %s", raw.kinds.info(kind).plural, exc)
-            relist = True
+            state.expired(exc)
         except FabricaError as exc:
             if stop.is_set():
                 return
             if not retry(exc):
                 raise
-            delay = backoff.next()
-            log.warning("watching %s failed (%s); retrying in %.1fs",
-                        raw.kinds.info(kind).plural, exc, delay)
-            stop.wait(delay)
+            stop.wait(state.failed(exc))
 
 
-def _read(
-    response: httpx.Response, cache: Cache[Any], backoff: Backoff
-) -> Generator[list[CacheChange[Any]], None, bool]:
-    """Apply a watch's events to `cache` as they come; returns whether any came."""
-    seen = False
-    for event in watch_events(response.iter_lines()):
-        seen = True
-        backoff.reset()
-        change = cache.apply(event)
-        if change is not None:
-            yield [change]
-    return seen
-
-
-class Informer(InformerBase[R]):
+class Informer(InformerBase[Client, R]):
     """Keeps a local copy of one kind (optionally narrowed by `label_selector`) current, in a
     background thread, and calls handlers on each change::
 
@@ -123,23 +104,7 @@ class Informer(InformerBase[R]):
     connection goes unnoticed; bookmarks are always asked for.
     """
 
-    def __init__(
-        self,
-        client: Client,
-        kind: type[R] | str,
-        label_selector: str | None = None,
-        *,
-        on_add: Callable[[R], Any] | None = None,
-        on_update: Callable[[R, R], Any] | None = None,
-        on_delete: Callable[[R], Any] | None = None,
-        timeout_seconds: int | None = None,
-        backoff: float = 0.2,
-        max_backoff: float = 10.0,
-    ) -> None:
-        super().__init__(client.kinds, kind, label_selector,
-                         (("add", on_add), ("update", on_update), ("delete", on_delete)),
-                         timeout_seconds, Backoff(backoff, max_backoff))
-        self.client = client
+    def _setup(self) -> None:
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
