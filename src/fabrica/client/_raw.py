@@ -80,6 +80,14 @@ class _Base:
     def _info(self, kind: KindRef) -> ResourceInfo:
         return self.kinds.info(kind)
 
+    def _watch_call(
+        self, kind: KindRef, label_selector: str | None, resource_version: str | None,
+        allow_bookmarks: bool, timeout_seconds: int | None,
+    ) -> Call:
+        call = calls.watch_call(self._info(kind), resource_version, label_selector,
+                                allow_bookmarks, timeout_seconds)
+        return self._versioned(call, kind)
+
     def _versioned(self, call: Call, kind: KindRef) -> Call:
         """`call` asking for `kind`'s API version (Accept, and Content-Type of a body)."""
         return calls.with_api_version(call, self.kinds.version(kind))
@@ -125,11 +133,8 @@ class RawClient(_Base):
         self, kind: KindRef, selector: str | None = None, limit: int | None = None
     ) -> Iterator[JSONList]:
         """Each page of the list, following ``Link: rel="next"`` until there is none."""
-        call: Call | None = calls.list_call(self._info(kind), selector, limit)
-        while call is not None:
-            response = self._send(call, kind)
+        for response in self._pages(kind, selector, limit):
             yield _items(response)
-            call = calls.next_page_call(response)
 
     def list(
         self, kind: KindRef, selector: str | None = None, limit: int | None = None
@@ -143,15 +148,7 @@ class RawClient(_Base):
         version sees every change after the list, none twice (SPEC section 8). With several
         pages, the first page's version: later pages may show some of the replayed changes
         already, which a watcher recognises by each object's own resourceVersion."""
-        call: Call | None = calls.list_call(self._info(kind), selector, None)
-        items: JSONList = []
-        version: str | None = None
-        while call is not None:
-            response = self._send(call, kind)
-            version = version or response.headers.get(RESOURCE_VERSION_HEADER)
-            items.extend(_items(response))
-            call = calls.next_page_call(response)
-        return items, version
+        return _joined(_page(response) for response in self._pages(kind, selector, None))
 
     def watch(
         self,
@@ -181,9 +178,9 @@ class RawClient(_Base):
     ) -> Iterator[httpx.Response]:
         """The open response of a watch, for reading its lines (``watch`` does) or cutting
         it short from another thread (the informer's ``stop``)."""
-        call = calls.watch_call(self._info(kind), resource_version, label_selector,
-                                allow_bookmarks, timeout_seconds)
-        with open_stream(self.http, self._versioned(call, kind), self.retry) as response:
+        call = self._watch_call(kind, label_selector, resource_version, allow_bookmarks,
+                                timeout_seconds)
+        with open_stream(self.http, call, self.retry) as response:
             yield self._warn(response)
 
     def get(self, kind: KindRef, id: str) -> JSON:
@@ -243,6 +240,15 @@ class RawClient(_Base):
         with open_stream(self.http, calls.events_call(pattern), self.retry) as response:
             yield from event_objects(response.iter_lines(), on_open)
 
+    def _pages(
+        self, kind: KindRef, selector: str | None, limit: int | None
+    ) -> Iterator[httpx.Response]:
+        call: Call | None = calls.list_call(self._info(kind), selector, limit)
+        while call is not None:
+            response = self._send(call, kind)
+            yield response
+            call = calls.next_page_call(response)
+
     def _send(self, call: Call, kind: KindRef) -> httpx.Response:
         return self._warn(send(self.http, self._versioned(call, kind), self.retry))
 
@@ -284,11 +290,9 @@ class AsyncRawClient(_Base):
     async def iter_pages(
         self, kind: KindRef, selector: str | None = None, limit: int | None = None
     ) -> AsyncIterator[JSONList]:
-        call: Call | None = calls.list_call(self._info(kind), selector, limit)
-        while call is not None:
-            response = await self._send(call, kind)
-            yield _items(response)
-            call = calls.next_page_call(response)
+        async with contextlib.aclosing(self._pages(kind, selector, limit)) as pages:
+            async for response in pages:
+                yield _items(response)
 
     async def list(
         self, kind: KindRef, selector: str | None = None, limit: int | None = None
@@ -298,15 +302,7 @@ class AsyncRawClient(_Base):
     async def list_with_version(
         self, kind: KindRef, selector: str | None = None
     ) -> tuple[JSONList, str | None]:
-        call: Call | None = calls.list_call(self._info(kind), selector, None)
-        items: JSONList = []
-        version: str | None = None
-        while call is not None:
-            response = await self._send(call, kind)
-            version = version or response.headers.get(RESOURCE_VERSION_HEADER)
-            items.extend(_items(response))
-            call = calls.next_page_call(response)
-        return items, version
+        return _joined([_page(response) async for response in self._pages(kind, selector, None)])
 
     async def watch(
         self,
@@ -317,10 +313,9 @@ class AsyncRawClient(_Base):
         allow_bookmarks: bool = False,
         timeout_seconds: int | None = None,
     ) -> AsyncGenerator[JSON]:
-        call = calls.watch_call(self._info(kind), resource_version, label_selector,
-                                allow_bookmarks, timeout_seconds)
-        async with open_stream_async(self.http, self._versioned(call, kind),
-                                     self.retry) as response:
+        call = self._watch_call(kind, label_selector, resource_version, allow_bookmarks,
+                                timeout_seconds)
+        async with open_stream_async(self.http, call, self.retry) as response:
             self._warn(response)
             async for event in watch_events_async(response.aiter_lines()):
                 yield event
@@ -378,6 +373,15 @@ class AsyncRawClient(_Base):
             async for event in event_objects_async(response.aiter_lines(), on_open):
                 yield event
 
+    async def _pages(
+        self, kind: KindRef, selector: str | None, limit: int | None
+    ) -> AsyncGenerator[httpx.Response]:
+        call: Call | None = calls.list_call(self._info(kind), selector, limit)
+        while call is not None:
+            response = await self._send(call, kind)
+            yield response
+            call = calls.next_page_call(response)
+
     async def _send(self, call: Call, kind: KindRef) -> httpx.Response:
         return self._warn(await send_async(self.http, self._versioned(call, kind), self.retry))
 
@@ -398,6 +402,20 @@ def _object(response: httpx.Response) -> JSON:
     if not isinstance(body, dict):
         raise FabricaError(response.status_code, f"{response.request.url}: expected an object")
     return body
+
+
+def _page(response: httpx.Response) -> tuple[JSONList, str | None]:
+    return _items(response), response.headers.get(RESOURCE_VERSION_HEADER)
+
+
+def _joined(pages: Iterable[tuple[JSONList, str | None]]) -> tuple[JSONList, str | None]:
+    """A paged list's items and the first page's ``X-Resource-Version``."""
+    items: JSONList = []
+    version: str | None = None
+    for page, page_version in pages:
+        version = version or page_version
+        items.extend(page)
+    return items, version
 
 
 def _items(response: httpx.Response) -> JSONList:
