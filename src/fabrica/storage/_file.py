@@ -68,6 +68,7 @@ from ._base import (
 )
 from ._checks import check_collection, check_new, check_update
 from ._file_changes import REVISION_WIDTH, FileChangeLog, read_counter
+from ._fileio import atomic_write, flock, fsync_dir, read_bytes, write_temp
 
 __all__ = ["FileStorage"]
 
@@ -213,7 +214,7 @@ class FileStorage:
         revision = self._next_revision(collection, "0")
         stored = _with_version(doc, revision)
         with self._recording(directory, revision, "ADDED", stored) as publish:
-            tmp = _write_temp(directory, path.name, _encode(stored))  # slow part, unlocked
+            tmp = write_temp(directory, path.name, _encode(stored))  # slow part, unlocked
             try:
                 with self._lock(collection, "n", name):
                     self._claim_name(collection, link, uid, name)
@@ -225,7 +226,7 @@ class FileStorage:
                         _unlink_if_points_to(link, uid)
                         raise AlreadyExists(collection, "uid", uid) from None
                 publish()
-                _fsync_dir(directory)
+                fsync_dir(directory)
             finally:
                 tmp.unlink(missing_ok=True)
         return stored
@@ -252,7 +253,7 @@ class FileStorage:
             with self._recording(path.parent, revision, "MODIFIED", stored) as publish:
                 if snapshot is not None:
                     self._write_snapshot(collection, uid, snapshot)
-                _atomic_write(path, _encode(stored), before_sync=publish)
+                atomic_write(path, _encode(stored), before_sync=publish)
         return stored
 
     def _delete_sync(
@@ -272,7 +273,7 @@ class FileStorage:
                 with self._lock(collection, "n", name):
                     _unlink_if_points_to(self._name_link(collection, name), uid)
                 publish()
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
             shutil.rmtree(self._versions_dir(collection, uid), ignore_errors=True)
         return removed
 
@@ -283,7 +284,7 @@ class FileStorage:
                 path.unlink()
             except FileNotFoundError:
                 raise NotFound(collection, f"{uid}/versions/{version_id}") from None
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -341,7 +342,7 @@ class FileStorage:
         for entry in os.scandir(directory):
             if _DOC_FILE.match(entry.name):
                 try:
-                    docs.append(_decode(_read_bytes(entry.path)))
+                    docs.append(_decode(read_bytes(entry.path)))
                 except FileNotFoundError:
                     continue  # deleted between scandir and open
         return docs
@@ -403,11 +404,11 @@ class FileStorage:
     def _write_snapshot(self, collection: str, uid: str, snapshot: Document) -> None:
         path = self._version_path(collection, uid, snapshot["versionId"])
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, _encode(snapshot))
+        atomic_write(path, _encode(snapshot))
 
     def _read_or_404(self, collection: str, path: Path, uid: str) -> Document:
         try:
-            return _decode(_read_bytes(path))
+            return _decode(read_bytes(path))
         except FileNotFoundError:
             raise NotFound(collection, uid) from None
 
@@ -458,7 +459,7 @@ class FileStorage:
     def _lock(self, collection: str, space: str, key: str) -> Iterator[None]:
         self._ensure_collection(collection)
         stripe = zlib.crc32(key.encode()) % _STRIPES
-        with _flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}"):
+        with flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}"):
             yield
 
     def _ensure_collection(self, collection: str) -> None:
@@ -466,10 +467,10 @@ class FileStorage:
             return
         directory = self._collection_dir(collection)
         (directory / ".locks").mkdir(parents=True, exist_ok=True)
-        with _flock(directory / ".locks" / "index"):
+        with flock(directory / ".locks" / "index"):
             if not (directory / _INDEX_MARKER).exists():
                 self._link_unindexed(directory)
-                _atomic_write(directory / _INDEX_MARKER, b"")
+                atomic_write(directory / _INDEX_MARKER, b"")
             self._changes.initialise(directory, lambda: self._read_all(collection))
             _remove_stale_temp_files(directory)
             _remove_stale_temp_files(directory / ".changes")
@@ -483,7 +484,7 @@ class FileStorage:
                 link = directory / f"@{meta['name']}"
                 if is_dns1123_subdomain(meta["name"]) and not os.path.lexists(link):
                     os.symlink(entry.name, link)
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
 
 def _with_version(doc: Document, version: str) -> Document:
@@ -501,72 +502,12 @@ def _decode(data: bytes) -> Document:
     return doc
 
 
-def _read_bytes(path: str | Path) -> bytes:
-    """A whole small file; os-level calls cost a third of a buffered open() here."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def _unlink_if_points_to(link: Path, uid: str) -> None:
     try:
         if os.readlink(link) == f"{uid}.json":
             link.unlink()
     except FileNotFoundError:
         pass
-
-
-def _write_temp(directory: Path, name: str, data: bytes) -> Path:
-    tmp = directory / f".tmp-{name}-{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    return tmp
-
-
-def _atomic_write(path: Path, data: bytes,
-                  before_sync: Callable[[], None] | None = None) -> None:
-    """Temp file, fsync, rename, directory fsync; `before_sync` runs just before the last."""
-    tmp = _write_temp(path.parent, path.name, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if before_sync is not None:
-        before_sync()
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _remove_stale_temp_files(directory: Path) -> None:

@@ -37,7 +37,6 @@ import fcntl
 import json
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ._base import ChangeType, Document, Gone, StoredChange
+from ._fileio import atomic_write, flock, fsync_dir, read_bytes, write_temp
 
 __all__ = ["FileChangeLog", "REVISION_WIDTH", "read_counter"]
 
@@ -103,7 +103,7 @@ class FileChangeLog:
             found = [int(v) for d in documents()
                      if (v := str(d["metadata"].get("resourceVersion", ""))).isdigit()]
             horizon = max([read_counter(directory), top, *found])
-            _write_number(directory / ".horizon", horizon)
+            atomic_write(directory / ".horizon", str(horizon).encode())
             top = max(top, horizon)
         if top > read_counter(directory):
             _raise_counter(directory, top)
@@ -116,9 +116,7 @@ class FileChangeLog:
         is in place."""
         data = json.dumps({"type": kind, "document": document}, separators=(",", ":"),
                           ensure_ascii=False).encode()
-        tmp = directory / ".changes" / f".tmp-{revision}-{secrets.token_hex(4)}"
-        _write_synced(tmp, data)
-        return tmp
+        return write_temp(directory / ".changes", str(revision), data)
 
     def publish(self, directory: Path, revision: int, prepared: Path) -> None:
         """Rename the prepared change into place (over a skip marker too: a late writer is
@@ -134,14 +132,13 @@ class FileChangeLog:
                ) -> None:
         """Write a change in one go (a writer's change, when its document is in place)."""
         self.publish(directory, revision, self.prepare(directory, revision, kind, document))
-        _fsync_dir(directory / ".changes")
+        fsync_dir(directory / ".changes")
         self.published(directory, revision)
 
     def skip(self, directory: Path, revision: int) -> None:
         """Mark `revision` as no change (its write failed after taking the number)."""
         path = directory / ".changes" / _change_name(revision)
-        tmp = path.parent / f".tmp-skip-{revision}-{secrets.token_hex(4)}"
-        _write_synced(tmp, _SKIP_BYTES)
+        tmp = write_temp(path.parent, f"skip-{revision}", _SKIP_BYTES)
         try:
             os.link(tmp, path)  # never over a real change
         except FileExistsError:
@@ -203,7 +200,7 @@ class FileChangeLog:
         while len(found) < limit:
             revision += 1
             try:
-                data = _read(changes / _change_name(revision))
+                data = read_bytes(changes / _change_name(revision))
             except FileNotFoundError:
                 if counter is None or revision > counter:
                     counter = read_counter(directory)
@@ -244,11 +241,11 @@ class FileChangeLog:
 
     def compact(self, directory: Path, keep: int) -> None:
         """Keep at most the newest `keep` changes: the horizon moves first, files follow."""
-        with _flock(directory / ".locks" / "compact"):
+        with flock(directory / ".locks" / "compact"):
             target = read_counter(directory) - max(keep, 0)
             if target <= self.horizon(directory):
                 return
-            _write_number(directory / ".horizon", target)
+            atomic_write(directory / ".horizon", str(target).encode())
             changes = directory / ".changes"
             for name in os.listdir(changes):
                 if _is_change_name(name) and int(name[:-5]) <= target:
@@ -277,38 +274,6 @@ def _decode_change(revision: int, data: bytes) -> StoredChange | None:
                                                                stored["document"]))
 
 
-def _read(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-
-
-def _write_number(path: Path, number: int) -> None:
-    tmp = path.parent / f".tmp-{path.name}-{secrets.token_hex(4)}"
-    _write_synced(tmp, str(number).encode())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _raise_counter(directory: Path, at_least: int) -> None:
     fd = os.open(directory / ".revision", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -318,26 +283,3 @@ def _raise_counter(directory: Path, at_least: int) -> None:
             os.pwrite(fd, f"{at_least:0{REVISION_WIDTH}d}".encode(), 0)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _flock:
-    """An exclusive lock on `path` for a ``with`` block (closing the file releases it)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
