@@ -18,7 +18,7 @@ import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeGuard, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -103,11 +103,41 @@ def new_uid(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-class Resource(BaseModel, Generic[SpecT, StatusT]):
+class _Envelope(BaseModel):
+    """What `Resource` and `ServedVersion` share: the aliases, the defaults of a new object's
+    kind and API version (``_identity``, once the class is declared), ``uid`` and ``name``.
+    Fields stay in the subclasses, so each keeps its field (and JSON key) order."""
+
     model_config = ConfigDict(
         validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
     )
 
+    if TYPE_CHECKING:
+        metadata: Metadata
+
+    @classmethod
+    def _identity(cls) -> tuple[str, str] | None:
+        """The kind and API version of this class's objects, or None (not declared yet)."""
+        return None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (identity := cls._identity()) is not None:
+            kind, version = identity
+            data = _with_defaults(data, kind=kind, apiVersion=version, schemaVersion=version)
+        return data
+
+    @property
+    def uid(self) -> str:
+        return self.metadata.uid
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class Resource(_Envelope, Generic[SpecT, StatusT]):
     api_version: str = Field(default=API_VERSION, alias="apiVersion")
     kind: str = ""
     schema_version: str = Field(default=SCHEMA_VERSION, alias="schemaVersion")
@@ -150,23 +180,12 @@ class Resource(BaseModel, Generic[SpecT, StatusT]):
         info = _resource_info(cls, spec_type, status_type, prefix, plural, versioning)
         cls.resource_info = _with_versions(info, version, default_version)
 
-    @model_validator(mode="before")
     @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        """Kind and API version default to the class's: a new object is in storage shape."""
-        if isinstance(data, dict) and hasattr(cls, "resource_info"):
-            info = cls.resource_info
-            data = _with_defaults(data, kind=info.kind, apiVersion=info.version,
-                                  schemaVersion=info.version)
-        return data
-
-    @property
-    def uid(self) -> str:
-        return self.metadata.uid
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
+    def _identity(cls) -> tuple[str, str] | None:
+        """A new object is in storage shape."""
+        if not hasattr(cls, "resource_info"):
+            return None
+        return cls.resource_info.kind, cls.resource_info.version
 
     def owner_reference(self, controller: bool = True) -> OwnerReference:
         """A reference to this resource, for a dependent's ``metadata.ownerReferences``."""

@@ -25,9 +25,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
-from ._resource import Metadata, Resource, ResourceInfo, _with_defaults
+from ._resource import Metadata, Resource, ResourceInfo, _Envelope
 
 __all__ = [
     "CONVERSIONS",
@@ -81,14 +81,10 @@ class VersionInfo:
         return self.kind.resource_info
 
 
-class ServedVersion(BaseModel, Generic[SpecT, StatusT]):
+class ServedVersion(_Envelope, Generic[SpecT, StatusT]):
     """A resource as one non-storage API version shows it: the same envelope as `Resource`,
     with this version's Spec and Status. Subclass it with ``of=``, ``version=`` and
     optionally ``deprecated=True``, and write the static conversion methods."""
-
-    model_config = ConfigDict(
-        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
-    )
 
     api_version: str = Field(default="", alias="apiVersion")
     kind: str = ""
@@ -112,22 +108,11 @@ class ServedVersion(BaseModel, Generic[SpecT, StatusT]):
             return  # ServedVersion[Spec, Status] itself
         cls.version_info = _version_info(cls, of, version, deprecated)
 
-    @model_validator(mode="before")
     @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and hasattr(cls, "version_info"):
-            info = cls.version_info
-            data = _with_defaults(data, kind=info.storage.kind, apiVersion=info.version,
-                                  schemaVersion=info.version)
-        return data
-
-    @property
-    def uid(self) -> str:
-        return self.metadata.uid
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
+    def _identity(cls) -> tuple[str, str] | None:
+        if not hasattr(cls, "version_info"):
+            return None
+        return cls.version_info.storage.kind, cls.version_info.version
 
 
 def _version_info(cls: type[ServedVersion[Any, Any]], of: Any, version: Any,
