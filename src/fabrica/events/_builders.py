@@ -59,30 +59,12 @@ def lifecycle_event(
     """
     if action not in LIFECYCLE_ACTIONS:
         raise ValueError(f"unknown lifecycle action {action!r}: use one of {_actions()}")
-    _check_segment("kind", kind)
-    moment = now or datetime.now(UTC)
-    data: dict[str, Any] = {
-        "action": action,
-        "resourceKind": kind,
-        "resourceUID": uid,
-        "resourceName": name,
-        "changeTime": format_time(moment),
-    }
+    more: dict[str, Any] = {}
     if metadata:
-        data["metadata"] = dict(metadata)
+        more["metadata"] = dict(metadata)
     if resource is not None:
-        data["resource"] = dict(resource)
-    return CloudEvent(
-        type=f"{_prefix(prefix)}.{kind.lower()}.{action}",
-        source=f"{source}/resources/{kind}/{uid}",
-        subject=f"{plural}/{uid}",
-        time=moment,
-        resourcekind=kind,
-        resourceuid=uid,
-        action=action,
-        extensions={"actor": actor} if actor else {},
-        data=data,
-    )
+        more["resource"] = dict(resource)
+    return _resource_event(action, kind, plural, uid, name, prefix, source, more, actor, now)
 
 
 def condition_event(
@@ -154,29 +136,37 @@ def reason_event(
     `lifecycle_event`.
     """
     check_reason(reason)
+    more = {"details": dict(details)} if details is not None else {}
+    event = _resource_event(reason, kind, plural, uid, name, prefix, source, more, actor, now)
+    return event if id is None else dataclasses.replace(event, id=id)
+
+
+def _resource_event(
+    action: str, kind: str, plural: str, uid: str, name: str, prefix: str, source: str,
+    more: dict[str, Any], actor: str | None, now: datetime | None,
+) -> CloudEvent:
+    """``PREFIX.KIND.ACTION`` about one resource, `more` after the identity in ``data``."""
     _check_segment("kind", kind)
     moment = now or datetime.now(UTC)
     data: dict[str, Any] = {
-        "action": reason,
+        "action": action,
         "resourceKind": kind,
         "resourceUID": uid,
         "resourceName": name,
         "changeTime": format_time(moment),
+        **more,
     }
-    if details is not None:
-        data["details"] = dict(details)
-    event = CloudEvent(
-        type=f"{_prefix(prefix)}.{kind.lower()}.{reason}",
+    return CloudEvent(
+        type=f"{_prefix(prefix)}.{kind.lower()}.{action}",
         source=f"{source}/resources/{kind}/{uid}",
         subject=f"{plural}/{uid}",
         time=moment,
         resourcekind=kind,
         resourceuid=uid,
-        action=reason,
+        action=action,
         extensions={"actor": actor} if actor else {},
         data=data,
     )
-    return event if id is None else dataclasses.replace(event, id=id)
 
 
 def check_reason(reason: object) -> str:
