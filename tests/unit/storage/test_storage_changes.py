@@ -16,19 +16,12 @@ from sqlalchemy import insert, select, text
 
 from fabrica.storage import AlreadyExists, Conflict, Gone, NotFound, StoredChange
 from fabrica.storage._sql_schema import collections, resources
+from tests._support.storage import doc as device_doc
+from tests._support.storage import uid
 
 
 def doc(name: str, uid: str, **spec):
-    return {"apiVersion": "v1", "kind": "Device", "schemaVersion": "v1",
-            "metadata": {"name": name, "uid": uid, "labels": {"n": name}, "annotations": {},
-                         "createdAt": "2026-01-02T03:04:05.123456Z",
-                         "updatedAt": "2026-01-02T03:04:05.123456Z",
-                         "resourceVersion": "", "generation": 1},
-            "spec": spec, "status": {}}
-
-
-def uid(n: int) -> str:
-    return f"dev-{n:08x}"
+    return device_doc(name, uid, {"n": name}, **spec)
 
 
 def rv(document) -> int:

@@ -20,19 +20,7 @@ from fabrica.storage import (
     NotFound,
     Storage,
 )
-
-
-def doc(name, uid, labels=None, **spec):
-    return {"apiVersion": "v1", "kind": "Device", "schemaVersion": "v1",
-            "metadata": {"name": name, "uid": uid, "labels": labels or {}, "annotations": {},
-                         "createdAt": "2026-01-02T03:04:05.123456Z",
-                         "updatedAt": "2026-01-02T03:04:05.123456Z",
-                         "resourceVersion": "", "generation": 1},
-            "spec": spec, "status": {}}
-
-
-def uid(n: int) -> str:
-    return f"dev-{n:08x}"
+from tests._support.storage import doc, uid
 
 
 def snapshot(version_id: str, **spec):

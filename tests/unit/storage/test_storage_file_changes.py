@@ -8,11 +8,7 @@ import os
 import pytest
 
 from fabrica.storage import AlreadyExists, FileStorage, Gone
-
-
-def doc(name, uid, **spec):
-    return {"apiVersion": "v1", "kind": "Device", "metadata": {"name": name, "uid": uid,
-            "resourceVersion": ""}, "spec": spec, "status": {}}
+from tests._support.storage import short_doc as doc
 
 
 def change_file(tmp_path, revision: int):
