@@ -43,6 +43,7 @@ from fabrica.client import (
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
 from tests._support.app import Device, DeviceSpec, DeviceStatus  # noqa: F401  (the example's Device)
+from tests._support.thread_server import ThreadServer
 
 SETTINGS = ServiceSettings(project="device-api", package="device_api")
 
@@ -64,29 +65,6 @@ WEB = DeviceSpec(type="server", ip_address="10.0.0.1")
 
 
 # ---- fixtures --------------------------------------------------------------------------------
-
-class ThreadServer:
-    """uvicorn serving `app` on 127.0.0.1 from a daemon thread, for sync code to call."""
-
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error",
-                                loop="asyncio", http="h11", ws="none", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 5
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.005)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
-
 
 def serve(tmp_path: Any, **kwargs: Any) -> ThreadServer:
     app = create_app(KINDS, FileStorage(tmp_path / "data"), settings=SETTINGS, **kwargs)

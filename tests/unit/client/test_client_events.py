@@ -17,7 +17,8 @@ from fabrica.client._sse import event_objects
 from fabrica.events import CloudEvent
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
-from tests.unit.client.test_client import KINDS, SETTINGS, ThreadServer, run
+from tests._support.thread_server import ThreadServer
+from tests.unit.client.test_client import KINDS, SETTINGS, run
 
 EVENTS = dataclasses.replace(SETTINGS, events=True)
 WEB = {"type": "server", "ipAddress": "10.0.0.1"}

@@ -13,9 +13,6 @@ import logging
 import os
 import re
 import secrets
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -37,8 +34,8 @@ from fabrica.events import (
     lifecycle_event,
     type_matches,
 )
+from tests._support.nats import URL, NatsServer, free_port
 
-URL = os.environ.get("FABRICA_TEST_NATS_URL", "nats://127.0.0.1:4222")
 RACK = {"apiVersion": "v1", "kind": "Rack", "metadata": {"name": "r1"}, "spec": {"u": 42}}
 
 
@@ -465,12 +462,6 @@ async def test_nothing_after_close(prefix):
 # -- connecting --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_an_unreachable_server_fails_start_quickly_and_clearly():
     url = f"nats://127.0.0.1:{free_port()}"
     nats_bus = NatsBus(url, connect_timeout=0.5, reconnect_time_wait=0.05)
@@ -491,38 +482,12 @@ def test_bad_arguments():
         NatsBus(" , ")
 
 
-class OwnServer:
-    """A private nats-server (no JetStream) on a free port, to stop and start again."""
-
-    def __init__(self, binary: str) -> None:
-        self.binary, self.port = binary, free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            assert time.monotonic() < deadline, "nats-server did not start"
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(5)
-            self.proc = None
-
-
 @pytest.fixture
-def own_server() -> Iterator[OwnServer]:
-    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    if not os.path.exists(binary):
+def own_server(tmp_path) -> Iterator[NatsServer]:
+    """A private nats-server (no JetStream) on a free port, to stop and start again."""
+    server = NatsServer(tmp_path, jetstream=False)
+    if not os.path.exists(server.binary):
         pytest.skip("nats-server is not installed here")
-    server = OwnServer(binary)
     server.start()
     yield server
     server.stop()

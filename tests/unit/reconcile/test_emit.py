@@ -15,13 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from fabrica import Condition, Model, Resource, ServiceSettings, find_condition
 from fabrica.reconcile import ResourceReconciler, Result
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
 from tests._support.app import serve_in_process
+from tests._support.thread_server import ThreadServer
 
 
 class SensorSpec(Model):
@@ -59,29 +59,6 @@ class SensorReconciler(ResourceReconciler[Sensor]):
             self.emit(sensor, sensor.spec.alarm_reason, data=details)
         sensor.status.overheated = hot
         return None
-
-
-class ThreadServer:
-    """uvicorn serving `app` from a daemon thread."""
-
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error",
-                                loop="asyncio", http="h11", ws="none", lifespan="on",
-                                timeout_graceful_shutdown=1)  # SSE readers stay open
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 5
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.005)
-        return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
 
 
 class Listener:
