@@ -65,7 +65,7 @@ from ._base import (
 from ._checks import check_collection, check_new, check_update
 from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
 from ._sql_query import is_deadlock, is_unavailable, list_query
-from ._sql_schema import resources, versions
+from ._sql_schema import versions
 from ._sql_url import DatabaseURL, parse_database_url
 
 __all__ = ["SQLStorage"]
@@ -171,9 +171,7 @@ class SQLStorage:
         check_collection(collection)
         if not is_uid(uid):
             raise NotFound(collection, uid)
-        found = await self._run(ops.fetch_resource, select(
-            resources.c.document, resources.c.resource_version).where(
-            resources.c.collection == collection, resources.c.uid == uid))
+        found = await self._run(ops.get_resource, collection, uid)
         if found is None:
             raise NotFound(collection, uid)
         return found
@@ -182,9 +180,7 @@ class SQLStorage:
         check_collection(collection)
         if not is_dns1123_subdomain(name):
             raise NotFound(collection, name)
-        found = await self._run(ops.fetch_resource, select(
-            resources.c.document, resources.c.resource_version).where(
-            resources.c.collection == collection, resources.c.name == name))
+        found = await self._run(ops.get_resource_by_name, collection, name)
         if found is None:
             raise NotFound(collection, name)
         return found

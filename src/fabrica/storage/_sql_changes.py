@@ -34,7 +34,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, cast
 
-from sqlalchemy import Connection, and_, delete, insert, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, text, update
 from sqlalchemy import func as sql
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
@@ -62,18 +62,29 @@ class NoCollectionRow(Exception):  # noqa: N818 (a signal to the caller, not an 
         self.collection = collection
 
 
+# The statements of every write and every `latest`, built once (see `_sql_ops`).
+_THIS_COLLECTION = collections.c.collection == bindparam("w_collection")
+_ALLOCATE_MYSQL = update(collections).where(_THIS_COLLECTION).values(
+    revision=sql.last_insert_id(collections.c.revision + 1))
+_ALLOCATE = update(collections).where(_THIS_COLLECTION).values(
+    revision=collections.c.revision + 1).returning(collections.c.revision)
+_SET_VERSION = update(resources).where(
+    resources.c.collection == bindparam("w_collection"), resources.c.uid == bindparam("w_uid"))
+_LOG_CHANGE = insert(changes)
+_LATEST = select(collections.c.revision).where(_THIS_COLLECTION)
+_HORIZON = select(collections.c.horizon).where(_THIS_COLLECTION)
+
+
 def allocate(conn: Connection, collection: str) -> int:
     """The write's revision; locks the collection's row until the transaction ends."""
-    where = collections.c.collection == collection
+    where = {"w_collection": collection}
     if conn.dialect.name in ("mysql", "mariadb"):  # no UPDATE ... RETURNING there
-        result = conn.execute(update(collections).where(where).values(
-            revision=sql.last_insert_id(collections.c.revision + 1)))
+        result = conn.execute(_ALLOCATE_MYSQL, where)
         if result.rowcount != 1:
             raise NoCollectionRow(collection)
         # LAST_INSERT_ID(expr) is also the statement's insert id: no second round trip.
         return int(result.lastrowid)
-    revision = conn.execute(update(collections).where(where).values(
-        revision=collections.c.revision + 1).returning(collections.c.revision)).scalar()
+    revision = conn.execute(_ALLOCATE, where).scalar()
     if revision is None:
         raise NoCollectionRow(collection)
     return int(revision)
@@ -105,11 +116,10 @@ def take(conn: Connection, collection: str, uid: str, kind: ChangeType, body: st
     else:
         revision = allocate(conn, collection)
         if kind != "DELETED":
-            conn.execute(update(resources).where(
-                resources.c.collection == collection, resources.c.uid == uid,
-            ).values(resource_version=revision))
-        conn.execute(insert(changes).values(
-            collection=collection, revision=revision, uid=uid, type=kind, document=body))
+            conn.execute(_SET_VERSION, {"w_collection": collection, "w_uid": uid,
+                                        "resource_version": revision})
+        conn.execute(_LOG_CHANGE, {"collection": collection, "revision": revision, "uid": uid,
+                                   "type": kind, "document": body})
     if history and revision % _compaction_step(history) == 0:
         _drop_before(conn, collection, revision - history)
     return int(revision)
@@ -134,14 +144,12 @@ RETURNING revision""")
 
 
 def latest(conn: Connection, collection: str) -> int:
-    found = conn.execute(select(collections.c.revision).where(
-        collections.c.collection == collection)).scalar()
+    found = conn.execute(_LATEST, {"w_collection": collection}).scalar()
     return 0 if found is None else int(found)
 
 
 def horizon(conn: Connection, collection: str) -> int:
-    found = conn.execute(select(collections.c.horizon).where(
-        collections.c.collection == collection)).scalar()
+    found = conn.execute(_HORIZON, {"w_collection": collection}).scalar()
     return 0 if found is None else int(found)
 
 
