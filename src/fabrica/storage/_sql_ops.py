@@ -145,13 +145,36 @@ def create(
     """INSERT; a taken uid or name raises the database's IntegrityError."""
     meta = doc["metadata"]
     body = encode(_without_version(doc))
-    conn.execute(_INSERT_RESOURCE, {
-        "collection": collection, "uid": meta["uid"], "name": meta["name"],
-        "resource_version": _PENDING, "document": body, **resource_columns(doc)})
-    _write_labels(conn, collection, meta["uid"], meta.get("labels") or {})
+    row = {"collection": collection, "uid": meta["uid"], "name": meta["name"],
+           "resource_version": _PENDING, "document": body, **resource_columns(doc)}
+    values = meta.get("labels") or {}
+    if conn.dialect.name == "postgresql":  # the row and its labels in one round trip
+        conn.execute(_CREATE_POSTGRESQL, {**row, "keys": list(values),
+                                          "values": list(values.values())})
+    else:
+        conn.execute(_INSERT_RESOURCE, row)
+        _write_labels(conn, collection, meta["uid"], values)
     if snapshot is not None:
         _write_snapshot(conn, collection, meta["uid"], snapshot)
     return _finish(conn, collection, "ADDED", doc, body, events, history)
+
+
+# PostgreSQL: the resource's row and its labels (as two arrays) in one statement. The
+# labels' foreign key is checked at the end of the statement, when the row is there.
+_CREATE_POSTGRESQL = text("""\
+WITH created AS (
+    INSERT INTO fabrica_resources (collection, uid, name, kind, resource_version, generation,
+                                   created_at, updated_at, deletion_timestamp, document)
+    VALUES (CAST(:collection AS VARCHAR), CAST(:uid AS VARCHAR), CAST(:name AS VARCHAR),
+            CAST(:kind AS VARCHAR), CAST(:resource_version AS BIGINT),
+            CAST(:generation AS BIGINT), CAST(:created_at AS TIMESTAMP WITH TIME ZONE),
+            CAST(:updated_at AS TIMESTAMP WITH TIME ZONE),
+            CAST(:deletion_timestamp AS TIMESTAMP WITH TIME ZONE), CAST(:document AS TEXT))
+    RETURNING collection, uid
+)
+INSERT INTO fabrica_labels (collection, uid, key, value)
+SELECT created.collection, created.uid, label.key, label.value
+FROM created, unnest(CAST(:keys AS VARCHAR[]), CAST(:values AS VARCHAR[])) AS label(key, value)""")
 
 
 def update_resource(
