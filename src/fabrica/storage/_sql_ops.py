@@ -191,16 +191,51 @@ def update_resource(
     meta = doc["metadata"]
     uid, name = meta["uid"], meta["name"]
     body = encode(_without_version(doc))
-    swapped = conn.execute(_SWAP_RESOURCE, {
-        **_row(collection, uid), "w_expected": _version_number(expected), "w_name": name,
-        "resource_version": _PENDING, "document": body, **resource_columns(doc)})
-    if swapped.rowcount != 1:
+    values = meta.get("labels") or {}
+    where = {**_row(collection, uid), "w_expected": _version_number(expected), "w_name": name}
+    row = {"resource_version": _PENDING, "document": body, **resource_columns(doc)}
+    if conn.dialect.name == "postgresql":  # the swap and the labels in one round trip
+        swapped = conn.execute(_UPDATE_POSTGRESQL, {
+            **where, **row, "keys": list(values), "values": list(values.values())}).scalar()
+    else:
+        swapped = conn.execute(_SWAP_RESOURCE, {**where, **row}).rowcount
+    if swapped != 1:
         _explain_failed_swap(conn, collection, uid, name, expected)
-    conn.execute(_DELETE_LABELS, _row(collection, uid))
-    _write_labels(conn, collection, uid, meta.get("labels") or {})
+    if conn.dialect.name != "postgresql":
+        conn.execute(_DELETE_LABELS, _row(collection, uid))
+        _write_labels(conn, collection, uid, values)
     if snapshot is not None:
         _write_snapshot(conn, collection, uid, snapshot)
     return _finish(conn, collection, "MODIFIED", doc, body, events, history)
+
+
+# PostgreSQL: compare-and-swap, then (only if it swapped) the labels made what the document
+# says: keys no longer there deleted, new or changed ones upserted, unchanged ones left
+# alone (the two label statements touch different keys). Answers how many rows swapped.
+_UPDATE_POSTGRESQL = text("""\
+WITH swapped AS (
+    UPDATE fabrica_resources
+    SET resource_version = CAST(:resource_version AS BIGINT), document = CAST(:document AS TEXT),
+        kind = CAST(:kind AS VARCHAR), generation = CAST(:generation AS BIGINT),
+        created_at = CAST(:created_at AS TIMESTAMP WITH TIME ZONE),
+        updated_at = CAST(:updated_at AS TIMESTAMP WITH TIME ZONE),
+        deletion_timestamp = CAST(:deletion_timestamp AS TIMESTAMP WITH TIME ZONE)
+    WHERE collection = CAST(:w_collection AS VARCHAR) AND uid = CAST(:w_uid AS VARCHAR)
+      AND resource_version = CAST(:w_expected AS BIGINT) AND name = CAST(:w_name AS VARCHAR)
+    RETURNING collection, uid
+), dropped AS (
+    DELETE FROM fabrica_labels USING swapped
+    WHERE fabrica_labels.collection = swapped.collection AND fabrica_labels.uid = swapped.uid
+      AND fabrica_labels.key <> ALL (CAST(:keys AS VARCHAR[]))
+), written AS (
+    INSERT INTO fabrica_labels (collection, uid, key, value)
+    SELECT swapped.collection, swapped.uid, label.key, label.value
+    FROM swapped, unnest(CAST(:keys AS VARCHAR[]), CAST(:values AS VARCHAR[]))
+        AS label(key, value)
+    ON CONFLICT (collection, uid, key) DO UPDATE SET value = EXCLUDED.value
+    WHERE fabrica_labels.value <> EXCLUDED.value
+)
+SELECT count(*) FROM swapped""")
 
 
 def delete_resource(

@@ -235,6 +235,27 @@ async def test_selectors_follow_label_updates(storage):
     assert await storage.list("devices", selector=parse_selector("new")) == []
 
 
+async def test_an_update_replaces_the_labels_a_failed_one_leaves_them(storage):
+    """Kept, changed, removed and new keys; a compare-and-swap that fails changes none."""
+    def names(selector):
+        return [d["metadata"]["name"] for d in found[selector]]
+
+    created = await storage.create("devices", doc("a", uid(1),
+                                                  {"env": "prod", "keep": "1", "gone": "x"}))
+    updated = await storage.update("devices", doc("a", uid(1),
+                                                  {"env": "dev", "keep": "1", "new": "1"}),
+                                   rv(created))
+    with pytest.raises(Conflict):  # a stale version: nothing of it is stored
+        await storage.update("devices", doc("a", uid(1), {"stale": "1"}), rv(created))
+    selectors = ("env=dev,keep=1,new=1", "gone", "env=prod", "stale", "!env")
+    found = {s: await storage.list("devices", selector=parse_selector(s)) for s in selectors}
+    assert [names(s) for s in selectors] == [["a"], [], [], [], []]
+    await storage.update("devices", doc("a", uid(1)), rv(updated))  # no labels at all
+    selectors = ("keep", "!env")
+    found = {s: await storage.list("devices", selector=parse_selector(s)) for s in selectors}
+    assert [names(s) for s in selectors] == [[], ["a"]]
+
+
 async def test_keyset_pages_walk_every_resource_once_in_name_order(storage):
     names = ["a", "a-1", "a.1", "a0", "b", "node-10", "node-2", "z.z", "0", "9-x"]
     for n, name in enumerate(names):
