@@ -63,7 +63,7 @@ from ..storage import (
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._locks import KeyedLocks
 
-__all__ = ["DEFAULT_ATTEMPTS", "Part", "ResourceStore", "UnknownKind"]
+__all__ = ["DEFAULT_ATTEMPTS", "Part", "ResourceStore", "UnknownKind", "read_document"]
 
 log = logging.getLogger("fabrica.store")
 
@@ -166,15 +166,7 @@ class ResourceStore:
 
     async def get_document(self, cls: type[AnyResource], id: str) -> Document:
         """The stored document of `get`, unvalidated (see `wire`)."""
-        info = cls.resource_info
-        if info.is_uid(id):
-            try:
-                return await self.storage.get(info.plural, id)
-            except NotFound:
-                pass
-        if not is_dns1123_subdomain(id):
-            raise NotFound(info.plural, id)
-        return await self.storage.get_by_name(info.plural, id)
+        return await read_document(self.storage, cls, id)
 
     def wire(self, cls: type[AnyResource], doc: Document, api_version: str | None = None
              ) -> bytes:
@@ -524,6 +516,20 @@ def _snapshot(obj: AnyResource, version_id: str, at: datetime) -> Document:
 def _next_version_id(current: str) -> str:
     number = int(current[1:]) if current[:1] == "v" and current[1:].isdigit() else 0
     return f"v{number + 1}"
+
+
+async def read_document(storage: Storage, cls: type[AnyResource], id: str) -> Document:
+    """A `cls` document by uid, or by name: a name may look like a uid, so a uid miss tries
+    the name (the store's reads and the watch cache's reads from storage alike)."""
+    info = cls.resource_info
+    if info.is_uid(id):
+        try:
+            return await storage.get(info.plural, id)
+        except NotFound:
+            pass
+    if not is_dns1123_subdomain(id):
+        raise NotFound(info.plural, id)
+    return await storage.get_by_name(info.plural, id)
 
 
 class _WireCache:

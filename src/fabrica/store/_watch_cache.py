@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from ..resource import Resource, Selector, is_dns1123_subdomain
+from ..resource import Resource, Selector
 from ..storage import Document, NotFound, Storage
 from ._changes import Change
+from ._store import read_document
 from ._watch_feed import FeedSettings, KindFeed
 from ._watch_objects import Entry
 from ._watchers import Watcher
@@ -103,22 +104,11 @@ class WatchCache:
         info = cls.resource_info
         cache = await feed.current()
         if cache is None:
-            return CachedRead(Entry(await self._get_stored(cls, id)), feed)
+            return CachedRead(Entry(await read_document(self.storage, cls, id)), feed)
         entry = cache.find(id, info.is_uid(id))
         if entry is None:
             raise NotFound(info.plural, id)
         return CachedRead(entry, feed)
-
-    async def _get_stored(self, cls: type[AnyResource], id: str) -> Document:
-        info = cls.resource_info
-        if info.is_uid(id):
-            try:
-                return await self.storage.get(info.plural, id)
-            except NotFound:
-                pass
-        if not is_dns1123_subdomain(id):
-            raise NotFound(info.plural, id)
-        return await self.storage.get_by_name(info.plural, id)
 
     async def list(
         self,
