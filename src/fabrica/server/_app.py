@@ -153,15 +153,17 @@ def create_app(
         Route("/ready", readiness.endpoint, methods=["GET"]),
         Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
     ]
+    kind_routes: list[BaseRoute] = []
     if role != "controller":
         routes += [Route("/openapi.json", _openapi(openapi), methods=["GET"]),
                    *docs_routes(settings.project)]
         if bus is not None:
             routes.append(Route("/events", _events(bus, registry), methods=["GET"]))
         for cls in kinds:
-            routes += KindEndpoints(cls, store, max_body_size=max_body_size,
-                                    validation_mode=settings.validation_mode, cache=cache,
-                                    streams=streams).routes()
+            kind_routes += KindEndpoints(cls, store, max_body_size=max_body_size,
+                                         validation_mode=settings.validation_mode,
+                                         cache=cache, streams=streams).routes()
+    routes = _kinds_first(routes, kind_routes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -213,6 +215,20 @@ def create_app(
     app.state.watch_cache = cache
     app.state.watch_streams = streams
     return app
+
+
+def _kinds_first(own: list[BaseRoute], kinds: list[BaseRoute]) -> list[BaseRoute]:
+    """The kinds' routes before the service's own, so that a request for a resource, the
+    bulk of the traffic, is not first tried against each of those; but after any own
+    route it could shadow (a kind whose plural is ``events``, ``docs``...), so the order
+    still decides nothing: routes whose first path segments differ never match one path."""
+    plurals = {_first_segment(route) for route in kinds}
+    shadowed = [route for route in own if _first_segment(route) in plurals]
+    return [*shadowed, *kinds, *[route for route in own if route not in shadowed]]
+
+
+def _first_segment(route: BaseRoute) -> str:
+    return str(getattr(route, "path", "")).split("/")[1]
 
 
 def _recorded(store: ResourceStore, publisher: ChangePublisher) -> Any:

@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION_HEADER = "X-Schema-Version"
+_ACCEPT_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,25 @@ class Negotiator:
                                               status_type=versions.status_type(v))
                        for v in versions.names}
         self._headers = {v: self._make_headers(v) for v in versions.names}
+        self._by_accept: dict[str | None, str] = {}
 
     def read(self, request: Request) -> str:
         """The version to answer in: from Accept, else the default; 406 when none is served."""
-        wanted = accept_versions(request.headers.get("accept"))
+        return self.read_accept(request.headers.get("accept"))
+
+    def read_accept(self, accept: str | None) -> str:
+        """`read` of an Accept value, remembered per value (clients send a few, again and
+        again: parsing one costs more than the rest of negotiating a cached get)."""
+        version = self._by_accept.get(accept)
+        if version is None:
+            version = self._read_accept(accept)
+            if len(self._by_accept) >= _ACCEPT_CACHE_SIZE:
+                self._by_accept.clear()
+            self._by_accept[accept] = version
+        return version
+
+    def _read_accept(self, accept: str | None) -> str:
+        wanted = accept_versions(accept)
         if not wanted:
             return self.versions.default
         for version in wanted:

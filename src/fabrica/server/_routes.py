@@ -46,6 +46,7 @@ from ._errors import APIError, validation_details
 from ._negotiate import Negotiated, Negotiator, warning_header
 from ._paging import decode_continue, encode_continue, parse_limit
 from ._patch import apply_patch, patch_format
+from ._reads import ReadHeaders
 from ._table import ID_PARAM, VERSION_PARAM, kind_operations
 from ._watch import WatchParams, WatchStreams, parse_watch_params
 
@@ -53,6 +54,7 @@ __all__ = ["RESOURCE_VERSION_HEADER", "KindEndpoints"]
 
 #: On every list: the revision the list is exactly at, from which a watch continues.
 RESOURCE_VERSION_HEADER = "X-Resource-Version"
+_RESOURCE_VERSION_KEY = RESOURCE_VERSION_HEADER.lower().encode("latin-1")
 
 AnyResource = Resource[Any, Any]
 Handler = Callable[[Request], Awaitable[Response]]
@@ -81,6 +83,7 @@ class KindEndpoints:
         self.validation_mode = validation_mode
         self.versions = api_versions or store.api_versions.of(cls)
         self.negotiate = Negotiator(self.versions)
+        self._read_headers: dict[str, ReadHeaders] = {}
 
     def routes(self) -> list[Route]:
         """One route per path, so a 405 lists every method of that path in ``Allow``."""
@@ -102,21 +105,22 @@ class KindEndpoints:
         watch = parse_watch_params(query)
         limit = parse_limit(query.get("limit"))
         after = decode_continue(query.get("continue"))
-        version = self.negotiate.read(request)
+        version = self.negotiate.read_accept(request.headers.get("accept"))
         if watch.watch and request.method == "GET":  # (a HEAD is answered as a list)
             return await self._watch(selector, watch, version)
         revision, items = await self.cache.list(
             self.cls, selector=selector or None, limit=limit + 1 if limit else None,
             after=after)
-        headers = {**self._headers(version), RESOURCE_VERSION_HEADER: str(revision)}
+        extra = [(_RESOURCE_VERSION_KEY, str(revision).encode("latin-1"))]
         if limit and len(items) > limit:
             items = items[:limit]
             next_url = request.url.include_query_params(
                 **{"continue": encode_continue(items[-1].name)}
             )
-            headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
+            extra.append((b"link", f'<{next_url.path}?{next_url.query}>; rel="next"'
+                          .encode("latin-1")))
         body = b"[" + b",".join(item.wire(version) for item in items) + b"]"
-        return Response(body, media_type=self.negotiate.media_type(version), headers=headers)
+        return self._reads(version).response(200, body, *extra)
 
     async def _watch(self, selector: Selector, params: WatchParams, version: str) -> Response:
         watcher = await self.cache.watch(self.cls, resource_version=params.resource_version,
@@ -137,14 +141,14 @@ class KindEndpoints:
     # -- one resource --------------------------------------------------------------------
 
     async def get(self, request: Request) -> Response:
-        version = self.negotiate.read(request)
+        version = self.negotiate.read_accept(request.headers.get("accept"))
         found = await self.cache.get(self.cls, request.path_params[ID_PARAM])
         tag = etag_of(found.resource_version)
-        headers = {"ETag": tag, **self._headers(version)}
+        read = self._reads(version)
+        etag_header = (b"etag", tag.encode("latin-1"))
         if if_none_match_hits(request, tag):
-            return Response(status_code=304, headers=headers)
-        return Response(found.wire(version), media_type=self.negotiate.media_type(version),
-                        headers=headers)
+            return read.response(304, None, etag_header)
+        return read.response(200, found.wire(version), etag_header)
 
     async def replace(self, request: Request) -> Response:
         write, version = await self._read_write(request)
@@ -262,6 +266,13 @@ class KindEndpoints:
         version = self.negotiate.write(request, body)
         view = self.negotiate.view(version.body)
         return parse_write(view, body, self.validation_mode), version
+
+    def _reads(self, version: str) -> ReadHeaders:
+        read = self._read_headers.get(version)
+        if read is None:
+            read = self._read_headers[version] = ReadHeaders(
+                self._headers(version), self.negotiate.media_type(version))
+        return read
 
     def _headers(self, version: str) -> dict[str, str]:
         return {**self.negotiate.headers(version),

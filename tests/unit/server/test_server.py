@@ -1,6 +1,6 @@
 import pytest
 
-from tests._support.app import make_client
+from tests._support.app import Device, make_client
 
 WEB = {"name": "web-01", "type": "server", "ipAddress": "10.0.0.1"}
 
@@ -222,6 +222,25 @@ async def test_health_openapi_and_docs(client):
     assert asset.status_code == 200 and len(asset.content) > 100_000
 
 
+class Doc(Device, prefix="doc", plural="docs"):
+    """A kind whose plural is the docs page's path."""
+
+
+async def test_kind_routes_go_first_but_never_shadow_the_services_own(tmp_path):
+    # The kinds' routes are tried before the service's own (resource requests are the bulk
+    # of the traffic), except where a plural is one of the service's own paths.
+    async with make_client(tmp_path, kinds=(Device, Doc)) as client:
+        docs = await client.get("/docs")
+        assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+        assert (await client.get("/docs/static/swagger-ui-bundle.js")).status_code == 200
+        assert (await client.get("/health")).json()["status"] == "healthy"
+        created = await client.post("/docs", json={"name": "d1", "type": "server",
+                                                   "ipAddress": "10.0.0.1"})
+        assert created.status_code == 201, created.text
+        assert (await client.get("/docs/d1")).json()["metadata"]["name"] == "d1"
+        assert (await client.get("/devices")).json() == []
+
+
 async def test_unknown_route_and_method(client):
     assert (await client.get("/nothing")).status_code == 404
     assert (await client.post("/devices/web-01")).status_code == 405
@@ -250,3 +269,18 @@ async def test_warn_mode_warning_header_survives_any_field_name(tmp_path):
         assert "spec.\\u817e" in warning and "x-injected" not in response.headers
         patched = await client.patch("/devices/web-01/status", json={"ñ": 1})
         assert patched.status_code == 200 and "\\u00f1" in patched.headers["warning"]
+
+
+async def test_http_metrics_count_each_request_by_route_and_status(client):
+    # The labelled series are looked up once and kept: every request must still count.
+    uid = (await create(client))["metadata"]["uid"]
+    for _ in range(3):
+        assert (await client.get(f"/devices/{uid}")).status_code == 200
+    assert (await client.get("/devices/nope")).status_code == 404
+    metrics = (await client.get("/metrics")).text
+    assert 'fabrica_http_requests_total{method="GET",route="/devices/{id}",status="200"} 3.0' \
+        in metrics
+    assert 'fabrica_http_requests_total{method="GET",route="/devices/{id}",status="404"} 1.0' \
+        in metrics
+    assert 'fabrica_http_request_duration_seconds_count{method="GET",route="/devices/{id}"} ' \
+        '4.0' in metrics
