@@ -18,6 +18,8 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
+from tests._support.e2e import stop_process
+
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
          "--disable-default-apps", "--mute-audio")
@@ -39,7 +41,7 @@ class Browser:
             [executable, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={profile}",
              "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._stack = contextlib.ExitStack()
-        self._stack.callback(self._stop)
+        self._stack.callback(stop_process, self.process)
         try:
             port, path = self._endpoint(profile / "DevToolsActivePort")
             self.ws: ClientConnection = self._stack.enter_context(connect(
@@ -61,14 +63,6 @@ class Browser:
 
     def close(self) -> None:
         self._stack.close()
-
-    def _stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
 
     def send(self, method: str, params: dict[str, Any] | None = None,
              session: str | None = None) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from pathlib import Path
 import nats
 import nats.js.errors
 
+from tests._support.e2e import free_port
+
 URL = os.environ.get("FABRICA_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 
@@ -42,12 +44,6 @@ async def drop_stream(stream: str, url: str = URL) -> None:
 
 def drop_stream_sync(stream: str, url: str = URL) -> None:
     asyncio.run(drop_stream(stream, url))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class NatsServer:
