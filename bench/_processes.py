@@ -54,10 +54,10 @@ def provision_with_processes(
                        ["--role", "controller", "--instance", f"controller-{n}"])
                 for n in range(controllers)]
         _wait_balanced(ctls, controllers, timeout=60)
-        cpu_before, machine_before = [_cpu_seconds(s) for s in servers], _machine_busy()
+        cpu_before, machine_before = [cpu_seconds(s) for s in servers], _machine_busy()
         seconds, polls = _provision(api, template, racks, timeout)
         used = [after - before for after, before in
-                zip([_cpu_seconds(s) for s in servers], cpu_before, strict=True)]
+                zip([cpu_seconds(s) for s in servers], cpu_before, strict=True)]
         busy = _busy_fraction(machine_before, _machine_busy())
         stored = counts()
         want = {c: n * racks for c, n in want_per_rack.items()}
@@ -82,7 +82,7 @@ def provision_with_processes(
         _drop_stream(f"BENCH{token.upper()}")
 
 
-def _cpu_seconds(server: Server) -> float:
+def cpu_seconds(server: Server) -> float:
     """User + system CPU time of a server process so far (Linux /proc)."""
     assert server.proc is not None
     fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
