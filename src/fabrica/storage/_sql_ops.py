@@ -78,6 +78,8 @@ _LOCK_RESOURCE = select(resources.c.resource_version, resources.c.document).wher
     *_RESOURCE_ROW).with_for_update()
 _DELETE_RESOURCE = delete(resources).where(
     *_RESOURCE_ROW, resources.c.resource_version == bindparam("w_version"))
+_DELETE_RETURNING = delete(resources).where(*_RESOURCE_ROW).returning(resources.c.document)
+_DELETE_VERSION_RETURNING = _DELETE_RESOURCE.returning(resources.c.document)
 _INSERT_LABELS = insert(labels)
 _DELETE_LABELS = delete(labels).where(labels.c.collection == _W_COLLECTION,
                                       labels.c.uid == _W_UID)
@@ -243,16 +245,42 @@ def delete_resource(
     events: Outbox | None = None, history: int = 0,
 ) -> Document:
     """Lock the row, compare, delete; labels and snapshots go by ON DELETE CASCADE. The
-    delete takes a revision of its own: the returned document carries it."""
-    row = conn.execute(_LOCK_RESOURCE, _row(collection, uid)).first()
-    if row is None:
-        raise NotFound(collection, uid)
-    actual = str(row.resource_version)
-    if expected is not None and actual != expected:
-        raise Conflict(collection, uid, expected, actual)
-    conn.execute(_DELETE_RESOURCE, {**_row(collection, uid), "w_version": row.resource_version})
-    last = _without_version(decode(row.document))
+    delete takes a revision of its own: the returned document carries it.
+
+    On PostgreSQL one ``DELETE ... RETURNING`` (of the expected version) does the three;
+    when it deletes nothing, a read tells `NotFound` from `Conflict`."""
+    if conn.dialect.name == "postgresql":
+        document = _delete_returning(conn, collection, uid, expected)
+    else:
+        row = conn.execute(_LOCK_RESOURCE, _row(collection, uid)).first()
+        if row is None:
+            raise NotFound(collection, uid)
+        actual = str(row.resource_version)
+        if expected is not None and actual != expected:
+            raise Conflict(collection, uid, expected, actual)
+        conn.execute(_DELETE_RESOURCE, {**_row(collection, uid),
+                                        "w_version": row.resource_version})
+        document = row.document
+    last = _without_version(decode(document))
     return _finish(conn, collection, "DELETED", last, encode(last), events, history)
+
+
+def _delete_returning(conn: Connection, collection: str, uid: str, expected: str | None
+                      ) -> str:
+    """The deleted row's document; `NotFound` or `Conflict` when none was deleted."""
+    if expected is None:
+        deleted = conn.execute(_DELETE_RETURNING, _row(collection, uid)).scalar()
+    else:
+        number = _version_number(expected)
+        deleted = conn.execute(_DELETE_VERSION_RETURNING, {
+            **_row(collection, uid),
+            "w_version": number if str(number) == expected else -1}).scalar()
+    if deleted is not None:
+        return str(deleted)
+    actual = conn.execute(_EXISTS, _row(collection, uid)).scalar()
+    if actual is None:
+        raise NotFound(collection, uid)
+    raise Conflict(collection, uid, str(expected), str(actual))
 
 
 def _finish(conn: Connection, collection: str, kind: ChangeType, doc: Document, body: str,

@@ -109,6 +109,9 @@ async def test_update_is_compare_and_swap(storage):
         await storage.update("devices", doc("a", uid(10), v=3), "not-a-version")
     with pytest.raises(Conflict):
         await storage.delete("devices", uid(10), expected_version=rv(first))
+    with pytest.raises(Conflict) as padded:  # the version as written, not an equal number
+        await storage.delete("devices", uid(10), expected_version="0" + rv(updated))
+    assert (padded.value.expected, padded.value.actual) == ("0" + rv(updated), rv(updated))
     assert (await storage.get("devices", uid(10)))["spec"] == {"v": 2}
     removed = await storage.delete("devices", uid(10), expected_version=rv(updated))
     assert removed["spec"] == updated["spec"] and int(rv(removed)) > int(rv(updated))
