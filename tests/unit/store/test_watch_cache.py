@@ -1,4 +1,4 @@
-"""`WatchCache` over real storage (files, SQLite, PostgreSQL): watches are ordered,
+"""`WatchCache` over real storage (files, SQLite, PostgreSQL, MariaDB): watches are ordered,
 gap-free and duplicate-free under concurrent writers in two "processes" (two stores, each
 with its own storage object, on one data dir or database); resumes; 410s; label-filtered
 watches; cached reads that see the other store's writes; and the memory bound."""
@@ -19,15 +19,22 @@ from fabrica.storage import AlreadyExists, FileStorage, NotFound, SQLStorage, St
 from fabrica.storage._sql_schema import changes, collections, resources, revisions
 from fabrica.store import ResourceStore, WatchCache, Watcher
 from tests._support.app import Device, DeviceSpec
-from tests._support.sqldb import migrate, postgres_schema
+from tests._support.sqldb import migrate, mysql_database, postgres_schema
 
 WEB = DeviceSpec(type="server", ip_address="10.0.0.1")
-BACKENDS = ("file", "sqlite", "postgresql")
+BACKENDS = ("file", "sqlite", "postgresql", "mariadb")
 
 
 @pytest.fixture(scope="module")
 def postgresql_url():
     with postgres_schema() as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def mariadb_url():
+    with mysql_database() as url:
         migrate(url)
         yield url
 
@@ -60,8 +67,8 @@ def database_url(request, tmp_path) -> str | None:
         url = f"sqlite:///{tmp_path}/watch.db"
         migrate(url)
         return url
-    if backend == "postgresql":
-        url = request.getfixturevalue("postgresql_url")
+    if backend in ("postgresql", "mariadb"):
+        url = request.getfixturevalue(f"{backend}_url")
 
         async def empty() -> None:
             sql = SQLStorage(url)
@@ -329,7 +336,7 @@ async def test_failed_writes_at_the_end_of_the_log_never_stall_reads(opener) -> 
     assert asked == []  # current: no read of the log at all (it used to wait each time)
 
 
-@pytest.mark.parametrize("database_url", ["file", "postgresql"], indirect=True)
+@pytest.mark.parametrize("database_url", ["file", "postgresql", "mariadb"], indirect=True)
 async def test_reads_that_arrive_together_share_a_check_and_all_see_the_write(opener
                                                                              ) -> None:
     """Concurrent reads share one `latest()` check, one that started after they arrived:
