@@ -178,13 +178,16 @@ class FileStorage:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._changes.wait + 0.5
         while True:
+            # Whether anyone is in flight is decided before reading: `latest` may give up on
+            # a dead writer's hole (and mark it skipped) just now, and the read must then go
+            # past it rather than answer "nothing" with the next change readable.
+            # Skip markers (failed writes) are readable: past them, nobody is in flight.
+            settled = read_counter(directory) <= max(after, self._changes.latest(directory))
             found = await self._read(self._changes.changes, directory, collection, after,
                                      limit)
             # Nothing readable yet but a writer has taken the next number: it is in
             # flight, wait for it (bounded: a dead writer's hole is skipped after `wait`).
-            # Skip markers (failed writes) are readable: past them, nobody is in flight.
-            if (found or limit <= 0 or loop.time() > deadline
-                    or read_counter(directory) <= max(after, self._changes.latest(directory))):
+            if found or settled or limit <= 0 or loop.time() > deadline:
                 return found
             await asyncio.sleep(_CHANGE_POLL_SECONDS)
 
