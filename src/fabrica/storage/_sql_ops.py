@@ -271,10 +271,8 @@ def _delete_returning(conn: Connection, collection: str, uid: str, expected: str
     if expected is None:
         deleted = conn.execute(_DELETE_RETURNING, _row(collection, uid)).scalar()
     else:
-        number = _version_number(expected)
         deleted = conn.execute(_DELETE_VERSION_RETURNING, {
-            **_row(collection, uid),
-            "w_version": number if str(number) == expected else -1}).scalar()
+            **_row(collection, uid), "w_version": _version_number(expected)}).scalar()
     if deleted is not None:
         return str(deleted)
     actual = conn.execute(_EXISTS, _row(collection, uid)).scalar()
@@ -420,5 +418,11 @@ def _without_version(doc: Document) -> Document:
 
 
 def _version_number(version: str) -> int:
-    """A resourceVersion as the column holds it; -1 (never stored) when it cannot be one."""
-    return int(version) if version.isdigit() and len(version) < 19 else -1
+    """A resourceVersion as the column holds it; -1 (never stored) when it cannot be one.
+    Only the digits a version is written in name it, as on every backend: ``"07"`` or
+    ``"٧"`` are not ``"7"`` (and ``"²"`` passes `isdigit` but not `int`)."""
+    if version.isascii() and version.isdigit() and len(version) < 19:
+        number = int(version)
+        if str(number) == version:
+            return number
+    return -1

@@ -87,6 +87,18 @@ async def test_create_never_overwrites(storage):
         await storage.get("devices", uid(11))
 
 
+async def test_a_version_is_compared_as_written(storage):
+    # An equal number written otherwise names no stored version: SQL used to take "07" or
+    # the Arabic-Indic "٧" for 7 on update, and "²" raised ValueError.
+    first = await storage.create("devices", doc("a", uid(11), v=1))
+    for written in ("0" + rv(first), "\u0660" + rv(first), "\u00b2"):
+        with pytest.raises(Conflict):
+            await storage.update("devices", doc("a", uid(11), v=2), written)
+        with pytest.raises(Conflict):
+            await storage.delete("devices", uid(11), expected_version=written)
+    assert await storage.get("devices", uid(11)) == first
+
+
 async def test_collections_are_separate(storage):
     await storage.create("devices", doc("same", uid(1), v=1))
     await storage.create("racks", doc("same", uid(2), v=2))
