@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+async def hold_readers(one: Callable[[int, asyncio.Event], Awaitable[None]], count: int,
+                       ready: Path) -> None:
+    """Start `count` readers (`one(index, connected)`), write "ready" to `ready` once all are
+    connected, and keep them reading until this process gets SIGINT."""
+    flags = [asyncio.Event() for _ in range(count)]
+    tasks = [asyncio.create_task(one(i, flag)) for i, flag in enumerate(flags)]
+    await asyncio.gather(*(flag.wait() for flag in flags))
+    ready.write_text("ready")
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
 
 
 def request(

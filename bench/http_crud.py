@@ -72,6 +72,7 @@ from _common import (  # noqa: E402
     fabrica_command,
     find_wrk,
     free_port,
+    hold_readers,
     request,
     run_load,
 )
@@ -379,18 +380,7 @@ def subscribe_main(argv: list[str]) -> None:
             partial = lines.pop()
             received[index] += sum(1 for line in lines if line.startswith(b"data: "))
 
-    async def run() -> None:
-        flags = [asyncio.Event() for _ in range(count)]
-        tasks = [asyncio.create_task(one(i, flag)) for i, flag in enumerate(flags)]
-        await asyncio.gather(*(flag.wait() for flag in flags))
-        ready.write_text("ready")
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
-        await stop.wait()
-        for task in tasks:
-            task.cancel()
-
-    asyncio.run(run())
+    asyncio.run(hold_readers(one, count, ready))
     print(json.dumps(received))
 
 
@@ -446,14 +436,8 @@ def expect_version(server: Server, path: str, accept: str, version: str) -> None
 
 
 def print_version_table(runs: Runs, version: str) -> None:
-    print()
-    print(f"{'op':8} {'storage rps':>12} {version + ' rps':>12} {'ratio':>7}  (aim >= 0.7)"
-          f" {'storage p50/p99 ms':>20} {version + ' p50/p99 ms':>18}")
-    for op in ("get", "list100"):
-        stored, converted = runs.results[(op, "storage")], runs.results[(op, "converted")]
-        ratio = converted.rps / stored.rps if stored.rps else float("nan")
-        print(f"{op:8} {stored.rps:12.0f} {converted.rps:12.0f} {ratio:7.2f}"
-              f"{'':14} {_latency(stored):>20} {_latency(converted):>18}")
+    print_ratio_table(runs, ("storage", "storage"), ("converted", version),
+                      measured="converted", aim=0.7)
 
 
 def bench_auth(settings: Settings, rounds: int) -> Runs:
@@ -489,14 +473,25 @@ def bench_auth(settings: Settings, rounds: int) -> Runs:
 
 
 def print_auth_table(runs: Runs) -> None:
+    print_ratio_table(runs, ("auth", "auth"), ("fabrica", "no-auth"), measured="auth", aim=0.9)
+
+
+def print_ratio_table(runs: Runs, left: tuple[str, str], right: tuple[str, str], *,
+                      measured: str, aim: float) -> None:
+    """get and list100 of two servers of `runs`, a column each: (server name, label); the
+    ratio is the `measured` server's rps over the other's."""
+    (left_key, left_label), (right_key, right_label) = left, right
+    base = right_key if measured == left_key else left_key
     print()
-    print(f"{'op':8} {'auth rps':>12} {'no-auth rps':>12} {'ratio':>7}  (aim >= 0.9)"
-          f" {'auth p50/p99 ms':>20} {'no-auth p50/p99 ms':>20}")
+    print(f"{'op':8} {left_label + ' rps':>12} {right_label + ' rps':>12} {'ratio':>7}"
+          f"  (aim >= {aim}) {left_label + ' p50/p99 ms':>20} {right_label + ' p50/p99 ms':>20}")
     for op in ("get", "list100"):
-        guarded, plain = runs.results[(op, "auth")], runs.results[(op, "fabrica")]
-        ratio = guarded.rps / plain.rps if plain.rps else float("nan")
-        print(f"{op:8} {guarded.rps:12.0f} {plain.rps:12.0f} {ratio:7.2f}"
-              f"{'':14} {_latency(guarded):>20} {_latency(plain):>20}")
+        first, second = runs.results[(op, left_key)], runs.results[(op, right_key)]
+        over, under = runs.results[(op, measured)], runs.results[(op, base)]
+        ratio = over.rps / under.rps if under.rps else float("nan")
+        print(f"{op:8} {first.rps:12.0f} {second.rps:12.0f} {ratio:7.2f}"
+              f"{'':14} {_latency(first):>20} {_latency(second):>20}")
+
 
 def print_subscribers(runs: Runs, count: int, received: list[int]) -> None:
     none = runs.results[("create", "no subscribers")]

@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DEVICE_SPEC, HOST, Server, request  # noqa: E402
+from _common import DEVICE_SPEC, HOST, Server, hold_readers, request  # noqa: E402
 from http_crud import fabrica_server, make_project  # noqa: E402
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -90,19 +90,8 @@ def watchers_main(argv: list[str]) -> None:
                 sampled.append((event["object"]["metadata"]["resourceVersion"], now))
                 counts["events"] += 1
 
-    async def run() -> None:
-        flags = [asyncio.Event() for _ in range(count)]
-        tasks = [asyncio.create_task(one(i, flag)) for i, flag in enumerate(flags)]
-        await asyncio.gather(*(flag.wait() for flag in flags))
-        ready.write_text("ready")
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
-        await stop.wait()
-        for task in tasks:
-            task.cancel()
-
     version = argv[3]
-    asyncio.run(run())
+    asyncio.run(hold_readers(one, count, ready))
     print(json.dumps({"latencies": latencies, "sampled": sampled, **counts}))
 
 
