@@ -5,6 +5,9 @@
 everything below it; ``**`` alone matches every type. ``**`` may only be the last segment
 and wildcards must be whole segments, so every pattern maps onto NATS subjects: ``*`` is
 NATS ``*``, and ``P.**`` is the pair of subjects ``P`` and ``P.>`` (``>`` needs one token).
+The checks are NATS's subject rules, whichever bus is used, so a pattern one bus takes every
+bus takes: no ``>`` (NATS's own wildcard: write ``**``), no whitespace or other unprintable
+character (a NUL...), no empty segment.
 
 Patterns are compiled once (an LRU cache) to a predicate: exact patterns compare strings,
 the rest use one anchored regular expression.
@@ -53,8 +56,13 @@ def type_matches(pattern: str, event_type: str) -> bool:
 def _segments(pattern: str) -> list[str]:
     if not isinstance(pattern, str) or not pattern:
         raise ValueError("event type pattern must be a non-empty string")
-    if any(c.isspace() for c in pattern):
-        raise ValueError(f"invalid event type pattern {pattern!r}: whitespace is not allowed")
+    for char in pattern:
+        if char.isspace() or not char.isprintable():
+            raise ValueError(f"invalid event type pattern {pattern!r}: {char!r} is not allowed "
+                             "(no whitespace or control characters)")
+    if ">" in pattern:
+        raise ValueError(f"invalid event type pattern {pattern!r}: '>' is not allowed "
+                         "(use '**' to match any rest)")
     segments = pattern.split(".")
     for i, segment in enumerate(segments):
         if not segment:
