@@ -56,7 +56,7 @@ EXPORTS = {
         "ResourceEvent",
         "Subscription", "SubscriptionStats", "TypePattern", "check_reason", "compile_pattern",
         "condition_event", "format_sse", "format_time", "lifecycle_event", "reason_event",
-        "sse_stream", "type_matches",
+        "sse_frames", "sse_stream", "type_matches",
     ],
     "fabrica.reconcile": [
         "Controller", "ControllerMetrics", "EventSource", "ExponentialBackoff", "KindWorkers",

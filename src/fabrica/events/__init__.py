@@ -5,7 +5,7 @@ This package stands alone (it imports nothing else of fabrica): the store's
 `ChangePublisher` builds events with `lifecycle_event` / `condition_event` after each
 committed write (and `reason_event` for what a reconciler emits) and publishes them on an
 `EventBus`; the reconcile controller subscribes and reads them as `ResourceEvent`s, as the
-client's event watcher does; ``GET /events`` serves `sse_stream`.
+client's event watcher does; ``GET /events`` serves `sse_frames`.
 """
 
 from ._builders import (
@@ -31,7 +31,7 @@ from ._memory import MemoryBus
 from ._nats import NatsBus
 from ._patterns import TypePattern, compile_pattern, type_matches
 from ._resource_event import ResourceEvent
-from ._sse import format_sse, sse_stream
+from ._sse import format_sse, sse_frames, sse_stream
 
 __all__ = [
     "LIFECYCLE_ACTIONS",
@@ -57,6 +57,7 @@ __all__ = [
     "format_time",
     "lifecycle_event",
     "reason_event",
+    "sse_frames",
     "sse_stream",
     "type_matches",
 ]

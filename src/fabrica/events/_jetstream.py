@@ -43,6 +43,9 @@ __all__ = ["JetStream", "StreamReader", "ensure_stream", "find_sequence", "inter
 
 log = logging.getLogger("fabrica.events")
 
+#: Seconds a closing reader waits for NATS to delete its consumer: not the request timeout,
+#: so a stream ended while NATS is down does not hold up a client or a server's stop.
+_DELETE_TIMEOUT = 1.0
 _SUBJECTS_OVERLAP = 10065  # JetStream's error code: subjects overlap with an existing stream
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 DEFAULT_MAX_BYTES = 1 << 30
@@ -280,9 +283,10 @@ class StreamReader:
     async def close(self) -> None:
         consumer = self._consumer
         await self._drop()
-        if consumer is not None:
+        if consumer is not None:  # a courtesy: unread, it goes by itself after a while
             with contextlib.suppress(Exception):
-                await self._js.delete_consumer(self._setting.stream, consumer)
+                async with asyncio.timeout(_DELETE_TIMEOUT):
+                    await self._js.delete_consumer(self._setting.stream, consumer)
 
     async def _pull(self) -> None:
         assert self._sub is not None

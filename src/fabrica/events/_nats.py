@@ -579,7 +579,10 @@ class NatsBus(BusContext):
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("draining the NATS connection to %s failed: %r", self.url, exc)
         if not nc.is_closed:
-            await nc.close()
+            try:
+                await nc.close()
+            except Exception as exc:  # nats-py cannot flush to a connection already lost
+                log.warning("closing the NATS connection to %s: %r", self.url, exc)
 
     async def _send(self, nc: Client, event: CloudEvent) -> None:
         try:

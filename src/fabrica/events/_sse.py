@@ -26,11 +26,11 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from ._bus import EventBus
+from ._bus import EventBus, EventStream
 from ._cloudevent import CloudEvent
 from ._patterns import compile_pattern
 
-__all__ = ["DROPPED", "KEEPALIVE", "OPENED", "RESYNC", "format_sse", "sse_stream"]
+__all__ = ["DROPPED", "KEEPALIVE", "OPENED", "RESYNC", "format_sse", "sse_frames", "sse_stream"]
 
 log = logging.getLogger("fabrica.events")
 
@@ -73,44 +73,72 @@ def sse_stream(
     the cost of hundreds of streams is per chunk, not per event.
     """
     compile_pattern(pattern)
+    _check_heartbeat(heartbeat)
+    return _frames(bus, pattern, heartbeat, maxsize, flush_interval, after, on_missed)
+
+
+def sse_frames(
+    events: EventStream,
+    *,
+    heartbeat: float = 15.0,
+    flush_interval: float = 0.2,
+    after: str | None = None,
+    on_missed: OnMissed | None = None,
+) -> AsyncIterator[bytes]:
+    """As `sse_stream`, from a stream the caller has opened (entered) and closes: a
+    server subscribes before it answers, so that it can answer 503 when the bus cannot."""
+    _check_heartbeat(heartbeat)
+    return _framed(events, heartbeat, flush_interval, after,
+                   on_missed or (lambda count, reason: None))
+
+
+def _check_heartbeat(heartbeat: float) -> None:
     if heartbeat <= 0:
         raise ValueError("heartbeat must be a positive number of seconds")
-    return _frames(bus, pattern, heartbeat, maxsize, flush_interval, after,
-                   on_missed or (lambda count, reason: None))
 
 
 async def _frames(
     bus: EventBus, pattern: str, heartbeat: float, maxsize: int | None, flush_interval: float,
-    after: str | None, on_missed: OnMissed,
+    after: str | None, on_missed: OnMissed | None,
 ) -> AsyncIterator[bytes]:
     async with bus.stream(pattern, maxsize=maxsize, after=after) as events:
-        yield OPENED
-        if after is not None and events.resume_failed:
-            log.warning("an /events client (%s) resumed after event %s, which the bus no "
-                        "longer holds: told to resync", pattern, after)
-            on_missed(0, "resume_unavailable")
-            yield _notice(RESYNC, {"lastEventId": after, "reason": "the event bus no longer "
-                                   "holds this event: events may have been missed"})
-        loop = asyncio.get_running_loop()
-        last_flush = -flush_interval
-        while True:
-            pause = last_flush + flush_interval - loop.time()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            batch = await events.next_batch(heartbeat)
-            if (missed := events.take_missed()) and batch is not None:
-                log.warning("an /events client (%s) fell behind: %d events dropped for it",
-                            pattern, missed)
-                on_missed(missed, "slow_subscriber")
-                yield _notice(DROPPED, {"dropped": missed, "reason": "this client read more "
-                                        "slowly than events came"})
-            if batch is None:
-                return
-            if not batch:
-                yield KEEPALIVE
-                continue
-            yield b"".join(format_sse(event) for event in batch)
-            last_flush = loop.time()
+        async for chunk in sse_frames(events, heartbeat=heartbeat, after=after,
+                                      flush_interval=flush_interval, on_missed=on_missed):
+            yield chunk
+
+
+async def _framed(
+    events: EventStream, heartbeat: float, flush_interval: float, after: str | None,
+    on_missed: OnMissed,
+) -> AsyncIterator[bytes]:
+    pattern = events.pattern
+    yield OPENED
+    if after is not None and events.resume_failed:
+        log.warning("an /events client (%s) resumed after event %s, which the bus no "
+                    "longer holds: told to resync", pattern, after)
+        on_missed(0, "resume_unavailable")
+        yield _notice(RESYNC, {"lastEventId": after, "reason": "the event bus no longer "
+                               "holds this event: events may have been missed"})
+    loop = asyncio.get_running_loop()
+    last_flush = -flush_interval
+    while True:
+        pause = last_flush + flush_interval - loop.time()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        batch = await events.next_batch(heartbeat)
+        if (missed := events.take_missed()) and batch is not None:
+            log.warning("an /events client (%s) fell behind: %d events dropped for it",
+                        pattern, missed)
+            on_missed(missed, "slow_subscriber")
+            yield _notice(DROPPED, {"dropped": missed, "reason": "this client read more "
+                                    "slowly than events came"})
+        if batch is None:
+            return
+        if not batch:
+            yield KEEPALIVE
+            continue
+        yield b"".join(format_sse(event) for event in batch)
+        last_flush = loop.time()
 
 
 def _notice(name: str, data: dict[str, object]) -> bytes:

@@ -8,16 +8,16 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .._settings import ServiceSettings
 from .._version import __version__
-from ..events import EventBus, MemoryBus, sse_stream
+from ..events import EventBus, MemoryBus
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler, Shards
 from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import Leases, LocalLeases, Storage, with_timeout
@@ -33,12 +33,14 @@ from ..store import (
 from ._auth_openapi import add_bearer_security
 from ._bus_metrics import register_bus_metrics
 from ._docs import docs_routes
-from ._errors import APIError, exception_handlers
+from ._errors import exception_handlers
+from ._events import EventStreams, events_endpoint
 from ._observe import HTTPMetrics, metrics_endpoint
 from ._openapi import build_openapi
 from ._ready import Readiness
 from ._relay import OutboxRelay
 from ._routes import KindEndpoints
+from ._stopping import Step, stop_in_order
 from ._watch import WatchStreams
 
 if TYPE_CHECKING:
@@ -109,6 +111,7 @@ def create_app(
                        poll_interval=watch_poll_interval)
     store.add_listener(cache.on_change)
     streams = WatchStreams(bookmark_interval=watch_bookmark_interval)
+    event_streams = EventStreams()
     collector = GarbageCollector(store)
     registry = CollectorRegistry()
     if bus is None and (settings.events or reconcilers):
@@ -142,7 +145,7 @@ def create_app(
                             events=bus is not None, strict=settings.validation_mode == "strict",
                             versions=versions)
     instance = instance or default_instance()
-    readiness = Readiness(storage, kinds, bus, role)
+    readiness = Readiness(storage, kinds, bus, role, outbox=relay is not None)
     if controller is not None and controller.shards is not None:
         readiness.extra["controller"] = _shards_check(controller.shards)
     _process_info(registry, instance, role)
@@ -158,7 +161,8 @@ def create_app(
         routes += [Route("/openapi.json", _openapi(openapi), methods=["GET"]),
                    *docs_routes(settings.project)]
         if bus is not None:
-            routes.append(Route("/events", _events(bus, registry), methods=["GET"]))
+            routes.append(Route("/events", events_endpoint(bus, registry, event_streams),
+                                methods=["GET"]))
         for cls in kinds:
             kind_routes += KindEndpoints(cls, store, max_body_size=max_body_size,
                                          validation_mode=settings.validation_mode,
@@ -182,18 +186,9 @@ def create_app(
         finally:
             readiness.stopping = True
             streams.close()
-            await cache.close()
-            if controller is not None:
-                await controller.stop()
-            await collector.stop()
-            if relay is not None:
-                await relay.stop()
-            if bus is not None:
-                await bus.close(drain=True)
-            await leases.close()
-            await storage.close()
-            if auth is not None:
-                await auth.close()
+            event_streams.close()
+            await stop_in_order(_stop_steps(cache, controller, collector, relay, bus, leases,
+                                            storage, auth))
 
     middleware = [Middleware(HTTPMetrics, registry=registry)]
     if auth is not None:
@@ -214,7 +209,26 @@ def create_app(
     app.state.auth = auth
     app.state.watch_cache = cache
     app.state.watch_streams = streams
+    app.state.event_streams = event_streams
     return app
+
+
+def _stop_steps(cache: WatchCache, controller: Controller | None,
+                collector: GarbageCollector, relay: OutboxRelay | None, bus: EventBus | None,
+                leases: Leases, storage: Storage, auth: Auth | None) -> list[Step]:
+    """The app's parts, in the order they stop (the reverse of their start)."""
+    steps: list[Step] = [("watch cache", lambda _: cache.close())]
+    if controller is not None:
+        steps.append(("controller", lambda left: controller.stop(timeout=left)))
+    steps.append(("garbage collector", lambda _: collector.stop()))
+    if relay is not None:  # what is left in the outbox waits for the next relay
+        steps.append(("outbox relay", lambda left: relay.stop(timeout=min(left, 2.0))))
+    if bus is not None:
+        steps.append(("event bus", lambda left: bus.close(drain=True, timeout=left)))
+    steps += [("leases", lambda _: leases.close()), ("storage", lambda _: storage.close())]
+    if auth is not None:
+        steps.append(("authentication", lambda _: auth.close()))
+    return steps
 
 
 def _kinds_first(own: list[BaseRoute], kinds: list[BaseRoute]) -> list[BaseRoute]:
@@ -276,37 +290,6 @@ def _process_info(registry: CollectorRegistry, instance: str, role: str) -> None
     info = Gauge("fabrica_process_info", "This server process: its instance name and role",
                  ["instance", "role", "version"], registry=registry)
     info.labels(instance, role, __version__).set(1)
-
-
-def _events(bus: EventBus, registry: CollectorRegistry) -> Any:
-    """``GET /events``: resumes after ``Last-Event-ID`` where the bus can, and counts what
-    its clients were told they missed."""
-    dropped = Counter("fabrica_events_dropped_total",
-                      "Events an /events client missed, told so by a fabrica.dropped message",
-                      ["reason"], registry=registry)
-    dropped.labels("slow_subscriber")
-    resyncs = Counter("fabrica_events_resyncs_total",
-                      "/events clients told to resync: their Last-Event-ID was no longer held",
-                      registry=registry)
-
-    def on_missed(count: int, reason: str) -> None:
-        if reason == "resume_unavailable":
-            resyncs.inc()
-        else:
-            dropped.labels(reason).inc(count)
-
-    async def events(request: Request) -> Response:
-        pattern = request.query_params.get("type") or "**"
-        after = request.headers.get("last-event-id") or None
-        try:
-            stream = sse_stream(bus, pattern, after=after, on_missed=on_missed)
-        except ValueError as exc:
-            raise APIError(400, f"invalid type pattern: {exc}",
-                           [{"field": "type", "message": str(exc)}]) from None
-        return StreamingResponse(stream, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
-
-    return events
 
 
 def _check_unique(kinds: Sequence[type[Resource[Any, Any]]]) -> None:

@@ -6,6 +6,15 @@ process has finished starting, is not stopping, and runs what its role asks: the
 controller, or both). All ok: 200 ``{"status": "ready", "checks": {...}}``; otherwise 503
 with ``"status": "not ready"`` and the same checks, the failing ones saying why. ``/health``
 stays liveness: it answers 200 as long as the process serves HTTP at all.
+
+A NATS outage and the roles: a process that serves the API (``api`` or ``all``) and records
+its writes' events in the outbox (SQL storage) stays ready, its ``events`` check saying
+``degraded: ...``: its writes still succeed and their events wait in the outbox, so a load
+balancer must not drop every API process for a bus outage. Its reconcilers (``all``) and
+``/events`` wait for NATS meanwhile (a new ``/events`` answers 503, an open one resumes).
+A ``controller`` process cannot work without the bus: 503. So is a process whose events are
+published from memory after each write (file storage): during the outage those events are
+lost, so it is not ready.
 """
 
 from __future__ import annotations
@@ -21,10 +30,12 @@ from ..events import EventBus
 from ..resource import Resource
 from ..storage import Storage
 
-__all__ = ["Readiness"]
+__all__ = ["DEGRADED", "Readiness"]
 
 Check = Callable[[], Awaitable[str]]
 OK = "ok"
+#: How a passing check that works with less than it should begins (``degraded: why``).
+DEGRADED = "degraded"
 
 
 class Readiness:
@@ -37,9 +48,11 @@ class Readiness:
         bus: EventBus | None,
         role: str,
         *,
+        outbox: bool = False,
         timeout: float = 2.0,
     ) -> None:
         self.storage, self.kinds, self.bus, self.role = storage, kinds, bus, role
+        self.outbox = outbox  # the writes' events are recorded with them (SQL storage)
         self.timeout = timeout
         self.serving = False
         self.stopping = False
@@ -55,7 +68,7 @@ class Readiness:
 
     async def endpoint(self, request: Request) -> Response:
         checks = await self.checks()
-        ready = all(result == OK for result in checks.values())
+        ready = all(result == OK or result.startswith(DEGRADED) for result in checks.values())
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         return JSONResponse(body, status_code=200 if ready else 503,
                             headers={"Cache-Control": "no-store"})
@@ -79,7 +92,10 @@ class Readiness:
         if getattr(bus, "closed", False):
             return "the event bus is closed"
         if getattr(bus, "connected", True) is False:
-            return f"not connected to NATS at {getattr(bus, 'url', '?')}"
+            problem = f"not connected to NATS at {getattr(bus, 'url', '?')}"
+            if self.outbox and self.role != "controller":
+                return f"{DEGRADED}: {problem}; writes go on, their events wait in the outbox"
+            return problem
         return OK
 
     async def _role(self) -> str:

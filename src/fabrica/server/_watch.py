@@ -15,9 +15,10 @@ malformed value is a 400 either way.
 
 A stream sends at most one chunk per `flush_interval` seconds, holding what arrived
 meanwhile, so hundreds of watchers under a stream of writes cost per chunk, not per event.
-The response watches the connection itself: a client that leaves ends its watch at once,
-not at the next event, and `WatchStreams.close` (server shutdown) ends every stream, since
-a server waits for open responses before it stops.
+The response (`StreamResponse`) watches the connection itself: a client that leaves ends its
+watch at once, not at the next event, and `WatchStreams.close` (server shutdown) ends every
+stream, since a server waits for open responses before it stops; a stream whose client
+reads nothing is cut rather than waited for.
 """
 
 from __future__ import annotations
@@ -26,16 +27,14 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.datastructures import QueryParams
-from starlette.types import Receive, Scope, Send
 
 from ..store import Watcher, error_line
 from ._errors import APIError
+from ._streaming import StreamResponse
 
-__all__ = ["WATCH_MEDIA_TYPE", "WatchParams", "WatchResponse", "WatchStreams",
-           "parse_watch_params"]
+__all__ = ["WATCH_MEDIA_TYPE", "WatchParams", "WatchStreams", "parse_watch_params"]
 
 log = logging.getLogger("fabrica.server")
 
@@ -101,8 +100,10 @@ class WatchStreams:
         self.closed = False
 
     def response(self, watcher: Watcher, params: WatchParams, headers: dict[str, str]
-                 ) -> WatchResponse:
-        return WatchResponse(self._lines(watcher, params), headers)
+                 ) -> StreamResponse:
+        headers = {**headers, "Content-Type": WATCH_MEDIA_TYPE, "Cache-Control": "no-cache"}
+        return StreamResponse(self._lines(watcher, params), headers, watcher.stopped,
+                              on_error=_error_line)
 
     async def _lines(self, watcher: Watcher, params: WatchParams) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
@@ -139,54 +140,11 @@ class WatchStreams:
             watcher.close()
 
 
+def _error_line(exc: Exception) -> bytes:
+    """Storage failed mid-stream: say so, as the last event."""
+    return error_line(500, "InternalError", f"the watch failed: {exc}")
+
+
 def _soonest(deadline: float | None, bookmark_at: float | None, now: float) -> float | None:
     times = [t for t in (deadline, bookmark_at) if t is not None]
     return max(0.0, min(times) - now) if times else None
-
-
-class WatchResponse:
-    """A streamed 200 that also listens to the connection: when the client leaves, the
-    stream (and its watcher) ends at once rather than at the next write."""
-
-    def __init__(self, chunks: AsyncIterator[bytes], headers: dict[str, str]) -> None:
-        self.chunks = chunks
-        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                        for k, v in {**headers, "Content-Type": WATCH_MEDIA_TYPE,
-                                     "Cache-Control": "no-cache"}.items()]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stream = asyncio.ensure_future(self._stream(send))
-        listener = asyncio.ensure_future(_disconnected(receive))
-        try:
-            await asyncio.wait({stream, listener}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (stream, listener):
-                task.cancel()
-            await asyncio.gather(stream, listener, return_exceptions=True)
-            await _close(self.chunks)
-
-    async def _stream(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
-        try:
-            async for chunk in self.chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except OSError:  # the client left while we were sending
-            return
-        except Exception as exc:  # storage failed mid-stream: say so, as the last event
-            log.exception("a watch stream failed")
-            line = error_line(500, "InternalError", f"the watch failed: {exc}")
-            await send({"type": "http.response.body", "body": line, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _disconnected(receive: Receive) -> None:
-    while True:
-        message: Any = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-async def _close(chunks: AsyncIterator[bytes]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()

@@ -21,6 +21,8 @@ from typing import Any
 
 import uvicorn
 
+from ._stopping import GRACEFUL_SHUTDOWN
+
 __all__ = ["StreamEndingServer", "run_app", "serve_workers"]
 
 log = logging.getLogger("fabrica.server")
@@ -103,16 +105,21 @@ def _signal(pid: int, signum: int) -> None:
 
 def run_app(app: Any, *, sockets: list[socket.socket] | None = None, **uvicorn_options: Any
             ) -> None:
-    """Serve `app` with uvicorn until SIGTERM or SIGINT (as ``uvicorn.run``)."""
+    """Serve `app` with uvicorn until SIGTERM or SIGINT (as ``uvicorn.run``); on either,
+    open streams end at once and other requests get `GRACEFUL_SHUTDOWN` seconds."""
+    uvicorn_options.setdefault("timeout_graceful_shutdown", GRACEFUL_SHUTDOWN)
     StreamEndingServer(uvicorn.Config(app, **uvicorn_options)).run(sockets=sockets)
 
 
 class StreamEndingServer(uvicorn.Server):
-    """uvicorn's server, ending the app's open watch streams as it starts to stop: it waits
-    for every open response before it stops, and a watch never ends by itself."""
+    """uvicorn's server, ending the app's open watches and ``/events`` streams as it starts
+    to stop: it waits for every open response before it stops, and those never end by
+    themselves."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        streams = getattr(getattr(self.config.app, "state", None), "watch_streams", None)
-        if streams is not None:
-            streams.close()
+        state = getattr(self.config.app, "state", None)
+        for name in ("watch_streams", "event_streams"):
+            streams = getattr(state, name, None)
+            if streams is not None:
+                streams.close()
         await super().shutdown(sockets)

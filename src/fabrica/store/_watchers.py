@@ -123,6 +123,7 @@ class Watcher:
         self._fetch = fetch  # (storage, collection, until): a backlog still in the log
         self._seen: dict[str, Mapping[str, str]] = {}
         self._ready = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._error: bytes | None = None
         self._closed = False
         self._done = False
@@ -154,8 +155,14 @@ class Watcher:
             self._queue.clear()
             self._initial.clear()
             self._ready.set()
+            self._stopped.set()
             if self._on_close is not None:
                 self._on_close(self)
+
+    async def stopped(self) -> None:
+        """Until the watch is closed: its stream ends, even one stuck sending to a client
+        that reads nothing."""
+        await self._stopped.wait()
 
     # -- the stream's side ---------------------------------------------------------------
 

@@ -51,7 +51,7 @@ def test_public_exports():
         "EventBusError", "EventStream", "ExtensionValue", "Handler", "JetStream", "MemoryBus",
         "NatsBus", "ResourceEvent", "Subscription", "SubscriptionStats", "TypePattern",
         "check_reason", "compile_pattern", "condition_event", "format_sse", "format_time",
-        "lifecycle_event", "reason_event", "sse_stream", "type_matches",
+        "lifecycle_event", "reason_event", "sse_frames", "sse_stream", "type_matches",
     ])  # fmt: skip
     for name in fabrica.events.__all__:
         assert getattr(fabrica.events, name) is not None
@@ -313,6 +313,12 @@ def test_pattern_matching(pattern, event_type, expected):
         ("io.*x", "whole segments"),
         ("***", "whole segments"),
         ("io. rack", "whitespace"),
+        # NATS's subject rules on every bus: the memory bus took these and never matched
+        (">", "'>' is not allowed"),
+        ("io.fabrica.>", "'>' is not allowed"),
+        ("io.a>b", "'>' is not allowed"),
+        ("a\x00b", "control characters"),
+        ("io.\x7f", "control characters"),
     ],
 )
 def test_invalid_patterns(pattern, message):

@@ -9,7 +9,7 @@ import pytest
 from fabrica import ServiceSettings
 from fabrica.events import JetStream, NatsBus
 from fabrica.server import create_app
-from fabrica.storage import FileStorage
+from fabrica.storage import FileStorage, SQLStorage
 from tests._support.app import Device, serve_in_process
 from tests._support.nats import NatsServer, names
 from tests.unit.reconcile.test_controller import Book, Shelf, ShelfReconciler
@@ -96,5 +96,47 @@ async def test_nats_outage_turns_ready_503_and_back(tmp_path):
             async with asyncio.timeout(10):
                 while (await client.get("/ready")).status_code != 200:
                     await asyncio.sleep(0.05)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("role, ready", [("api", True), ("all", True), ("controller", False)])
+async def test_a_nats_outage_leaves_sql_api_processes_ready_and_degraded(tmp_path, role, ready):
+    """SPEC section 6: writes go on through the outbox while NATS is down, so a load
+    balancer must not drop every API process; a controller cannot work without the bus."""
+    server = NatsServer(tmp_path / "js")
+    server.start()
+    prefix, stream = names()
+    storage = SQLStorage(f"sqlite:///{tmp_path}/db.sqlite")
+    await storage.migrate()
+    bus = NatsBus(server.url, reconnect_time_wait=0.05, publish_timeout=1.0,
+                  jetstream=JetStream.for_prefix(stream, prefix, heartbeat=0.2))
+    settings = ServiceSettings(project="shelves", package="shelves", events=True,
+                               reconcile=True, event_prefix=prefix)
+    app = create_app([Shelf, Book], storage, settings=settings, bus=bus, role=role,
+                     reconcilers=[ShelfReconciler])
+    try:
+        async with serve_in_process(app) as client:
+            assert (await client.get("/ready")).status_code == 200
+            server.stop()
+            async with asyncio.timeout(10):
+                while bus.connected:
+                    await asyncio.sleep(0.05)
+            response = await client.get("/ready")
+            events = response.json()["checks"]["events"]
+            if ready:
+                assert response.status_code == 200, response.json()
+                assert response.json()["status"] == "ready"
+                assert events.startswith(f"degraded: not connected to NATS at {server.url}")
+                written = await client.post("/shelves", json={"name": "s1", "books": 0})
+                assert written.status_code == 201  # the write the readiness promises
+            else:
+                assert response.status_code == 503
+                assert events == f"not connected to NATS at {server.url}"
+            server.start()
+            async with asyncio.timeout(10):
+                while (response := await client.get("/ready")).json()["checks"]["events"] != "ok":
+                    await asyncio.sleep(0.05)
+            assert response.status_code == 200
     finally:
         server.stop()
