@@ -40,7 +40,8 @@ EXPORTS = {
     "fabrica.store": [
         "ANONYMOUS", "Action", "CachedRead", "Change", "ChangeListener", "ChangePublisher",
         "DEFAULT_ATTEMPTS", "DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "Emission",
-        "EmissionListener", "GarbageCollector", "Part", "ResourceStore", "SYSTEM_CONTROLLER",
+        "EmissionListener", "GarbageCollector", "OwnerReferenceError", "Part", "ResourceStore",
+        "SYSTEM_CONTROLLER",
         "UnknownKind", "UpdateType", "WatchCache", "Watcher", "acting_as", "current_actor",
         "error_line", "reset_actor", "set_actor",
     ],

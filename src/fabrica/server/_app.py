@@ -35,7 +35,7 @@ from ._bus_metrics import register_bus_metrics
 from ._docs import docs_routes
 from ._errors import exception_handlers
 from ._events import EventStreams, events_endpoint
-from ._observe import HTTPMetrics, metrics_endpoint
+from ._observe import HTTPMetrics, metrics_endpoint, register_gc_metrics
 from ._openapi import build_openapi
 from ._ready import Readiness
 from ._relay import OutboxRelay
@@ -114,6 +114,7 @@ def create_app(
     event_streams = EventStreams()
     collector = GarbageCollector(store)
     registry = CollectorRegistry()
+    register_gc_metrics(registry, collector)
     if bus is None and (settings.events or reconcilers):
         bus = MemoryBus()
     leases = leases_for(storage, settings.package)

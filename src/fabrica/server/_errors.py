@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..resource import InvalidText
 from ..storage import AlreadyExists, Conflict, Invalid, NotFound, Unavailable
+from ..store import OwnerReferenceError
 
 __all__ = ["APIError", "error_response", "exception_handlers", "validation_details"]
 
@@ -64,6 +65,15 @@ async def _invalid_text(request: Request, exc: Exception) -> Response:
                                            "text: holds a lone UTF-16 surrogate"}])
 
 
+async def _owner_reference(request: Request, exc: Exception) -> Response:
+    """A kind not served here is wrong in itself (400); a uid that names nothing is a
+    reference this server cannot resolve now (422)."""
+    assert isinstance(exc, OwnerReferenceError)
+    status = 400 if exc.part == "kind" else 422
+    return error_response(status, f"invalid {exc.field}: {exc.message}",
+                          [{"field": exc.field, "message": exc.message}])
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NotFound)
     return error_response(404, f"{exc.collection} {exc.key!r} not found")
@@ -107,6 +117,7 @@ def exception_handlers() -> dict[Any, Any]:
     return {
         APIError: _api_error,
         InvalidText: _invalid_text,
+        OwnerReferenceError: _owner_reference,
         NotFound: _not_found,
         AlreadyExists: _already_exists,
         Conflict: _conflict,

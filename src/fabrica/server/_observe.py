@@ -1,8 +1,10 @@
-"""``GET /metrics`` (Prometheus text format) and the HTTP request metrics behind it."""
+"""``GET /metrics`` (Prometheus text format), the HTTP request metrics behind it and the
+garbage collector's."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -12,11 +14,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["HTTPMetrics", "metrics_endpoint"]
+from ..store import GarbageCollector
+
+__all__ = ["HTTPMetrics", "metrics_endpoint", "register_gc_metrics"]
 
 
 class HTTPMetrics:
@@ -77,3 +83,22 @@ def metrics_endpoint(registry: CollectorRegistry):  # type: ignore[no-untyped-de
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return metrics
+
+
+class _GCCollector(Collector):
+    def __init__(self, collector: GarbageCollector) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterator[Metric]:
+        deleted = CounterMetricFamily(
+            "fabrica_gc_deleted", "Dependents the garbage collector deleted: owner_deleted (a "
+            "cascade), owner_gone_at_write (an owner deleted while its dependent was written), "
+            "orphan_at_start (the start-up sweep, after a crash)", labels=["reason"])
+        for reason, count in self.collector.counts.items():
+            deleted.add_metric([reason], count)
+        yield deleted
+
+
+def register_gc_metrics(registry: CollectorRegistry, collector: GarbageCollector) -> None:
+    """``fabrica_gc_deleted_total{reason}``, read from the collector when scraped."""
+    registry.register(_GCCollector(collector))

@@ -13,6 +13,7 @@ from ._actor import (
 )
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._gc import GarbageCollector
+from ._owners import OwnerReferenceError
 from ._publisher import ChangePublisher
 from ._store import DEFAULT_ATTEMPTS, Part, ResourceStore, UnknownKind
 from ._watch_cache import (
@@ -37,6 +38,7 @@ __all__ = [
     "Emission",
     "EmissionListener",
     "GarbageCollector",
+    "OwnerReferenceError",
     "Part",
     "ResourceStore",
     "UnknownKind",

@@ -10,7 +10,8 @@ and deletion as Kubernetes does it:
   stays until whoever owns each finalizer removes it, and the write that removes the last
   one removes the resource;
 - removing a resource removes its dependents (``ownerReferences``) in the background, by the
-  garbage collector in `_gc.py`.
+  garbage collector in `_gc.py`; a write that adds an owner reference must name an existing
+  resource of a kind served here (`_owners.py`), so no reference dangles from the start.
 
 Every change of an existing resource is one `modify` (or `delete`): under a per-resource
 lock (writers in this process queue instead of conflicting), read the current state once,
@@ -62,6 +63,7 @@ from ..storage import (
 )
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._locks import KeyedLocks
+from ._owners import check_owners
 
 __all__ = ["DEFAULT_ATTEMPTS", "Part", "ResourceStore", "UnknownKind", "read_document"]
 
@@ -239,6 +241,8 @@ class ResourceStore:
         info = cls.resource_info
         if info.is_uid(name):  # a lookup by id would find another resource by its uid
             raise ValueError(f"{info.kind} name {name!r} has the shape of a uid")
+        if owner_references:
+            await check_owners(self.storage, self.kinds, owner_references)
         now = self.clock()
         status = info.status_type()
         if info.versioning:
@@ -300,12 +304,16 @@ class ResourceStore:
             for attempt in range(attempts):
                 current = await self.get(cls, id)
                 _check(current, None, expected_version)
+                owners = list(current.metadata.owner_references)  # (`change` may mutate)
                 # Then the change: a request wrong in itself is answered as such whatever
                 # its precondition (RFC 9110 13.2.1: a 400 before a 412).
                 wanted = change(current)
                 _check(current, precondition, None)
                 if wanted is None:
                     return current
+                if part == "main":
+                    await check_owners(self.storage, self.kinds,
+                                       wanted.metadata.owner_references, owners)
                 try:
                     return await commit(current, wanted, action)
                 except Conflict:

@@ -112,3 +112,37 @@ async def test_bad_deletion_metadata_is_400(client, metadata, field):
     response = await client.post("/devices", json=envelope("x", **metadata))
     assert response.status_code == 400
     assert field in {d["field"] for d in response.json()["details"]}
+
+
+async def test_an_owner_that_does_not_exist_is_422_and_nothing_is_written(client):
+    ref = [{"kind": "Device", "name": "gone", "uid": "dev-0badc0de"}]
+    response = await client.post("/devices", json=envelope("child", ownerReferences=ref))
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == 422 and "dev-0badc0de" in body["error"]
+    assert body["details"] == [{"field": "metadata.ownerReferences.0.uid",
+                                "message": "owner Device dev-0badc0de does not exist"}]
+    assert (await client.get("/devices/child")).status_code == 404
+    await client.post("/devices", json=envelope("child"))
+    replaced = await client.put("/devices/child", json=envelope("child", ownerReferences=ref))
+    assert replaced.status_code == 422  # an update may not add one either
+    assert "ownerReferences" not in (await client.get("/devices/child")).json()["metadata"]
+
+
+async def test_an_owner_of_a_kind_not_served_is_400(client):
+    ref = [{"kind": "Rack", "name": "r1", "uid": "rack-0badc0de"}]
+    response = await client.post("/devices", json=envelope("child", ownerReferences=ref))
+    assert response.status_code == 400
+    assert response.json()["details"][0]["field"] == "metadata.ownerReferences.0.kind"
+    assert (await client.get("/devices/child")).status_code == 404
+
+
+async def test_collected_dependents_are_counted_in_metrics(client):
+    root = (await client.post("/devices", json=envelope("root"))).json()
+    ref = [{"kind": "Device", "name": "root", "uid": root["metadata"]["uid"]}]
+    await client.post("/devices", json=envelope("child", ownerReferences=ref))
+    await client.delete("/devices/root")
+    await wait_gone(client, "/devices/child")
+    metrics = (await client.get("/metrics")).text
+    assert 'fabrica_gc_deleted_total{reason="owner_deleted"} 1.0' in metrics
+    assert 'fabrica_gc_deleted_total{reason="orphan_at_start"} 0.0' in metrics
