@@ -39,7 +39,8 @@ EXPORTS = {
     ],
     "fabrica.store": [
         "ANONYMOUS", "Action", "CachedRead", "Change", "ChangeListener", "ChangePublisher",
-        "DEFAULT_ATTEMPTS", "DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "Emission",
+        "DEFAULT_ATTEMPTS", "DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "DEFAULT_WATCH_MEMORY",
+        "Emission",
         "EmissionListener", "GarbageCollector", "OwnerReferenceError", "Part", "ResourceStore",
         "SYSTEM_CONTROLLER",
         "UnknownKind", "UpdateType", "WatchCache", "Watcher", "acting_as", "current_actor",

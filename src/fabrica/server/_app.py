@@ -24,6 +24,7 @@ from ..storage import Leases, LocalLeases, Storage, with_timeout
 from ..store import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_QUEUE_SIZE,
+    DEFAULT_WATCH_MEMORY,
     ChangePublisher,
     Emission,
     GarbageCollector,
@@ -35,7 +36,12 @@ from ._bus_metrics import register_bus_metrics
 from ._docs import docs_routes
 from ._errors import exception_handlers
 from ._events import EventStreams, events_endpoint
-from ._observe import HTTPMetrics, metrics_endpoint, register_gc_metrics
+from ._observe import (
+    HTTPMetrics,
+    metrics_endpoint,
+    register_gc_metrics,
+    register_watch_metrics,
+)
 from ._openapi import build_openapi
 from ._ready import Readiness
 from ._relay import OutboxRelay
@@ -72,6 +78,7 @@ def create_app(
     watch_queue_size: int = DEFAULT_QUEUE_SIZE,
     watch_poll_interval: float = 0.2,
     watch_bookmark_interval: float = 30.0,
+    watch_memory: int = DEFAULT_WATCH_MEMORY,
 ) -> Starlette:
     """Serve `kinds` (SPEC section 3) from `storage`.
 
@@ -95,7 +102,8 @@ def create_app(
     read from storage); a watcher with more than `watch_queue_size` changes waiting ends
     with ERROR 410; other processes' writes are read from the storage's change log every
     `watch_poll_interval` seconds while a kind is watched or read; bookmarks go out every
-    `watch_bookmark_interval` seconds.
+    `watch_bookmark_interval` seconds; all watchers together hold at most `watch_memory`
+    bytes for their clients (past it, the one holding most ends with ERROR 410).
     """
     settings = settings or ServiceSettings(project="fabrica", package="fabrica_service")
     if role not in ROLES:
@@ -108,13 +116,14 @@ def create_app(
     store = ResourceStore(storage, kinds, api_versions=api_versions)
     cache = WatchCache(storage, kinds, encode=store.wire, render=store.render,
                        max_objects=watch_cache_size, queue_size=watch_queue_size,
-                       poll_interval=watch_poll_interval)
+                       poll_interval=watch_poll_interval, memory=watch_memory)
     store.add_listener(cache.on_change)
     streams = WatchStreams(bookmark_interval=watch_bookmark_interval)
     event_streams = EventStreams()
     collector = GarbageCollector(store)
     registry = CollectorRegistry()
     register_gc_metrics(registry, collector)
+    register_watch_metrics(registry, cache)
     if bus is None and (settings.events or reconcilers):
         bus = MemoryBus()
     leases = leases_for(storage, settings.package)

@@ -39,7 +39,7 @@ from ._app import (
     default_instance,
 )
 from ._auth_cli import auth_from_options, auth_options, reload_policy_on_sighup, token_command
-from ._units import as_byte_size, as_duration
+from ._units import as_byte_size, as_duration, as_positive_byte_size
 from ._workers import run_app, serve_workers
 
 __all__ = ["main", "service_cli"]
@@ -124,6 +124,10 @@ def service_cli(
                   show_default=True, envvar=f"{env}_WATCH_CACHE_SIZE",
                   help="Resources per kind kept in memory to answer gets, lists and watches; "
                        "a kind with more is read from storage (0: no cache).")
+    @click.option("--watch-memory", callback=as_positive_byte_size, default="256MiB",
+                  show_default=True, envvar=f"{env}_WATCH_MEMORY",
+                  help="Bytes all watches together may hold for clients that have not read "
+                       "them yet; past it the watch holding most ends with ERROR 410.")
     @click.option("--watch-history", default=DEFAULT_CHANGE_HISTORY, type=click.IntRange(1),
                   show_default=True, envvar=f"{env}_WATCH_HISTORY",
                   help="Changes per kind the storage keeps for watches to resume from; a "
@@ -151,6 +155,7 @@ def service_cli(
         max_body_size: int,
         storage_timeout: float,
         watch_cache_size: int,
+        watch_memory: int,
         watch_history: int,
         log_level: str,
         access_log: bool,
@@ -184,7 +189,7 @@ def service_cli(
                               reconcilers=active, bus=bus, role=worker_role, instance=name,
                               versions=versions, auth=auth,
                               storage_timeout=storage_timeout or None,
-                              watch_cache_size=watch_cache_size)
+                              watch_cache_size=watch_cache_size, watch_memory=watch_memory)
 
         if auth is not None:
             reload_policy_on_sighup(auth)

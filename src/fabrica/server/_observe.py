@@ -1,5 +1,5 @@
-"""``GET /metrics`` (Prometheus text format), the HTTP request metrics behind it and the
-garbage collector's."""
+"""``GET /metrics`` (Prometheus text format), the HTTP request metrics behind it, the
+garbage collector's and the watches'."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..store import GarbageCollector
+from ..store import GarbageCollector, WatchCache
 
-__all__ = ["HTTPMetrics", "metrics_endpoint", "register_gc_metrics"]
+__all__ = ["HTTPMetrics", "metrics_endpoint", "register_gc_metrics", "register_watch_metrics"]
 
 
 class HTTPMetrics:
@@ -102,3 +102,24 @@ class _GCCollector(Collector):
 def register_gc_metrics(registry: CollectorRegistry, collector: GarbageCollector) -> None:
     """``fabrica_gc_deleted_total{reason}``, read from the collector when scraped."""
     registry.register(_GCCollector(collector))
+
+
+class _WatchCollector(Collector):
+    def __init__(self, cache: WatchCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        memory = self.cache.memory
+        yield GaugeMetricFamily("fabrica_watches", "Watches open", value=self.cache.watchers)
+        yield GaugeMetricFamily(
+            "fabrica_watch_memory_bytes", "Bytes the watches hold for clients that have not "
+            "read them yet (bounded by --watch-memory)", value=memory.used)
+        yield CounterMetricFamily(
+            "fabrica_watch_memory_ended", "Watches ended with ERROR 410 because the watches "
+            "held more than --watch-memory", value=memory.ended)
+
+
+def register_watch_metrics(registry: CollectorRegistry, cache: WatchCache) -> None:
+    """``fabrica_watches``, ``fabrica_watch_memory_bytes`` and
+    ``fabrica_watch_memory_ended_total``, read from the watch cache when scraped."""
+    registry.register(_WatchCollector(cache))

@@ -10,7 +10,7 @@ import re
 
 import click
 
-__all__ = ["as_byte_size", "as_duration", "byte_size", "duration"]
+__all__ = ["as_byte_size", "as_duration", "as_positive_byte_size", "byte_size", "duration"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -38,6 +38,13 @@ def byte_size(text: str) -> int:
         return int(match[1])
     base = 1024 if "i" in unit else 1000
     return int(match[1]) * int(base ** _POWERS[unit[0]])
+
+
+def as_positive_byte_size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    size = as_byte_size(ctx, param, value)
+    if size < 1:
+        raise click.BadParameter("must be at least one byte", ctx, param)
+    return size
 
 
 def as_duration(ctx: click.Context, param: click.Parameter, value: str) -> float:

@@ -127,7 +127,7 @@ class WatchStreams:
                     bookmark_at = now + self.bookmark_interval
                 if deadline is not None and now >= deadline:
                     return
-                if lines:
+                if lines and watcher.settled:  # (its start goes out without a pause)
                     await asyncio.sleep(self.flush_interval)
         finally:
             self._open.discard(watcher)

@@ -19,6 +19,7 @@ from ._store import DEFAULT_ATTEMPTS, Part, ResourceStore, UnknownKind
 from ._watch_cache import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_QUEUE_SIZE,
+    DEFAULT_WATCH_MEMORY,
     CachedRead,
     WatchCache,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_ATTEMPTS",
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_WATCH_MEMORY",
     "SYSTEM_CONTROLLER",
     "Action",
     "CachedRead",

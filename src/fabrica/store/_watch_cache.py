@@ -13,7 +13,10 @@ Bounds, each a keyword here and an option of ``serve``:
 - `queue_size`: changes a watcher may have waiting; one further behind ends with ERROR 410;
 - `ring_size`: recent changes kept per kind for watches resuming from a recent
   resourceVersion (older ones are read from the storage's log, whose length is the
-  storage's ``change_history``, ``--watch-history``).
+  storage's ``change_history``, ``--watch-history``);
+- `memory` (``--watch-memory``): bytes all watchers together may hold for their clients
+  (chunks handed out and not yet read, the initial objects of an uncached kind); past it
+  the watcher holding the most ends with ERROR 410 (`_watch_memory.py`).
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from ..storage import Document, NotFound, Storage
 from ._changes import Change
 from ._store import read_document
 from ._watch_feed import FeedSettings, KindFeed
+from ._watch_memory import DEFAULT_WATCH_MEMORY, WatchMemory
 from ._watch_objects import Entry
 from ._watchers import Watcher
 
-__all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "DEFAULT_RING_SIZE", "CachedRead",
-           "WatchCache"]
+__all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "DEFAULT_RING_SIZE",
+           "DEFAULT_WATCH_MEMORY", "CachedRead", "WatchCache"]
 
 AnyResource = Resource[Any, Any]
 DEFAULT_CACHE_SIZE = 100_000
@@ -79,15 +83,23 @@ class WatchCache:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         ring_size: int = DEFAULT_RING_SIZE,
         poll_interval: float = 0.2,
+        memory: int = DEFAULT_WATCH_MEMORY,
     ) -> None:
         self.storage = storage
+        self.memory = WatchMemory(memory)
         self.settings = FeedSettings(max_objects=max_objects, ring_size=ring_size,
-                                     queue_size=queue_size, poll_interval=poll_interval)
+                                     queue_size=queue_size, poll_interval=poll_interval,
+                                     memory=self.memory)
         self._feeds: dict[str, KindFeed] = {}
         for cls in kinds:
             self._feeds[cls.resource_info.plural] = KindFeed(
                 cls, storage, self.settings, encode=partial(encode, cls),
                 render=partial(render, cls))
+
+    @property
+    def watchers(self) -> int:
+        """How many watches are open."""
+        return sum(len(feed.watchers) for feed in self._feeds.values())
 
     def feed(self, cls: type[AnyResource]) -> KindFeed:
         return self._feeds[cls.resource_info.plural]

@@ -26,6 +26,7 @@ end with ERROR 410, the cache is dropped and filled again.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
@@ -34,6 +35,7 @@ from typing import Any
 
 from ..resource import Resource, Selector
 from ..storage import Document, Gone, Storage, StorageError
+from ._watch_memory import WatchMemory
 from ._watch_objects import Entry, KindObjects, exact_objects, exact_snapshot
 from ._watchers import UNKNOWN, Encode, Record, Watcher
 
@@ -53,11 +55,12 @@ class FeedSettings:
     """The bounds of every feed (see `WatchCache`)."""
 
     def __init__(self, *, max_objects: int, ring_size: int, queue_size: int,
-                 poll_interval: float) -> None:
+                 poll_interval: float, memory: WatchMemory | None = None) -> None:
         self.max_objects = max_objects
         self.ring_size = ring_size
         self.queue_size = queue_size
         self.poll_interval = poll_interval
+        self.memory = memory or WatchMemory()
 
 
 class KindFeed:
@@ -76,6 +79,7 @@ class KindFeed:
         self.ring_floor = 0  # the ring holds every change after this, up to `revision`
         self.watchers: set[Watcher] = set()
         self._lock = asyncio.Lock()
+        self._snapshots = asyncio.Lock()
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
         self._filling: asyncio.Task[None] | None = None
@@ -171,25 +175,31 @@ class KindFeed:
 
     async def _watch_from_now(self, selector: Selector | None, api_version: str) -> Watcher:
         cache = await self.current()
+        if cache is None and (filling := self._filling) is not None:
+            await asyncio.wait({filling})  # share the cache being filled: no copy per watch
+            cache = await self.current()
         if cache is not None:
             async with self._lock:  # the objects and the revision, with no change between
                 if self.cache is cache and self.revision is not None:
-                    initial = [self._initial(entry, api_version)
-                               for entry in cache.page(selector, None, None)]
                     return self._register(self.revision, selector, api_version,
-                                          initial=initial)
-        revision, docs = await self.snapshot(selector=selector)
+                                          initial=cache.page(selector, None, None),
+                                          render=lambda entry: self.wire(entry, api_version))
+        async with self._snapshots:  # one at a time: each is the whole kind, parsed
+            revision, docs = await self.snapshot(selector=selector)
+            initial = [_compact(doc) for doc in docs]  # this watch's own: as bytes
+            del docs
         async with self._lock:
             await self._start(revision)
             await self._sync_locked(None)
             if self.revision is None:
                 return self._expired(revision, selector, api_version)
-            initial = [self._initial(Entry(doc), api_version) for doc in docs]
             backlog = [r for r in self.ring if r.revision > revision]
             fetch = None
             if revision < self.ring_floor:
                 fetch = (self.storage, self.collection, self.revision)
             return self._register(revision, selector, api_version, initial=initial,
+                                  private=True, render=lambda raw: self.wire(
+                                      Entry(json.loads(raw)), api_version),
                                   backlog=backlog, fetch=fetch)
 
     async def snapshot(self, **page: Any) -> tuple[int, list[Document]]:
@@ -209,14 +219,12 @@ class KindFeed:
         watcher.expire("the server lost its place in the change log; list and watch again")
         return watcher
 
-    def _initial(self, entry: Entry, api_version: str) -> Callable[[], bytes]:
-        return lambda: self.wire(entry, api_version)
-
     def _register(self, cursor: int, selector: Selector | None, api_version: str,
                   **start: Any) -> Watcher:
         watcher = Watcher(kind=self.info.kind, selector=selector, api_version=api_version,
                           cursor=cursor, queue_size=self.settings.queue_size,
-                          encode=self.encode, on_close=self.watchers.discard, **start)
+                          encode=self.encode, on_close=self.watchers.discard,
+                          memory=self.settings.memory, **start)
         self.watchers.add(watcher)
         self._ensure_poller()
         return watcher
@@ -401,3 +409,8 @@ def _unbounded_latest(storage: Storage) -> Callable[[str], Awaitable[int]]:
     if storage.name == "file" and inner is not None:
         return inner.latest  # type: ignore[no-any-return]
     return storage.latest
+
+
+def _compact(doc: Document) -> bytes:
+    """A document as compact JSON: a tenth of its parsed size, kept until sent."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()

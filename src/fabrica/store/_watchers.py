@@ -23,10 +23,12 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..resource import API_VERSION, Selector
 from ..storage import Document, Gone, Storage, StoredChange
+from ._watch_memory import WatchMemory
 
 __all__ = ["UNKNOWN", "Encode", "Record", "Watcher", "error_line"]
 
@@ -37,6 +39,9 @@ Encode = Callable[[Document, str], bytes]
 #: The labels before a change when they are not known.
 UNKNOWN: Mapping[str, str] = {"": "unknown"}
 _INITIAL_CHUNK = 500
+#: The initial objects go out in chunks of about this many bytes: a client that reads
+#: nothing holds one or two of them, not its whole collection.
+_INITIAL_CHUNK_BYTES = 64 * 1024
 _BATCH = 1000
 
 
@@ -96,6 +101,9 @@ class Watcher:
 
     `cursor` is the newest revision it has dealt with (sent or filtered out): an event
     at or below it is never sent again, so the start and the live changes may overlap.
+    The initial objects are `initial`, each sent as `render(item)`: the cache's entries
+    (shared), or with `private`, JSON bytes of this watcher's own (an uncached kind),
+    which `memory` charges to it with the chunks it has handed out (`WatchMemory`).
     """
 
     def __init__(
@@ -107,7 +115,10 @@ class Watcher:
         cursor: int,
         queue_size: int,
         encode: Encode,
-        initial: Iterable[Callable[[], bytes]] = (),
+        initial: Sequence[Any] = (),
+        render: Callable[[Any], bytes] | None = None,
+        private: bool = False,
+        memory: WatchMemory | None = None,
         backlog: Iterable[Record] = (),
         fetch: tuple[Storage, str, int] | None = None,
         on_close: Callable[[Watcher], None] | None = None,
@@ -119,6 +130,10 @@ class Watcher:
         self.queue_size = queue_size
         self._encode = encode
         self._initial = deque(initial)
+        self._render = render or (lambda item: item)
+        self._private = sum(map(len, initial)) if private else 0  # bytes not yet sent
+        self._memory = memory
+        self._handed: deque[int] = deque((0, 0), maxlen=2)  # the last chunks' sizes
         self._queue: deque[Record] = deque(backlog)
         self._fetch = fetch  # (storage, collection, until): a backlog still in the log
         self._seen: dict[str, Mapping[str, str]] = {}
@@ -128,6 +143,7 @@ class Watcher:
         self._closed = False
         self._done = False
         self._on_close = on_close
+        self._charge()
 
     # -- the feed's side -----------------------------------------------------------------
 
@@ -141,12 +157,18 @@ class Watcher:
         self._queue.extend(records)
         self._ready.set()
 
-    def expire(self, message: str) -> None:
-        """End with ERROR 410 (the client starts again from a list)."""
+    def expire(self, message: str, *, cut: bool = False) -> None:
+        """End with ERROR 410 (the client starts again from a list); with `cut`, a stream
+        stuck sending to a client that reads nothing is cut rather than waited for."""
         if self._error is None and not self._closed:
             self._error = error_line(410, "Expired", message)
             self._queue.clear()
+            self._initial.clear()
+            self._private = 0
+            self._charge()
             self._ready.set()
+            if cut:
+                self._stopped.set()
 
     def close(self) -> None:
         """End the stream (shutdown, or the client left)."""
@@ -154,6 +176,9 @@ class Watcher:
             self._closed = True
             self._queue.clear()
             self._initial.clear()
+            self._private = 0
+            self._handed.extend((0, 0))
+            self._charge()
             self._ready.set()
             self._stopped.set()
             if self._on_close is not None:
@@ -167,7 +192,16 @@ class Watcher:
     # -- the stream's side ---------------------------------------------------------------
 
     async def next(self, timeout: float | None) -> list[bytes] | None:
-        """The next lines to send ([] when `timeout` passed first); None: the end."""
+        """The next lines to send ([] when `timeout` passed first); None: the end.
+
+        Called again, it knows the stream has handed the previous lines on."""
+        lines = await self._next(timeout)
+        if lines:
+            self._handed.append(sum(map(len, lines)))
+            self._charge()
+        return lines
+
+    async def _next(self, timeout: float | None) -> list[bytes] | None:
         if self._done or self._closed:
             self.close()
             return None
@@ -185,7 +219,7 @@ class Watcher:
             except TimeoutError:
                 return []
             if self._error is not None or self._closed:
-                return await self.next(timeout)
+                return await self._next(timeout)
         records = list(self._queue)
         self._queue.clear()
         return self._lines(records)
@@ -204,12 +238,22 @@ class Watcher:
 
     def _initial_lines(self) -> list[bytes]:
         lines: list[bytes] = []
-        while self._initial and len(lines) < _INITIAL_CHUNK:
+        size = 0
+        while self._initial and len(lines) < _INITIAL_CHUNK and size < _INITIAL_CHUNK_BYTES:
+            item = self._initial.popleft()
+            if self._private:
+                self._private -= len(item)
             try:
-                lines.append(event_line("ADDED", self._initial.popleft()()))
+                lines.append(event_line("ADDED", self._render(item)))
             except Exception:  # a stored document no longer valid: skip, say so
                 log.exception("cannot encode a %s for a watch", self.kind)
+                continue
+            size += len(lines[-1])
         return lines
+
+    def _charge(self) -> None:
+        if self._memory is not None:
+            self._memory.hold(self, self._private + sum(self._handed))
 
     async def _fetch_backlog(self, storage: Storage, collection: str, until: int
                              ) -> list[bytes] | None:
@@ -220,7 +264,7 @@ class Watcher:
             self._fetch = None
             self.expire(f"resourceVersion {exc.after} is too old: the change log starts "
                         f"after {exc.horizon}")
-            return await self.next(0)
+            return await self._next(0)
         records = []
         for change in batch:
             if change.revision > until:

@@ -78,14 +78,17 @@ def test_watch_options_reach_the_cache_and_the_storage(tmp_path, monkeypatch):
     served = []
     monkeypatch.setattr("fabrica.server._cli.run_app", lambda app, **kw: served.append(app))
     result = serve(tmp_path, "--watch-cache-size", "7",
-                   env={"SVC_WATCH_HISTORY": "5", "SVC_EVENTS_BUS": "memory"})
+                   env={"SVC_WATCH_HISTORY": "5", "SVC_EVENTS_BUS": "memory",
+                        "SVC_WATCH_MEMORY": "64MiB"})
     assert result.exit_code == 0, result.output
     (app,) = served
     assert app.state.watch_cache.settings.max_objects == 7
+    assert app.state.watch_cache.memory.limit == 64 << 20
     assert app.state.store.storage.inner._changes.history == 5
 
 
 def test_watch_options_are_checked(tmp_path):
-    for option in ("--watch-cache-size", "--watch-history"):
-        result = serve(tmp_path, option, "-1")
+    for option, bad in (("--watch-cache-size", "-1"), ("--watch-history", "-1"),
+                        ("--watch-memory", "0"), ("--watch-memory", "lots")):
+        result = serve(tmp_path, option, bad)
         assert result.exit_code == 2 and option in result.output
