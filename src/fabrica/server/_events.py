@@ -44,7 +44,6 @@ class EventStreams:
 
     def __init__(self) -> None:
         self._closed = asyncio.Event()
-        self.open = 0
 
     @property
     def closed(self) -> bool:
@@ -86,14 +85,9 @@ def events_endpoint(bus: EventBus, registry: CollectorRegistry, streams: EventSt
             log.warning("GET /events?type=%s answered 503: cannot subscribe: %s", pattern,
                         exc or "no answer from the bus")
             return _unavailable("the event bus cannot subscribe now")
-        streams.open += 1
-
-        async def ended() -> None:
-            streams.open -= 1
-            await stream.close()
-
         frames = sse_frames(stream, after=after, on_missed=on_missed)
-        return StreamResponse(frames, _HEADERS, streams.wait_closed, grace=0.0, on_end=ended)
+        return StreamResponse(frames, _HEADERS, streams.wait_closed, grace=0.0,
+                              on_end=stream.close)
 
     return events
 

@@ -5,10 +5,10 @@ a client that reads nothing even holds its stream inside ``send``, waiting for r
 `StreamResponse` races three things: its chunks running out, the client leaving (its
 ``http.disconnect``), and `stop` (server shutdown, or a watch ended for memory). On `stop`
 the stream has `grace` seconds to end by itself (a watch sends its last lines and ends the
-body); then it is cancelled and the body ended if the connection takes that within `grace`
-(a client that reads nothing gets its connection closed instead). Either way the response
-returns within about twice `grace` of `stop`, which is what bounds a server's stop (SPEC
-section 6: within 10 seconds of SIGTERM).
+body); then it is cancelled and the body ended if the connection takes that within half a
+second (a client that reads nothing gets its connection closed instead). Either way the
+response returns within `grace` and half a second of `stop`, which is what bounds a
+server's stop (SPEC section 6: within 10 seconds of SIGTERM).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ __all__ = ["StreamResponse"]
 
 log = logging.getLogger("fabrica.server")
 
+#: Seconds a stopped stream's connection gets to take the end of the body.
+_END_TIMEOUT = 0.5
 #: The last chunk of a stream that failed: its error, in the stream's own format.
 OnError = Callable[[Exception], bytes]
 
@@ -73,7 +75,7 @@ class StreamResponse:
         # The body's end, if the connection takes it now; a client that reads nothing
         # never makes room for it, and gets its connection closed by the server instead.
         with contextlib.suppress(TimeoutError, OSError):
-            async with asyncio.timeout(self._grace):
+            async with asyncio.timeout(_END_TIMEOUT):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _stream(self, send: Send) -> None:

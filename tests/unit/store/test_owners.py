@@ -149,3 +149,22 @@ async def test_the_start_sweep_says_what_it_removes(store, caplog):
     assert collector.counts["orphan_at_start"] == 1
     assert f"deleted Device child ({child.uid})" in caplog.text
     assert "removed 1 orphaned dependents at start" in caplog.text
+
+
+async def test_the_sweep_keeps_a_dependent_whose_owner_kind_is_not_served_any_more(
+        tmp_path, caplog):
+    """A kind removed from the service: whether its resources exist cannot be told, so
+    their dependents are kept (and said so), not deleted at the next start."""
+    from tests.unit.store.test_gc_wait_idle import Crate
+
+    storage = FileStorage(tmp_path / "both")
+    before = ResourceStore(storage, [Device, Crate])
+    crate = await before.create(Crate, "c1", Crate.resource_info.spec_type())
+    await before.create(Device, "kept", WEB, owner_references=[crate.owner_reference()])
+    after = ResourceStore(storage, [Device])  # the next version serves Device only
+    collector = GarbageCollector(after)
+    with caplog.at_level(logging.WARNING, "fabrica.gc"):
+        await collector.sweep()
+    assert await exists(after, "kept")
+    assert "1 dependents whose owner is of a kind not served here" in caplog.text
+    await storage.close()
