@@ -119,3 +119,22 @@ async def test_events_while_nats_is_down_is_503_with_retry_after(tmp_path):
             assert got.body == b": connected\n\n"
     finally:
         server.stop()
+
+
+async def test_events_when_jetstream_cannot_subscribe_is_503(tmp_path):
+    """Connected, but JetStream refuses the subscription (here: its stream was deleted
+    under the server): a 503 at once, not a 200 cut a few seconds later."""
+    prefix, stream = names()
+    bus = NatsBus(URL, jetstream=JetStream.for_prefix(stream, prefix, heartbeat=0.2))
+    app = create_app([Device], FileStorage(tmp_path / "data"), bus=bus,
+                     settings=ServiceSettings(project="d", package="d", event_prefix=prefix))
+    try:
+        async with serve_in_process(app):
+            assert (await answer(app, "/events")).status == 200
+            await drop_stream(stream)
+            got = await answer(app, "/events")
+            assert got.status == 503, got.body
+            assert got.headers["retry-after"] == "2"
+            assert json.loads(got.body)["error"].startswith("event stream unavailable")
+    finally:
+        await drop_stream(stream)
