@@ -4,6 +4,7 @@ that records which calls it was asked for (reads per write), and writers killed 
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -15,7 +16,7 @@ from typing import Any
 
 from fabrica.storage import FileStorage
 from fabrica.storage._file_changes import read_counter
-from fabrica.storage._fileio import flock
+from fabrica.storage._fileio import atomic_write, flock
 
 
 def doc(name: str, uid: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
@@ -89,17 +90,62 @@ def wait_for_counter(directory: Path, at_least: int, timeout: float = 60) -> Non
 
 
 def kill_writers_in_flight(data_dir: Path, collection: str, count: int) -> list[int]:
-    """`count` writers of another process killed (SIGKILL) after taking their revisions and
+    """`count` creates of another process killed (SIGKILL) after taking their revisions and
     before writing their changes: the holes a kill -9 under load leaves. Their revisions."""
     directory = data_dir / collection
     start = read_counter(directory)
+    kill_in_flight(directory, _create_in_flight, (str(data_dir), collection, count),
+                   lambda: read_counter(directory) >= start + count)
+    return list(range(start + 1, start + count + 1))
+
+
+def kill_delete_in_flight(data_dir: Path, collection: str, uid: str) -> None:
+    """A delete of another process killed after removing its document, before its change
+    (it waits at the name lock to remove the name's link)."""
+    directory = data_dir / collection
+    kill_in_flight(directory, _delete_in_flight, (str(data_dir), collection, uid),
+                   lambda: not (directory / f"{uid}.json").exists())
+
+
+def kill_in_flight(directory: Path, target: Any, args: tuple[Any, ...],
+                   until: Any) -> None:
+    """Run `target(*args)` in another process while every name lock of the collection is
+    held, and SIGKILL it once `until()` holds."""
     with name_locks_held(directory):
-        process = multiprocessing.get_context("spawn").Process(
-            target=_create_in_flight, args=(str(data_dir), collection, count))
+        process = multiprocessing.get_context("spawn").Process(target=target, args=args)
         process.start()
         try:
-            wait_for_counter(directory, start + count)
+            deadline = time.monotonic() + 60
+            while not until():
+                assert time.monotonic() < deadline and process.is_alive(), "never in flight"
+                time.sleep(0.01)
         finally:
             os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
             process.join(30)
-    return list(range(start + 1, start + count + 1))
+
+
+def _delete_in_flight(data_dir: str, collection: str, uid: str) -> None:
+    import asyncio
+
+    asyncio.run(FileStorage(data_dir).delete(collection, uid))
+
+
+def die_after_document(data_dir: str, collection: str, uid: str, spec: dict[str, Any]
+                       ) -> None:
+    """In a process of its own: an update of `uid` that dies (``os._exit``) with its
+    document in place and its change not yet in the log, the steps of
+    ``FileStorage._update_sync`` up to there."""
+    storage = FileStorage(data_dir)
+    directory = Path(data_dir) / collection
+    current = storage._get_sync(collection, uid)
+    with storage._changes.writing(directory, current["metadata"]["resourceVersion"],
+                                  "MODIFIED", {**current, "spec": spec}) as write:
+        atomic_write(directory / f"{uid}.json", json.dumps(write.stored).encode())
+        os._exit(0)
+
+
+def run_and_die(target: Any, *args: Any) -> None:
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0

@@ -73,7 +73,7 @@ from ._base import (
     StoredChange,
 )
 from ._checks import check_collection, check_new, check_update
-from ._file_changes import REVISION_WIDTH, FileChangeLog, read_counter
+from ._file_changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
 from ._fileio import atomic_write, flock, fsync_dir, read_bytes, write_temp
 
 __all__ = ["FileStorage"]
@@ -265,6 +265,7 @@ class FileStorage:
                 raise Conflict(collection, uid, expected_version, actual)
             if doc["metadata"]["name"] != current["metadata"]["name"]:
                 raise Invalid("metadata.name is immutable")
+            self._settle_before_write(path.parent, actual)
             with self._changes.writing(path.parent, actual, "MODIFIED", doc) as write:
                 if snapshot is not None:
                     self._write_snapshot(collection, uid, snapshot)
@@ -280,6 +281,7 @@ class FileStorage:
             actual = current["metadata"]["resourceVersion"]
             if expected_version is not None and actual != expected_version:
                 raise Conflict(collection, uid, expected_version, actual)
+            self._settle_before_write(path.parent, actual)
             # a delete takes a version too
             with self._changes.writing(path.parent, actual, "DELETED", current) as write:
                 path.unlink()
@@ -429,6 +431,10 @@ class FileStorage:
         except FileNotFoundError:
             raise NotFound(collection, uid) from None
 
+    def _settle_before_write(self, directory: Path, actual: str) -> None:
+        if actual.isdigit():
+            self._changes.settle_before_write(directory, int(actual))
+
     def _ready_dir(self, collection: str) -> Path:
         self._ensure_collection(collection)
         return self._collection_dir(collection)
@@ -452,7 +458,10 @@ class FileStorage:
                 atomic_write(directory / _INDEX_MARKER, b"")
             self._changes.initialise(directory, lambda: self._read_all(collection))
             _remove_stale_temp_files(directory)
-            _remove_stale_temp_files(directory / ".changes")
+            horizon = self._changes.horizon(directory)
+            _remove_stale_temp_files(  # a dead writer's change waits for its hole's reader
+                directory / ".changes", lambda name: is_prepared_change(name)
+                and int(name[5:].split("-", 1)[0]) > horizon)
         self._ready.add(collection)
 
     def _link_unindexed(self, directory: Path) -> None:
@@ -498,11 +507,12 @@ def _unlink_if_points_to(link: Path, uid: str) -> None:
         pass
 
 
-def _remove_stale_temp_files(directory: Path) -> None:
+def _remove_stale_temp_files(directory: Path, keep: Callable[[str], bool] = lambda _: False
+                             ) -> None:
     """Temp files a crashed writer left behind; young ones may belong to a live writer."""
     cutoff = time.time() - _STALE_TEMP_SECONDS
     for entry in os.scandir(directory):
-        if not entry.name.startswith(".tmp-"):
+        if not entry.name.startswith(".tmp-") or keep(entry.name):
             continue
         try:
             if entry.stat(follow_symlinks=False).st_mtime < cutoff:

@@ -19,13 +19,20 @@ writer holds a lock on its revision (`_file_writers`: an open file description l
 byte REVISION of ``PLURAL/.locks/writers``) from before the counter's lock is let go until
 its change or skip marker is in place, and the kernel drops it when its process dies. A
 reader that finds a hole asks whether that lock is held: held, it waits for the writer;
-free, the writer is gone, and the hole is filled with a *skip marker*
-(``{"type":"SKIP"}``, linked in without replacing anything) that every reader in every
-process passes from then on. After a kill -9 with writes in flight, the restarted process
-(or any other) passes every such hole at the first look. Where the kernel cannot tell
-(no such locks), a hole still missing `wait` seconds after it was first seen is taken for
-a dead writer's instead, as before. A write that fails after taking its number writes
-the marker itself, so a lost race for a name never makes watchers wait.
+free, the writer is gone and its hole is settled at once. After a kill -9 with writes in
+flight, the restarted process (or any other) passes every such hole at the first look.
+Where the kernel cannot tell (no such locks), a hole still missing `wait` seconds after it
+was first seen is taken for a dead writer's instead, as before.
+
+Settling a dead writer's hole keeps the log equal to the documents: a writer fsyncs its
+change to a temp file (``.changes/.tmp-REVISION-*``) before it touches its document, so
+the reader finds what the write was and whether it took effect (the document is at that
+revision, or gone for a delete): then that change goes into the log, else a *skip marker*
+(``{"type":"SKIP"}``); both are linked in without replacing anything, and every reader in
+every process passes them from then on. Only a later write of the same resource could hide
+whether the dead write took effect, so every update and delete first settles the revision
+of the document it replaces. A write that fails after taking its number writes the skip
+marker itself, so a lost race for a name never makes watchers wait.
 
 `latest` is the end of the readable prefix, cached per collection and advanced by probing
 the next file: one ``stat`` when nothing changed, no thread hop.
@@ -51,11 +58,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
+from ..resource import is_uid
 from ._base import ChangeType, Document, Gone, StoredChange
 from ._file_writers import WriterLocks
 from ._fileio import atomic_write, flock, fsync_dir, read_bytes, write_temp
 
-__all__ = ["ChangeWrite", "FileChangeLog", "REVISION_WIDTH", "read_counter"]
+__all__ = ["ChangeWrite", "FileChangeLog", "REVISION_WIDTH", "is_prepared_change",
+           "read_counter"]
 
 log = logging.getLogger("fabrica.storage")
 
@@ -63,6 +72,7 @@ REVISION_WIDTH = 20
 _SKIP = "SKIP"
 _SKIP_BYTES = b'{"type":"SKIP"}'
 _TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
+_GONE = "was not written and its writer is gone (a process that died mid-write)"
 
 
 def read_counter(directory: Path) -> int:
@@ -165,7 +175,12 @@ class FileChangeLog:
     def publish(self, directory: Path, revision: int, prepared: Path) -> None:
         """Rename the prepared change into place (over a skip marker too: a late writer is
         still read); the caller's directory fsync that follows makes it durable."""
-        os.replace(prepared, directory / ".changes" / _change_name(revision))
+        path = directory / ".changes" / _change_name(revision)
+        try:
+            os.replace(prepared, path)
+        except FileNotFoundError:  # a reader took this writer, slower than `wait`, for
+            if not path.exists():  # dead, saw its write in place and logged it for it
+                raise
 
     def published(self, directory: Path, revision: int) -> None:
         """After a write: compact every tenth of the history, amortised."""
@@ -275,15 +290,53 @@ class FileChangeLog:
             return True  # its writer finished between the caller's read and now
         if alive is None:
             self.timed_out += 1
-            log.warning("change %s of %s never appeared within %g s: its writer must have "
-                        "died; watchers skip it", revision, directory.name, self.wait)
+            self._settle(directory, revision, f"never appeared within {self.wait:g} s: its "
+                                              f"writer must have died")
         else:
             self.gone_writers += 1
-            log.warning("change %s of %s was never written and its writer is gone (a "
-                        "process that died mid-write); watchers skip it", revision,
-                        directory.name)
-        self.skip(directory, revision)
+            self._settle(directory, revision, _GONE)
         return True
+
+    def settle_before_write(self, directory: Path, revision: int) -> None:
+        """Before a write replaces a document at `revision` (under its uid lock): should
+        that revision's change be missing and its writer gone, log it now, while the
+        document still shows whether that write took effect (see `_settle`)."""
+        with self._mutex:
+            known = self._prefix.get(directory)
+        if known is None:
+            known = self.horizon(directory)
+        if revision <= known or os.path.exists(directory / ".changes" /
+                                                _change_name(revision)):
+            return
+        if self.writers.alive(directory, revision) is False:  # (a live one logs it itself)
+            self.gone_writers += 1
+            self._settle(directory, revision, f"{_GONE}, found by a later write")
+
+    def _settle(self, directory: Path, revision: int, why: str) -> None:
+        """A dead writer's `revision`: its prepared change (the fsynced temp file it wrote
+        first) goes into the log when its write took effect, else a skip marker; neither
+        over a change already there. Took effect: the document is at that revision, or
+        gone for a delete. A later write of the same resource would hide that, so every
+        write settles the revision of the document it replaces first
+        (`settle_before_write`): judged here, the document is the dead writer's last."""
+        changes = directory / ".changes"
+        prepared = [changes / n for n in os.listdir(changes)
+                    if n.startswith(f".tmp-{revision}-")]
+        effect = next((path for path in prepared if _took_effect(directory, path, revision)),
+                      None)
+        if effect is None:
+            self.skip(directory, revision)
+            log.warning("change %s of %s %s; its write never took effect: watchers skip it",
+                        revision, directory.name, why)
+        else:
+            try:
+                os.link(effect, changes / _change_name(revision))
+            except FileExistsError:
+                pass
+            log.warning("change %s of %s %s; its write took effect: its change is logged",
+                        revision, directory.name, why)
+        for path in prepared:
+            path.unlink(missing_ok=True)
 
     def _waited_out(self, directory: Path, revision: int) -> bool:
         """Whether `revision` has been missing for `wait` seconds (remembered from the
@@ -361,6 +414,29 @@ class ChangeWrite:
 def _compaction_step(history: int) -> int:
     """Compact every this many revisions: about a tenth of the history, amortised."""
     return max(1, min(history // 10, 1000))
+
+
+def _took_effect(directory: Path, prepared: Path, revision: int) -> bool:
+    """Whether the write whose prepared change is `prepared` took effect (see `_settle`)."""
+    try:
+        stored = json.loads(read_bytes(prepared))
+        uid = stored["document"]["metadata"]["uid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # torn: an OS crash before its fsync, so its document never moved
+    if not is_uid(uid):
+        return False
+    try:
+        current = json.loads(read_bytes(directory / f"{uid}.json"))["metadata"]
+    except FileNotFoundError:
+        current = None
+    if stored.get("type") == "DELETED":
+        return current is None
+    return current is not None and current.get("resourceVersion") == str(revision)
+
+
+def is_prepared_change(name: str) -> bool:
+    """A writer's prepared change (``.tmp-REVISION-RANDOM``): kept for `_settle`."""
+    return name.startswith(".tmp-") and name[5:].split("-", 1)[0].isdigit()
 
 
 def _is_change_name(name: str) -> bool:

@@ -12,7 +12,14 @@ import time
 import pytest
 
 from fabrica.storage import AlreadyExists, FileStorage, Gone, _file_writers
-from tests._support.storage import kill_writers_in_flight, name_locks_held, wait_for_counter
+from tests._support.storage import (
+    die_after_document,
+    kill_delete_in_flight,
+    kill_writers_in_flight,
+    name_locks_held,
+    run_and_die,
+    wait_for_counter,
+)
 from tests._support.storage import short_doc as doc
 
 
@@ -200,3 +207,47 @@ async def test_a_create_racing_a_delete_of_its_name_is_logged_after_the_delete(t
         ("ADDED", old["metadata"]["uid"]), ("DELETED", "dev-0000000a"),
         ("ADDED", "dev-0000000b")]
     assert await storage.get_by_name("devices", "n") == created
+
+
+async def test_a_delete_killed_after_removing_its_document_is_logged(tmp_path):
+    """A writer that dies with its write in effect (the document gone) but its change not
+    in the log: its change goes in, so the log and the documents agree (a watcher from
+    before would otherwise keep the resource for ever). It used to be skipped."""
+    storage = FileStorage(tmp_path)
+    created = await storage.create("devices", doc("a", "dev-0000000a"))
+    kill_delete_in_flight(tmp_path, "devices", "dev-0000000a")
+    other = FileStorage(tmp_path, change_wait=3600)
+    logged = await other.changes("devices", after=1)
+    assert [(c.revision, c.type, c.document["metadata"]["uid"]) for c in logged] == [
+        (2, "DELETED", "dev-0000000a")]
+    assert logged[0].document["spec"] == created["spec"]
+    assert await other.list("devices") == []
+    again = await other.create("devices", doc("a", "dev-0000000b"))  # its name is free
+    assert [c.document for c in await other.changes("devices", after=2)] == [again]
+    assert not [n for n in os.listdir(tmp_path / "devices" / ".changes")
+                if n.startswith(".tmp-")]  # the dead writer's prepared change is gone
+
+
+async def test_an_update_killed_with_its_document_in_place_is_logged(tmp_path):
+    storage = FileStorage(tmp_path)
+    await storage.create("devices", doc("a", "dev-0000000a"))
+    run_and_die(die_after_document, str(tmp_path), "devices", "dev-0000000a", {"port": 1})
+    assert (await storage.get("devices", "dev-0000000a"))["spec"] == {"port": 1}
+    logged = await storage.changes("devices", after=1)
+    assert [(c.revision, c.type, c.document["spec"]) for c in logged] == [
+        (2, "MODIFIED", {"port": 1})]
+
+
+async def test_a_write_over_a_dead_writers_document_logs_that_write_first(tmp_path):
+    """The next write of the resource replaces the dead writer's document, which alone
+    shows that its write took effect: that write settles it before writing its own."""
+    storage = FileStorage(tmp_path)
+    await storage.create("devices", doc("a", "dev-0000000a"))
+    run_and_die(die_after_document, str(tmp_path), "devices", "dev-0000000a", {"port": 1})
+    current = await storage.get("devices", "dev-0000000a")
+    await storage.update("devices", {**current, "spec": {"port": 2}}, "2")
+    await storage.delete("devices", "dev-0000000a")
+    logged = await storage.changes("devices", after=1)
+    assert [(c.revision, c.type, c.document["spec"]) for c in logged] == [
+        (2, "MODIFIED", {"port": 1}), (3, "MODIFIED", {"port": 2}),
+        (4, "DELETED", {"port": 2})]
