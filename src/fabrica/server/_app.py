@@ -24,6 +24,7 @@ from ..storage import Leases, LocalLeases, Storage, with_timeout
 from ..store import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_QUEUE_SIZE,
+    DEFAULT_VERSION_WAIT,
     ChangePublisher,
     Emission,
     GarbageCollector,
@@ -70,6 +71,7 @@ def create_app(
     watch_queue_size: int = DEFAULT_QUEUE_SIZE,
     watch_poll_interval: float = 0.2,
     watch_bookmark_interval: float = 30.0,
+    watch_version_wait: float = DEFAULT_VERSION_WAIT,
 ) -> Starlette:
     """Serve `kinds` (SPEC section 3) from `storage`.
 
@@ -93,7 +95,8 @@ def create_app(
     read from storage); a watcher with more than `watch_queue_size` changes waiting ends
     with ERROR 410; other processes' writes are read from the storage's change log every
     `watch_poll_interval` seconds while a kind is watched or read; bookmarks go out every
-    `watch_bookmark_interval` seconds.
+    `watch_bookmark_interval` seconds; a watch from a resourceVersion the change log has
+    not reached waits up to `watch_version_wait` seconds for it, then answers 504.
     """
     settings = settings or ServiceSettings(project="fabrica", package="fabrica_service")
     if role not in ROLES:
@@ -106,7 +109,7 @@ def create_app(
     store = ResourceStore(storage, kinds, api_versions=api_versions)
     cache = WatchCache(storage, kinds, encode=store.wire, render=store.render,
                        max_objects=watch_cache_size, queue_size=watch_queue_size,
-                       poll_interval=watch_poll_interval)
+                       poll_interval=watch_poll_interval, version_wait=watch_version_wait)
     store.add_listener(cache.on_change)
     streams = WatchStreams(bookmark_interval=watch_bookmark_interval)
     collector = GarbageCollector(store)

@@ -18,7 +18,9 @@ from ._store import DEFAULT_ATTEMPTS, Part, ResourceStore, UnknownKind
 from ._watch_cache import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_QUEUE_SIZE,
+    DEFAULT_VERSION_WAIT,
     CachedRead,
+    ResourceVersionTooLarge,
     WatchCache,
 )
 from ._watchers import Watcher, error_line
@@ -28,6 +30,7 @@ __all__ = [
     "DEFAULT_ATTEMPTS",
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_VERSION_WAIT",
     "SYSTEM_CONTROLLER",
     "Action",
     "CachedRead",
@@ -39,6 +42,7 @@ __all__ = [
     "GarbageCollector",
     "Part",
     "ResourceStore",
+    "ResourceVersionTooLarge",
     "UnknownKind",
     "UpdateType",
     "WatchCache",

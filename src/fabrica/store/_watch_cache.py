@@ -13,7 +13,9 @@ Bounds, each a keyword here and an option of ``serve``:
 - `queue_size`: changes a watcher may have waiting; one further behind ends with ERROR 410;
 - `ring_size`: recent changes kept per kind for watches resuming from a recent
   resourceVersion (older ones are read from the storage's log, whose length is the
-  storage's ``change_history``, ``--watch-history``).
+  storage's ``change_history``, ``--watch-history``);
+- `version_wait`: how long a watch from a resourceVersion the log has not reached waits for
+  it before `ResourceVersionTooLarge` (HTTP 504).
 """
 
 from __future__ import annotations
@@ -27,17 +29,18 @@ from ..resource import Resource, Selector
 from ..storage import Document, NotFound, Storage
 from ._changes import Change
 from ._store import read_document
-from ._watch_feed import FeedSettings, KindFeed
+from ._watch_feed import FeedSettings, KindFeed, ResourceVersionTooLarge
 from ._watch_objects import Entry
 from ._watchers import Watcher
 
-__all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "DEFAULT_RING_SIZE", "CachedRead",
-           "WatchCache"]
+__all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "DEFAULT_RING_SIZE",
+           "DEFAULT_VERSION_WAIT", "CachedRead", "ResourceVersionTooLarge", "WatchCache"]
 
 AnyResource = Resource[Any, Any]
 DEFAULT_CACHE_SIZE = 100_000
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_RING_SIZE = 4096
+DEFAULT_VERSION_WAIT = 3.0  # as the Kubernetes watch cache waits for a fresh enough state
 
 
 class CachedRead:
@@ -79,10 +82,12 @@ class WatchCache:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         ring_size: int = DEFAULT_RING_SIZE,
         poll_interval: float = 0.2,
+        version_wait: float = DEFAULT_VERSION_WAIT,
     ) -> None:
         self.storage = storage
         self.settings = FeedSettings(max_objects=max_objects, ring_size=ring_size,
-                                     queue_size=queue_size, poll_interval=poll_interval)
+                                     queue_size=queue_size, poll_interval=poll_interval,
+                                     version_wait=version_wait)
         self._feeds: dict[str, KindFeed] = {}
         for cls in kinds:
             self._feeds[cls.resource_info.plural] = KindFeed(
@@ -138,8 +143,9 @@ class WatchCache:
         api_version: str | None = None,
     ) -> Watcher:
         """A watch of `cls`: every change after `resource_version`, or (None) every current
-        match as ADDED and then every change. `Gone` when `resource_version` is older
-        than the storage's change log (the stream then says ERROR 410)."""
+        match as ADDED and then every change. A `resource_version` older than the storage's
+        change log gets a watcher that ends with ERROR 410; one the log has not reached
+        within `version_wait` seconds raises `ResourceVersionTooLarge`."""
         return await self.feed(cls).watch(
             resource_version=resource_version, selector=selector,
             api_version=api_version or cls.resource_info.version)

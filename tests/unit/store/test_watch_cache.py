@@ -24,7 +24,7 @@ from fabrica.storage import (
     StoredChange,
 )
 from fabrica.storage._sql_schema import changes, collections, resources, revisions
-from fabrica.store import ResourceStore, WatchCache, Watcher
+from fabrica.store import ResourceStore, ResourceVersionTooLarge, WatchCache, Watcher
 from fabrica.store._watch_objects import Entry, KindObjects
 from tests._support.app import Device, DeviceSpec
 from tests._support.sqldb import migrate, mysql_database, postgres_schema
@@ -408,3 +408,28 @@ def test_kind_objects_built_from_two_holders_of_one_name_keep_the_newer() -> Non
                 for r, u in ((7, "dev-0000000a"), (3, "dev-0000000b")))
     objects = KindObjects([old, new])
     assert _consistent(objects) == [("n", "dev-0000000a")]
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_a_resource_version_ahead_of_the_log_is_waited_for_then_refused(opener
+                                                                            ) -> None:
+    """A watch from a resourceVersion the log has not reached (another process's newer
+    view, or one from before a restore): it waits a bounded time for the log, then is
+    refused as Kubernetes refuses it ("too large resource version"). It used to be
+    accepted at once and drop every change up to that version: from head+1000 it saw
+    nothing, ever."""
+    a, b, c = opener(), opener(version_wait=0.3), opener(version_wait=30)
+    await a.store.create(Device, "first", WEB)
+    head = await a.storage.latest("devices")
+    with pytest.raises(ResourceVersionTooLarge) as refused:
+        await b.cache.watch(Device, resource_version=head + 1000)
+    assert (refused.value.requested, refused.value.current) == (head + 1000, head)
+    assert "too large resource version" in str(refused.value).lower()
+    assert not b.cache.feed(Device).watchers
+    # Ahead by 5 while another process writes: accepted once the log has it, from there.
+    watching = asyncio.create_task(c.cache.watch(Device, resource_version=head + 5))
+    created = [await a.store.create(Device, f"d{i}", WEB) for i in range(10)]
+    watcher = await watching
+    after = [o.metadata.name for o in created if int(o.metadata.resource_version) > head + 5]
+    got = await events(watcher, lambda got: len(got) >= len(after))
+    assert [e["object"]["metadata"]["name"] for e in got] == after
