@@ -1,11 +1,22 @@
-"""Storage test helpers: the documents the storage suites write, and a real `FileStorage`
-that records which calls it was asked for (reads per write)."""
+"""Storage test helpers: the documents the storage suites write, a real `FileStorage`
+that records which calls it was asked for (reads per write), and writers killed mid-write
+(a real process, SIGKILL'd while its writes wait at name locks the test holds)."""
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 from fabrica.storage import FileStorage
+from fabrica.storage._file_changes import read_counter
+from fabrica.storage._fileio import atomic_write, flock
 
 
 def doc(name: str, uid: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
@@ -46,3 +57,95 @@ class CountingStorage(FileStorage):
     async def update(self, *args: Any, **kwargs: Any) -> Any:
         self.calls.append("update")
         return await super().update(*args, **kwargs)
+
+
+def _create_in_flight(data_dir: str, collection: str, count: int) -> None:
+    """Another process's `count` creates at once (they stop at the name locks held by the
+    test, each with its revision taken and its change not yet written)."""
+    import asyncio
+
+    async def work() -> None:
+        storage = FileStorage(data_dir)
+        await asyncio.gather(*(storage.create(collection, short_doc(
+            f"in-flight-{n}", f"dev-{0xf0000000 + n:08x}")) for n in range(count)))
+
+    asyncio.run(work())
+
+
+@contextmanager
+def name_locks_held(directory: Path) -> Iterator[None]:
+    """Every name lock of a file collection (`directory`), held: creates wait at them."""
+    (directory / ".locks").mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        for stripe in range(64):
+            stack.enter_context(flock(directory / ".locks" / f"n{stripe:02d}"))
+        yield
+
+
+def wait_for_counter(directory: Path, at_least: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while read_counter(directory) < at_least:
+        assert time.monotonic() < deadline, f"counter at {read_counter(directory)}"
+        time.sleep(0.01)
+
+
+def kill_writers_in_flight(data_dir: Path, collection: str, count: int) -> list[int]:
+    """`count` creates of another process killed (SIGKILL) after taking their revisions and
+    before writing their changes: the holes a kill -9 under load leaves. Their revisions."""
+    directory = data_dir / collection
+    start = read_counter(directory)
+    kill_in_flight(directory, _create_in_flight, (str(data_dir), collection, count),
+                   lambda: read_counter(directory) >= start + count)
+    return list(range(start + 1, start + count + 1))
+
+
+def kill_delete_in_flight(data_dir: Path, collection: str, uid: str) -> None:
+    """A delete of another process killed after removing its document, before its change
+    (it waits at the name lock to remove the name's link)."""
+    directory = data_dir / collection
+    kill_in_flight(directory, _delete_in_flight, (str(data_dir), collection, uid),
+                   lambda: not (directory / f"{uid}.json").exists())
+
+
+def kill_in_flight(directory: Path, target: Any, args: tuple[Any, ...],
+                   until: Any) -> None:
+    """Run `target(*args)` in another process while every name lock of the collection is
+    held, and SIGKILL it once `until()` holds."""
+    with name_locks_held(directory):
+        process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+        process.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not until():
+                assert time.monotonic() < deadline and process.is_alive(), "never in flight"
+                time.sleep(0.01)
+        finally:
+            os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            process.join(30)
+
+
+def _delete_in_flight(data_dir: str, collection: str, uid: str) -> None:
+    import asyncio
+
+    asyncio.run(FileStorage(data_dir).delete(collection, uid))
+
+
+def die_after_document(data_dir: str, collection: str, uid: str, spec: dict[str, Any]
+                       ) -> None:
+    """In a process of its own: an update of `uid` that dies (``os._exit``) with its
+    document in place and its change not yet in the log, the steps of
+    ``FileStorage._update_sync`` up to there."""
+    storage = FileStorage(data_dir)
+    directory = Path(data_dir) / collection
+    current = storage._get_sync(collection, uid)
+    with storage._changes.writing(directory, current["metadata"]["resourceVersion"],
+                                  "MODIFIED", {**current, "spec": spec}) as write:
+        atomic_write(directory / f"{uid}.json", json.dumps(write.stored).encode())
+        os._exit(0)
+
+
+def run_and_die(target: Any, *args: Any) -> None:
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0

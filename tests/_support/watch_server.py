@@ -1,7 +1,8 @@
 """A scripted server that speaks the watch wire format (SPEC section 8) exactly, and does at
 the test's word what a real server does only now and then: cut every open watch, end them
 cleanly, forget old versions (so a resume gets ``ERROR`` 410), send a bookmark, refuse the
-next watches with a 503.
+next watches with a 503, go back to an older state (a restore: a resume from a version it
+never reached gets 504, "too large resource version").
 
 It serves one kind, the SPEC's Device, on ``/devices``: ``GET`` lists (with
 ``X-Resource-Version`` and ``labelSelector``) or, with ``watch=true``, streams newline-delimited
@@ -75,6 +76,15 @@ class WatchServer:
     def delete(self, name: str) -> dict[str, Any]:
         return self._write("DELETED", self._named(name))
 
+    def restore(self, version: int, keep: list[str]) -> None:
+        """Go back to `version` holding only the resources named in `keep`, as a server
+        restored from an older backup: versions above it were never issued here."""
+        with self._lock:
+            self.objects = {uid: o for uid, o in self.objects.items()
+                            if o["metadata"]["name"] in keep}
+            self.version = self.oldest = version
+            self.log.clear()
+
     def pause(self) -> None:
         """Hold new watch requests (recorded, not yet answered) until `resume`: what happens
         meanwhile happens while the client is disconnected."""
@@ -139,6 +149,11 @@ class WatchServer:
                 return JSONResponse({"error": "try later", "code": 503}, status_code=503)
         while self.paused:
             await asyncio.sleep(0.005)
+        since = query.get("resourceVersion")
+        if since is not None and int(since) > self.version:
+            return JSONResponse({"error": f"too large resource version: {since}, "
+                                          f"current: {self.version}", "code": 504},
+                                status_code=504, headers={"Retry-After": "1"})
         return StreamingResponse(self._stream(query.get("resourceVersion"), selector,
                                               query.get("allowWatchBookmarks") == "true"),
                                  media_type="application/json")

@@ -6,9 +6,11 @@
 - `RawClient` / `AsyncRawClient`: the same operations, JSON in and JSON out
   (``client.raw``), for passing the server's JSON through unchanged.
 - `Client.watch` / `AsyncClient.watch`: follow a kind's changes (``GET /PLURAL?watch=true``)
-  as `WatchEvent` objects; a version too old raises `Expired` (410).
+  as `WatchEvent` objects; a version too old raises `Expired` (410), one newer than the
+  server's `TooLargeResourceVersion` (504).
 - `Informer` / `AsyncInformer`: a local cache of one kind kept current by list-then-watch,
-  with add/update/delete handlers, resuming after disconnects and relisting after a 410.
+  with add/update/delete handlers, resuming after disconnects and relisting after a 410 or
+  a 504.
 - `main`: the generated ``python -m PKG.client KIND VERB ...`` command line.
 """
 
@@ -28,6 +30,7 @@ from ._errors import (
     PayloadTooLarge,
     PreconditionFailed,
     ServerError,
+    TooLargeResourceVersion,
     Unauthorized,
     Unprocessable,
     UnsupportedMediaType,
@@ -64,6 +67,7 @@ __all__ = [
     "PreconditionFailed",
     "RawClient",
     "ServerError",
+    "TooLargeResourceVersion",
     "Unauthorized",
     "Unprocessable",
     "UnsupportedMediaType",

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._async_client import AsyncClient
 from ._cache import Backoff, Cache, CacheChange
-from ._errors import Expired, FabricaError
+from ._errors import Expired, FabricaError, TooLargeResourceVersion
 from ._handlers import FollowState, InformerBase
 from ._kinds import KindRef
 from ._raw import AsyncRawClient
@@ -51,6 +51,8 @@ async def follow_async(
                 await asyncio.sleep(delay)
         except Expired as exc:
             state.expired(exc)
+        except TooLargeResourceVersion as exc:
+            await asyncio.sleep(state.too_new(exc))
         except FabricaError as exc:
             await asyncio.sleep(state.failed(exc))
 

@@ -22,6 +22,7 @@ __all__ = [
     "PayloadTooLarge",
     "PreconditionFailed",
     "ServerError",
+    "TooLargeResourceVersion",
     "Unauthorized",
     "Unprocessable",
     "UnsupportedMediaType",
@@ -101,6 +102,13 @@ class ServerError(FabricaError):
     """5xx: the server failed; the request may be worth retrying later."""
 
 
+class TooLargeResourceVersion(ServerError):
+    """504: a watch asked to resume from a ``resourceVersion`` newer than any the server
+    has (Kubernetes' "too large resource version": the server was restored from an older
+    backup, or the version came from another service); list again and watch from the
+    list's ``X-Resource-Version``. The informer does this by itself."""
+
+
 class ConnectionFailed(FabricaError):
     """No response: the server could not be reached or the connection broke."""
 
@@ -121,6 +129,7 @@ _BY_STATUS: dict[int, type[FabricaError]] = {
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
     422: Unprocessable,
+    504: TooLargeResourceVersion,
 }
 
 

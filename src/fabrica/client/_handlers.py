@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 from ._cache import Backoff, Cache, CacheChange
-from ._errors import Expired, FabricaError
+from ._errors import Expired, FabricaError, TooLargeResourceVersion
 from ._kinds import Kinds
 from ._typed import R, resolve
 
@@ -65,6 +65,15 @@ class FollowState:
         """The server no longer keeps changes that old: list again."""
         log.info("relisting %s: %s", self.plural, exc)
         self.relist = True
+
+    def too_new(self, exc: TooLargeResourceVersion) -> float:
+        """The server never reached the version the cache is at (restored from an older
+        backup): list again, after the next backoff step (a 504 may come from a proxy
+        too, which must not make the loop spin)."""
+        delay = self.backoff.next()
+        log.warning("relisting %s in %.1fs: %s", self.plural, delay, exc)
+        self.relist = True
+        return delay
 
     def failed(self, exc: FabricaError) -> float:
         """The delay before reconnecting after `exc`: the next backoff step."""

@@ -5,8 +5,10 @@ The pattern of client-go's informers (and kopf's watchers): list the kind, keepi
 uid and call the add/update/delete handlers. When the connection breaks (a server restart, a
 network fault), reconnect with exponential backoff and jitter and resume from the last version
 seen, so nothing is missed or repeated. When the server no longer keeps changes that old
-(``ERROR`` 410, `Expired`), list again and report the difference between the old cache and
-the new list, so handlers still see where every object ended up.
+(``ERROR`` 410, `Expired`), or never reached the version resumed from (504,
+`TooLargeResourceVersion`: a server restored from an older backup), list again and report
+the difference between the old cache and the new list, so handlers still see where every
+object ended up.
 
 This module is the thread-based informer for synchronous code; `AsyncInformer` is its
 asyncio twin. `follow` is the loop itself, which the command line's ``list --watch`` shares.
@@ -24,7 +26,7 @@ import httpx
 
 from ._cache import Backoff, Cache, CacheChange
 from ._client import Client
-from ._errors import Expired, FabricaError
+from ._errors import Expired, FabricaError, TooLargeResourceVersion
 from ._handlers import FollowState, InformerBase
 from ._kinds import KindRef
 from ._raw import RawClient
@@ -73,6 +75,8 @@ def follow(
                 stop.wait(delay)
         except Expired as exc:
             state.expired(exc)
+        except TooLargeResourceVersion as exc:
+            stop.wait(state.too_new(exc))
         except FabricaError as exc:
             if stop.is_set():
                 return

@@ -24,6 +24,7 @@ from ..storage import Leases, LocalLeases, Storage, with_timeout
 from ..store import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_QUEUE_SIZE,
+    DEFAULT_VERSION_WAIT,
     DEFAULT_WATCH_MEMORY,
     ChangePublisher,
     Emission,
@@ -79,6 +80,7 @@ def create_app(
     watch_poll_interval: float = 0.2,
     watch_bookmark_interval: float = 30.0,
     watch_memory: int = DEFAULT_WATCH_MEMORY,
+    watch_version_wait: float = DEFAULT_VERSION_WAIT,
 ) -> Starlette:
     """Serve `kinds` (SPEC section 3) from `storage`.
 
@@ -104,6 +106,8 @@ def create_app(
     `watch_poll_interval` seconds while a kind is watched or read; bookmarks go out every
     `watch_bookmark_interval` seconds; all watchers together hold at most `watch_memory`
     bytes for their clients (past it, the one holding most ends with ERROR 410).
+    `watch_bookmark_interval` seconds; a watch from a resourceVersion the change log has
+    not reached waits up to `watch_version_wait` seconds for it, then answers 504.
     """
     settings = settings or ServiceSettings(project="fabrica", package="fabrica_service")
     if role not in ROLES:
@@ -116,7 +120,8 @@ def create_app(
     store = ResourceStore(storage, kinds, api_versions=api_versions)
     cache = WatchCache(storage, kinds, encode=store.wire, render=store.render,
                        max_objects=watch_cache_size, queue_size=watch_queue_size,
-                       poll_interval=watch_poll_interval, memory=watch_memory)
+                       poll_interval=watch_poll_interval, memory=watch_memory,
+                       version_wait=watch_version_wait)
     store.add_listener(cache.on_change)
     streams = WatchStreams(bookmark_interval=watch_bookmark_interval)
     event_streams = EventStreams()

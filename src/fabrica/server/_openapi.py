@@ -61,6 +61,9 @@ _ERRORS = {
     "415": "Unsupported content type (POST and PUT take JSON; PATCH a patch type)",
     "422": "The patch cannot be applied to the current document",
     "503": "Storage temporarily unavailable; retry after Retry-After seconds",
+    "504": "watch=true from a resourceVersion newer than any this server has (its change "
+           "log did not reach it within a few seconds): list again, or retry after "
+           "Retry-After seconds",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
                                 "schema": {"type": "integer", "minimum": 0}}}
@@ -409,7 +412,7 @@ def _kind_operations(
                              "content": {**_json({"type": "array",
                                                   "items": {"$ref": refs["resource"]}}),
                                          WATCH_MEDIA_TYPE: {"schema": _WATCH_EVENT}}}},
-                    params=_LIST_PARAMS, errors=("400",)),
+                    params=_LIST_PARAMS, errors=("400", "504")),
         "create": _op(f"create{kind}", f"Create a {kind}", tags, created,
                       body={"required": True, "content": _json({"$ref": refs["create"]})},
                       errors=("400", "409", "413", "415")),
@@ -511,7 +514,7 @@ def _op(
     for code in errors:
         responses[code] = {"description": _ERRORS[code],
                            "content": _json({"$ref": _REF.format(model="Error")})}
-        if code == "503":
+        if code in ("503", "504"):
             responses[code]["headers"] = _RETRY_AFTER
     op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": tags,
                           "responses": responses}

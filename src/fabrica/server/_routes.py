@@ -30,7 +30,7 @@ from ..resource import (
     SelectorError,
     parse_selector,
 )
-from ..store import ResourceStore, WatchCache
+from ..store import ResourceStore, ResourceVersionTooLarge, WatchCache
 from ._body import (
     WriteRequest,
     check_json_content_type,
@@ -42,7 +42,7 @@ from ._body import (
     validate_model,
 )
 from ._conditional import etag, etag_of, if_match_precondition, if_none_match_hits
-from ._errors import APIError, validation_details
+from ._errors import APIError, error_response, validation_details
 from ._negotiate import Negotiated, Negotiator, warning_header
 from ._paging import decode_continue, encode_continue, parse_limit
 from ._patch import apply_patch, patch_format
@@ -123,8 +123,15 @@ class KindEndpoints:
         return self._reads(version).response(200, body, *extra)
 
     async def _watch(self, selector: Selector, params: WatchParams, version: str) -> Response:
-        watcher = await self.cache.watch(self.cls, resource_version=params.resource_version,
-                                         selector=selector or None, api_version=version)
+        try:
+            watcher = await self.cache.watch(
+                self.cls, resource_version=params.resource_version,
+                selector=selector or None, api_version=version)
+        except ResourceVersionTooLarge as exc:  # Kubernetes' 504 Timeout: list again
+            return error_response(504, str(exc), [{
+                "field": "resourceVersion", "message": "newer than any this server has "
+                "(its change log never reached it): list again and watch from the list's "
+                "X-Resource-Version"}], headers={"Retry-After": str(exc.retry_after)})
         return self.streams.response(watcher, params, self._headers(version))  # type: ignore[return-value]
 
     async def create(self, request: Request) -> Response:

@@ -26,8 +26,16 @@ resource deleted and re-created under the same name starts above its predecessor
 
 Every write also records its change, ``PLURAL/.changes/REVISION.json``, after the document
 and under the same locks, made durable by the same directory fsync; a delete takes a
-revision too. How watchers read that log in
-order, across processes, is in `_file_changes`.
+revision too. How watchers read that log in order, across processes, and how a writer
+that died mid-write is told from one at work, is in `_file_changes`.
+
+The log must never give a name to two resources at once. A create takes its revision
+before its name's lock (its slow part, two fsyncs, runs unlocked), so a delete of the same
+name may be numbered after it and still let the name go first. A delete therefore notes
+its revision in the name lock's file (the newest delete of that stripe of names), and a
+create that finds, under the name lock, a noted revision above its own, or a link to a
+document already gone (a delete at work, or one that died), gives its number up (a skip
+marker) and takes a new one: it is logged after that delete.
 
 Spec snapshots of versioned kinds live in ``PLURAL/.versions/UID/VERSION.json``, written
 under the same lock and before the document they belong to.
@@ -41,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import errno
-import fcntl
 import json
 import os
 import re
@@ -59,7 +66,6 @@ from ..resource import UID_PATTERN, Selector, is_dns1123_subdomain, is_uid
 from ._base import (
     DEFAULT_CHANGE_HISTORY,
     AlreadyExists,
-    ChangeType,
     Conflict,
     Document,
     Invalid,
@@ -67,7 +73,7 @@ from ._base import (
     StoredChange,
 )
 from ._checks import check_collection, check_new, check_update
-from ._file_changes import REVISION_WIDTH, FileChangeLog, read_counter
+from ._file_changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
 from ._fileio import atomic_write, flock, fsync_dir, read_bytes, write_temp
 
 __all__ = ["FileStorage"]
@@ -95,8 +101,10 @@ class FileStorage:
         change_wait: float = 3.0,
     ) -> None:
         """`change_history`: changes kept per collection (compacted beyond); `change_wait`:
-        how long readers of the change log wait for a writer in flight before taking it for
-        dead (see `_file_changes`)."""
+        how long one `changes` call waits for writers in flight before answering what it
+        has, and, where the kernel cannot say whether a writer lives (no open file
+        description locks), how long a missing change is waited for before its writer is
+        taken for dead (see `_file_changes`)."""
         self.data_dir = Path(data_dir).resolve()
         self._changes = FileChangeLog(change_wait, change_history)
         self._latest_dirs: dict[str, Path] = {}
@@ -200,6 +208,7 @@ class FileStorage:
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+        self._changes.writers.close()  # (after the writers: closing drops their locks)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -214,13 +223,18 @@ class FileStorage:
         link = self._name_link(collection, name)
         directory = path.parent
         self._ensure_collection(collection)
-        revision = self._next_revision(collection, "0")
-        stored = _with_version(doc, revision)
-        with self._recording(directory, revision, "ADDED", stored) as publish:
-            tmp = write_temp(directory, path.name, _encode(stored))  # slow part, unlocked
+        with self._changes.writing(directory, "0", "ADDED", doc) as write:
+            tmp = write_temp(directory, path.name, _encode(write.stored))  # slow, unlocked
             try:
-                with self._lock(collection, "n", name):
-                    self._claim_name(collection, link, uid, name)
+                with self._lock(collection, "n", name) as lock:
+                    fresh = self._claim_name(collection, link, uid, name)
+                    if not fresh or _released(lock) > write.revision:
+                        # The name was let go by a delete numbered after this create took
+                        # its number (or one still at work, or one that died): number the
+                        # create again, so the log never gives the name out twice at once.
+                        tmp.unlink(missing_ok=True)
+                        write.renumber()
+                        tmp = write_temp(directory, path.name, _encode(write.stored))
                     if snapshot is not None:
                         self._write_snapshot(collection, uid, snapshot)
                     try:
@@ -228,11 +242,11 @@ class FileStorage:
                     except FileExistsError:
                         _unlink_if_points_to(link, uid)
                         raise AlreadyExists(collection, "uid", uid) from None
-                publish()
+                write.publish()
                 fsync_dir(directory)
             finally:
                 tmp.unlink(missing_ok=True)
-        return stored
+        return write.stored
 
     def _update_sync(
         self,
@@ -251,13 +265,12 @@ class FileStorage:
                 raise Conflict(collection, uid, expected_version, actual)
             if doc["metadata"]["name"] != current["metadata"]["name"]:
                 raise Invalid("metadata.name is immutable")
-            revision = self._next_revision(collection, actual)
-            stored = _with_version(doc, revision)
-            with self._recording(path.parent, revision, "MODIFIED", stored) as publish:
+            self._settle_before_write(path.parent, actual)
+            with self._changes.writing(path.parent, actual, "MODIFIED", doc) as write:
                 if snapshot is not None:
                     self._write_snapshot(collection, uid, snapshot)
-                atomic_write(path, _encode(stored), before_sync=publish)
-        return stored
+                atomic_write(path, _encode(write.stored), before_sync=write.publish)
+        return write.stored
 
     def _delete_sync(
         self, collection: str, uid: str, expected_version: str | None = None
@@ -268,17 +281,18 @@ class FileStorage:
             actual = current["metadata"]["resourceVersion"]
             if expected_version is not None and actual != expected_version:
                 raise Conflict(collection, uid, expected_version, actual)
-            revision = self._next_revision(collection, actual)
-            removed = _with_version(current, revision)  # a delete takes a version too
-            with self._recording(path.parent, revision, "DELETED", removed) as publish:
+            self._settle_before_write(path.parent, actual)
+            # a delete takes a version too
+            with self._changes.writing(path.parent, actual, "DELETED", current) as write:
                 path.unlink()
                 name = current["metadata"]["name"]
-                with self._lock(collection, "n", name):
+                with self._lock(collection, "n", name) as lock:
+                    _note_release(lock, write.revision)
                     _unlink_if_points_to(self._name_link(collection, name), uid)
-                publish()
+                write.publish()
                 fsync_dir(path.parent)
             shutil.rmtree(self._versions_dir(collection, uid), ignore_errors=True)
-        return removed
+        return write.stored
 
     def _delete_version_sync(self, collection: str, uid: str, version_id: str) -> None:
         path = self._version_path(collection, uid, version_id)
@@ -350,12 +364,13 @@ class FileStorage:
                     continue  # deleted between scandir and open
         return docs
 
-    def _claim_name(self, collection: str, link: Path, uid: str, name: str) -> None:
-        """Point ``@name`` at `uid`; the caller holds the name's lock."""
+    def _claim_name(self, collection: str, link: Path, uid: str, name: str) -> bool:
+        """Point ``@name`` at `uid`; the caller holds the name's lock. False when it
+        replaced a link to a document gone (a delete at work, or one that died)."""
         target = f"{uid}.json"
         try:
             os.symlink(target, link)
-            return
+            return True
         except FileExistsError:
             pass
         if self._lookup_name(collection, name) is not None:
@@ -363,6 +378,7 @@ class FileStorage:
         stale = link.parent / f".tmp-link-{secrets.token_hex(4)}"
         os.symlink(target, stale)  # a link left by a crash: replace it atomically
         os.replace(stale, link)
+        return False
 
     def _lookup_name(self, collection: str, name: str) -> Document | None:
         """The live document called `name`, ignoring stale links."""
@@ -415,55 +431,21 @@ class FileStorage:
         except FileNotFoundError:
             raise NotFound(collection, uid) from None
 
-    @contextmanager
-    def _recording(self, directory: Path, revision: str, kind: ChangeType, stored: Document
-                   ) -> Iterator[Callable[[], None]]:
-        """Around a write that took `revision`: its change is prepared first and published
-        by the write (the function yielded) once its document is in place, before its
-        directory fsync; a write that fails leaves a skip marker instead, so readers of the
-        log never wait for it."""
-        number = int(revision)
-        prepared: Path | None = self._changes.prepare(directory, number, kind, stored)
-
-        def publish() -> None:
-            nonlocal prepared
-            if prepared is not None:
-                self._changes.publish(directory, number, prepared)
-                prepared = None
-
-        try:
-            yield publish
-        except BaseException:
-            if prepared is not None:
-                prepared.unlink(missing_ok=True)
-                self._changes.skip(directory, number)
-            raise
-        publish()
-        self._changes.published(directory, number)
+    def _settle_before_write(self, directory: Path, actual: str) -> None:
+        if actual.isdigit():
+            self._changes.settle_before_write(directory, int(actual))
 
     def _ready_dir(self, collection: str) -> Path:
         self._ensure_collection(collection)
         return self._collection_dir(collection)
 
-    def _next_revision(self, collection: str, current: str) -> str:
-        path = self._collection_dir(collection) / ".revision"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            stored = os.pread(fd, REVISION_WIDTH, 0).decode(errors="replace")
-            counter = int(stored) if stored.isdigit() else 0
-            revision = max(counter, int(current) if current.isdigit() else 0) + 1
-            os.pwrite(fd, f"{revision:0{REVISION_WIDTH}d}".encode(), 0)
-        finally:
-            os.close(fd)
-        return str(revision)
-
     @contextmanager
-    def _lock(self, collection: str, space: str, key: str) -> Iterator[None]:
+    def _lock(self, collection: str, space: str, key: str) -> Iterator[int]:
+        """The lock of `key`'s stripe (uids: "u", names: "n"), yielding its file's fd."""
         self._ensure_collection(collection)
         stripe = zlib.crc32(key.encode()) % _STRIPES
-        with flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}"):
-            yield
+        with flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}") as fd:
+            yield fd
 
     def _ensure_collection(self, collection: str) -> None:
         if collection in self._ready:
@@ -476,7 +458,10 @@ class FileStorage:
                 atomic_write(directory / _INDEX_MARKER, b"")
             self._changes.initialise(directory, lambda: self._read_all(collection))
             _remove_stale_temp_files(directory)
-            _remove_stale_temp_files(directory / ".changes")
+            horizon = self._changes.horizon(directory)
+            _remove_stale_temp_files(  # a dead writer's change waits for its hole's reader
+                directory / ".changes", lambda name: is_prepared_change(name)
+                and int(name[5:].split("-", 1)[0]) > horizon)
         self._ready.add(collection)
 
     def _link_unindexed(self, directory: Path) -> None:
@@ -490,8 +475,17 @@ class FileStorage:
         fsync_dir(directory)
 
 
-def _with_version(doc: Document, version: str) -> Document:
-    return {**doc, "metadata": {**doc["metadata"], "resourceVersion": version}}
+def _released(lock: int) -> int:
+    """The newest revision of a delete that let a name of this name lock's stripe go."""
+    stored = os.pread(lock, REVISION_WIDTH, 0).decode(errors="replace")
+    return int(stored) if stored.isdigit() else 0
+
+
+def _note_release(lock: int, revision: int) -> None:
+    """Under the name lock: a delete numbered `revision` lets a name of the stripe go (no
+    fsync: after an OS crash no create that read it is still at work)."""
+    if revision > _released(lock):
+        os.pwrite(lock, f"{revision:0{REVISION_WIDTH}d}".encode(), 0)
 
 
 def _encode(doc: Document) -> bytes:
@@ -513,11 +507,12 @@ def _unlink_if_points_to(link: Path, uid: str) -> None:
         pass
 
 
-def _remove_stale_temp_files(directory: Path) -> None:
+def _remove_stale_temp_files(directory: Path, keep: Callable[[str], bool] = lambda _: False
+                             ) -> None:
     """Temp files a crashed writer left behind; young ones may belong to a live writer."""
     cutoff = time.time() - _STALE_TEMP_SECONDS
     for entry in os.scandir(directory):
-        if not entry.name.startswith(".tmp-"):
+        if not entry.name.startswith(".tmp-") or keep(entry.name):
             continue
         try:
             if entry.stat(follow_symlinks=False).st_mtime < cutoff:

@@ -14,11 +14,25 @@ stops at the first missing one.
 
 A missing revision at or below the counter is a writer in flight, which `changes` and
 `latest` never pass (that is what makes the log gap-free), or a writer that died between
-its document and its change file. Holes are remembered with the time they were first seen;
-one still missing after `wait` seconds is declared abandoned, logged, and filled with a
-*skip marker* (``{"type":"SKIP"}``, linked in without replacing anything) that every reader
-in every process passes from then on. A write that fails after taking its number writes
-the marker itself, so a lost race for a name never makes watchers wait.
+taking its number and writing its change. The two are told apart without waiting: a
+writer holds a lock on its revision (`_file_writers`: an open file description lock on
+byte REVISION of ``PLURAL/.locks/writers``) from before the counter's lock is let go until
+its change or skip marker is in place, and the kernel drops it when its process dies. A
+reader that finds a hole asks whether that lock is held: held, it waits for the writer;
+free, the writer is gone and its hole is settled at once. After a kill -9 with writes in
+flight, the restarted process (or any other) passes every such hole at the first look.
+Where the kernel cannot tell (no such locks), a hole still missing `wait` seconds after it
+was first seen is taken for a dead writer's instead, as before.
+
+Settling a dead writer's hole keeps the log equal to the documents: a writer fsyncs its
+change to a temp file (``.changes/.tmp-REVISION-*``) before it touches its document, so
+the reader finds what the write was and whether it took effect (the document is at that
+revision, or gone for a delete): then that change goes into the log, else a *skip marker*
+(``{"type":"SKIP"}``); both are linked in without replacing anything, and every reader in
+every process passes them from then on. Only a later write of the same resource could hide
+whether the dead write took effect, so every update and delete first settles the revision
+of the document it replaces. A write that fails after taking its number writes the skip
+marker itself, so a lost race for a name never makes watchers wait.
 
 `latest` is the end of the readable prefix, cached per collection and advanced by probing
 the next file: one ``stat`` when nothing changed, no thread hop.
@@ -39,14 +53,18 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
+from ..resource import is_uid
 from ._base import ChangeType, Document, Gone, StoredChange
+from ._file_writers import WriterLocks
 from ._fileio import atomic_write, flock, fsync_dir, read_bytes, write_temp
 
-__all__ = ["FileChangeLog", "REVISION_WIDTH", "read_counter"]
+__all__ = ["ChangeWrite", "FileChangeLog", "REVISION_WIDTH", "is_prepared_change",
+           "read_counter"]
 
 log = logging.getLogger("fabrica.storage")
 
@@ -54,6 +72,7 @@ REVISION_WIDTH = 20
 _SKIP = "SKIP"
 _SKIP_BYTES = b'{"type":"SKIP"}'
 _TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
+_GONE = "was not written and its writer is gone (a process that died mid-write)"
 
 
 def read_counter(directory: Path) -> int:
@@ -85,6 +104,9 @@ class FileChangeLog:
     def __init__(self, wait: float, history: int) -> None:
         self.wait = wait
         self.history = history
+        self.writers = WriterLocks()
+        self.gone_writers = 0  # holes skipped at once: their writer held no lock
+        self.timed_out = 0  # holes skipped after `wait` (where no lock can tell)
         self._prefix: dict[Path, int] = {}  # directory -> every revision <= it is readable
         self._paths: dict[Path, tuple[str, str]] = {}  # directory -> ".changes/", ".revision"
         self._holes: dict[tuple[Path, int], float] = {}  # first seen missing (monotonic)
@@ -110,6 +132,38 @@ class FileChangeLog:
 
     # -- writing -------------------------------------------------------------------------
 
+    def allocate(self, directory: Path, current: str) -> int:
+        """The next revision of the collection (above `current`, the written document's
+        own version, should a crash have rolled the counter back), its writer lock taken
+        before the counter's lock is let go: whoever reads the counter finds it held."""
+        fd = os.open(directory / ".revision", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            stored = os.pread(fd, REVISION_WIDTH, 0).decode(errors="replace")
+            counter = int(stored) if stored.isdigit() else 0
+            revision = max(counter, int(current) if current.isdigit() else 0) + 1
+            os.pwrite(fd, f"{revision:0{REVISION_WIDTH}d}".encode(), 0)
+            self.writers.hold(directory, revision)
+        finally:
+            os.close(fd)
+        return revision
+
+    @contextmanager
+    def writing(self, directory: Path, current: str, kind: ChangeType, document: Document
+                ) -> Iterator[ChangeWrite]:
+        """Around one write: a revision and its change, prepared; the write puts its file
+        in place and calls `ChangeWrite.publish` before its directory fsync. A write that
+        fails leaves a skip marker instead, so readers never wait for it."""
+        write = ChangeWrite(self, directory, current, kind, document)
+        try:
+            yield write
+        except BaseException:
+            write.abandon()
+            raise
+        write.publish()
+        self.writers.release(directory, write.revision)
+        self.published(directory, write.revision)
+
     def prepare(self, directory: Path, revision: int, kind: ChangeType, document: Document
                 ) -> Path:
         """The change written and fsynced to a temp file, for `publish` once the document
@@ -121,7 +175,12 @@ class FileChangeLog:
     def publish(self, directory: Path, revision: int, prepared: Path) -> None:
         """Rename the prepared change into place (over a skip marker too: a late writer is
         still read); the caller's directory fsync that follows makes it durable."""
-        os.replace(prepared, directory / ".changes" / _change_name(revision))
+        path = directory / ".changes" / _change_name(revision)
+        try:
+            os.replace(prepared, path)
+        except FileNotFoundError:  # a reader took this writer, slower than `wait`, for
+            if not path.exists():  # dead, saw its write in place and logged it for it
+                raise
 
     def published(self, directory: Path, revision: int) -> None:
         """After a write: compact every tenth of the history, amortised."""
@@ -199,14 +258,18 @@ class FileChangeLog:
         counter: int | None = None
         while len(found) < limit:
             revision += 1
+            path = changes / _change_name(revision)
             try:
-                data = read_bytes(changes / _change_name(revision))
+                data = read_bytes(path)
             except FileNotFoundError:
                 if counter is None or revision > counter:
                     counter = read_counter(directory)
                 if revision > counter or not self._abandoned(directory, revision):
                     break
-                continue
+                try:  # its change, had its writer just finished; else the skip marker
+                    data = read_bytes(path)
+                except FileNotFoundError:  # compacted meanwhile: the horizon says so below
+                    continue
             change = _decode_change(revision, data)
             if change is not None:
                 found.append(change)
@@ -216,26 +279,76 @@ class FileChangeLog:
         return found
 
     def _abandoned(self, directory: Path, revision: int) -> bool:
-        """Whether the missing `revision` has been missing for longer than `wait` (then it
-        gets a skip marker); remembers when it was first seen missing."""
+        """Whether the missing `revision` will never be written: its writer holds no lock
+        (it died, or finished just now), or, where locks cannot tell, it has been missing
+        for longer than `wait`. Then it gets a skip marker (never over a written change)
+        and the caller reads it again."""
+        alive = self.writers.alive(directory, revision)
+        if alive or alive is None and not self._waited_out(directory, revision):
+            return False
+        if os.path.exists(directory / ".changes" / _change_name(revision)):
+            return True  # its writer finished between the caller's read and now
+        if alive is None:
+            self.timed_out += 1
+            self._settle(directory, revision, f"never appeared within {self.wait:g} s: its "
+                                              f"writer must have died")
+        else:
+            self.gone_writers += 1
+            self._settle(directory, revision, _GONE)
+        return True
+
+    def settle_before_write(self, directory: Path, revision: int) -> None:
+        """Before a write replaces a document at `revision` (under its uid lock): should
+        that revision's change be missing and its writer gone, log it now, while the
+        document still shows whether that write took effect (see `_settle`)."""
+        with self._mutex:
+            known = self._prefix.get(directory)
+        if known is None:
+            known = self.horizon(directory)
+        if revision <= known or os.path.exists(directory / ".changes" /
+                                                _change_name(revision)):
+            return
+        if self.writers.alive(directory, revision) is False:  # (a live one logs it itself)
+            self.gone_writers += 1
+            self._settle(directory, revision, f"{_GONE}, found by a later write")
+
+    def _settle(self, directory: Path, revision: int, why: str) -> None:
+        """A dead writer's `revision`: its prepared change (the fsynced temp file it wrote
+        first) goes into the log when its write took effect, else a skip marker; neither
+        over a change already there. Took effect: the document is at that revision, or
+        gone for a delete. A later write of the same resource would hide that, so every
+        write settles the revision of the document it replaces first
+        (`settle_before_write`): judged here, the document is the dead writer's last."""
+        changes = directory / ".changes"
+        prepared = [changes / n for n in os.listdir(changes)
+                    if n.startswith(f".tmp-{revision}-")]
+        effect = next((path for path in prepared if _took_effect(directory, path, revision)),
+                      None)
+        if effect is None:
+            self.skip(directory, revision)
+            log.warning("change %s of %s %s; its write never took effect: watchers skip it",
+                        revision, directory.name, why)
+        else:
+            try:
+                os.link(effect, changes / _change_name(revision))
+            except FileExistsError:
+                pass
+            log.warning("change %s of %s %s; its write took effect: its change is logged",
+                        revision, directory.name, why)
+        for path in prepared:
+            path.unlink(missing_ok=True)
+
+    def _waited_out(self, directory: Path, revision: int) -> bool:
+        """Whether `revision` has been missing for `wait` seconds (remembered from the
+        first time it was seen missing)."""
         key = (directory, revision)
         now = time.monotonic()
         with self._mutex:
             first = self._holes.setdefault(key, now)
-        if now - first < self.wait:
-            return False
-        log.warning("change %s of %s never appeared within %g s: its writer must have died; "
-                    "watchers skip it", revision, directory.name, self.wait)
-        self.skip(directory, revision)
-        with self._mutex:
+            if now - first < self.wait:
+                return False
             self._holes.pop(key, None)
         return True
-
-    def hole_wait(self, directory: Path, revision: int) -> float:
-        """Seconds until the hole at `revision` may be declared abandoned."""
-        with self._mutex:
-            first = self._holes.get((directory, revision))
-        return self.wait if first is None else max(0.0, first + self.wait - time.monotonic())
 
     # -- compaction ----------------------------------------------------------------------
 
@@ -252,9 +365,78 @@ class FileChangeLog:
                     (changes / name).unlink(missing_ok=True)
 
 
+class ChangeWrite:
+    """One write's revision, from its allocation until its change is in the log (or a
+    skip marker in its place), its writer lock held all along: `stored` is the document as
+    written at that revision, its change prepared (fsynced) beside the log."""
+
+    def __init__(self, changes: FileChangeLog, directory: Path, current: str, kind: ChangeType,
+                 document: Document) -> None:
+        self._log, self.directory, self.kind, self._document = changes, directory, kind, document
+        self.revision = changes.allocate(directory, current)
+        self._prepared: Path | None = None
+        self.stored = self._prepare()
+
+    def _prepare(self) -> Document:
+        meta = {**self._document["metadata"], "resourceVersion": str(self.revision)}
+        stored = {**self._document, "metadata": meta}
+        try:
+            self._prepared = self._log.prepare(self.directory, self.revision, self.kind, stored)
+        except BaseException:
+            self._log.skip(self.directory, self.revision)
+            self._log.writers.release(self.directory, self.revision)
+            raise
+        return stored
+
+    def publish(self) -> None:
+        """Its change into place (once): call when the document is."""
+        if self._prepared is not None:
+            self._log.publish(self.directory, self.revision, self._prepared)
+            self._prepared = None
+
+    def renumber(self) -> None:
+        """Give the revision up (a skip marker) and take the next one: for a write that
+        learns, under its resource's lock, that a change numbered after its own must come
+        before it in the log."""
+        self.abandon()
+        self.revision = self._log.allocate(self.directory, str(self.revision))
+        self.stored = self._prepare()
+
+    def abandon(self) -> None:
+        """The write failed (or renumbers): no change at its revision."""
+        if self._prepared is not None:
+            self._prepared.unlink(missing_ok=True)
+            self._prepared = None
+            self._log.skip(self.directory, self.revision)
+        self._log.writers.release(self.directory, self.revision)
+
+
 def _compaction_step(history: int) -> int:
     """Compact every this many revisions: about a tenth of the history, amortised."""
     return max(1, min(history // 10, 1000))
+
+
+def _took_effect(directory: Path, prepared: Path, revision: int) -> bool:
+    """Whether the write whose prepared change is `prepared` took effect (see `_settle`)."""
+    try:
+        stored = json.loads(read_bytes(prepared))
+        uid = stored["document"]["metadata"]["uid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # torn: an OS crash before its fsync, so its document never moved
+    if not is_uid(uid):
+        return False
+    try:
+        current = json.loads(read_bytes(directory / f"{uid}.json"))["metadata"]
+    except FileNotFoundError:
+        current = None
+    if stored.get("type") == "DELETED":
+        return current is None
+    return current is not None and current.get("resourceVersion") == str(revision)
+
+
+def is_prepared_change(name: str) -> bool:
+    """A writer's prepared change (``.tmp-REVISION-RANDOM``): kept for `_settle`."""
+    return name.startswith(".tmp-") and name[5:].split("-", 1)[0].isdigit()
 
 
 def _is_change_name(name: str) -> bool:

@@ -70,11 +70,12 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextmanager
-def flock(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` for a ``with`` block (closing the file releases it)."""
+def flock(path: Path) -> Iterator[int]:
+    """An exclusive lock on `path` for a ``with`` block (closing the file releases it);
+    yields the file's descriptor, for what the lock's holder keeps in it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield fd
     finally:
         os.close(fd)

@@ -19,8 +19,10 @@ from ._store import DEFAULT_ATTEMPTS, Part, ResourceStore, UnknownKind
 from ._watch_cache import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_QUEUE_SIZE,
+    DEFAULT_VERSION_WAIT,
     DEFAULT_WATCH_MEMORY,
     CachedRead,
+    ResourceVersionTooLarge,
     WatchCache,
 )
 from ._watchers import Watcher, error_line
@@ -31,6 +33,7 @@ __all__ = [
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_QUEUE_SIZE",
     "DEFAULT_WATCH_MEMORY",
+    "DEFAULT_VERSION_WAIT",
     "SYSTEM_CONTROLLER",
     "Action",
     "CachedRead",
@@ -43,6 +46,7 @@ __all__ = [
     "OwnerReferenceError",
     "Part",
     "ResourceStore",
+    "ResourceVersionTooLarge",
     "UnknownKind",
     "UpdateType",
     "WatchCache",

@@ -17,6 +17,8 @@ Bounds, each a keyword here and an option of ``serve``:
 - `memory` (``--watch-memory``): bytes all watchers together may hold for their clients
   (chunks handed out and not yet read, the initial objects of an uncached kind); past it
   the watcher holding the most ends with ERROR 410 (`_watch_memory.py`).
+- `version_wait`: how long a watch from a resourceVersion the log has not reached waits for
+  it before `ResourceVersionTooLarge` (HTTP 504).
 """
 
 from __future__ import annotations
@@ -30,18 +32,20 @@ from ..resource import Resource, Selector
 from ..storage import Document, NotFound, Storage
 from ._changes import Change
 from ._store import read_document
-from ._watch_feed import FeedSettings, KindFeed
+from ._watch_feed import FeedSettings, KindFeed, ResourceVersionTooLarge
 from ._watch_memory import DEFAULT_WATCH_MEMORY, WatchMemory
 from ._watch_objects import Entry
 from ._watchers import Watcher
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "DEFAULT_RING_SIZE",
-           "DEFAULT_WATCH_MEMORY", "CachedRead", "WatchCache"]
+           "DEFAULT_VERSION_WAIT", "DEFAULT_WATCH_MEMORY", "CachedRead", "ResourceVersionTooLarge",
+           "WatchCache"]
 
 AnyResource = Resource[Any, Any]
 DEFAULT_CACHE_SIZE = 100_000
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_RING_SIZE = 4096
+DEFAULT_VERSION_WAIT = 3.0  # as the Kubernetes watch cache waits for a fresh enough state
 
 
 class CachedRead:
@@ -84,12 +88,13 @@ class WatchCache:
         ring_size: int = DEFAULT_RING_SIZE,
         poll_interval: float = 0.2,
         memory: int = DEFAULT_WATCH_MEMORY,
+        version_wait: float = DEFAULT_VERSION_WAIT,
     ) -> None:
         self.storage = storage
         self.memory = WatchMemory(memory)
         self.settings = FeedSettings(max_objects=max_objects, ring_size=ring_size,
                                      queue_size=queue_size, poll_interval=poll_interval,
-                                     memory=self.memory)
+                                     memory=self.memory, version_wait=version_wait)
         self._feeds: dict[str, KindFeed] = {}
         for cls in kinds:
             self._feeds[cls.resource_info.plural] = KindFeed(
@@ -150,8 +155,9 @@ class WatchCache:
         api_version: str | None = None,
     ) -> Watcher:
         """A watch of `cls`: every change after `resource_version`, or (None) every current
-        match as ADDED and then every change. `Gone` when `resource_version` is older
-        than the storage's change log (the stream then says ERROR 410)."""
+        match as ADDED and then every change. A `resource_version` older than the storage's
+        change log gets a watcher that ends with ERROR 410; one the log has not reached
+        within `version_wait` seconds raises `ResourceVersionTooLarge`."""
         return await self.feed(cls).watch(
             resource_version=resource_version, selector=selector,
             api_version=api_version or cls.resource_info.version)

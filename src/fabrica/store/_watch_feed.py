@@ -21,6 +21,13 @@ has watchers or was read lately; otherwise the kind costs nothing until its next
 If the log moved on past what the feed last read (compacted beyond it: the feed was idle
 for very long, or the storage was reset), the feed cannot know what it missed: its watchers
 end with ERROR 410, the cache is dropped and filled again.
+
+A watch from a resourceVersion the log has not reached is never started past the feed (it
+would drop every change up to that version): the feed follows the log for up to
+`version_wait` seconds until it gets there (a version another process handed out an
+instant ago), and otherwise refuses it with `ResourceVersionTooLarge` (one from before a
+restore, or from another storage), as the Kubernetes watch cache refuses "too large
+resource version"; the client lists again.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from ._watch_memory import WatchMemory
 from ._watch_objects import Entry, KindObjects, exact_objects, exact_snapshot
 from ._watchers import UNKNOWN, Encode, Record, Watcher
 
-__all__ = ["FeedSettings", "KindFeed"]
+__all__ = ["FeedSettings", "KindFeed", "ResourceVersionTooLarge"]
 
 log = logging.getLogger("fabrica.store")
 
@@ -51,16 +58,35 @@ _CLOSE_WAIT = 5.0
 _SNAPSHOT_ATTEMPTS = 3
 
 
+_VERSION_POLL = 0.05
+RETRY_AFTER = 1
+
+
+class ResourceVersionTooLarge(Exception):
+    """A watch from `requested`, which the change log had not reached (it was at
+    `current`) after the feed waited for it: list again (Kubernetes answers 504 Timeout,
+    "Too large resource version"), after `retry_after` seconds."""
+
+    def __init__(self, kind: str, requested: int, current: int) -> None:
+        super().__init__(f"too large resource version: {requested}, current: {current}")
+        self.kind = kind
+        self.requested = requested
+        self.current = current
+        self.retry_after = RETRY_AFTER
+
+
 class FeedSettings:
     """The bounds of every feed (see `WatchCache`)."""
 
     def __init__(self, *, max_objects: int, ring_size: int, queue_size: int,
-                 poll_interval: float, memory: WatchMemory | None = None) -> None:
+                 poll_interval: float, memory: WatchMemory | None = None,
+                 version_wait: float = 3.0) -> None:
         self.max_objects = max_objects
         self.ring_size = ring_size
         self.queue_size = queue_size
         self.poll_interval = poll_interval
         self.memory = memory or WatchMemory()
+        self.version_wait = version_wait
 
 
 class KindFeed:
@@ -158,10 +184,12 @@ class KindFeed:
     async def watch(self, *, resource_version: int | None, selector: Selector | None,
                     api_version: str) -> Watcher:
         """A watcher from `resource_version` (every change after it), or from now (every
-        current match ADDED first)."""
+        current match ADDED first); `ResourceVersionTooLarge` for a version the log does
+        not reach within `version_wait` seconds."""
         self._last_read = time.monotonic()
         if resource_version is None:
             return await self._watch_from_now(selector, api_version)
+        await self._reach(resource_version)
         async with self._lock:
             await self._start()
             await self._sync_locked(None)
@@ -172,6 +200,22 @@ class KindFeed:
                 return self._register(resource_version, selector, api_version, backlog=backlog)
             fetch = (self.storage, self.collection, self.revision)
             return self._register(resource_version, selector, api_version, fetch=fetch)
+
+    async def _reach(self, revision: int) -> None:
+        """Follow the log until the feed has applied `revision`, for at most
+        `version_wait` seconds; `ResourceVersionTooLarge` if it has not by then."""
+        if self.revision is not None and self.revision >= revision:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.version_wait
+        while True:
+            await self.sync()
+            if self.revision is None or self.revision >= revision:
+                return  # (None: lost, which the caller answers with a 410)
+            left = deadline - loop.time()
+            if left <= 0:
+                raise ResourceVersionTooLarge(self.info.kind, revision, self.revision)
+            await asyncio.sleep(min(_VERSION_POLL, left))
 
     async def _watch_from_now(self, selector: Selector | None, api_version: str) -> Watcher:
         cache = await self.current()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = ["Entry", "KindObjects", "Render", "exact_objects", "exact_snapshot", 
 
 #: (document, API version) → the resource's wire JSON; the store's validated rendering.
 Render = Callable[[Document, str], bytes]
+log = logging.getLogger("fabrica.store")
 _BATCH = 1000
 _CATCH_UP_ATTEMPTS = 50
 
@@ -81,12 +83,24 @@ class Entry:
 
 
 class KindObjects:
-    """The resources of one kind, by uid and by name, names kept sorted for paging."""
+    """The resources of one kind, by uid and by name, names kept sorted for paging.
+
+    A name belongs to one resource at a time (`names`, `by_name` and `entries` hold the same
+    resources, each name once). A change that gives a name to a new uid while the cache
+    still has another uid under it (a log out of that order: a delete that crashed after
+    removing its document never logs its DELETED) drops the old holder: the newest change
+    of a name wins, as a fresh list of the storage would show it.
+    """
 
     def __init__(self, entries: Iterable[Entry] = ()) -> None:
         self.entries: dict[str, Entry] = {}
         self.by_name: dict[str, str] = {}
         for entry in entries:
+            held = self.entries.get(self.by_name.get(entry.name, ""))
+            if held is not None and held.revision > entry.revision:
+                continue
+            if held is not None:
+                del self.entries[held.uid]
             self.entries[entry.uid] = entry
             self.by_name[entry.name] = entry.uid
         self.names: list[str] = sorted(self.by_name)
@@ -102,13 +116,23 @@ class KindObjects:
         if change.type == "DELETED":
             if old is not None:
                 self._remove(old)
-        else:
-            entry = Entry(change.document)
-            self.entries[uid] = entry
-            if old is None:
-                self.by_name[entry.name] = uid
-                bisect.insort(self.names, entry.name)
+            return None if old is None else old.labels
+        entry = Entry(change.document)
+        self.entries[uid] = entry
+        if old is None:
+            self._claim(entry)
         return None if old is None else old.labels
+
+    def _claim(self, entry: Entry) -> None:
+        """Give `entry`'s name to it (a new uid in the cache)."""
+        held = self.by_name.get(entry.name)
+        self.by_name[entry.name] = entry.uid
+        if held is None:
+            bisect.insort(self.names, entry.name)
+            return
+        log.warning("change %s gives the name %r to %s while %s still holds it in the "
+                    "cache; %s is dropped", entry.revision, entry.name, entry.uid, held, held)
+        self.entries.pop(held, None)
 
     def _remove(self, entry: Entry) -> None:
         del self.entries[entry.uid]

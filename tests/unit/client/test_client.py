@@ -98,6 +98,7 @@ def test_public_names() -> None:
         "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "PATCH_TYPES", "AsyncClient", "AsyncRawClient",
         "BadRequest", "Client", "Conflict", "ConnectionFailed", "FabricaError", "Forbidden",
         "NotFound", "PayloadTooLarge", "PreconditionFailed", "RawClient", "ServerError",
+        "TooLargeResourceVersion",
         "Unauthorized", "Unprocessable",
         "UnsupportedMediaType", "ValidationError", "client_cli", "main",
         "AsyncInformer", "Expired", "Informer", "RESOURCE_VERSION_HEADER", "WatchEvent",

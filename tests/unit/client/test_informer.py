@@ -128,6 +128,54 @@ def test_informer_relists_on_410_and_reports_the_difference(server: WatchServer)
     assert server.lists == 2 and server.requests[-1]["resourceVersion"] == "106"
 
 
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_informer_relists_when_its_version_is_newer_than_the_servers(
+        server: WatchServer, asynchronous: bool) -> None:
+    """A server restored from an older backup answers a resume from a version it never
+    reached with 504 ("too large resource version"): the informer lists again and reports
+    the difference. It used to retry that watch for ever, its cache stale."""
+    server.create("kept"), server.create("lost")
+    restored_at = server.version
+    server.create("newer")
+    seen: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def run_sync() -> None:
+        with Client(server.url, [Device]) as client:
+            informer = Informer(client, Device, backoff=0.01)
+            informer.on_add(lambda d: seen.put(("add", d.metadata.name)))
+            informer.on_delete(lambda d: seen.put(("delete", d.metadata.name)))
+            with informer:
+                scenario(lambda: names(informer.list()))
+
+    async def run_async() -> None:
+        async with AsyncClient(server.url, [Device]) as client:
+            informer = AsyncInformer(client, Device, backoff=0.01)
+            informer.on_add(lambda d: seen.put(("add", d.metadata.name)))
+            informer.on_delete(lambda d: seen.put(("delete", d.metadata.name)))
+            async with informer:
+                await asyncio.to_thread(scenario, lambda: names(informer.list()))
+
+    def scenario(listed: Any) -> None:
+        assert sorted(seen.get(timeout=10) for _ in range(3)) == [
+            ("add", "kept"), ("add", "lost"), ("add", "newer")]
+        server.wait_watching()
+        server.pause()
+        server.cut()
+        server.wait_watches(2)
+        server.restore(restored_at - 1, keep=["kept"])
+        server.create("after")  # the restored server's own next version
+        server.resume()
+        assert sorted(seen.get(timeout=10) for _ in range(3)) == [
+            ("add", "after"), ("delete", "lost"), ("delete", "newer")]
+        assert listed() == ["after", "kept"]
+
+    if asynchronous:
+        asyncio.run(run_async())
+    else:
+        run_sync()
+    assert server.lists == 2
+
+
 def test_informer_backs_off_and_survives_failing_handlers(server: WatchServer) -> None:
     server.refuse = 3
     with Client(server.url, [Device]) as client:

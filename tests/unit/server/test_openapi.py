@@ -37,7 +37,7 @@ KINDS = [Device, Config]
 PATCH_TYPES = {"application/merge-patch+json", "application/json-patch+json",
                "application/shorthand-patch+json", "application/json"}
 ERRORS = {
-    ("/devices", "get"): {"400", "406", "503"},
+    ("/devices", "get"): {"400", "406", "503", "504"},
     ("/devices", "post"): {"400", "406", "409", "413", "415", "503"},
     ("/devices/{id}", "get"): {"400", "404", "406", "503"},
     ("/devices/{id}", "put"): {"400", "404", "406", "409", "412", "413", "415", "503"},
@@ -101,7 +101,8 @@ def test_patch_media_types_and_error_responses() -> None:
         for code in codes:
             schema = op["responses"][code]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/Error"}
-    assert "Retry-After" in doc["paths"]["/devices"]["get"]["responses"]["503"]["headers"]
+    for code in ("503", "504"):
+        assert "Retry-After" in doc["paths"]["/devices"]["get"]["responses"][code]["headers"]
     get = doc["paths"]["/devices/{id}"]["get"]["responses"]
     assert {"200", "304"} <= set(get) and "ETag" in get["200"]["headers"]
     assert "Location" in doc["paths"]["/devices"]["post"]["responses"]["201"]["headers"]

@@ -183,3 +183,38 @@ def test_openapi_documents_the_watch(tmp_path) -> None:
     ok = op["responses"]["200"]
     assert "X-Resource-Version" in ok["headers"]
     assert set(ok["content"]) == {"application/json", "application/x-ndjson"}
+
+
+async def test_a_version_ahead_of_the_log_is_504_never_a_watch_that_skips(tmp_path) -> None:
+    """Kubernetes' "too large resource version": after a bounded wait for the log, 504
+    with Retry-After and the error body, so the client lists again. It used to open a
+    stream that silently dropped every change up to that version."""
+    app = make_app(tmp_path, watch_version_wait=0.3)
+    async with serve_on_port(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
+        await create(c, "a")
+        head = int((await c.get("/devices")).headers["x-resource-version"])
+        for ahead in (5, 1000):
+            answer = await c.get("/devices", params={
+                "watch": "true", "timeoutSeconds": "1", "resourceVersion": str(head + ahead)})
+            assert answer.status_code == 504, answer.text
+            assert answer.headers["retry-after"] == "1"
+            body = answer.json()
+            assert body["code"] == 504
+            assert body["error"] == (f"too large resource version: {head + ahead}, current: "
+                                     f"{head}")
+            assert body["details"][0]["field"] == "resourceVersion"
+
+
+async def test_a_watch_a_little_ahead_opens_once_the_log_gets_there(server) -> None:
+    _, client = server
+    head = int((await client.get("/devices")).headers["x-resource-version"])
+
+    async def watch_from_ahead() -> list[dict[str, Any]]:
+        async with opened(client, resourceVersion=str(head + 5)) as stream:
+            return await stream.take(5)
+
+    watching = asyncio.create_task(watch_from_ahead())
+    created = [await create(client, f"d{i}") for i in range(10)]
+    got = await watching
+    assert [e["object"] for e in got] == [
+        o for o in created if int(o["metadata"]["resourceVersion"]) > head + 5]

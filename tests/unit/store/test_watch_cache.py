@@ -15,9 +15,17 @@ import pytest
 from sqlalchemy import delete
 
 from fabrica.resource import parse_selector
-from fabrica.storage import AlreadyExists, FileStorage, NotFound, SQLStorage, Storage
+from fabrica.storage import (
+    AlreadyExists,
+    FileStorage,
+    NotFound,
+    SQLStorage,
+    Storage,
+    StoredChange,
+)
 from fabrica.storage._sql_schema import changes, collections, resources, revisions
-from fabrica.store import ResourceStore, WatchCache, Watcher
+from fabrica.store import ResourceStore, ResourceVersionTooLarge, WatchCache, Watcher
+from fabrica.store._watch_objects import Entry, KindObjects
 from tests._support.app import Device, DeviceSpec
 from tests._support.sqldb import migrate, mysql_database, postgres_schema
 
@@ -362,3 +370,66 @@ async def test_an_uncached_kind_filters_creations_exactly(opener) -> None:
     await a.store.create(Device, "mine", WEB, labels={"team": "a"})
     got = await events(watcher, lambda got: len(got) >= 1)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in got] == [("ADDED", "mine")]
+
+
+def _change(revision: int, kind: str, name: str, uid: str) -> StoredChange:
+    return StoredChange(revision, kind, {"metadata": {  # type: ignore[arg-type]
+        "name": name, "uid": uid, "resourceVersion": str(revision), "labels": {"k": "v"}}})
+
+
+def _consistent(objects: KindObjects) -> list[tuple[str, str]]:
+    """Every entry reachable by its name, each name once: (name, uid) in list order."""
+    assert objects.names == sorted(set(objects.names)) == sorted(objects.by_name)
+    assert sorted(objects.by_name.values()) == sorted(objects.entries)
+    return [(e.name, e.uid) for e in objects.page(parse_selector("k=v"), None, None)]
+
+
+def test_kind_objects_stay_consistent_when_a_name_changes_hands_out_of_order() -> None:
+    """A log in which a new uid takes a name before the old uid's delete (what the file
+    backend wrote for a create racing a delete of one name, and what a delete that crashed
+    after removing its document leaves): the newest holder of the name wins, and lists
+    never fail. The cache used to keep the name twice, then raise KeyError on every list."""
+    objects = KindObjects()
+    objects.apply(_change(1, "ADDED", "n", "dev-0000000a"))
+    objects.apply(_change(2, "ADDED", "n", "dev-0000000c"))  # a still holds n in this log
+    assert _consistent(objects) == [("n", "dev-0000000c")]
+    assert objects.find("dev-0000000a", True) is None
+    objects.apply(_change(3, "DELETED", "n", "dev-0000000a"))
+    assert _consistent(objects) == [("n", "dev-0000000c")]
+    objects.apply(_change(4, "DELETED", "n", "dev-0000000c"))
+    assert _consistent(objects) == [] and len(objects) == 0
+    objects.apply(_change(5, "MODIFIED", "n", "dev-0000000d"))  # known only from now on
+    objects.apply(_change(6, "ADDED", "m", "dev-0000000e"))
+    assert _consistent(objects) == [("m", "dev-0000000e"), ("n", "dev-0000000d")]
+
+
+def test_kind_objects_built_from_two_holders_of_one_name_keep_the_newer() -> None:
+    old, new = (Entry(_change(r, "ADDED", "n", u).document)
+                for r, u in ((7, "dev-0000000a"), (3, "dev-0000000b")))
+    objects = KindObjects([old, new])
+    assert _consistent(objects) == [("n", "dev-0000000a")]
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_a_resource_version_ahead_of_the_log_is_waited_for_then_refused(opener
+                                                                            ) -> None:
+    """A watch from a resourceVersion the log has not reached (another process's newer
+    view, or one from before a restore): it waits a bounded time for the log, then is
+    refused as Kubernetes refuses it ("too large resource version"). It used to be
+    accepted at once and drop every change up to that version: from head+1000 it saw
+    nothing, ever."""
+    a, b, c = opener(), opener(version_wait=0.3), opener(version_wait=30)
+    await a.store.create(Device, "first", WEB)
+    head = await a.storage.latest("devices")
+    with pytest.raises(ResourceVersionTooLarge) as refused:
+        await b.cache.watch(Device, resource_version=head + 1000)
+    assert (refused.value.requested, refused.value.current) == (head + 1000, head)
+    assert "too large resource version" in str(refused.value).lower()
+    assert not b.cache.feed(Device).watchers
+    # Ahead by 5 while another process writes: accepted once the log has it, from there.
+    watching = asyncio.create_task(c.cache.watch(Device, resource_version=head + 5))
+    created = [await a.store.create(Device, f"d{i}", WEB) for i in range(10)]
+    watcher = await watching
+    after = [o.metadata.name for o in created if int(o.metadata.resource_version) > head + 5]
+    got = await events(watcher, lambda got: len(got) >= len(after))
+    assert [e["object"]["metadata"]["name"] for e in got] == after
