@@ -48,6 +48,7 @@ class LogIndex:
         self.findings: list[Finding] = []
         self._tokens = {op.token: op for op in ops if op.token}
         self._deletes: dict[str, list[Op]] = defaultdict(list)
+        self._created: dict[str, float] = {}  # uid -> when the request creating it was sent
         for op in ops:
             if op.action == "delete" and op.name:
                 self._deletes[op.name].append(op)
@@ -114,6 +115,8 @@ class LogIndex:
                 live[uid], live_keys[uid] = doc, self.keys[i]
                 holders[name].add(uid)
                 self.origin.append(op.t_invoke if op is not None else None)
+                if change.type == "ADDED" and op is not None:
+                    self._created[uid] = op.t_invoke
             uids.add(uid)
             self.states.append(dict(live_keys))
 
@@ -172,8 +175,12 @@ class LogIndex:
             self._find(f"{where}: no delete request could have made it")
 
     def _delete_candidates(self, name: str, uid: str) -> list[Op]:
+        """The deletes that may have deleted `uid`: the one answered so, or one never
+        answered that was still in flight after the create of `uid` was sent."""
+        created = self._created.get(uid, 0.0)
         return [op for op in self._deletes.get(name, ())
-                if op.outcome == "unknown" or (op.outcome == "ok" and op.uid == uid)]
+                if (op.outcome == "ok" and op.uid == uid)
+                or (op.outcome == "unknown" and op.t_complete > created)]
 
     def _delete_origin(self, name: str, uid: str) -> float | None:
         times = [op.t_invoke for op in self._delete_candidates(name, uid)]

@@ -10,12 +10,13 @@ Used by ``tests/e2e/test_model_check.py`` (a short seeded run per backend) and b
    from now (one unfiltered, one label-filtered) and resume from their last version after
    a broken connection; a hopper opening short watches from recent versions; an informer
    (list, then watch, fresh lists to compare); an "ahead" watch from far beyond the newest
-   version after every start. Kills at planned times, each once at least 3 writes are in
-   flight (or 2 s passed); the first list after each start is timed before the clients
-   resume.
+   version after every start. Kills at planned times (counted while the server is up):
+   the killer sends a volley of writes (a create, a delete, a spec and a status write of
+   every name) and kills the server once it has done one of them, the others being in its
+   write path; the first list after each start is timed before the clients resume.
 2. probe and fence, with the load stopped: a list and a get of every name, then a write to
    every name (create if absent, else PUT) labelled to match the filtered watchers; the
-   last one's revision is the fence, which every open watch must then deliver.
+   newest revision they got is the fence, which every open watch must then deliver.
 3. SIGTERM, read the storage's log, check.
 """
 
