@@ -3,8 +3,9 @@ and watches of a few names against a generated server on every backend, which is
 with SIGKILL with writes in flight and started again; the recorded history must then agree
 with the storage's own change log, property by property (`tests/_support/model_check`).
 
-A short seeded run per backend (about 15 s each). ``bench/model_check.py`` (``make
-model-check``) runs the same for minutes and prints its figures.
+A short seeded run per backend: 6 s of load and 2 kills, 15-35 s in all with the restarts,
+by the load of the machine. ``bench/model_check.py`` (``make model-check``) runs the same
+for minutes and prints its figures.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_history_agrees_with_the_change_log(project: Path, tmp_path: Path, backend: str
                                             ) -> None:
     report = run_model(project, "device_api", tmp_path,
-                       RunConfig(backend, seconds=8, kills=KILLS, seed=SEED))
+                       RunConfig(backend, seconds=6, kills=KILLS, seed=SEED))
     print(report.summary())
     assert not report.findings, report.summary(examples=5)
     # the run did what it is for, so a clean result means something
     figures = report.figures
     assert figures["kills"] == KILLS
-    assert figures["acked"] >= 50 and figures["unknown"] >= 1, report.summary()
+    assert figures["acked"] >= 20 and figures["unknown"] >= 1, report.summary()
     assert figures["events"] >= figures["log"], report.summary()
