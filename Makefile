@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench model-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/http_crud.py
+
+# The concurrency model check (issue 19) on every backend, MINUTES of load each.
+MINUTES ?= 1
+model-check: $(STAMP)
+	$(PY) bench/model_check.py --backend all --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
