@@ -8,6 +8,7 @@ Pages are flat sessions of that one connection.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import shutil
@@ -19,6 +20,14 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 from tests._support.e2e import stop_process
+
+# key: (code, windowsVirtualKeyCode, text it types)
+_KEYS = {"Enter": ("Enter", 13, "\r"), "Tab": ("Tab", 9, ""), " ": ("Space", 32, " "),
+         "Escape": ("Escape", 27, ""), "ArrowDown": ("ArrowDown", 40, ""),
+         "ArrowUp": ("ArrowUp", 38, ""), "ArrowLeft": ("ArrowLeft", 37, ""),
+         "ArrowRight": ("ArrowRight", 39, ""), "Home": ("Home", 36, ""),
+         "End": ("End", 35, ""), "PageDown": ("PageDown", 34, ""),
+         "PageUp": ("PageUp", 33, "")}
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -105,7 +114,53 @@ class Page:
     def goto(self, url: str) -> None:
         self.send("Page.enable")
         self.send("Network.enable")
+        self.send("Runtime.enable")
         self.send("Page.navigate", {"url": url})
+
+    def errors(self) -> list[str]:
+        """Uncaught exceptions and console.error messages of the page since ``goto``."""
+        found = []
+        for event in self.browser.events:
+            if event.get("sessionId") != self.session:
+                continue
+            params = event.get("params", {})
+            if event.get("method") == "Runtime.exceptionThrown":
+                details = params["exceptionDetails"]
+                found.append(details.get("exception", {}).get("description")
+                             or details.get("text", ""))
+            elif (event.get("method") == "Runtime.consoleAPICalled"
+                  and params.get("type") == "error"):
+                found.append(" ".join(str(a.get("value", a.get("description", "")))
+                                      for a in params.get("args", [])))
+        return found
+
+    def set_viewport(self, width: int, height: int) -> None:
+        self.send("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
+    def screenshot(self, path: Path, *, full_page: bool = False) -> Path:
+        """A PNG of the viewport, or of the whole page."""
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            size = self.send("Page.getLayoutMetrics")["cssContentSize"]
+            params.update(captureBeyondViewport=True, clip={
+                "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+        data = self.send("Page.captureScreenshot", params)["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def press(self, key: str, *, shift: bool = False) -> None:
+        """One key as the keyboard sends it (keyDown, then keyUp) to the focused element."""
+        code, vk, text = _KEYS.get(key, (f"Key{key.upper()}", ord(key.upper()), key))
+        base = {"key": key, "code": code, "windowsVirtualKeyCode": vk,
+                "nativeVirtualKeyCode": vk, "modifiers": 8 if shift else 0}
+        self.send("Input.dispatchKeyEvent", {"type": "keyDown", **base,
+                                             **({"text": text} if text else {})})
+        self.send("Input.dispatchKeyEvent", {"type": "keyUp", **base})
+
+    def type_text(self, text: str) -> None:
+        """Text into the focused input, as typing would put it there."""
+        self.send("Input.insertText", {"text": text})
 
     def evaluate(self, expression: str) -> Any:
         result = self.send("Runtime.evaluate", {"expression": expression,
