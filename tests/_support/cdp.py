@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ class Browser:
             raise RuntimeError("chromium is not installed")
         self.timeout = timeout
         self.events: list[dict[str, Any]] = []
+        self._taken: set[int] = set()  # indexes of events wait_event returned
         self._next_id = 0
         self.process = subprocess.Popen(
             [executable, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={profile}",
@@ -91,19 +93,57 @@ class Browser:
                 raise RuntimeError(f"{method}: {reply['error']}")
             return dict(reply.get("result", {}))
 
+    def wait_event(self, method: str, session: str | None = None,
+                   predicate: Callable[[dict[str, Any]], bool] = lambda params: True,
+                   timeout: float | None = None) -> dict[str, Any]:
+        """The params of the first event `method` (of `session`) matching `predicate` that no
+        earlier call returned, waiting for it to come."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        checked = 0
+        while True:
+            for index in range(checked, len(self.events)):
+                event = self.events[index]
+                if (index not in self._taken and event.get("method") == method
+                        and (session is None or event.get("sessionId") == session)
+                        and predicate(event.get("params", {}))):
+                    self._taken.add(index)
+                    return dict(event.get("params", {}))
+            checked = len(self.events)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {method} event within the timeout")
+            try:
+                self.events.append(json.loads(self.ws.recv(timeout=left)))
+            except TimeoutError:
+                continue
+
     def new_page(self) -> Page:
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})
-        return Page(self, session["sessionId"])
+        return Page(self, session["sessionId"], target)
 
 
 class Page:
-    def __init__(self, browser: Browser, session: str) -> None:
+    def __init__(self, browser: Browser, session: str, target: str = "") -> None:
         self.browser = browser
         self.session = session
+        self.target = target
+
+    def close(self) -> None:
+        self.browser.send("Target.closeTarget", {"targetId": self.target})
 
     def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.browser.send(method, params, self.session)
+
+    def wait_event(self, method: str, predicate: Callable[[dict[str, Any]], bool]
+                   = lambda params: True, timeout: float | None = None) -> dict[str, Any]:
+        return self.browser.wait_event(method, self.session, predicate, timeout)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request the page sent since ``Network.enable`` (url, method, headers)."""
+        return [event["params"]["request"] for event in self.browser.events
+                if event.get("sessionId") == self.session
+                and event.get("method") == "Network.requestWillBeSent"]
 
     def requested_urls(self) -> list[str]:
         """URLs the page asked for since ``Network.enable``."""
@@ -151,7 +191,8 @@ class Page:
 
     def press(self, key: str, *, shift: bool = False) -> None:
         """One key as the keyboard sends it (keyDown, then keyUp) to the focused element."""
-        code, vk, text = _KEYS.get(key, (f"Key{key.upper()}", ord(key.upper()), key))
+        code, vk, text = _KEYS[key] if key in _KEYS else (f"Key{key.upper()}", ord(key.upper()),
+                                                          key)
         base = {"key": key, "code": code, "windowsVirtualKeyCode": vk,
                 "nativeVirtualKeyCode": vk, "modifiers": 8 if shift else 0}
         self.send("Input.dispatchKeyEvent", {"type": "keyDown", **base,

@@ -16,6 +16,7 @@ const crumbs = document.getElementById("crumbs");
 let service = null;
 let current = null;
 let flash = null;
+let routed = 0; // pages shown: the first starts at the top of the document, as a load does
 
 const routes = [
   [/^$/, (ctx) => renderKinds(ctx)],
@@ -62,6 +63,8 @@ async function route() {
   current = new AbortController();
   const {rawPath, query} = parseHash();
   clear(main);
+  main.dataset.route = rawPath;
+  main.dataset.ready = "false"; // "true" once the page has drawn what it loads first
   const message = flash;
   flash = null;
   if (message) main.append(h("p", {class: "notice success", role: "status", text: message}));
@@ -84,12 +87,15 @@ async function route() {
       h("p", {class: "error", role: "alert", text: err.describe ? err.describe() : err.message}),
       h("p", {}, h("a", {href: "#/", text: "Back to the kinds"})));
   } finally {
+    if (!ctx.signal.aborted) main.dataset.ready = "true";
     focusHeading();
   }
 }
 
 function focusHeading() {
-  // A new page: put the keyboard at its top, as a page load would.
+  // A new page in the same document: put the keyboard at its heading.
+  routed += 1;
+  if (routed === 1) return;
   const heading = main.querySelector("h1");
   if (heading && !main.contains(document.activeElement)) heading.focus({preventScroll: true});
 }

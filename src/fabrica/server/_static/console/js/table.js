@@ -45,6 +45,7 @@ export async function renderTable(ctx, kind) {
   function showError(err) {
     if (err.name === "AbortError") return;
     watchState = "stopped";
+    if (!list.items || !list.items.length) table.el.hidden = true; // nothing to show in it
     alert.replaceChildren(h("p", {class: "error", role: "alert",
       text: err.describe ? err.describe() : err.message}));
     showStatus();
@@ -65,6 +66,7 @@ export async function renderTable(ctx, kind) {
   const empty = h("p", {class: "empty", hidden: true});
   const showEmpty = () => {
     empty.hidden = list.items.length > 0;
+    table.el.hidden = list.items.length === 0;
     empty.textContent = selectors.labelSelector || selectors.fieldSelector
       ? `No ${kind.plural} match the filter.` : `No ${kind.plural} yet.`;
   };

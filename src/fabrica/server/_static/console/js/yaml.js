@@ -3,20 +3,26 @@
 // ": " or " #" inside) are double-quoted with JSON escapes, which YAML reads back as the
 // same string; multi-line strings use a literal block.
 
-const RESERVED = /^(?:~|null|true|false|yes|no|on|off|y|n|[-+]?(?:\.inf|\.nan))$/i;
+const RESERVED = /^(?:~|null|true|false|yes|no|on|off|y|n|=|<<|[-+]?(?:\.inf|\.nan))$/i;
+const SEXAGESIMAL = /^[-+]?\d[\d_]*(?::[0-5]?\d)+(?:\.\d*)?$/; // YAML 1.1 reads 1:20 as 80
 const NUMBER = /^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$|^0[xob][\da-f_]+$/i;
 const DATE = /^\d{4}-\d\d-\d\d/;
 const INDICATOR = /^[-?:,[\]{}#&*!|>'"%@`\s]/;
 
 function needsQuotes(text) {
   return text === "" || RESERVED.test(text) || NUMBER.test(text) || DATE.test(text) ||
+    SEXAGESIMAL.test(text) ||
     INDICATOR.test(text) || /\s$/.test(text) || text.includes(": ") || text.includes(" #") ||
     text.endsWith(":") || /[\u0000-\u001f\u007f-\u009f\u2028\u2029\ufeff]/.test(text);
 }
 
 export function scalar(value) {
   if (value === null || value === undefined) return "null";
-  if (typeof value === "number") return Number.isFinite(value) ? String(value) : ".nan";
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) return Number.isNaN(value) ? ".nan" : value > 0 ? ".inf" : "-.inf";
+    const text = String(value); // 1e+21 needs a dot to read back as a number in YAML 1.1
+    return /e/.test(text) && !text.includes(".") ? text.replace("e", ".0e") : text;
+  }
   if (typeof value === "boolean") return value ? "true" : "false";
   const text = String(value);
   return needsQuotes(text) ? JSON.stringify(text) : text;
