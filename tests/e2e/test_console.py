@@ -6,6 +6,7 @@ request the pages make is checked to stay on the server (no CDN, no internet).""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -154,6 +155,36 @@ def test_table_filters_by_label_and_pages_only_as_far_as_the_user_scrolls(
                                         ".map(r => r.dataset.name).join()")
 
 
+def test_a_field_selector_filter_shows_when_the_kind_documents_one(
+    console: Console, api: httpx.Client
+) -> None:
+    """Lists that take ``fieldSelector`` (SPEC section 10) get a filter for it; the others do
+    not. The document is served here with the parameter added to one kind's list."""
+    doc = api.get("/openapi.json").json()
+    doc["paths"]["/racktemplates"]["get"]["parameters"].append({
+        "name": "fieldSelector", "in": "query", "required": False,
+        "schema": {"type": "string"}, "description": "Fields: metadata.name, status.phase"})
+    console.page.send("Fetch.enable", {"patterns": [{"urlPattern": "*/openapi.json"}]})
+    console.page.goto(f"{console.url}/ui/#/kinds/racktemplates")
+    held = console.page.wait_event("Fetch.requestPaused")
+    console.page.send("Fetch.fulfillRequest", {
+        "requestId": held["requestId"], "responseCode": 200,
+        "responseHeaders": [{"name": "Content-Type", "value": "application/json"}],
+        "body": base64.b64encode(json.dumps(doc).encode()).decode()})
+    console.page.send("Fetch.disable")
+    console.wait_ready()
+    assert console.text("label[for=field-selector]") == "Field selector"
+    assert console.text("#field-selector-help") == "Fields: metadata.name, status.phase"
+    console.fill("#field-selector", "metadata.name=x")
+    console.press("Enter")
+    console.wait("location.hash === '#/kinds/racktemplates?fieldSelector=metadata.name%3Dx'")
+    console.wait_ready()
+    assert any("fieldSelector=metadata.name%3Dx" in url
+               for url in list_requests(console, "racktemplates"))
+    console.go("kinds/bmcs")
+    assert console.count("#field-selector") == 0 and console.count("#label-selector") == 1
+
+
 def test_table_updates_live_resumes_after_a_cut_and_lists_again_after_410(
     project: Path, browser: Browser, tmp_path: Path
 ) -> None:
@@ -166,7 +197,7 @@ def test_table_updates_live_resumes_after_a_cut_and_lists_again_after_410(
             console.open("kinds/racktemplates")
             console.wait("document.querySelector('.status').dataset.state === 'live'")
             console.js("window.notReloaded = true")
-            template(api, "live-1")  # appears without a reload
+            seen = template(api, "live-1")["metadata"]["resourceVersion"]  # no reload
             console.wait("!!document.querySelector('.vt-row[data-name=\"live-1\"]')")
             assert console.js("window.notReloaded") is True
             console.shot("table-live")
@@ -176,7 +207,7 @@ def test_table_updates_live_resumes_after_a_cut_and_lists_again_after_410(
             console.page.send("Fetch.enable", {"patterns": [{"urlPattern": "*watch=true*"}]})
             server = restart(server, project, data)
             held = console.page.wait_event("Fetch.requestPaused", timeout=30)
-            assert "resourceVersion=" in held["request"]["url"]
+            assert f"resourceVersion={seen}&" in held["request"]["url"] + "&"  # the last seen
             template(api, "live-2")
             console.page.send("Fetch.continueRequest", {"requestId": held["requestId"]})
             console.wait("!!document.querySelector('.vt-row[data-name=\"live-2\"]')")

@@ -73,3 +73,11 @@ export function labelsText(labels) {
 export function nextFrame() {
   return new Promise((resolve) => requestAnimationFrame(() => resolve()));
 }
+
+// A performance mark once what was just put in the page has been laid out and painted (the
+// second frame starts after the first was painted), for bench/console.py to read.
+export async function markPainted(name) {
+  await nextFrame();
+  await nextFrame();
+  performance.mark(name);
+}

@@ -2,7 +2,7 @@
 // dependents, its recent events, its YAML; Edit and Delete (with a confirmation).
 
 import {request, resourceUrl} from "./api.js";
-import {age, h, href, labelsText, nextFrame, phaseOf, timeText} from "./dom.js";
+import {age, h, href, labelsText, markPainted, phaseOf, timeText} from "./dom.js";
 import {feed} from "./events.js";
 import {countDescendants, countsText, DependentsTree, loadDependents} from "./tree.js";
 import {toYaml} from "./yaml.js";
@@ -25,9 +25,10 @@ export async function renderResource(ctx, kind, id) {
     actions.append(h("a", {class: "button", href: href("kinds", kind.plural, meta.uid, "edit"),
       text: "Edit"}));
   }
+  const found = {total: null, text: ""}; // dependents, once counted
   if (kind.verbs.has("delete")) {
     actions.append(h("button", {type: "button", class: "danger", text: "Delete",
-      onclick: () => confirmDelete(ctx, kind, obj, actionMessage)}));
+      onclick: () => confirmDelete(ctx, kind, obj, actionMessage, found)}));
   }
   const status = {...(obj.status || {})};
   const conditions = status.conditions || [];
@@ -53,7 +54,7 @@ export async function renderResource(ctx, kind, id) {
     section("yaml", "YAML", h("pre", {class: "yaml", tabindex: "0", "aria-label": "YAML",
       text: toYaml(obj)})));
   showEvents(ctx, events, meta.uid);
-  await showDependents(ctx, dependents, meta.uid);
+  await showDependents(ctx, dependents, meta.uid, found);
 }
 
 function jump(event, id) {
@@ -141,7 +142,7 @@ function conditionsTable(conditions) {
       h("td", {text: c.observedGeneration ?? ""})))));
 }
 
-async function showDependents(ctx, box, uid) {
+async function showDependents(ctx, box, uid, found) {
   const progress = box.firstChild;
   let children;
   try {
@@ -154,7 +155,9 @@ async function showDependents(ctx, box, uid) {
       text: `Cannot list dependents: ${err.describe ? err.describe() : err.message}`}));
     return;
   }
+  performance.mark("fabrica:dependents-listed");
   const {total, text} = countsText(countDescendants(children, uid));
+  Object.assign(found, {total, text});
   if (!total) {
     progress.textContent = "No dependents: no resource names this one as its owner.";
   } else {
@@ -162,8 +165,7 @@ async function showDependents(ctx, box, uid) {
       "Arrows move, Right and Left open and close, Enter opens a resource.";
     box.append(new DependentsTree(children, uid, ctx.service).el);
   }
-  await nextFrame();
-  performance.mark("fabrica:tree-rendered");
+  await markPainted("fabrica:tree-rendered");
   box.dataset.ready = "true";
 }
 
@@ -208,14 +210,16 @@ function eventItem(event) {
     event.actor ? h("span", {class: "muted", text: ` by ${event.actor}`}) : null);
 }
 
-function confirmDelete(ctx, kind, obj, message) {
+function confirmDelete(ctx, kind, obj, message, found) {
   const meta = obj.metadata;
   const error = h("p", {class: "error", role: "alert", hidden: true});
   const dialog = h("dialog", {class: "confirm", "aria-labelledby": "delete-title",
     "aria-describedby": "delete-text"},
   h("h2", {id: "delete-title", text: `Delete ${kind.name} ${meta.name}?`}),
-  h("p", {id: "delete-text", text: "This cannot be undone. Resources it owns are deleted " +
-    "with it."}),
+  h("p", {id: "delete-text", text: "This cannot be undone. " + (found.total === null
+    ? "Resources it owns are deleted with it."
+    : found.total ? `It owns ${found.total.toLocaleString()} resources (${found.text}), ` +
+      "which are deleted with it." : "It owns no other resource.")}),
   error,
   h("form", {method: "dialog", class: "buttons"},
     h("button", {type: "button", class: "danger", text: "Delete", onclick: async (e) => {

@@ -2,7 +2,7 @@
 // one), the virtual table, and a status line saying how much is loaded and whether the
 // watch is live.
 
-import {h, href} from "./dom.js";
+import {h, href, markPainted} from "./dom.js";
 import {LiveList} from "./livelist.js";
 import {VirtualTable} from "./vtable.js";
 
@@ -74,6 +74,7 @@ export async function renderTable(ctx, kind) {
   showStatus();
   try {
     await list.reset();
+    await markPainted("fabrica:table-rendered");
   } catch (err) {
     showError(err);
   }
