@@ -22,6 +22,42 @@ from tests._support.cdp import Browser, Page, chromium
 
 READY = "document.querySelector('main')?.dataset.ready === 'true'"
 
+# Every visible text node whose colour against its background is below WCAG AA (4.5:1):
+# [tag, class, text, ratio]. The background is the nearest opaque one up the tree.
+LOW_CONTRAST = """(() => {
+  const channels = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = c.slice(0, 3).map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = channels(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const found = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || !el.getClientRects().length || el.closest('[hidden]')) {
+      continue;
+    }
+    const [a, b] = [lum(channels(getComputedStyle(el).color)), lum(background(el))]
+      .sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    if (ratio < 4.5) {
+      found.push([el.tagName, el.className, n.textContent.trim().slice(0, 40),
+                  Math.round(ratio * 100) / 100]);
+    }
+  }
+  return found;
+})()"""
+
 
 @contextmanager
 def browser_for(tmp_path: Path) -> Iterator[Browser]:
@@ -111,6 +147,9 @@ class Console:
 
     def shot(self, name: str, *, full_page: bool = False) -> Path:
         return self.page.screenshot(self.shots / f"{name}.png", full_page=full_page)
+
+    def low_contrast(self) -> list[list[object]]:
+        return list(self.js(LOW_CONTRAST))
 
     def external_requests(self) -> list[str]:
         return [url for url in self.page.requested_urls()

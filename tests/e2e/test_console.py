@@ -440,3 +440,19 @@ def test_the_yaml_emitter_round_trips_through_a_yaml_parser(console: Console) ->
     console.open()
     text = console.js(f"import('/ui/js/yaml.js').then(m => m.toYaml({json.dumps(value)}))")
     assert yaml.safe_load(text) == value, text
+
+
+def test_text_has_enough_contrast_on_every_page(console: Console, api: httpx.Client) -> None:
+    made = template(api, "contrast", 1, 1, 1)
+    console.open()
+    pages = {"kinds": console.low_contrast()}
+    console.go("kinds/racktemplates")
+    pages["table"] = console.low_contrast()
+    console.go(f"kinds/racktemplates/{made['metadata']['uid']}")
+    pages["resource"] = console.low_contrast()
+    console.go("kinds/racktemplates/_new")
+    console.focus("form.editor button[type=submit]")
+    console.press("Enter")
+    console.wait("!document.querySelector('.error-summary').hidden")
+    pages["form errors"] = console.low_contrast()
+    assert pages == {name: [] for name in pages}

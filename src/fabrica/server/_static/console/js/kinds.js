@@ -1,6 +1,6 @@
 // The first page: every kind the service serves, what can be done with it, its versions.
 
-import {h, href} from "./dom.js";
+import {h, href, markPainted} from "./dom.js";
 
 const VERB_ORDER = ["list", "watch", "get", "create", "update", "patch", "delete", "status"];
 
@@ -24,6 +24,7 @@ export function renderKinds(ctx) {
     h("thead", {}, h("tr", {}, ["Kind", "Collection", "API version", "Verbs", "Description"]
       .map((t) => h("th", {scope: "col", text: t})))),
     h("tbody", {}, rows)));
+  markPainted("fabrica:kinds-rendered");
 }
 
 function versionsText(kind) {
