@@ -34,6 +34,7 @@ from ..store import (
 )
 from ._auth_openapi import add_bearer_security
 from ._bus_metrics import register_bus_metrics
+from ._console import console_routes
 from ._docs import docs_routes
 from ._errors import exception_handlers
 from ._events import EventStreams, events_endpoint
@@ -90,7 +91,7 @@ def create_app(
     With events on (``settings.events`` or a `bus` given) every write publishes CloudEvents
     and ``GET /events`` streams them; with `reconcilers`, a controller drives them. The app
     starts and stops all of it with its lifespan, and closes the storage last. With `auth`,
-    every request but /health, /ready, /openapi.json and /docs needs a bearer token that
+    every request but /health, /ready, /openapi.json, /docs and /ui needs a bearer token that
     `auth` verifies and its policy allows (SPEC section 7).
 
     `role` (SPEC section 6): ``all`` serves the API and runs the reconcilers; ``api`` runs
@@ -174,7 +175,7 @@ def create_app(
     kind_routes: list[BaseRoute] = []
     if role != "controller":
         routes += [Route("/openapi.json", _openapi(openapi), methods=["GET"]),
-                   *docs_routes(settings.project)]
+                   *docs_routes(settings.project), *console_routes()]
         if bus is not None:
             routes.append(Route("/events", events_endpoint(bus, registry, event_streams),
                                 methods=["GET"]))

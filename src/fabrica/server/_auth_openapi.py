@@ -7,8 +7,10 @@ from typing import Any
 
 __all__ = ["OPEN_PATHS", "OPEN_PREFIX", "add_bearer_security"]
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/"})
-OPEN_PREFIX = "/docs/static/"  # Swagger UI's own files
+OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/", "/ui"})
+# Swagger UI's and the console's own files: pages that hold no data (the console asks the
+# user for a token and sends it with every API request it makes)
+OPEN_PREFIX = ("/docs/static/", "/ui/")
 _SCHEME = "bearerAuth"
 
 

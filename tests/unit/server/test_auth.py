@@ -70,7 +70,8 @@ def admin() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("path", ["/health", "/openapi.json", "/docs",
-                                  "/docs/static/swagger-ui.css"])
+                                  "/docs/static/swagger-ui.css", "/ui/", "/ui/js/app.js",
+                                  "/ui/kinds/devices/web-01"])
 async def test_open_paths_need_no_token(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.get(path)).status_code == 200
 
