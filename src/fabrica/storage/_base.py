@@ -179,8 +179,10 @@ class Storage(Protocol):
 
     async def latest(self, collection: str) -> int:
         """The newest revision R such that every change up to R has committed and is
-        readable through `changes` (0 for a collection never written). Cheap: called
-        before every cached read."""
+        readable through `changes` (0 for a collection never written), and R covers every
+        write that completed before the call: a read answered as of R shows the reader's
+        own acknowledged writes (a backend whose writers take numbers before they finish
+        waits here for the ones in flight). Cheap: called before every cached read."""
         ...
 
     async def changes(

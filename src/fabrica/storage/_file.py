@@ -177,7 +177,11 @@ class FileStorage:
         directory = self._latest_dirs.get(collection)
         if directory is None:
             directory = self._latest_dirs[collection] = self._ready_dir(collection)
-        return self._changes.latest(directory)
+        prefix, target = self._changes.prefix_and_counter(directory)
+        while prefix < target:  # writers in flight took numbers below a completed write's
+            await asyncio.sleep(_CHANGE_POLL_SECONDS)
+            prefix = self._changes.prefix_and_counter(directory)[0]
+        return prefix
 
     async def changes(
         self, collection: str, after: int, limit: int = 1000

@@ -35,7 +35,11 @@ of the document it replaces. A write that fails after taking its number writes t
 marker itself, so a lost race for a name never makes watchers wait.
 
 `latest` is the end of the readable prefix, cached per collection and advanced by probing
-the next file: one ``stat`` when nothing changed, no thread hop.
+the next file: one ``stat`` when nothing changed, no thread hop. The storage's `latest`
+waits until that prefix reaches the counter as it was when it was called: a write that
+completed before a read may have a number above a writer still in flight (numbers are
+taken before the slow part), and the read must show it; writers in flight are live (dead
+ones are settled at once), so the wait is that of a write's fsync.
 
 The horizon (``PLURAL/.horizon``) is the oldest `after` still answered. A data dir from
 before the change log gets the largest revision it holds as its horizon, on first use
@@ -215,6 +219,11 @@ class FileChangeLog:
 
     def latest(self, directory: Path) -> int:
         """The end of the readable prefix, advanced by probing the next revisions."""
+        return self.prefix_and_counter(directory)[0]
+
+    def prefix_and_counter(self, directory: Path) -> tuple[int, int]:
+        """(`latest`, the counter as read while probing): revisions between the two are
+        writers in flight."""
         with self._mutex:
             prefix = self._prefix.get(directory)
         if prefix is None:
@@ -244,7 +253,8 @@ class FileChangeLog:
         with self._mutex:
             prefix = max(prefix, self._prefix.get(directory, 0))
             self._prefix[directory] = prefix
-        return prefix
+        assert counter is not None  # (the loop ends only once it has read the counter)
+        return prefix, counter
 
     def changes(self, directory: Path, collection: str, after: int, limit: int
                 ) -> builtins.list[StoredChange]:

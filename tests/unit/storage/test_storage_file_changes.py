@@ -68,15 +68,18 @@ async def test_readers_wait_for_a_writer_in_flight(tmp_path):
     in_flight = str(storage._changes.allocate(tmp_path / "devices", "0"))
     later = await storage.create("devices", doc("b", "dev-0000000b"))
     assert [c.document for c in await storage.changes("devices", after=0)] == [first]
-    assert await storage.latest("devices") == 1  # never past a change still to come
+    assert storage._changes.latest(tmp_path / "devices") == 1  # readable: never past it
     waiting = asyncio.create_task(storage.changes("devices", after=1))
+    # A read after `later` was acknowledged must show it: `latest` waits for the writer
+    # in flight rather than answer 1, the revision before `later`.
+    latest = asyncio.create_task(storage.latest("devices"))
     await asyncio.sleep(0.05)
-    assert not waiting.done()
+    assert not waiting.done() and not latest.done()
     late = {**doc("z", "dev-000000ff"), "metadata": {
         **doc("z", "dev-000000ff")["metadata"], "resourceVersion": in_flight}}
     storage._changes.record(tmp_path / "devices", int(in_flight), "ADDED", late)
     assert [c.document for c in await waiting] == [late, later]
-    assert await storage.latest("devices") == 3
+    assert await latest == 3
 
 
 async def test_a_hole_given_up_while_the_reader_checks_is_read_past(tmp_path, monkeypatch):
@@ -89,7 +92,7 @@ async def test_a_hole_given_up_while_the_reader_checks_is_read_past(tmp_path, mo
     await storage.create("devices", doc("a", "dev-0000000a"))
     storage._changes.allocate(tmp_path / "devices", "0")  # its writer dies before its change
     later = await storage.create("devices", doc("b", "dev-0000000b"))
-    assert await storage.latest("devices") == 1  # the hole is seen from now on
+    assert storage._changes.latest(tmp_path / "devices") == 1  # the hole is seen from now on
     checked = storage._changes.latest
 
     def late_check(directory):
@@ -129,12 +132,16 @@ async def test_a_live_writer_of_another_process_is_waited_for(tmp_path):
     writer = FileStorage(tmp_path)  # another process's view: its own lock descriptions
     in_flight = writer._changes.allocate(tmp_path / "devices", "0")
     later = await storage.create("devices", doc("b", "dev-0000000b"))
-    assert await storage.latest("devices") == 1
+    assert storage._changes.latest(tmp_path / "devices") == 1
     assert storage._changes.changes(tmp_path / "devices", "devices", 1, 10) == []
+    latest = asyncio.create_task(storage.latest("devices"))
+    await asyncio.sleep(0.05)
+    assert not latest.done()  # (it would answer 1: without `later`, written before it)
     late = {**doc("z", "dev-000000ff"), "metadata": {
         **doc("z", "dev-000000ff")["metadata"], "resourceVersion": str(in_flight)}}
     writer._changes.record(tmp_path / "devices", in_flight, "ADDED", late)
     writer._changes.writers.release(tmp_path / "devices", in_flight)
+    assert await latest == 3
     assert [c.document for c in await storage.changes("devices", after=1)] == [late, later]
     assert storage._changes.gone_writers == 0
 
@@ -147,7 +154,7 @@ async def test_without_writer_locks_a_hole_is_skipped_after_the_wait(tmp_path, c
     await storage.create("devices", doc("a", "dev-0000000a"))
     storage._changes.allocate(tmp_path / "devices", "0")  # its writer dies before its change
     later = await storage.create("devices", doc("b", "dev-0000000b"))
-    assert await storage.latest("devices") == 1
+    assert storage._changes.latest(tmp_path / "devices") == 1
     assert [c.document for c in await storage.changes("devices", after=1)] == [later]
     assert "never appeared" in caplog.text and storage._changes.timed_out == 1
     assert await storage.latest("devices") == 3
