@@ -24,6 +24,7 @@ from ..resource import (
     label_key_error,
     label_value_error,
 )
+from ._bounds import MAX_DEPTH
 from ._errors import APIError, validation_details
 
 __all__ = [
@@ -111,9 +112,6 @@ async def read_json(request: Request, limit: int) -> Any:
         raise APIError(400, f"invalid {path or 'body'}: not valid Unicode text",
                        [{"field": path, "message": "holds a lone UTF-16 surrogate"}])
     return body
-
-
-MAX_DEPTH = 64
 
 
 def _not_json(literal: str) -> Any:

@@ -20,6 +20,9 @@ from ..resource import (
     API_VERSION,
     LABEL_VALUE_MAX_LENGTH,
     LABEL_VALUE_PATTERN,
+    MAX_SELECTOR_LENGTH,
+    MAX_SELECTOR_REQUIREMENTS,
+    MAX_SELECTOR_VALUES,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
     ApiVersionTable,
@@ -95,8 +98,11 @@ SELECTOR_PATTERN = f"^ *({_SEL_REQ} *(, *{_SEL_REQ} *)*)?(?!\\n)$"
 EVENT_TYPE_PATTERN = "^([^\\s.*]+\\.|\\*\\.)*([^\\s.*]+|\\*|\\*\\*)(?!\\n)$"
 _LIST_PARAMS = [
     {"name": "labelSelector", "in": "query", "required": False,
-     "schema": {"type": "string", "pattern": SELECTOR_PATTERN},
-     "description": "Kubernetes label selector: k=v,k!=v,k in (a,b),k notin (a),k,!k"},
+     "schema": {"type": "string", "pattern": SELECTOR_PATTERN,
+                "maxLength": MAX_SELECTOR_LENGTH},
+     "description": "Kubernetes label selector: k=v,k!=v,k in (a,b),k notin (a),k,!k "
+                    f"(at most {MAX_SELECTOR_REQUIREMENTS} requirements and "
+                    f"{MAX_SELECTOR_VALUES} values)"},
     {"name": "limit", "in": "query", "required": False,
      "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
      "description": "Page size; the next page's URL is in the Link header (rel=next)"},
