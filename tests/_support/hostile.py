@@ -31,6 +31,7 @@ class BlobSpec(Model):
     items: list[Any] = []
     data: dict[str, Any] = {}
     tags: dict[str, str] = {}
+    names: list[str] = []
 
 
 class BlobStatus(Model):
@@ -61,15 +62,21 @@ def _load_blob() -> Any:
 
 Blob = _load_blob()
 
-#: The resources every case aims at, made before the first: ``small`` holds a little of
+def _wide(name: str) -> str:
+    """A body of about a megabyte of empty objects: the most Python objects per byte."""
+    return f'{{"name":"{name}","items":[' + ",".join(["{}"] * ((MAX_BODY - 100) // 3)) + "]}"
+
+
+#: The resources the cases aim at, made before the first: ``small`` holds a little of
 #: everything, ``big`` a spec and a status of about 600 KB each (a patch may copy or grow
-#: those only within the limit).
+#: those only within the limit); neither changes. ``wide`` is written by some cases.
 _BIG_ITEMS = ["x" * 1000] * 600
-SETUP: list[tuple[str, str, dict[str, Any]]] = [
-    ("POST", "/blobs", {"name": "small", "items": ["a"], "data": {"k": "v"}}),
-    ("PUT", "/blobs/small/status", {"items": ["a"], "data": {"k": "v"}}),
-    ("POST", "/blobs", {"name": "big", "items": _BIG_ITEMS}),
-    ("PUT", "/blobs/big/status", {"items": _BIG_ITEMS}),
+SETUP: list[tuple[str, str, Callable[[], bytes]]] = [
+    ("POST", "/blobs", lambda: _dumps({"name": "small", "items": ["a"], "data": {"k": "v"}})),
+    ("PUT", "/blobs/small/status", lambda: _dumps({"items": ["a"], "data": {"k": "v"}})),
+    ("POST", "/blobs", lambda: _dumps({"name": "big", "items": _BIG_ITEMS})),
+    ("PUT", "/blobs/big/status", lambda: _dumps({"items": _BIG_ITEMS})),
+    ("POST", "/blobs", lambda: _wide("wide").encode()),
 ]
 TARGETS = ("/blobs/small", "/blobs/big")
 
@@ -107,8 +114,12 @@ class Case:
         return chunks()
 
 
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def _json(value: Any) -> Callable[[], bytes]:
-    return lambda: json.dumps(value, separators=(",", ":")).encode()
+    return lambda: _dumps(value)
 
 
 def _text(make: Callable[[], str]) -> Callable[[], bytes]:
@@ -220,8 +231,8 @@ def _sized(head: str, tail: str, size: int) -> str:
 
 
 def _body_cases() -> list[Case]:
-    wide = '{"name":"wide","items":[' + ",".join(["{}"] * ((MAX_BODY - 100) // 3)) + "]}"
     errors = "{" + ",".join(f'"k{i}":{i}' for i in range(70_000)) + "}"
+    zeros = ",".join(["0"] * ((MAX_BODY - 40) // 2))
     return [
         Case("POST, a body one byte over the limit", "POST", "/blobs", frozenset({413}),
              _text(lambda: _sized('{"name":"over","items":["', '"]}', MAX_BODY + 1)), JSON),
@@ -235,9 +246,23 @@ def _body_cases() -> list[Case]:
         Case("PATCH status, a body over the limit", "PATCH", "/blobs/small/status",
              frozenset({413}), _text(lambda: '{"x":"' + "z" * MAX_BODY + '"}'), MERGE),
         Case("POST, a megabyte of empty objects (the most objects per byte)", "POST", "/blobs",
-             frozenset({201}), _text(lambda: wide), JSON),
+             frozenset({201}), _text(lambda: _wide("wide-2")), JSON),
+        Case("PUT, a megabyte of empty objects", "PUT", "/blobs/wide", frozenset({200}),
+             _text(lambda: _wide("wide")), JSON),
+        Case("GET of a megabyte of empty objects", "GET", "/blobs/wide", frozenset({200})),
+        Case("PATCH (merge) of a megabyte of empty objects", "PATCH", "/blobs/wide",
+             frozenset({200}), _json({"data": {"x": 1.0}}), MERGE),
+        Case("PATCH (JSON patch) of a megabyte of empty objects", "PATCH", "/blobs/wide",
+             frozenset({200}), _json([{"op": "test", "path": "/items/0", "value": {}},
+                                      {"op": "add", "path": "/data/y", "value": 2}]),
+             JSON_PATCH),
         Case("POST, 70,000 fields failing validation at once", "POST", "/blobs",
              frozenset({400}), _text(lambda: '{"name":"errors","tags":' + errors + "}"), JSON),
+        Case("POST, 520,000 items failing validation at once", "POST", "/blobs",
+             frozenset({400}), _text(lambda: '{"name":"errors","names":[' + zeros + "]}"), JSON),
+        Case("PATCH, 260,000 items failing validation at once", "PATCH", "/blobs/small",
+             frozenset({400}), _text(lambda: '{"names":[' + zeros[: len(zeros) // 2] + "0]}"),
+             MERGE),
         Case("POST, a body nested 65 deep", "POST", "/blobs", frozenset({400}),
              _json({"name": "deep", "data": nest(64)}), JSON),
         Case("POST, a megabyte of [", "POST", "/blobs", frozenset({400}),

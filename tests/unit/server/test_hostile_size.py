@@ -52,14 +52,15 @@ def storage_url(request, tmp_path_factory):
         yield url
 
 
-async def _serve(storage_url, directory):
+async def _serve(storage_url, directory, setup=SETUP):
     storage = FileStorage(directory) if storage_url is None else SQLStorage(storage_url)
     settings = ServiceSettings(project="blob-api", package="blob_api", events=True)
     async with serve_in_process(create_app([Blob], storage, settings=settings)) as c:
         for found in (await c.get("/blobs")).json():  # an earlier test's, on this database
             assert (await c.delete(f"/blobs/{found['metadata']['uid']}")).status_code == 200
-        for method, path, body in SETUP:
-            response = await c.request(method, path, json=body)
+        for method, path, body in setup:
+            response = await c.request(method, path, content=body(),
+                                       headers={"content-type": "application/json"})
             assert response.status_code in (200, 201), response.text
         yield c
 
@@ -73,7 +74,8 @@ async def served(storage_url, tmp_path_factory):
 
 @pytest.fixture
 async def client(storage_url, tmp_path):
-    async for c in _serve(storage_url, tmp_path):
+    """A server with ``small`` only, for a test that changes it."""
+    async for c in _serve(storage_url, tmp_path, SETUP[:2]):
         yield c
 
 
