@@ -60,9 +60,11 @@ _ERRORS = {
     "404": "No resource with this uid or name",
     "409": "Duplicate name or stale resourceVersion",
     "412": "If-Match does not match the current ETag",
-    "413": "Request body too large",
+    "413": "Request body too large; or a patch whose result would be larger than both the "
+           "body limit and the current document, or that has more than 10,000 operations",
     "415": "Unsupported content type (POST and PUT take JSON; PATCH a patch type)",
-    "422": "The patch cannot be applied to the current document",
+    "422": "The patch cannot be applied to the current document, or would nest it deeper "
+           "than 64 levels",
     "503": "Storage temporarily unavailable; retry after Retry-After seconds",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
