@@ -32,13 +32,14 @@ _BAD_ESCAPE = re.compile(r"~(?![01])")
 
 
 def apply_json_patch(document: Any, operations: Any, limit: int) -> Any:
-    """`operations` applied to a copy of `document`; `limit` bounds the bytes copied."""
+    """`operations` applied to `document`, which they change; `limit` bounds the bytes
+    their copies add."""
     if not isinstance(operations, list):
         raise APIError(400, "a JSON patch must be an array of operations")
     if len(operations) > MAX_OPERATIONS:
         raise APIError(413, f"a JSON patch may have at most {MAX_OPERATIONS} operations, "
                        f"this one has {len(operations)}")
-    patch = _Patch(copy_json(document), limit)
+    patch = _Patch(document, limit)
     for index, operation in enumerate(operations):
         patch.apply(index, operation)
     return patch.document

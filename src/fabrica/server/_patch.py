@@ -48,8 +48,10 @@ def patch_format(content_type: str | None) -> str:
 
 def apply_patch(document: dict[str, Any], patch: Any, fmt: str, limit: int,
                 what: str = "document") -> Any:
-    """Return the patched copy of `document` (never modified itself), at most `limit` bytes
-    of JSON and `MAX_DEPTH` levels deep; `what` names the document in errors."""
+    """`document` patched, at most `limit` bytes of JSON and `MAX_DEPTH` levels deep;
+    `what` names the document in errors. `document` is the caller's own copy and may be
+    changed, also by a patch that fails (a second copy of a large document costs as much
+    memory as the document)."""
     if fmt == JSON_PATCH:
         result = apply_json_patch(document, patch, limit)
     elif fmt == SHORTHAND:
@@ -86,7 +88,7 @@ def _shorthand(document: dict[str, Any], patch: Any, limit: int, what: str) -> A
     if not isinstance(patch, dict):
         raise APIError(400, "a shorthand patch must be an object of path: value")
     parsed = sorted(((_path(key), value) for key, value in patch.items()), key=lambda i: i[0])
-    result = copy_json(document)
+    result = document
     # The parents a key creates take more room than the key did in the body: each one
     # comes out of what the limit leaves, before it is made.
     room = _Room(limit - measure(document, limit)[0], what, limit)
