@@ -19,7 +19,8 @@ EXPORTS = {
     "fabrica.resource": [
         "API_VERSION", "ApiVersionTable", "ApiVersions", "Condition", "ConditionStatus",
         "ConversionError", "InvalidText", "LABEL_KEY_MAX_LENGTH", "LABEL_KEY_PATTERN",
-        "LABEL_VALUE_MAX_LENGTH", "LABEL_VALUE_PATTERN", "Metadata", "Model", "NAME_MAX_LENGTH",
+        "LABEL_VALUE_MAX_LENGTH", "LABEL_VALUE_PATTERN", "MAX_SELECTOR_LENGTH",
+        "MAX_SELECTOR_REQUIREMENTS", "MAX_SELECTOR_VALUES", "Metadata", "Model", "NAME_MAX_LENGTH",
         "NAME_PATTERN", "OwnerReference", "Requirement", "Resource", "ResourceInfo",
         "SCHEMA_VERSION", "Selector", "SelectorError", "ServedVersion", "UID_PATTERN",
         "VersionInfo", "check_text", "default_prefix", "find_condition", "invalid_text_path",

@@ -36,6 +36,7 @@ _HMAC = ("HS256",)
 _RSA = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _EC = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 _MIN_RSA_BITS = 2048
+_NEVER = 2.0**53
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class TokenVerifier:
             return cached
         claims = await self._decode(token)
         principal = _principal(claims)
-        self._cache.put(token, principal, float(claims["exp"]))
+        self._cache.put(token, principal, _expiry(claims["exp"]))
         return principal
 
     async def _decode(self, token: str) -> dict[str, Any]:
@@ -183,6 +184,12 @@ def _principal(claims: dict[str, Any]) -> Principal:
     if not isinstance(claims.get("exp"), int | float):
         raise InvalidToken("the token has no expiry (exp)")
     return Principal(sub, roles_from_claims(claims))
+
+
+def _expiry(exp: float) -> float:
+    """``exp`` as a float: a JSON number may be 10**400, which no float holds, and any time
+    past 2**53 seconds is as good as never for a cache."""
+    return float(min(exp, _NEVER))
 
 
 class _TokenCache:

@@ -18,6 +18,9 @@ __all__ = [
     "LABEL_KEY_PATTERN",
     "LABEL_VALUE_MAX_LENGTH",
     "LABEL_VALUE_PATTERN",
+    "MAX_SELECTOR_LENGTH",
+    "MAX_SELECTOR_REQUIREMENTS",
+    "MAX_SELECTOR_VALUES",
     "Requirement",
     "Selector",
     "SelectorError",
@@ -93,14 +96,35 @@ class Selector:
         return bool(self.requirements)
 
 
+#: Bounds of a selector, so that parsing and matching one costs little whoever sent it
+#: (each requirement is tested on every object listed or watched; SQL runs one subquery
+#: per requirement).
+MAX_SELECTOR_LENGTH = 16_384
+MAX_SELECTOR_REQUIREMENTS = 100
+MAX_SELECTOR_VALUES = 1000
+
+
 def parse_selector(text: str | None) -> Selector:
-    """Parse a Kubernetes label selector; `SelectorError` says where it went wrong."""
+    """Parse a Kubernetes label selector; `SelectorError` says where it went wrong.
+
+    At most `MAX_SELECTOR_LENGTH` characters, `MAX_SELECTOR_REQUIREMENTS` requirements and
+    `MAX_SELECTOR_VALUES` values in all."""
     if text is None or not text.strip():
         return Selector()
-    return Selector(tuple(_Parser(text).requirements()))
+    if len(text) > MAX_SELECTOR_LENGTH:
+        raise SelectorError(f"a selector may have at most {MAX_SELECTOR_LENGTH} characters",
+                            MAX_SELECTOR_LENGTH)
+    selector = Selector(tuple(_Parser(text).requirements()))
+    if len(selector.requirements) > MAX_SELECTOR_REQUIREMENTS:
+        raise SelectorError(f"a selector may have at most {MAX_SELECTOR_REQUIREMENTS} "
+                            "requirements", 0)
+    if sum(len(r.values) for r in selector.requirements) > MAX_SELECTOR_VALUES:
+        raise SelectorError(f"a selector may have at most {MAX_SELECTOR_VALUES} values", 0)
+    return selector
 
 
 _TOKEN = re.compile(r"\s*(?:(?P<op>==|!=|=|\(|\)|,|!)|(?P<word>[^\s=!(),]+))")
+_TRAILING_SPACE = re.compile(r"\s*\Z")
 
 
 class _Parser:
@@ -109,7 +133,7 @@ class _Parser:
         self.tokens: list[tuple[str, str, int]] = []  # (kind, value, position)
         pos = 0
         while pos < len(text):
-            if text[pos:].strip() == "":
+            if _TRAILING_SPACE.match(text, pos):  # (not text[pos:]: a copy per token)
                 break
             match = _TOKEN.match(text, pos)
             if match is None:  # pragma: no cover - the pattern accepts every character

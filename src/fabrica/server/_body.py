@@ -8,11 +8,13 @@ the Kubernetes *envelope* (``{"metadata": {...}, "spec": {...}}``); both end up 
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator
 from starlette.requests import Request
 
 from ..resource import (
@@ -24,6 +26,7 @@ from ..resource import (
     label_key_error,
     label_value_error,
 )
+from ._bounds import MAX_DEPTH
 from ._errors import APIError, validation_details
 
 __all__ = [
@@ -111,9 +114,6 @@ async def read_json(request: Request, limit: int) -> Any:
         raise APIError(400, f"invalid {path or 'body'}: not valid Unicode text",
                        [{"field": path, "message": "holds a lone UTF-16 surrogate"}])
     return body
-
-
-MAX_DEPTH = 64
 
 
 def _not_json(literal: str) -> Any:
@@ -246,20 +246,21 @@ def check_new_name(info: ResourceInfo, write: WriteRequest) -> str:
 def validate_model(
     model: type[BaseModel], data: dict[str, Any], mode: str, path: str
 ) -> tuple[BaseModel, list[str]]:
+    validator = _fail_fast(model)
     try:
         if mode == "strict":
             # JSON types as declared: no "443" or true for an integer. Validated as JSON
             # text, where strict still reads dates, UUIDs and enums from their strings.
             text = json.dumps(_integral_floats_as_ints(data))
-            value = model.model_validate_json(text, strict=True, extra="forbid")
+            value = validator.validate_json(text, strict=True, extra="forbid")
         else:
-            value = model.model_validate(data, extra="ignore")
+            value = validator.validate_python(data, extra="ignore")
     except ValidationError as exc:
         raise APIError(400, f"invalid {path}", validation_details(exc, path)) from None
     warnings: list[str] = []
     if mode == "warn":
         try:
-            model.model_validate(data, extra="forbid")
+            validator.validate_python(data, extra="forbid")
         except ValidationError as exc:
             warnings = [
                 f"unknown field {d['field']!r} ignored"
@@ -269,15 +270,66 @@ def validate_model(
     return value, warnings
 
 
+_FAIL_FAST: dict[type[BaseModel], SchemaValidator] = {}
+_COLLECTIONS = frozenset({"list", "dict", "tuple", "set", "frozenset"})
+#: Where a core schema holds other schemas (not its defaults, examples or metadata).
+_SCHEMA_KEYS = ("schema", "items_schema", "keys_schema", "values_schema", "choices",
+                "fields", "definitions", "steps", "lax_schema", "strict_schema",
+                "json_schema", "python_schema", "arguments_schema", "return_schema",
+                "extras_schema", "extras_keys_schema")
+
+
+def _fail_fast(model: type[BaseModel]) -> SchemaValidator:
+    """`model`'s validator, except that each array or object stops at its first invalid
+    member. Pydantic reports every one, and a body of a megabyte of ``[0,0,...]`` for a
+    list of strings made 520,000 errors and half a gigabyte; now a body makes at most as
+    many errors as its model has fields. Built once per model, from its core schema."""
+    validator = _FAIL_FAST.get(model)
+    if validator is None:
+        schema = copy.deepcopy(model.__pydantic_core_schema__)
+        stack: list[Any] = [schema]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list | tuple):
+                stack.extend(node)
+            elif isinstance(node, dict) and isinstance(node.get("type"), str):  # a schema
+                if node["type"] in _COLLECTIONS:
+                    node["fail_fast"] = True
+                stack.extend(node[key] for key in _SCHEMA_KEYS if key in node)
+            elif isinstance(node, dict):  # names to schemas: fields, tagged choices
+                stack.extend(node.values())
+        # Not prebuilt: that would reuse the validators of nested models as they are.
+        validator = _FAIL_FAST[model] = SchemaValidator(schema, None, _use_prebuilt=False)
+    return validator
+
+
 def _integral_floats_as_ints(value: Any) -> Any:
     """JSON has one number type: 443.0 is the integer 443 (JSON Schema says so too), which
-    pydantic's strict mode would refuse for an ``int`` field."""
+    pydantic's strict mode would refuse for an ``int`` field. `value` itself when it holds
+    no such float (most bodies): a copy of a megabyte of objects costs some 25 MB."""
+    return _as_ints(value) if _has_integral_float(value) else value
+
+
+def _has_integral_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and item.is_integer():
+            return True
+    return False
+
+
+def _as_ints(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+        return {k: _as_ints(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_integral_floats_as_ints(v) for v in value]
+        return [_as_ints(v) for v in value]
     return value
 
 

@@ -20,6 +20,9 @@ from ..resource import (
     API_VERSION,
     LABEL_VALUE_MAX_LENGTH,
     LABEL_VALUE_PATTERN,
+    MAX_SELECTOR_LENGTH,
+    MAX_SELECTOR_REQUIREMENTS,
+    MAX_SELECTOR_VALUES,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
     ApiVersionTable,
@@ -57,9 +60,11 @@ _ERRORS = {
     "404": "No resource with this uid or name",
     "409": "Duplicate name or stale resourceVersion",
     "412": "If-Match does not match the current ETag",
-    "413": "Request body too large",
+    "413": "Request body too large; or a patch whose result would be larger than both the "
+           "body limit and the current document, or that has more than 10,000 operations",
     "415": "Unsupported content type (POST and PUT take JSON; PATCH a patch type)",
-    "422": "The patch cannot be applied to the current document",
+    "422": "The patch cannot be applied to the current document, or would nest it deeper "
+           "than 64 levels",
     "503": "Storage temporarily unavailable; retry after Retry-After seconds",
     "504": "watch=true from a resourceVersion newer than any this server has (its change "
            "log did not reach it within a few seconds): list again, or retry after "
@@ -98,8 +103,13 @@ SELECTOR_PATTERN = f"^ *({_SEL_REQ} *(, *{_SEL_REQ} *)*)?(?!\\n)$"
 EVENT_TYPE_PATTERN = "^([^\\s.*]+\\.|\\*\\.)*([^\\s.*]+|\\*|\\*\\*)(?!\\n)$"
 _LIST_PARAMS = [
     {"name": "labelSelector", "in": "query", "required": False,
+     # (no maxLength: a fuzzer would send that many multi-byte characters, a URL longer
+     # than uvicorn reads, which it refuses in plain text before the app sees it)
      "schema": {"type": "string", "pattern": SELECTOR_PATTERN},
-     "description": "Kubernetes label selector: k=v,k!=v,k in (a,b),k notin (a),k,!k"},
+     "description": "Kubernetes label selector: k=v,k!=v,k in (a,b),k notin (a),k,!k "
+                    f"(at most {MAX_SELECTOR_LENGTH} characters, "
+                    f"{MAX_SELECTOR_REQUIREMENTS} requirements and {MAX_SELECTOR_VALUES} "
+                    "values)"},
     {"name": "limit", "in": "query", "required": False,
      "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
      "description": "Page size; the next page's URL is in the Link header (rel=next)"},

@@ -17,8 +17,10 @@ MAX_LIMIT = 1000
 def parse_limit(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    # ASCII digits only: str.isdigit and int() also take "²" and "٣".
-    if not (value.isascii() and value.isdigit()) or not 0 <= int(value) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit and int() also take "²" and "٣"; and few of them, as
+    # int() refuses more than 4,300.
+    if not (value.isascii() and value.isdigit() and len(value) <= 9) \
+            or not 0 <= int(value) <= MAX_LIMIT:
         raise APIError(400, f"limit must be an integer from 0 to {MAX_LIMIT}",
                        [{"field": "limit", "message": f"0..{MAX_LIMIT}"}])
     return int(value) or None

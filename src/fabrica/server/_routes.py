@@ -14,6 +14,7 @@ store and everything behind it only ever see the storage version.
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -41,6 +42,7 @@ from ._body import (
     read_json_object,
     validate_model,
 )
+from ._bounds import measure
 from ._conditional import etag, etag_of, if_match_precondition, if_none_match_hits
 from ._errors import APIError, error_response, validation_details
 from ._negotiate import Negotiated, Negotiator, warning_header
@@ -260,7 +262,9 @@ class KindEndpoints:
         """`patch` applied to `current` (storage) as `version` shows it, back in storage."""
         shown = self.versions.from_storage(version, path, current)
         document = shown.model_dump(mode="json", by_alias=True)
-        result = apply_patch(document, patch, fmt)
+        # As large as a body may be, or as the document already is: never larger.
+        limit = max(self.max_body_size, measure(document, sys.maxsize, sys.maxsize)[0])
+        result = apply_patch(document, patch, fmt, limit, path)
         if not isinstance(result, dict):
             raise APIError(400, f"the patched {path} is not a JSON object")
         value, found = validate_model(type(shown), result, self.validation_mode, path)

@@ -67,7 +67,7 @@ def parse_watch_params(query: QueryParams) -> WatchParams:
     timeout = None
     if timeout_text is not None:
         if not (timeout_text.isascii() and timeout_text.isdigit()) or \
-                int(timeout_text) > MAX_TIMEOUT_SECONDS:
+                len(timeout_text) > 18 or int(timeout_text) > MAX_TIMEOUT_SECONDS:
             raise _bad("timeoutSeconds", f"an integer from 0 to {MAX_TIMEOUT_SECONDS}")
         timeout = float(timeout_text) or None
     return WatchParams(watch=_boolean(query, "watch"),

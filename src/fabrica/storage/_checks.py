@@ -2,12 +2,14 @@
 
 The rules themselves (names, uids, labels) belong to `fabrica.resource`; this module only
 applies them to documents and turns a violation into `Invalid`, which the server answers
-with 400. Ids that are merely looked up are not checked here: a malformed one names no
-stored resource, so the backends answer `NotFound` for it.
+with 400. Ids that are merely looked up are not refused here: a malformed one names no
+stored resource, so the backends answer `NotFound` for it, without asking a database about
+it (`is_version_id`: PostgreSQL fails on a NUL in any string it is sent).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from ..resource import (
@@ -19,7 +21,10 @@ from ..resource import (
 )
 from ._base import Document, Invalid
 
-__all__ = ["check_collection", "check_labels", "check_new", "check_update"]
+__all__ = ["check_collection", "check_labels", "check_new", "check_update", "is_version_id"]
+
+#: A spec snapshot's id as the store writes them: ``v1``, ``v2``...
+_VERSION_ID = re.compile(r"v[0-9]{1,12}")
 
 
 def check_collection(collection: str) -> None:
@@ -47,3 +52,7 @@ def check_labels(values: Mapping[str, str]) -> None:
         problem = label_key_error(key) or label_value_error(value)
         if problem is not None:
             raise Invalid(f"invalid label {key}={value!r}: {problem}")
+
+
+def is_version_id(version_id: str) -> bool:
+    return _VERSION_ID.fullmatch(version_id) is not None

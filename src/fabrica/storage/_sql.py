@@ -62,7 +62,7 @@ from ._base import (
     StoredChange,
     Unavailable,
 )
-from ._checks import check_collection, check_new, check_update
+from ._checks import check_collection, check_new, check_update, is_version_id
 from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
 from ._sql_query import is_deadlock, is_unavailable, list_query
 from ._sql_schema import versions
@@ -194,6 +194,8 @@ class SQLStorage:
 
     async def get_version(self, collection: str, uid: str, version_id: str) -> Document:
         check_collection(collection)
+        if not is_version_id(version_id):
+            raise NotFound(collection, f"{uid}/versions/{version_id}")
         found = await self._run(ops.fetch_one, select(versions.c.document).where(
             versions.c.collection == collection, versions.c.uid == uid,
             versions.c.version_id == version_id))
@@ -301,6 +303,8 @@ class SQLStorage:
 
     async def delete_version(self, collection: str, uid: str, version_id: str) -> None:
         check_collection(collection)
+        if not is_version_id(version_id):
+            raise NotFound(collection, f"{uid}/versions/{version_id}")
         await self._run(ops.delete_version, collection, uid, version_id, write=True)
 
     # -- running operations ----------------------------------------------------------------

@@ -145,6 +145,21 @@ async def test_exp_and_sub_are_required() -> None:
     assert "sub" in await refused(v, RSA.token(None))
 
 
+@pytest.mark.parametrize("exp", [10**400, -(10**400), 10**4000],
+                         ids=["1e400", "-1e400", "1e4000"])
+async def test_an_expiry_beyond_any_float_is_a_token_like_any_other(exp: int) -> None:
+    """``exp`` is a JSON number of any size: 10**400 is far in the future (the token is
+    good, and cached until the end of time), -10**400 long past; neither is a 500."""
+    v = verifier(secret=SECRET)
+    token = forge({"alg": "HS256", "typ": "JWT"}, {"sub": "alice", "exp": exp},
+                  SECRET.encode())
+    if exp > 0:
+        assert (await v.verify(token)).sub == "alice"
+        assert (await v.verify(token)).sub == "alice"  # from the cache
+    else:
+        assert "expired" in await refused(v, token)
+
+
 @pytest.mark.parametrize("token", ["", "abc", "a.b.c", "Bearer x.y.z", "e30"])
 async def test_malformed_tokens(token: str) -> None:
     assert "malformed" in await refused(verifier(RSA, secret=SECRET), token)

@@ -121,6 +121,25 @@ async def test_a_valid_token_reaches_the_api(client: httpx.AsyncClient) -> None:
     assert [d["metadata"]["name"] for d in listed.json()] == ["web-01"]
 
 
+@pytest.mark.parametrize("role", ["admin", "editor", "viewer", "lister"])
+async def test_a_sub_named_like_a_role_gets_no_rights_from_its_name(client: httpx.AsyncClient,
+                                                                    role: str) -> None:
+    """An issuer that lets users choose their ``sub`` must not let one choose ``admin``."""
+    assert (await client.post("/devices", json=DEVICE, headers=admin())).status_code == 201
+    token = bearer(RSA.token(role))  # no scope, no roles
+    for verb in ("list", "get", "create", "delete"):
+        response = await call(client, verb, token)
+        assert response.status_code == 403, (role, verb, response.text)
+    assert (await client.get("/devices/web-01", headers=admin())).status_code == 200
+
+
+@pytest.mark.parametrize("exp", [10**400, 10**4000], ids=["1e400", "1e4000"])
+async def test_an_expiry_past_any_float_is_no_500(client: httpx.AsyncClient, exp: int) -> None:
+    response = await client.get("/devices", headers=bearer(RSA.token("dev", scope="viewer",
+                                                                     exp=exp)))
+    assert response.status_code == 200, response.text
+
+
 # ---- each role against each verb -------------------------------------------------------------
 
 async def call(client: httpx.AsyncClient, verb: str, headers: dict[str, str]) -> httpx.Response:

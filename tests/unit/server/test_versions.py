@@ -6,7 +6,9 @@ from pydantic import Field
 
 from fabrica import Model, Resource, ServiceSettings
 from fabrica.server import create_app
-from fabrica.storage import FileStorage
+from fabrica.storage import FileStorage, SQLStorage
+from tests._support.app import serve_in_process
+from tests._support.sqldb import database, migrate
 
 
 class PolicySpec(Model):
@@ -116,3 +118,36 @@ async def test_a_malformed_id_is_a_4xx_on_every_route(client, bad):
         answer = await client.request(method, path, json=body)
         assert 400 <= answer.status_code < 500, (method, path, answer.status_code, answer.text)
     assert (await client.get("/policies/p1")).json() == created  # and nothing changed
+
+
+@pytest.fixture(params=["file", "sqlite", "postgresql", "mariadb"])
+def storage_url(request, tmp_path):
+    if request.param == "file":
+        yield None
+        return
+    with database(request.param, tmp_path) as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture
+async def any_backend(storage_url, tmp_path):
+    storage = FileStorage(tmp_path) if storage_url is None else SQLStorage(storage_url)
+    app = create_app([Policy], storage, settings=ServiceSettings(project="p", package="p"))
+    async with serve_in_process(app) as c:
+        yield c
+
+
+@pytest.mark.parametrize("bad", ["%00", "v1%00", "%00v1", "%ED%A0%80", "v%C2%B2", "v" + "9" * 30,
+                                 "v1%0A", "%25", "v-1"])
+async def test_a_version_id_no_backend_wrote_is_404_on_every_backend(any_backend, bad):
+    """PostgreSQL refused a NUL in the query itself (500); a surrogate or a digit of another
+    script must not reach any database either."""
+    created = (await any_backend.post("/policies", json={"name": "p1", "rules": ["a"]})).json()
+    for method in ("GET", "DELETE"):
+        answer = await any_backend.request(method, f"/policies/p1/versions/{bad}")
+        assert answer.status_code == 404, (method, bad, answer.status_code, answer.text)
+        assert answer.json()["code"] == 404
+    versions = (await any_backend.get("/policies/p1/versions")).json()
+    assert [v["versionId"] for v in versions] == ["v1"]
+    assert (await any_backend.get("/policies/p1")).json() == created
