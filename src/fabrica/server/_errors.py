@@ -66,11 +66,10 @@ async def _invalid_text(request: Request, exc: Exception) -> Response:
 
 
 async def _owner_reference(request: Request, exc: Exception) -> Response:
-    """A kind not served here is wrong in itself (400); a uid that names nothing is a
-    reference this server cannot resolve now (422)."""
+    """A reference this service cannot resolve: a kind it does not serve, or a uid that
+    names nothing now. Both are facts of this service, not of the body's shape: 422."""
     assert isinstance(exc, OwnerReferenceError)
-    status = 400 if exc.part == "kind" else 422
-    return error_response(status, f"invalid {exc.field}: {exc.message}",
+    return error_response(422, f"invalid {exc.field}: {exc.message}",
                           [{"field": exc.field, "message": exc.message}])
 
 
