@@ -358,8 +358,8 @@ _WALK_FROM = (select(collections.c.settled, collections.c.horizon, changes.c.rev
 def _probe(conn: Connection, collection: str, first: int, last: int
            ) -> tuple[int | None, bool]:
     """(the lowest number of first..last whose writer is still in flight, or None; whether
-    a skip marker was written). Every number below that one is settled on return: holes
-    are filled with skip markers."""
+    a skip marker is left to commit). Every number below that one is settled on return:
+    holes are filled with skip markers."""
     dialect = conn.dialect
     if not sequenced(dialect):  # the row counts: a missing number is still committing
         return first, False
@@ -367,16 +367,16 @@ def _probe(conn: Connection, collection: str, first: int, last: int
         busy, filled = conn.execute(_PROBE_POSTGRESQL, {
             "collection": collection, "first": first, "last": last}).one()
         return (None if busy is None else int(busy)), bool(filled)
-    filled = False
     for number in range(first, last + 1):
         try:
-            filled = conn.execute(_PROBE_MARIADB, {
-                "collection": collection, "revision": number}).rowcount == 1 or filled
+            if conn.execute(_PROBE_MARIADB, {"collection": collection,
+                                             "revision": number}).rowcount == 1:
+                conn.commit()  # settled for good before the walk goes past it
         except sa_exc.OperationalError as exc:
             if getattr(exc.orig, "args", (None,))[0] != _LOCK_WAIT_TIMEOUT:
                 raise
-            return number, filled  # a writer holds the row: still in flight
-    return None, filled
+            return number, False  # a writer holds the row: still in flight
+    return None, False
 
 
 # Shared try-locks on the range (held to the end of this statement) find the first number
