@@ -19,7 +19,10 @@ guarantees are kept:
   commits. Each write records its change in ``fabrica_changes`` in its transaction, and
   readers never pass a revision whose write may still commit, so the change log is
   gap-free (see `_sql_changes`). A document is stored without its version, which is in the
-  row's ``resource_version`` column.
+  row's ``resource_version`` column. A collection's first write creates its sequence: the
+  database user needs the right to create sequences in its schema;
+- lookups by uid use the primary key whatever the statistics say: on PostgreSQL, schema
+  0005 fixes the statistics that decide it (see that migration).
 
 PostgreSQL (asyncpg) and MySQL (aiomysql) run on SQLAlchemy's async engine, reads in
 autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips). A lost connection, a database
