@@ -1,8 +1,10 @@
 """What the change log (watch, issue 12) costs writers and readers, per backend.
 
-Every write takes its revision from its collection and commits in revision order; on the
-SQL backends that is a row lock per collection held until commit, so the writers of one
-kind commit one at a time while writers of different kinds stay parallel. This measures:
+Every write takes its revision from its collection. On SQLite (and MySQL) that is a row
+lock per collection held until commit, so the writers of one kind commit one at a time while
+writers of different kinds stay parallel; on PostgreSQL and MariaDB a sequence per
+collection, and readers stop at the first revision still in flight, so writers of one kind
+commit in parallel too (issue 19). This measures:
 
 - ``one kind``: creates per second, C concurrent writers all creating in one collection;
 - ``C kinds``: the same C writers, each creating in a collection of its own (no

@@ -14,12 +14,19 @@ The growth lines divide each cost at the largest N by its cost at the smallest: 
 the cost does not depend on N (keyset paging and indexes at work), ~100x from 1k to 100k
 means it grows linearly.
 
+Statistics: by default the tables are analyzed at each N (what autovacuum does within a
+minute of a large change). ``--stale-statistics`` instead analyzes them once, when they hold
+one resource, and never again (autovacuum off for them, MariaDB's automatic recalculation
+too): the statistics of a table sampled while small, under which a plan that reads the whole
+collection per write used to be chosen (issue 19, item 11).
+
 The database servers are the machine's own (PostgreSQL 127.0.0.1:5432 database ``test``,
 MariaDB 127.0.0.1:3306); each run works in a schema / database of its own and drops it.
 Run it from the repository root::
 
     .venv/bin/python bench/storage_scale.py                      # ~6 min
     .venv/bin/python bench/storage_scale.py --sizes 1000,10000 --backends sqlite,postgresql
+    .venv/bin/python bench/storage_scale.py --backends postgresql --stale-statistics
 """
 
 from __future__ import annotations
@@ -134,6 +141,22 @@ async def refresh_statistics(storage: Storage) -> None:
     await _execute(storage, statement)
 
 
+_TABLES = ("fabrica_resources", "fabrica_labels", "fabrica_versions", "fabrica_changes")
+
+
+async def freeze_statistics(storage: Storage) -> None:
+    """Analyze the tables now, and never again (see the module docstring)."""
+    if not isinstance(storage, SQLStorage) or storage.name == "sqlite":
+        return
+    for table in _TABLES:
+        if storage.name == "postgresql":
+            await _execute(storage, f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+            await _execute(storage, f"ANALYZE {table}")
+        else:
+            await _execute(storage, f"ALTER TABLE {table} STATS_AUTO_RECALC = 0")
+            await _execute(storage, f"ANALYZE TABLE {table}")
+
+
 async def grow(storage: Storage, start: int, stop: int, concurrency: int,
                uids: list[str]) -> float:
     """Create resources start..stop-1; return creates per second."""
@@ -165,9 +188,13 @@ async def measure(name: str, sizes: list[int], args: argparse.Namespace) -> list
     with tempfile.TemporaryDirectory(prefix="fabrica-bench-") as tmp:
         async with open_backend(name, Path(tmp)) as storage:
             uids: list[str] = []
+            if args.stale_statistics:
+                await grow(storage, 0, 1, 1, uids)
+                await freeze_statistics(storage)
             for size in sizes:
                 rate = await grow(storage, len(uids), size, args.concurrency, uids)
-                await refresh_statistics(storage)
+                if not args.stale_statistics:
+                    await refresh_statistics(storage)
 
                 async def get() -> None:
                     await storage.get(COLLECTION, rng.choice(uids))
@@ -219,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent writers")
     parser.add_argument("--gets", type=int, default=300, help="gets timed at each N")
     parser.add_argument("--lists", type=int, default=30, help="pages timed at each N")
+    parser.add_argument("--stale-statistics", action="store_true",
+                        help="analyze the tables once, at one resource, never again")
     args = parser.parse_args(argv)
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",")})
     if sizes[0] < PAGE * 10:

@@ -13,12 +13,16 @@ guarantees are kept:
   snapshots go by ON DELETE CASCADE;
 - each write is one transaction: document, labels and snapshot commit together or not at
   all. MySQL runs at READ COMMITTED, as PostgreSQL does, so writers lock rows, not gaps;
-- resourceVersions come from the collection's row in ``fabrica_collections``, which each
-  write locks last, just before it commits, and holds until then: the writes of one
-  collection commit in revision order, and each records its change in ``fabrica_changes``
-  in its transaction, so the change log is gap-free (see `_sql_changes`). Writers of
-  different collections run in parallel. A document is stored without its version, which
-  is in the row's ``resource_version`` column.
+- resourceVersions are revisions of the collection: on PostgreSQL and MariaDB from a
+  sequence of its own, so its writers run and commit in parallel, on SQLite and MySQL from
+  its row in ``fabrica_collections``, locked from a write's last statements until it
+  commits. Each write records its change in ``fabrica_changes`` in its transaction, and
+  readers never pass a revision whose write may still commit, so the change log is
+  gap-free (see `_sql_changes`). A document is stored without its version, which is in the
+  row's ``resource_version`` column. A collection's first write creates its sequence: the
+  database user needs the right to create sequences in its schema;
+- lookups by uid use the primary key whatever the statistics say: on PostgreSQL, schema
+  0005 fixes the statistics that decide it (see that migration).
 
 PostgreSQL (asyncpg) and MySQL (aiomysql) run on SQLAlchemy's async engine, reads in
 autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips). A lost connection, a database
@@ -103,6 +107,7 @@ class SQLStorage:
         self.engine: AsyncEngine | Engine
         self._write_lock: asyncio.Lock | None = None
         self._collections: set[str] = set()  # known to have their change-log row
+        self._settled: dict[str, int] = {}  # a revision known settled, per collection
         if self.database.is_sqlite:
             self.engine = _sqlite_engine(self.database, engine_options)
             self._write_lock = asyncio.Lock()
@@ -263,13 +268,24 @@ class SQLStorage:
 
     async def latest(self, collection: str) -> int:
         check_collection(collection)
-        return await self._run(change_log.latest, collection)
+        settled = await self._run(change_log.latest, collection,
+                                  self._settled.get(collection, 0))
+        self._know_settled(collection, settled)
+        return settled
 
     async def changes(
         self, collection: str, after: int, limit: int = 1000
     ) -> builtins.list[StoredChange]:
         check_collection(collection)
-        return await self._run(change_log.read_changes, collection, after, limit)
+        found, settled = await self._run(change_log.read_changes, collection, after, limit,
+                                         self._settled.get(collection, 0))
+        self._know_settled(collection, settled)
+        return found
+
+    def _know_settled(self, collection: str, settled: int) -> None:
+        """Remember the highest revision known settled: the next walk starts there."""
+        if settled > self._settled.get(collection, 0):
+            self._settled[collection] = settled
 
     async def horizon(self, collection: str) -> int:
         check_collection(collection)
@@ -310,13 +326,14 @@ class SQLStorage:
     # -- running operations ----------------------------------------------------------------
 
     async def _write(self, collection: str, operation: Callable[..., T], *args: Any) -> T:
-        """A write, after making sure its collection has its row (once per storage: a write
-        that finds none, its row deleted since, rolls back and runs again).
+        """A write, after making sure its collection has its row and sequence (once per
+        storage: a write that finds none, deleted since, rolls back and runs again).
 
-        Writes of one collection run their first statements concurrently and meet on its
-        row last (see `_sql_changes`), so InnoDB can pick one as a deadlock victim: e.g.
-        creates of one name queued behind one that rolls back all upgrade their shared
-        locks at once. The database rolled it back whole, so it runs again, a few times."""
+        A write runs again, a few times, when the database rolled it back whole for a
+        reason that says nothing about the write: a reader settled the revision it drew
+        before it logged it (`RevisionTaken`, see `_sql_changes`), or InnoDB picked it as
+        a deadlock victim (e.g. creates of one name queued behind one that rolls back all
+        upgrade their shared locks at once)."""
         if collection not in self._collections:
             await self._run(ops.ensure_collection, collection, write=True)
             self._collections.add(collection)
@@ -325,6 +342,8 @@ class SQLStorage:
                 return await self._run(operation, *args, write=True)
             except change_log.NoCollectionRow:
                 await self._run(ops.ensure_collection, collection, write=True)
+            except change_log.RevisionTaken:
+                pass  # a reader settled the number first: draw another
             except Unavailable as exc:
                 if attempt + 1 == _WRITE_ATTEMPTS or not is_deadlock(exc):
                     raise

@@ -283,15 +283,17 @@ def _delete_returning(conn: Connection, collection: str, uid: str, expected: str
 
 def _finish(conn: Connection, collection: str, kind: ChangeType, doc: Document, body: str,
             events: Outbox | None, history: int) -> Document:
-    """The write's last statements: take the revision (the collection's lock, held until
-    commit), give it to the resource row, log the change and record the events.
+    """The write's last statements: take the revision, give it to the resource row, log
+    the change (see `_sql_changes`) and record the events.
 
-    Everything else the write does comes before, so the lock that orders the writes of a
-    collection is held for these few statements and the commit only; and it is the last
+    Everything that can fail comes before, so a failed write draws no number (a hole that
+    readers would have to settle). Where the collection's row counts (SQLite, MySQL) it is
+    locked until commit: held for these few statements and the commit only, and the last
     lock a write takes (after its resource's row), so writers cannot wait for each other
     in a cycle."""
-    uid = doc["metadata"]["uid"]
-    revision = change_log.take(conn, collection, uid, kind, body, history)
+    meta = doc["metadata"]
+    uid = meta["uid"]
+    revision = change_log.take(conn, collection, uid, meta["name"], kind, body, history)
     stored = _with_version(doc, revision)
     _record_events(conn, collection, uid, stored, events)
     return stored
@@ -299,7 +301,7 @@ def _finish(conn: Connection, collection: str, kind: ChangeType, doc: Document, 
 
 def ensure_collection(conn: Connection, collection: str) -> None:
     """The collection's row for the change log, made before its first write."""
-    change_log.ensure_collection(conn, collection, _next_revision(conn))
+    change_log.ensure_collection(conn, collection, lambda: _next_revision(conn))
 
 
 # -- the outbox (see _outbox) -------------------------------------------------------------

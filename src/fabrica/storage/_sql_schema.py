@@ -18,12 +18,14 @@ compares them).
   a version is never reused, even across a delete and re-create under the same name.
 - ``fabrica_outbox``: the events of committed writes not yet relayed to the event bus,
   written in the write's own transaction (see `_outbox`), in ``seq`` order.
-- ``fabrica_collections``: one row per collection: its newest committed revision (every
-  write takes the next one from this row, which locks it until the write commits, so the
-  writes of one collection commit in revision order) and the horizon of its change log.
+- ``fabrica_collections``: one row per collection: ``settled``, a revision up to which every
+  number is settled (a committed change or a number no change will ever have; on SQLite
+  and MySQL also the collection's revision counter), and the horizon of its change log.
+  On PostgreSQL and MariaDB each collection also has a sequence of its own,
+  ``fabrica_rev_<collection>``, its revision counter (see `_sql_changes`).
 - ``fabrica_changes``: the change log, one row per write (create, update, delete) with the
   document as it became (its version is the change's revision), written in the write's
-  transaction; compacted from the oldest.
+  transaction, and skip markers for numbers no change will have; compacted from the oldest.
 
 Keys compare byte-wise on every database (PostgreSQL ``COLLATE "C"``, MySQL ``utf8mb4_bin``),
 so names sort as they do in Python and label values are case-sensitive.
@@ -171,7 +173,7 @@ collections = Table(
     "fabrica_collections",
     metadata,
     Column("collection", key_type(63), nullable=False),
-    Column("revision", BigInteger, nullable=False),
+    Column("settled", BigInteger, nullable=False),
     Column("horizon", BigInteger, nullable=False),
     PrimaryKeyConstraint("collection", name="pk_fabrica_collections"),
     **MYSQL_TABLE_ARGS,

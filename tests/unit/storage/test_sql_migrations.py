@@ -237,3 +237,84 @@ async def test_a_database_without_the_change_log_upgrades_and_logs_new_writes(st
     logged = await storage.changes("devices", after=newest)
     assert [(c.type, c.document) for c in logged] == [("MODIFIED", updated), ("ADDED", again)]
     assert await storage.latest("devices") == logged[-1].revision
+
+
+def write_at_0004(storage: SQLStorage, collection: str, docs: list[dict]):
+    """Creates as the release at schema 0004 made them: the collection's row counts
+    (``revision``, locked until commit), each create logs its change, and the document is
+    stored without its version (the row's column holds it)."""
+
+    def write(conn):
+        where = {"collection": collection}
+        if conn.execute(text("SELECT COUNT(*) FROM fabrica_collections "
+                             "WHERE collection = :collection"), where).scalar() == 0:
+            conn.execute(text("INSERT INTO fabrica_collections (collection, revision, horizon) "
+                              "VALUES (:collection, :revision, 0)"),
+                         {**where, "revision": ops._next_revision(conn)})
+        stored = []
+        for doc in docs:
+            conn.execute(text("UPDATE fabrica_collections SET revision = revision + 1 "
+                              "WHERE collection = :collection"), where)
+            revision = conn.execute(text("SELECT revision FROM fabrica_collections "
+                                         "WHERE collection = :collection"), where).scalar_one()
+            meta, body = doc["metadata"], encode(ops._without_version(doc))
+            conn.execute(ops.insert(ops.resources).values(
+                collection=collection, uid=meta["uid"], name=meta["name"],
+                resource_version=revision, document=body, **resource_columns(doc)))
+            conn.execute(text("INSERT INTO fabrica_changes (collection, revision, uid, type, "
+                              "document) VALUES (:collection, :revision, :uid, 'ADDED', :body)"),
+                         {**where, "revision": revision, "uid": meta["uid"], "body": body})
+            stored.append(ops._with_version(doc, revision))
+        return stored
+
+    return storage._run(write, write=True)
+
+
+def _version(doc: dict) -> int:
+    return int(doc["metadata"]["resourceVersion"])
+
+
+async def test_a_database_at_0004_upgrades_to_revision_sequences_and_back(storage):
+    """The change log written at 0004 reads the same after the upgrade; writes go on just
+    above the collection's last revision, one after the other; a write that rolls back after
+    taking its number is passed. The downgrade leaves each collection's counter above every
+    number handed out, and no skip marker behind."""
+    assert await storage.migrate("0004") == (None, "0004")
+    old = await write_at_0004(storage, "devices", [
+        device(f"d-{n}", f"dev-{n:08x}", {"n": str(n)}) for n in range(5)])
+    racks = await write_at_0004(storage, "racks", [device("r-1", "rack-00000001", {})])
+    newest = _version(old[-1])
+
+    await storage.migrate()
+    await storage.check_schema()
+    assert await storage.latest("devices") == newest
+    assert [c.document for c in await storage.changes("devices", after=0)] == old
+    assert await storage.latest("racks") == _version(racks[0])
+    created = await storage.create("devices", device("d-new", "dev-000000aa", {}))
+    assert _version(created) == newest + 1
+
+    def broken(doc: dict) -> list:
+        raise RuntimeError("cannot build the event")
+
+    with pytest.raises(RuntimeError):  # rolls back after taking its number
+        await storage.create("devices", device("d-lost", "dev-000000bb", {}), outbox=broken)
+    last = await storage.create("devices", device("d-last", "dev-000000cc", {}))
+    assert await storage.latest("devices") == _version(last)
+    assert [c.document for c in await storage.changes("devices", after=newest)] == [
+        created, last]
+
+    await storage.downgrade("0004")
+
+    def state(conn):
+        counter = conn.execute(text("SELECT revision FROM fabrica_collections "
+                                    "WHERE collection = 'devices'")).scalar_one()
+        types = conn.execute(text("SELECT DISTINCT type FROM fabrica_changes")).scalars()
+        return int(counter), sorted(types)
+
+    counter, types = await storage._run(state)
+    assert counter >= _version(last) and types == ["ADDED"]
+    await storage.migrate()
+    again = await storage.create("devices", device("d-again", "dev-000000dd", {}))
+    assert _version(again) > counter
+    assert [c.document for c in await storage.changes("devices", after=newest)] == [
+        created, last, again]

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from fabrica.storage import AlreadyExists, Conflict, Gone, NotFound, StoredChange
+from fabrica.storage import _sql_changes as change_log
 from fabrica.storage._sql_schema import collections, resources
 from tests._support.storage import doc as device_doc
 from tests._support.storage import uid
@@ -212,14 +213,34 @@ async def test_writers_with_the_outbox_and_a_relay_never_deadlock(storage):
     assert all(versions == sorted(versions) for versions in per_resource.values())
 
 
-@pytest.mark.parametrize("backend_url", ["postgresql", "mariadb"], indirect=True)
-async def test_a_write_takes_its_collections_lock_last(storage):
-    """What a write can fail on (a taken name, a stale version, a missing resource) is found
-    before it takes its collection's lock: while another transaction holds that lock, those
-    writes fail at once; a good write waits for the lock, then lands with the next version."""
+@pytest.fixture
+def counted_revisions(monkeypatch):
+    """Revisions counted in the collection's row, as on MySQL (no sequences), on MariaDB:
+    the same statements, on a server these tests have."""
+    monkeypatch.setattr(change_log, "sequenced", lambda dialect: False)
+
+
+@pytest.mark.parametrize("backend_url", ["mariadb"], indirect=True)
+async def test_counted_revisions_log_every_write_in_order(counted_revisions, storage):
+    """The MySQL way (see `counted_revisions`) keeps the log's contract too."""
+    await test_every_write_is_logged_in_order(storage)
+
+
+@pytest.mark.parametrize("backend_url", ["mariadb"], indirect=True)
+async def test_counted_revisions_make_a_log_without_gaps(counted_revisions, storage):
+    await test_concurrent_writers_make_a_log_without_gaps_or_repeats(storage)
+
+
+@pytest.mark.parametrize("backend_url", ["mariadb"], indirect=True)
+async def test_a_write_takes_its_collections_lock_last(counted_revisions, storage):
+    """Where the collection's row counts, what a write can fail on (a taken name, a stale
+    version, a missing resource) is found before it takes the row's lock: while another
+    transaction holds that lock, those writes fail at once; a good write waits for the
+    lock, then lands with the next version. (PostgreSQL and MariaDB draw from sequences:
+    test_sql_changes_in_flight.py.)"""
     current = await storage.create("devices", doc("a", uid(1)))
     async with storage.engine.connect() as holder:
-        await holder.execute(select(collections.c.revision).where(
+        await holder.execute(select(collections.c.settled).where(
             collections.c.collection == "devices").with_for_update())
         landing = asyncio.create_task(storage.create("devices", doc("b", uid(2))))
         with pytest.raises(AlreadyExists):

@@ -1,6 +1,6 @@
 """Two OS processes write one collection while a third follows its change log: the log
 has no gap and no repeat, the follower saw exactly it, and its replay is the stored state.
-On the file backend (a shared data dir) and PostgreSQL (a shared database)."""
+On the file backend (a shared data dir), PostgreSQL and MariaDB (a shared database)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _write_in_process(place: str, worker: int, barrier) -> None:
     asyncio.run(work())
 
 
-@pytest.mark.parametrize("backend_url", ["file", "postgresql"], indirect=True)
+@pytest.mark.parametrize("backend_url", ["file", "postgresql", "mariadb"], indirect=True)
 async def test_two_processes_writing_one_collection_make_one_gap_free_log(
         open_backend, backend_url, tmp_path):
     storage = await open_backend()
