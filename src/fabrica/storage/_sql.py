@@ -86,6 +86,7 @@ _POOL_SIZE = 15
 _PING_AFTER_IDLE = 2.0  # seconds a pooled connection may sit idle and be used unpinged
 _IDLE_SINCE = "fabrica_idle_since"
 _WRITE_ATTEMPTS = 3  # a write picked as a deadlock victim runs again (see `_write`)
+_IN_FLIGHT_POLL_SECONDS = 0.005  # `latest` waiting for a writer in flight below a commit
 
 
 class SQLStorage:
@@ -268,9 +269,26 @@ class SQLStorage:
 
     async def latest(self, collection: str) -> int:
         check_collection(collection)
-        settled = await self._run(change_log.latest, collection,
-                                  self._settled.get(collection, 0))
+        settled, in_flight = await self._settled_now(collection)
+        if in_flight:
+            return await self._wait_for_writers(collection, settled)
+        return settled
+
+    async def _settled_now(self, collection: str) -> tuple[int, bool]:
+        settled, in_flight = await self._run(change_log.latest, collection,
+                                             self._settled.get(collection, 0))
         self._know_settled(collection, settled)
+        return settled, in_flight
+
+    async def _wait_for_writers(self, collection: str, settled: int) -> int:
+        """Revisions come from a sequence, so a write may commit while one numbered below
+        it is still in flight; a read after the later one was acknowledged must show it.
+        Wait until every number up to the newest committed one is settled (writers in
+        flight are live: a dead one's number is settled at once)."""
+        target = await self._run(change_log.newest, collection)
+        while settled < target:
+            await asyncio.sleep(_IN_FLIGHT_POLL_SECONDS)
+            settled = (await self._settled_now(collection))[0]
         return settled
 
     async def changes(

@@ -80,6 +80,7 @@ __all__ = [
     "ensure_collection",
     "horizon",
     "latest",
+    "newest",
     "read_changes",
     "sequence_name",
     "sequenced",
@@ -296,16 +297,27 @@ def _insert_row(conn: Connection, collection: str, settled: int) -> None:
 # -- reads -------------------------------------------------------------------------------
 
 
-def latest(conn: Connection, collection: str, known: int) -> int:
-    """The newest revision R such that every number up to R is settled (`known` is one the
-    caller knows settled already, or 0). Walks the log up from there, settling what it
+def latest(conn: Connection, collection: str, known: int) -> tuple[int, bool]:
+    """(the newest revision R such that every number up to R is settled, whether a writer
+    still in flight holds R + 1 with committed changes above it); `known` is a revision
+    the caller knows settled already, or 0. Walks the log up from there, settling what it
     can (see the module docstring)."""
     if not known:  # start where the row says, not at the oldest change kept
         start = conn.execute(_START, {"w_collection": collection}).first()
         if start is None:
-            return 0  # no row: never written
+            return 0, False  # no row: never written
         known = max(int(start.settled), int(start.horizon))
-    return _settle(conn, collection, known, store=True)
+    return _walk(conn, collection, known, store=True)
+
+
+def newest(conn: Connection, collection: str) -> int:
+    """The highest revision in the log, committed or a skip marker (0 when none)."""
+    found = conn.execute(_NEWEST, {"w_collection": collection}).scalar()
+    return 0 if found is None else int(found)
+
+
+_NEWEST = select(sql.max(changes.c.revision)).where(
+    changes.c.collection == bindparam("w_collection"))
 
 
 def _settle(conn: Connection, collection: str, start: int, *, store: bool) -> int:
@@ -313,11 +325,16 @@ def _settle(conn: Connection, collection: str, start: int, *, store: bool) -> in
     settling what it can on the way (skip markers, committed at once: one holds a lock
     until then). `store`: `start` itself is settled (every number up to it), so R is, and
     is stored in the row every `_ADVANCE` revisions."""
+    return _walk(conn, collection, start, store=store)[0]
+
+
+def _walk(conn: Connection, collection: str, start: int, *, store: bool) -> tuple[int, bool]:
+    """`_settle`, and whether it stopped at a writer in flight below committed changes."""
     while True:
         rows = conn.execute(_WALK_FROM, {"w_collection": collection, "after": start,
                                          "limit": _WALK}).all()
         if not rows:
-            return start  # no row (deleted since)
+            return start, False  # no row (deleted since)
         stored = int(rows[0].settled)
         end = max(start, stored, int(rows[0].horizon))
         stopped = False
@@ -336,7 +353,7 @@ def _settle(conn: Connection, collection: str, start: int, *, store: bool) -> in
             conn.execute(_ADVANCE_TO, {"w_collection": collection, "w_settled": end})
             conn.commit()
         if stopped or len(rows) < _WALK:
-            return end
+            return end, stopped
         start = end
 
 

@@ -3,8 +3,8 @@
 The rule (Kubernetes-like, but refused where Kubernetes would collect silently): a create
 or an update that adds an ``ownerReferences`` entry must name a kind this service serves
 (else `OwnerReferenceError` on ``metadata.ownerReferences.N.kind``) and the uid of a
-resource of that kind that exists now (else on ``...N.uid``); HTTP answers both with 422. References the
-resource already had are not checked again: an owner deleted since is the garbage
+resource of that kind that exists now (else on ``...N.uid``); HTTP answers both with 422.
+References the resource already had are not checked again: an owner deleted since is the garbage
 collector's business (it deletes the dependent), and a dependent held by a finalizer must
 still be writable to release it.
 

@@ -100,12 +100,17 @@ async def test_a_write_in_flight_holds_readers_back_and_no_writer(storage, open_
             await storage.update("devices", first, "999999")
         with pytest.raises(NotFound):
             await storage.delete("devices", "dev-000000ff")
+        # A read after `later` was acknowledged must show it: `latest` waits for the
+        # write in flight below it rather than answer `base`.
+        latest = [asyncio.create_task(reader.latest("devices")) for reader in (storage, other)]
         for reader in (storage, other):
-            assert await reader.latest("devices") == base
             assert await reader.changes("devices", after=base) == []
             assert await reader.changes("devices", after=base + 1) == [
                 StoredChange(rv(d), "ADDED", d) for d in later]  # a watch resumed past it
+        await asyncio.sleep(0.05)
+        assert not any(task.done() for task in latest)
         await held.conn.commit()
+    assert [await task for task in latest] == [base + 4, base + 4]
     for reader in (storage, other):
         assert await reader.latest("devices") == base + 4
         assert [(c.revision, c.document) for c in await reader.changes("devices", base)] == [
@@ -121,7 +126,7 @@ async def test_a_write_that_never_commits_leaves_a_hole_readers_pass(storage, op
     async with held_create(storage, doc("0-held", "dev-00000002")) as held:
         later = await asyncio.wait_for(storage.create("devices", doc("b", "dev-00000003")),
                                        DEADLINE)
-        assert await other.latest("devices") == base
+        assert await other.changes("devices", after=base) == []  # held back by the hole
         if end == "rollback":
             await held.conn.rollback()
         else:
