@@ -2,7 +2,7 @@
 the test's word what a real server does only now and then: cut every open watch, end them
 cleanly, forget old versions (so a resume gets ``ERROR`` 410), send a bookmark, refuse the
 next watches with a 503, go back to an older state (a restore: a resume from a version it
-never reached gets 504, "too large resource version").
+never reached gets ERROR 504, "too large resource version").
 
 It serves one kind, the SPEC's Device, on ``/devices``: ``GET`` lists (with
 ``X-Resource-Version`` and ``labelSelector``) or, with ``watch=true``, streams newline-delimited
@@ -151,9 +151,11 @@ class WatchServer:
             await asyncio.sleep(0.005)
         since = query.get("resourceVersion")
         if since is not None and int(since) > self.version:
-            return JSONResponse({"error": f"too large resource version: {since}, "
-                                          f"current: {self.version}", "code": 504},
-                                status_code=504, headers={"Retry-After": "1"})
+            status = {"kind": "Status", "code": 504, "reason": "Timeout",
+                      "message": f"too large resource version: {since}, current: "
+                                 f"{self.version}", "details": {"retryAfterSeconds": 1}}
+            return Response(json.dumps({"type": "ERROR", "object": status}) + "\n",
+                            media_type="application/x-ndjson")
         return StreamingResponse(self._stream(query.get("resourceVersion"), selector,
                                               query.get("allowWatchBookmarks") == "true"),
                                  media_type="application/json")

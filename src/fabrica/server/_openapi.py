@@ -63,12 +63,10 @@ _ERRORS = {
     "413": "Request body too large; or a patch whose result would be larger than both the "
            "body limit and the current document, or that has more than 10,000 operations",
     "415": "Unsupported content type (POST and PUT take JSON; PATCH a patch type)",
-    "422": "The patch cannot be applied to the current document, or would nest it deeper "
-           "than 64 levels",
+    "422": "A patch that cannot be applied to the current document, or would nest it deeper "
+           "than 64 levels; or metadata.ownerReferences naming a kind not served here or a "
+           "resource that does not exist",
     "503": "Storage temporarily unavailable; retry after Retry-After seconds",
-    "504": "watch=true from a resourceVersion newer than any this server has (its change "
-           "log did not reach it within a few seconds): list again, or retry after "
-           "Retry-After seconds",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
                                 "schema": {"type": "integer", "minimum": 0}}}
@@ -125,7 +123,9 @@ _LIST_PARAMS = [
      "description": "With watch: send every change after this version (a list's "
                     "X-Resource-Version, or the last event's); without it a watch first "
                     "sends every current match as ADDED. Too old: one ERROR event with "
-                    "code 410. Ignored by a plain list"},
+                    "code 410. Newer than any this server has (after a few seconds' wait "
+                    "for it): one ERROR event with code 504, reason Timeout (list again). "
+                    "Ignored by a plain list"},
     {"name": "allowWatchBookmarks", "in": "query", "required": False,
      "schema": {"type": "boolean"},
      "description": "With watch: periodic BOOKMARK events carrying only "
@@ -422,16 +422,16 @@ def _kind_operations(
                              "content": {**_json({"type": "array",
                                                   "items": {"$ref": refs["resource"]}}),
                                          WATCH_MEDIA_TYPE: {"schema": _WATCH_EVENT}}}},
-                    params=_LIST_PARAMS, errors=("400", "504")),
+                    params=_LIST_PARAMS, errors=("400",)),
         "create": _op(f"create{kind}", f"Create a {kind}", tags, created,
                       body={"required": True, "content": _json({"$ref": refs["create"]})},
-                      errors=("400", "409", "413", "415")),
+                      errors=("400", "409", "413", "415", "422")),
         "get": _op(f"get{kind}", f"Get a {kind}", tags,
                    {**one("The resource"), "304": {"description": "Not modified",
                                                    "headers": _ETAG_HEADER}},
                    params=[_IF_NONE_MATCH], errors=("400", "404")),
         "replace": _op(f"update{kind}", f"Replace a {kind}'s spec", tags, one("Updated"),
-                       body=write_body, params=[_IF_MATCH], errors=write_errors),
+                       body=write_body, params=[_IF_MATCH], errors=(*write_errors, "422")),
         "patch": _op(f"patch{kind}", f"Patch a {kind}'s spec", tags, one("Patched"),
                      body=patches[0], params=[_IF_MATCH], errors=patch_errors),
         "delete": _op(f"delete{kind}", f"Delete a {kind}", tags,
@@ -524,7 +524,7 @@ def _op(
     for code in errors:
         responses[code] = {"description": _ERRORS[code],
                            "content": _json({"$ref": _REF.format(model="Error")})}
-        if code in ("503", "504"):
+        if code == "503":
             responses[code]["headers"] = _RETRY_AFTER
     op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": tags,
                           "responses": responses}

@@ -31,7 +31,7 @@ from ..resource import (
     SelectorError,
     parse_selector,
 )
-from ..store import ResourceStore, ResourceVersionTooLarge, WatchCache
+from ..store import ResourceStore, ResourceVersionTooLarge, WatchCache, error_line
 from ._body import (
     WriteRequest,
     check_json_content_type,
@@ -44,7 +44,7 @@ from ._body import (
 )
 from ._bounds import measure
 from ._conditional import etag, etag_of, if_match_precondition, if_none_match_hits
-from ._errors import APIError, error_response, validation_details
+from ._errors import APIError, validation_details
 from ._negotiate import Negotiated, Negotiator, warning_header
 from ._paging import decode_continue, encode_continue, parse_limit
 from ._patch import apply_patch, patch_format
@@ -129,11 +129,14 @@ class KindEndpoints:
             watcher = await self.cache.watch(
                 self.cls, resource_version=params.resource_version,
                 selector=selector or None, api_version=version)
-        except ResourceVersionTooLarge as exc:  # Kubernetes' 504 Timeout: list again
-            return error_response(504, str(exc), [{
-                "field": "resourceVersion", "message": "newer than any this server has "
-                "(its change log never reached it): list again and watch from the list's "
-                "X-Resource-Version"}], headers={"Retry-After": str(exc.retry_after)})
+        except ResourceVersionTooLarge as exc:
+            # Kubernetes' "too large resource version" (a Status 504 Timeout), as the one
+            # event of a watch stream, like the 410 of a version too old: what the client
+            # sent is not a server failure, so no 5xx status line.
+            line = error_line(504, "Timeout", str(exc),
+                              {"retryAfterSeconds": exc.retry_after})
+            return Response(line, media_type="application/x-ndjson",
+                            headers=self._headers(version))
         return self.streams.response(watcher, params, self._headers(version))  # type: ignore[return-value]
 
     async def create(self, request: Request) -> Response:

@@ -89,10 +89,14 @@ def event_line(kind: str, wire: bytes) -> bytes:
     return b'{"type":"' + kind.encode() + b'","object":' + wire + b"}\n"
 
 
-def error_line(code: int, reason: str, message: str) -> bytes:
+def error_line(code: int, reason: str, message: str,
+               details: dict[str, Any] | None = None) -> bytes:
     """An ERROR event whose object is a Kubernetes Status."""
-    status = {"kind": "Status", "apiVersion": API_VERSION, "metadata": {},
-              "status": "Failure", "message": message, "reason": reason, "code": code}
+    status: dict[str, Any] = {"kind": "Status", "apiVersion": API_VERSION, "metadata": {},
+                              "status": "Failure", "message": message, "reason": reason,
+                              "code": code}
+    if details:
+        status["details"] = details
     return event_line("ERROR", json.dumps(status, separators=(",", ":")).encode())
 
 
