@@ -47,11 +47,35 @@ from ._resource import (
     ResourceInfo,
     new_uid,
 )
+from ._rules import (
+    ALL_VERBS,
+    EXPOSURES,
+    Exposure,
+    Immutable,
+    Indexed,
+    KindRules,
+    Sensitive,
+    Unique,
+    Verb,
+    field_value,
+    unique_key,
+)
 from ._served import ServedVersion, VersionInfo, is_valid_version, version_sort_key
 from ._text import InvalidText, check_text, invalid_text_path
 from ._time import utcnow
 
 __all__ = [
+    "ALL_VERBS",
+    "EXPOSURES",
+    "Exposure",
+    "Immutable",
+    "Indexed",
+    "KindRules",
+    "Sensitive",
+    "Unique",
+    "Verb",
+    "field_value",
+    "unique_key",
     "API_VERSION",
     "LABEL_KEY_MAX_LENGTH",
     "LABEL_KEY_PATTERN",
