@@ -145,11 +145,17 @@ def _string_map(value: Any, path: str) -> dict[str, str] | None:
     return value
 
 
+#: The plain type of each `OwnerReference` field (str or bool).
+_REF_TYPES = {name: info.annotation for name, info in OwnerReference.model_fields.items()}
+
+
 def _owner_reference(item: Any) -> OwnerReference:
     if isinstance(item, OwnerReference):
         # Built in Python (a reconciler's): its fields may have been set without
-        # validation, so each is checked again as it stands (no serialisation, which
-        # would only warn about a wrong type).
+        # validation. Well typed (the store's every write): as it is, cheaply; else
+        # validated again for pydantic's messages (not serialised: that only warns).
+        if all(type(getattr(item, name)) is tp for name, tp in _REF_TYPES.items()):
+            return item
         return OwnerReference.model_validate(dict(item), strict=True)
     # Strict JSON, as OpenAPI states the types: "true" is not a boolean here.
     return OwnerReference.model_validate_json(json.dumps(item), strict=True)
