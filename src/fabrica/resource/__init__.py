@@ -1,5 +1,5 @@
-"""The resource model: `Model`, `Resource[Spec, Status]`, `ServedVersion`, metadata, conditions
-and names."""
+"""The resource model: `Model`, `Resource[Spec, Status]`, `ServedVersion`, metadata and its
+rules, conditions and names."""
 
 from ._api_versions import ApiVersions, ApiVersionTable, ConversionError
 from ._conditions import (
@@ -24,6 +24,15 @@ from ._labels import (
     label_key_error,
     label_value_error,
     parse_selector,
+)
+from ._metadata import (
+    MAX_ANNOTATIONS_BYTES,
+    InvalidMetadata,
+    check_annotations,
+    check_finalizers,
+    check_labels,
+    check_metadata,
+    check_owner_references,
 )
 from ._model import Model
 from ._naming import (
@@ -81,6 +90,7 @@ __all__ = [
     "LABEL_KEY_PATTERN",
     "LABEL_VALUE_MAX_LENGTH",
     "LABEL_VALUE_PATTERN",
+    "MAX_ANNOTATIONS_BYTES",
     "MAX_SELECTOR_LENGTH",
     "MAX_SELECTOR_REQUIREMENTS",
     "MAX_SELECTOR_VALUES",
@@ -92,6 +102,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConversionError",
+    "InvalidMetadata",
     "InvalidText",
     "Metadata",
     "Model",
@@ -104,6 +115,11 @@ __all__ = [
     "UID_PATTERN",
     "ServedVersion",
     "VersionInfo",
+    "check_annotations",
+    "check_finalizers",
+    "check_labels",
+    "check_metadata",
+    "check_owner_references",
     "check_text",
     "default_prefix",
     "find_condition",
