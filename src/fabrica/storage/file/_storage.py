@@ -27,7 +27,7 @@ resource deleted and re-created under the same name starts above its predecessor
 Every write also records its change, ``PLURAL/.changes/REVISION.json``, after the document
 and under the same locks, made durable by the same directory fsync; a delete takes a
 revision too. How watchers read that log in order, across processes, and how a writer
-that died mid-write is told from one at work, is in `_file_changes`.
+that died mid-write is told from one at work, is in `_changes`.
 
 The log must never give a name to two resources at once. A create takes its revision
 before its name's lock (its slow part, two fsyncs, runs unlocked), so a delete of the same
@@ -62,8 +62,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..resource import UID_PATTERN, Selector, is_dns1123_subdomain, is_uid
-from ._base import (
+from ...resource import UID_PATTERN, Selector, is_dns1123_subdomain, is_uid
+from .._base import (
     DEFAULT_CHANGE_HISTORY,
     AlreadyExists,
     Conflict,
@@ -72,9 +72,9 @@ from ._base import (
     NotFound,
     StoredChange,
 )
-from ._checks import check_collection, check_new, check_update
-from ._file_changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
-from ._fileio import atomic_write, flock, fsync_dir, read_bytes, write_temp
+from .._checks import check_collection, check_new, check_update
+from ._changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
+from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
 
 __all__ = ["FileStorage"]
 
@@ -104,7 +104,7 @@ class FileStorage:
         how long one `changes` call waits for writers in flight before answering what it
         has, and, where the kernel cannot say whether a writer lives (no open file
         description locks), how long a missing change is waited for before its writer is
-        taken for dead (see `_file_changes`)."""
+        taken for dead (see `_changes`)."""
         self.data_dir = Path(data_dir).resolve()
         self._changes = FileChangeLog(change_wait, change_history)
         self._latest_dirs: dict[str, Path] = {}
@@ -169,7 +169,7 @@ class FileStorage:
     async def delete_version(self, collection: str, uid: str, version_id: str) -> None:
         await self._run(self._delete_version_sync, collection, uid, version_id)
 
-    # -- the change log (see _file_changes) -----------------------------------------------
+    # -- the change log (see _changes) -----------------------------------------------
 
     async def latest(self, collection: str) -> int:
         # Inline: one stat when nothing changed, cheaper than a thread hop. The watch cache
