@@ -1,7 +1,7 @@
 """How storage costs grow with the number of resources, per backend.
 
 For each backend (file, sqlite, postgresql, mariadb) it inserts N resources (default 1k,
-10k, 100k; the file backend stops at 10k, since every list reads every file) and measures
+10k, 100k; the file backend stops at 10k, ``--file-max``: it fsyncs every create) and measures
 at each N:
 
 - ``create/s``: creates per second while growing to N (16 concurrent writers);
