@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEVICE_SPEC, request  # noqa: E402
 from http_crud import fabrica_server, make_project  # noqa: E402
 
-from fabrica.storage._file_changes import read_counter  # noqa: E402
-from fabrica.storage._fileio import flock  # noqa: E402
+from fabrica.storage.file._changes import read_counter  # noqa: E402
+from fabrica.storage.file._io import flock  # noqa: E402
 
 STRIPES = 64
 

@@ -1,14 +1,18 @@
 """How storage costs grow with the number of resources, per backend.
 
 For each backend (file, sqlite, postgresql, mariadb) it inserts N resources (default 1k,
-10k, 100k; the file backend stops at 10k, since every list reads every file) and measures
+10k, 100k; the file backend stops at 10k, ``--file-max``: it fsyncs every create) and measures
 at each N:
 
 - ``create/s``: creates per second while growing to N (16 concurrent writers);
 - ``get``: mean time of one get by uid (random uids, one at a time);
 - ``list``: mean time of one page of 100 with a label selector (``group in (g1,g3,g5)``,
   three resources in ten), starting after a random name, as
-  ``GET /PLURAL?labelSelector=...&limit=100`` does.
+  ``GET /PLURAL?labelSelector=...&limit=100`` does;
+- with ``--walk PAGE``: the time of one walk through the whole collection in pages of PAGE
+  (``limit`` + ``continue``, no selector), as a client or the console lists a kind, and the
+  time of one full list: a backend that reads only each page's documents walks in about the
+  time of the full list, one that reads the collection per page takes pages x longer.
 
 The growth lines divide each cost at the largest N by its cost at the smallest: ~1x means
 the cost does not depend on N (keyset paging and indexes at work), ~100x from 1k to 100k
@@ -64,6 +68,8 @@ class Row:
     creates_per_s: float
     get_ms: float
     list_ms: float
+    walk_s: float | None = None
+    full_s: float | None = None
 
 
 def device(i: int) -> dict[str, Any]:
@@ -182,6 +188,25 @@ async def mean_ms(operation: Callable[[], Any], repeat: int) -> float:
     return statistics.fmean(timings) * 1000
 
 
+async def timed(operation: Callable[[], Any]) -> float:
+    began = time.perf_counter()
+    await operation()
+    return time.perf_counter() - began
+
+
+async def walk(storage: Storage, page: int, expected: int) -> None:
+    """Every document of the collection, page by page, as ``?limit=PAGE&continue=...``."""
+    seen, after = 0, None
+    while found := await storage.list(COLLECTION, limit=page, after=after):
+        seen += len(found)
+        after = found[-1]["metadata"]["name"]
+    assert seen == expected, (seen, expected)
+
+
+async def full_list(storage: Storage, expected: int) -> None:
+    assert len(await storage.list(COLLECTION)) == expected
+
+
 async def measure(name: str, sizes: list[int], args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     rng = random.Random(7)
@@ -207,20 +232,30 @@ async def measure(name: str, sizes: list[int], args: argparse.Namespace) -> list
 
                 row = Row(name, size, rate, await mean_ms(get, args.gets),
                           await mean_ms(page, args.lists))
+                if args.walk:
+                    row.walk_s = await timed(lambda: walk(storage, args.walk, len(uids)))
+                    row.full_s = await timed(lambda: full_list(storage, len(uids)))
                 rows.append(row)
+                walked = ("" if row.walk_s is None else f"  walk by {args.walk:,} "
+                          f"{row.walk_s:7.2f} s  full list {row.full_s:7.2f} s")
                 print(f"  {name:<10} {size:>8,}  {row.creates_per_s:>9,.0f} creates/s  "
-                      f"get {row.get_ms:7.3f} ms  list {row.list_ms:8.2f} ms", flush=True)
+                      f"get {row.get_ms:7.3f} ms  list {row.list_ms:8.2f} ms{walked}",
+                      flush=True)
     return rows
 
 
 def report(rows: list[Row]) -> None:
+    walked = any(row.walk_s is not None for row in rows)
     print()
     print(f"| {'backend':<10} | {'N':>8} | {'create/s':>9} | {'get (ms)':>8} | "
-          f"{'list 100 w/ selector (ms)':>25} |")
-    print(f"|{'-' * 12}|{'-' * 10}|{'-' * 11}|{'-' * 10}|{'-' * 27}|")
+          f"{'list 100 w/ selector (ms)':>25} |"
+          + (f" {'walk (s)':>8} | {'full list (s)':>13} |" if walked else ""))
+    print(f"|{'-' * 12}|{'-' * 10}|{'-' * 11}|{'-' * 10}|{'-' * 27}|"
+          + (f"{'-' * 10}|{'-' * 15}|" if walked else ""))
     for row in rows:
         print(f"| {row.backend:<10} | {row.size:>8,} | {row.creates_per_s:>9,.0f} | "
-              f"{row.get_ms:>8.3f} | {row.list_ms:>25.2f} |")
+              f"{row.get_ms:>8.3f} | {row.list_ms:>25.2f} |"
+              + (f" {row.walk_s or 0:>8.2f} | {row.full_s or 0:>13.2f} |" if walked else ""))
     print()
     print("growth from the smallest to the largest N (cost at largest / cost at smallest):")
     for backend in dict.fromkeys(r.backend for r in rows):
@@ -246,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent writers")
     parser.add_argument("--gets", type=int, default=300, help="gets timed at each N")
     parser.add_argument("--lists", type=int, default=30, help="pages timed at each N")
+    parser.add_argument("--walk", type=int, default=0, metavar="PAGE",
+                        help="also time a walk through all pages of PAGE, and a full list")
     parser.add_argument("--stale-statistics", action="store_true",
                         help="analyze the tables once, at one resource, never again")
     args = parser.parse_args(argv)

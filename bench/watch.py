@@ -294,8 +294,8 @@ def _bulk_insert(conn: Any, count: int) -> None:
     from sqlalchemy import insert
     from storage_scale import device
 
-    from fabrica.storage._sql_ops import encode, resource_columns
-    from fabrica.storage._sql_schema import collections, labels, resources
+    from fabrica.storage.sql._ops import encode, resource_columns
+    from fabrica.storage.sql._schema import collections, labels, resources
 
     rows, label_rows = [], []
     for i in range(count):

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fabrica.storage import FileStorage
-from fabrica.storage._file_changes import read_counter
-from fabrica.storage._fileio import atomic_write, flock
+from fabrica.storage.file._changes import read_counter
+from fabrica.storage.file._io import atomic_write, flock
 
 
 def doc(name: str, uid: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fabrica.storage._file_changes import read_counter
+from fabrica.storage.file._changes import read_counter
 from tests._support.e2e import Server, make_device_project
 from tests._support.sqldb import postgres_schema
 from tests._support.storage import name_locks_held, wait_for_counter

@@ -1,4 +1,6 @@
-"""Storage backends: the `Storage` protocol, the file backend and the SQL backend.
+"""Storage backends: the `Storage` protocol, the file backend (`file/`) and the SQL backend
+(`sql/`), which do not import each other; what both use (the contract, its checks, leases,
+the outbox, timeouts, opening a backend from options) is here.
 
 `SQLStorage` (SQLite, PostgreSQL, MariaDB/MySQL) and `MigrationRequired` load SQLAlchemy on
 first use, so a service on the file backend (and every client) starts without it.
@@ -20,7 +22,6 @@ from ._base import (
     StoredChange,
     Unavailable,
 )
-from ._file import FileStorage
 from ._leases import Leases, LocalLeases, lease_key
 from ._open import (
     DatabaseURLRequired,
@@ -33,11 +34,10 @@ from ._open import (
 )
 from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
 from ._timeout import with_timeout
+from .file import FileStorage
 
 if TYPE_CHECKING:
-    from ._sql import SQLStorage
-    from ._sql_leases import SQLLeases
-    from ._sql_migrate import MigrationRequired
+    from .sql import MigrationRequired, SQLLeases, SQLStorage
 
 __all__ = [
     "DEFAULT_CHANGE_HISTORY",
@@ -74,17 +74,12 @@ __all__ = [
 ]
 
 
+_SQL_NAMES = frozenset({"MigrationRequired", "SQLLeases", "SQLStorage"})
+
+
 def __getattr__(name: str) -> Any:
-    if name == "SQLStorage":
-        from ._sql import SQLStorage
+    if name in _SQL_NAMES:
+        from . import sql  # loads SQLAlchemy: only on first use of a SQL name
 
-        return SQLStorage
-    if name == "SQLLeases":
-        from ._sql_leases import SQLLeases
-
-        return SQLLeases
-    if name == "MigrationRequired":
-        from ._sql_migrate import MigrationRequired
-
-        return MigrationRequired
+        return getattr(sql, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ PostgreSQL session advisory locks (``pg_try_advisory_lock``), MariaDB/MySQL user
 one session, and releases all of a session's locks when the session ends, so a process that
 dies (its socket closed by the kernel) loses its leases at once, and the next process that
 asks gets them. `LocalLeases` is the single-process stand-in (files, SQLite): every lease
-is granted. `SQLLeases` (in `_sql_leases`) is the database's.
+is granted. `SQLLeases` (in `sql._leases`) is the database's.
 
 The connection is checked every `check_interval` seconds. If it fails, every lease is lost
 at once: `held` is emptied and `on_lost` is called before anything else happens, and the

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._base import DEFAULT_CHANGE_HISTORY, Storage, StorageError
-from ._file import FileStorage
+from .file import FileStorage
 
 if TYPE_CHECKING:
-    from ._sql import SQLStorage
+    from .sql import SQLStorage
 
 __all__ = [
     "DatabaseURLRequired",
@@ -76,7 +76,7 @@ def open_storage(target: str | os.PathLike[str], *,
     """
     if not is_database_url(target):
         return FileStorage(target, change_history=change_history)
-    from ._sql import SQLStorage  # SQLAlchemy costs import time the file backend never pays
+    from .sql import SQLStorage  # SQLAlchemy costs import time the file backend never pays
 
     return SQLStorage(str(target), change_history=change_history, **engine_options)
 
@@ -145,7 +145,7 @@ def migrate_database(database_url: str) -> tuple[str, str | None, str]:
 
 
 def _sql_storage(url: str, change_history: int = DEFAULT_CHANGE_HISTORY) -> SQLStorage:
-    from ._sql import SQLStorage  # loads SQLAlchemy: only services on SQL pay for it
+    from .sql import SQLStorage  # loads SQLAlchemy: only services on SQL pay for it
 
     try:
         return SQLStorage(url, change_history=change_history)

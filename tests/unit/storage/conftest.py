@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete
 
 from fabrica.storage import FileStorage, SQLStorage
-from fabrica.storage._sql_schema import changes, collections, resources, revisions
+from fabrica.storage.sql._schema import changes, collections, resources, revisions
 from tests._support.sqldb import migrate, mysql_database, postgres_schema
 
 BACKENDS = ("file", "sqlite", "postgresql", "mariadb")

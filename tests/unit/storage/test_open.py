@@ -1,19 +1,25 @@
 """Opening storage as a service is configured: `database_url_for`, `prepare_storage` and
-`migrate_database` (the decisions the generated ``serve`` and ``migrate`` commands use)."""
+`migrate_database` (the decisions the generated ``serve`` and ``migrate`` commands use),
+`open_storage`, and the public face of fabrica.storage."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
+import fabrica.storage
 from fabrica.storage import (
     DatabaseURLRequired,
     FileStorage,
     SQLStorage,
     StorageSetupError,
     database_url_for,
+    is_database_url,
     migrate_database,
+    open_storage,
     prepare_storage,
 )
 
@@ -81,3 +87,23 @@ def test_the_change_history_reaches_the_backend(tmp_path, database):
 
     horizon, latest = asyncio.run(write_and_look())
     assert horizon == latest - 3
+
+
+async def test_open_storage_picks_the_backend(tmp_path):
+    assert not is_database_url(tmp_path) and not is_database_url("./data")
+    assert isinstance(open_storage(tmp_path / "data"), FileStorage)
+    for url in (f"sqlite:///{tmp_path}/a.db", f"file:{tmp_path}/b.db?_fk=1"):
+        storage = open_storage(url)
+        assert isinstance(storage, SQLStorage) and storage.name == "sqlite"
+        await storage.close()
+    assert (tmp_path / "a.db").parent.is_dir()
+
+
+def test_public_names_and_no_sqlalchemy_for_the_file_backend():
+    for name in fabrica.storage.__all__:
+        assert getattr(fabrica.storage, name) is not None
+    with pytest.raises(AttributeError):
+        fabrica.storage.NoSuchThing  # noqa: B018
+    code = ("import sys, fabrica, fabrica.storage, fabrica.server, fabrica.client; "
+            "assert 'sqlalchemy' not in sys.modules, 'imported eagerly'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

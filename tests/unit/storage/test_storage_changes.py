@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from fabrica.storage import AlreadyExists, Conflict, Gone, NotFound, StoredChange
-from fabrica.storage import _sql_changes as change_log
-from fabrica.storage._sql_schema import collections, resources
+from fabrica.storage.sql import _changes as change_log
+from fabrica.storage.sql._schema import collections, resources
 from tests._support.storage import doc as device_doc
 from tests._support.storage import uid
 
@@ -237,7 +237,7 @@ async def test_a_write_takes_its_collections_lock_last(counted_revisions, storag
     version, a missing resource) is found before it takes the row's lock: while another
     transaction holds that lock, those writes fail at once; a good write waits for the
     lock, then lands with the next version. (PostgreSQL and MariaDB draw from sequences:
-    test_sql_changes_in_flight.py.)"""
+    sql/test_changes_in_flight.py.)"""
     current = await storage.create("devices", doc("a", uid(1)))
     async with storage.engine.connect() as holder:
         await holder.execute(select(collections.c.settled).where(

@@ -2,7 +2,7 @@
 
 Everything `fabrica.storage._base` promises is checked here against each backend alike;
 what only one backend needs (file paths, temp files, SQL migrations, connection loss) is
-tested beside it, in test_storage_file.py and test_sql_*.py.
+tested beside it, in file/ and sql/.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from fabrica.storage import (
     Storage,
     StoredChange,
 )
-from fabrica.storage._sql_schema import changes, collections, resources, revisions
+from fabrica.storage.sql._schema import changes, collections, resources, revisions
 from fabrica.store import ResourceStore, ResourceVersionTooLarge, WatchCache, Watcher
 from fabrica.store._watch_objects import Entry, KindObjects
 from tests._support.app import Device, DeviceSpec

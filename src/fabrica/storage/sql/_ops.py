@@ -27,11 +27,11 @@ from sqlalchemy import (
     update,
 )
 
-from . import _sql_changes as change_log
-from ._base import ChangeType, Conflict, Document, Invalid, NotFound
-from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
-from ._sql_query import decode, encode, resource_columns, with_stored_version
-from ._sql_schema import labels, outbox, resources, revisions, versions
+from .._base import ChangeType, Conflict, Document, Invalid, NotFound
+from .._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
+from . import _changes as change_log
+from ._query import decode, encode, resource_columns, with_stored_version
+from ._schema import labels, outbox, resources, revisions, versions
 
 __all__ = [
     "append_outbox",
@@ -284,7 +284,7 @@ def _delete_returning(conn: Connection, collection: str, uid: str, expected: str
 def _finish(conn: Connection, collection: str, kind: ChangeType, doc: Document, body: str,
             events: Outbox | None, history: int) -> Document:
     """The write's last statements: take the revision, give it to the resource row, log
-    the change (see `_sql_changes`) and record the events.
+    the change (see `_changes`) and record the events.
 
     Everything that can fail comes before, so a failed write draws no number (a hole that
     readers would have to settle). Where the collection's row counts (SQLite, MySQL) it is

@@ -1,8 +1,8 @@
 """SQL storage: SQLite, PostgreSQL and MariaDB/MySQL through SQLAlchemy 2.
 
-The schema is in `_sql_schema` (one row per resource, its labels, spec snapshots, and a
-revision counter), the operations in `_sql_ops`, the SQL of selectors and the meaning of
-errors in `_sql_query`, the alembic migrations in `_sql_migrate`. How the `Storage`
+The schema is in `_schema` (one row per resource, its labels, spec snapshots, and a
+revision counter), the operations in `_ops`, the SQL of selectors and the meaning of
+errors in `_query`, the alembic migrations in `_migrate`. How the `Storage`
 guarantees are kept:
 
 - create is one INSERT guarded by the primary key (collection, uid) and the unique
@@ -18,7 +18,7 @@ guarantees are kept:
   its row in ``fabrica_collections``, locked from a write's last statements until it
   commits. Each write records its change in ``fabrica_changes`` in its transaction, and
   readers never pass a revision whose write may still commit, so the change log is
-  gap-free (see `_sql_changes`). A document is stored without its version, which is in the
+  gap-free (see `_changes`). A document is stored without its version, which is in the
   row's ``resource_version`` column. A collection's first write creates its sequence: the
   database user needs the right to create sequences in its schema;
 - lookups by uid use the primary key whatever the statistics say: on PostgreSQL, schema
@@ -53,11 +53,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..resource import Selector, is_dns1123_subdomain, is_uid
-from . import _sql_changes as change_log
-from . import _sql_migrate as migrations
-from . import _sql_ops as ops
-from ._base import (
+from ...resource import Selector, is_dns1123_subdomain, is_uid
+from .._base import (
     DEFAULT_CHANGE_HISTORY,
     AlreadyExists,
     Document,
@@ -66,11 +63,14 @@ from ._base import (
     StoredChange,
     Unavailable,
 )
-from ._checks import check_collection, check_new, check_update, is_version_id
-from ._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
-from ._sql_query import is_deadlock, is_unavailable, list_query
-from ._sql_schema import versions
-from ._sql_url import DatabaseURL, parse_database_url
+from .._checks import check_collection, check_new, check_update, is_version_id
+from .._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
+from . import _changes as change_log
+from . import _migrate as migrations
+from . import _ops as ops
+from ._query import is_deadlock, is_unavailable, list_query
+from ._schema import versions
+from ._url import DatabaseURL, parse_database_url
 
 __all__ = ["SQLStorage"]
 
@@ -265,7 +265,7 @@ class SQLStorage:
         return await self._write(collection, ops.delete_resource, collection, uid,
                                  expected_version, outbox, self.change_history)
 
-    # -- the change log (see _sql_changes) ---------------------------------------------------
+    # -- the change log (see _changes) ---------------------------------------------------
 
     async def latest(self, collection: str) -> int:
         check_collection(collection)
@@ -349,7 +349,7 @@ class SQLStorage:
 
         A write runs again, a few times, when the database rolled it back whole for a
         reason that says nothing about the write: a reader settled the revision it drew
-        before it logged it (`RevisionTaken`, see `_sql_changes`), or InnoDB picked it as
+        before it logged it (`RevisionTaken`, see `_changes`), or InnoDB picked it as
         a deadlock victim (e.g. creates of one name queued behind one that rolls back all
         upgrade their shared locks at once)."""
         if collection not in self._collections:

@@ -42,7 +42,7 @@ _PINNED = {("fabrica_resources", "collection"): "1", ("fabrica_labels", "collect
 
 
 def _sequenced(conn: sa.Connection) -> bool:
-    """As `fabrica.storage._sql_changes.sequenced` at this revision."""
+    """As `fabrica.storage.sql._changes.sequenced` at this revision."""
     dialect = conn.dialect
     if dialect.name == "postgresql":
         return True
@@ -51,7 +51,7 @@ def _sequenced(conn: sa.Connection) -> bool:
 
 
 def _sequence_name(collection: str) -> str:
-    """As `fabrica.storage._sql_changes.sequence_name` at this revision."""
+    """As `fabrica.storage.sql._changes.sequence_name` at this revision."""
     base = collection.replace("-", "_")
     if len(base) > 51:
         base = f"{base[:42]}_{zlib.crc32(collection.encode()):08x}"

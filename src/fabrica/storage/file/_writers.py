@@ -15,7 +15,7 @@ and the hole can be dealt with at once, not after a timeout; a process restarted
 crash finds its own dead writers' holes free in the same way.
 
 Where the kernel has no such locks (not Linux, or a filesystem that refuses them),
-`alive` answers None and readers fall back to the timed wait of `_file_changes`. All
+`alive` answers None and readers fall back to the timed wait of `_changes`. All
 processes sharing a data dir must run a version that takes these locks: an older writer
 holds none and would be taken for dead.
 """

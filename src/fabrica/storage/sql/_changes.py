@@ -68,9 +68,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func as sql
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from ._base import ChangeType, Gone, StoredChange
-from ._sql_query import with_stored_version
-from ._sql_schema import changes, collections
+from .._base import ChangeType, Gone, StoredChange
+from ._query import with_stored_version
+from ._schema import changes, collections
 
 __all__ = [
     "SKIP",
@@ -196,7 +196,7 @@ def _count(conn: Connection, collection: str) -> int:
 # The advisory lock of (collection, revision): one 64-bit key, the schema and collection
 # hashed into the high half, the revision's low 32 bits in the low half. (A clash of two
 # keys makes a reader take a settled number for one in flight a little longer, never the
-# reverse. The one-key form never meets the two-key leases of `_sql_leases`.)
+# reverse. The one-key form never meets the two-key leases of `_leases`.)
 _LOCK_KEY = ("(CAST(hashtext(current_schema() || '/' || CAST(:collection AS VARCHAR)) AS BIGINT)"
              " << 32) | ({revision} & 4294967295)")
 

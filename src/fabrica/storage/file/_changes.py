@@ -15,7 +15,7 @@ stops at the first missing one.
 A missing revision at or below the counter is a writer in flight, which `changes` and
 `latest` never pass (that is what makes the log gap-free), or a writer that died between
 taking its number and writing its change. The two are told apart without waiting: a
-writer holds a lock on its revision (`_file_writers`: an open file description lock on
+writer holds a lock on its revision (`_writers`: an open file description lock on
 byte REVISION of ``PLURAL/.locks/writers``) from before the counter's lock is let go until
 its change or skip marker is in place, and the kernel drops it when its process dies. A
 reader that finds a hole asks whether that lock is held: held, it waits for the writer;
@@ -62,10 +62,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from ..resource import is_uid
-from ._base import ChangeType, Document, Gone, StoredChange
-from ._file_writers import WriterLocks
-from ._fileio import atomic_write, flock, fsync_dir, read_bytes, write_temp
+from ...resource import is_uid
+from .._base import ChangeType, Document, Gone, StoredChange
+from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
+from ._writers import WriterLocks
 
 __all__ = ["ChangeWrite", "FileChangeLog", "REVISION_WIDTH", "is_prepared_change",
            "read_counter"]

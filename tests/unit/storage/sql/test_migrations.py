@@ -15,10 +15,10 @@ from sqlalchemy import select, text
 
 from fabrica.resource import parse_selector
 from fabrica.storage import Gone, MigrationRequired, SQLStorage
-from fabrica.storage import _sql_migrate as migrations
-from fabrica.storage import _sql_ops as ops
-from fabrica.storage._sql_query import encode, resource_columns
-from fabrica.storage._sql_schema import metadata
+from fabrica.storage.sql import _migrate as migrations
+from fabrica.storage.sql import _ops as ops
+from fabrica.storage.sql._query import encode, resource_columns
+from fabrica.storage.sql._schema import metadata
 from tests._support.sqldb import SQL_BACKENDS, database
 
 FIRST = "0001"

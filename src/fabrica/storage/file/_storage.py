@@ -9,7 +9,9 @@ as the documents (one directory fsync covers both), resolves to the document by 
 (``cat data/racks/@rack-01``), and is created with ``symlink()``, which fails when the name
 is taken. It is made before the document and removed after it, so a crash can only leave a
 link to nothing, which the next creator of that name recognises as stale and replaces.
-Documents copied in by hand get their links on first use of the collection.
+Documents copied in by hand get their links on first use of the collection. A page of a list
+(``limit``, ``after``) takes its names, in order, from the links and reads only the documents
+it returns, so walking a collection by pages reads it once.
 
 Concurrency, within a process and across processes sharing the data dir: a write takes an
 exclusive ``flock`` on one of 64 lock files picked by hashing the uid (updates, deletes) or
@@ -27,7 +29,7 @@ resource deleted and re-created under the same name starts above its predecessor
 Every write also records its change, ``PLURAL/.changes/REVISION.json``, after the document
 and under the same locks, made durable by the same directory fsync; a delete takes a
 revision too. How watchers read that log in order, across processes, and how a writer
-that died mid-write is told from one at work, is in `_file_changes`.
+that died mid-write is told from one at work, is in `_changes`.
 
 The log must never give a name to two resources at once. A create takes its revision
 before its name's lock (its slow part, two fsyncs, runs unlocked), so a delete of the same
@@ -47,6 +49,7 @@ DNS-1123 subdomains, so no id can address a path outside the data dir.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import builtins
 import errno
 import json
@@ -59,11 +62,12 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..resource import UID_PATTERN, Selector, is_dns1123_subdomain, is_uid
-from ._base import (
+from ...resource import UID_PATTERN, Selector, is_dns1123_subdomain, is_uid
+from .._base import (
     DEFAULT_CHANGE_HISTORY,
     AlreadyExists,
     Conflict,
@@ -72,9 +76,9 @@ from ._base import (
     NotFound,
     StoredChange,
 )
-from ._checks import check_collection, check_new, check_update
-from ._file_changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
-from ._fileio import atomic_write, flock, fsync_dir, read_bytes, write_temp
+from .._checks import check_collection, check_new, check_update
+from ._changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
+from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
 
 __all__ = ["FileStorage"]
 
@@ -85,6 +89,9 @@ _STRIPES = 64
 _STALE_TEMP_SECONDS = 300
 _INDEX_MARKER = ".index-v2"
 _CHANGE_POLL_SECONDS = 0.005
+# How long a collection's directory must have stood unchanged for a listing of its names to
+# be kept: longer than the coarsest timestamps (FAT's 2 s; ext4's follow a clock tick).
+_SETTLED_NS = 3_000_000_000
 
 
 class FileStorage:
@@ -104,12 +111,14 @@ class FileStorage:
         how long one `changes` call waits for writers in flight before answering what it
         has, and, where the kernel cannot say whether a writer lives (no open file
         description locks), how long a missing change is waited for before its writer is
-        taken for dead (see `_file_changes`)."""
+        taken for dead (see `_changes`)."""
         self.data_dir = Path(data_dir).resolve()
         self._changes = FileChangeLog(change_wait, change_history)
         self._latest_dirs: dict[str, Path] = {}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._ready: set[str] = set()
+        # Per collection: its directory's mtime and its sorted names (see `_sorted_names`).
+        self._names: dict[str, tuple[int, builtins.list[str]]] = {}
         # Writes spend their time in fsync, which releases the GIL: many threads let the
         # kernel batch concurrent writers into one journal commit. Listing is mostly JSON
         # parsing, which holds the GIL: more than a couple of threads only fight over it.
@@ -169,7 +178,7 @@ class FileStorage:
     async def delete_version(self, collection: str, uid: str, version_id: str) -> None:
         await self._run(self._delete_version_sync, collection, uid, version_id)
 
-    # -- the change log (see _file_changes) -----------------------------------------------
+    # -- the change log (see _changes) -----------------------------------------------
 
     async def latest(self, collection: str) -> int:
         # Inline: one stat when nothing changed, cheaper than a thread hop. The watch cache
@@ -327,14 +336,49 @@ class FileStorage:
         limit: int | None = None,
         after: str | None = None,
     ) -> builtins.list[Document]:
-        docs = [
-            doc
-            for doc in self._read_all(collection)
-            if (after is None or doc["metadata"]["name"] > after)
-            and (not selector or selector.matches(doc["metadata"].get("labels", {})))
-        ]
+        if limit is not None or after is not None:
+            return self._page_sync(collection, selector, limit, after)
+        docs = [doc for doc in self._read_all(collection) if _selected(doc, selector)]
         docs.sort(key=lambda d: d["metadata"]["name"])
-        return docs if limit is None else docs[:limit]
+        return docs
+
+    def _page_sync(
+        self, collection: str, selector: Selector | None, limit: int | None, after: str | None
+    ) -> builtins.list[Document]:
+        """A page reads only its own documents (and those the selector refuses): its names
+        come, in order, from the ``@NAME`` links, which cost a directory listing and no
+        read, so a walk through every page reads the collection once, not once a page."""
+        directory = self._collection_dir(collection)
+        if not directory.is_dir():
+            return []
+        self._ensure_collection(collection)  # documents copied in by hand get their links
+        names = self._sorted_names(collection, directory)
+        start = 0 if after is None else bisect.bisect_right(names, after)
+        links = f"{directory}{os.sep}@"  # (a str: a Path per name costs more than its read)
+        page: builtins.list[Document] = []
+        for name in islice(names, start, None):
+            if limit is not None and len(page) >= limit:
+                break
+            doc = _read_named(links + name, name)  # None: a link a crash left behind
+            if doc is not None and _selected(doc, selector):
+                page.append(doc)
+        return page
+
+    def _sorted_names(self, collection: str, directory: Path) -> builtins.list[str]:
+        """The names of the collection's links, sorted. Listing a big directory costs a good
+        part of a page, so one listing serves a whole walk while the directory's mtime stays
+        what it was: every write adds, renames or removes an entry of it. The listing is
+        kept only if the directory had stood unchanged for `_SETTLED_NS` before it began, so
+        that a later write cannot leave the same mtime behind, however coarse the clock."""
+        began = time.time_ns()
+        mtime = os.stat(directory).st_mtime_ns
+        cached = self._names.get(collection)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        names = sorted(entry[1:] for entry in os.listdir(directory) if entry.startswith("@"))
+        if began - mtime > _SETTLED_NS:
+            self._names[collection] = (mtime, names)
+        return names
 
     def _list_versions_sync(self, collection: str, uid: str) -> builtins.list[Document]:
         self._get_sync(collection, uid)
@@ -388,15 +432,7 @@ class FileStorage:
         """The live document called `name`, ignoring stale links."""
         if not is_dns1123_subdomain(name):
             return None
-        try:
-            doc = _decode(self._name_link(collection, name).read_bytes())
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                return None
-            raise
-        return doc if doc["metadata"]["name"] == name else None
+        return _read_named(str(self._name_link(collection, name)), name)
 
     def _collection_dir(self, collection: str) -> Path:
         check_collection(collection)
@@ -490,6 +526,23 @@ def _note_release(lock: int, revision: int) -> None:
     fsync: after an OS crash no create that read it is still at work)."""
     if revision > _released(lock):
         os.pwrite(lock, f"{revision:0{REVISION_WIDTH}d}".encode(), 0)
+
+
+def _read_named(link: str, name: str) -> Document | None:
+    """The document `link` (a name link) leads to, if it is still the one called `name`."""
+    try:
+        doc = _decode(read_bytes(link))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
+    return doc if doc["metadata"]["name"] == name else None
+
+
+def _selected(doc: Document, selector: Selector | None) -> bool:
+    return not selector or selector.matches(doc["metadata"].get("labels", {}))
 
 
 def _encode(doc: Document) -> bytes:

@@ -5,7 +5,7 @@ Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 
 Revisions are frozen history: define the column types here, never import them from
-fabrica.storage._sql_schema (which describes only the newest schema).
+fabrica.storage.sql._schema (which describes only the newest schema).
 """
 
 from __future__ import annotations

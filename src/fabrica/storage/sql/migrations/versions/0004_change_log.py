@@ -7,7 +7,7 @@ handed out, deleted resources' included.
 
 From this schema on, a resource's version is kept in its row's ``resource_version`` column
 only: a write stores its document with an empty ``metadata.resourceVersion`` (it learns its
-version last, see `_sql_ops`) and readers take the column's. Rows written before still hold
+version last, see `sql._ops`) and readers take the column's. Rows written before still hold
 their version in their JSON too; the column wins. Downgrading puts the versions back into
 the documents, where the earlier releases read them.
 

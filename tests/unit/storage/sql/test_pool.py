@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import text
 
-import fabrica.storage._sql as sql_module
+import fabrica.storage.sql._storage as sql_module
 from fabrica.storage import SQLStorage
 from tests._support.sqldb import postgres_schema
 

@@ -1,15 +1,10 @@
-"""Database URLs as users write them, `open_storage`, and the public face of fabrica.storage."""
+"""Database URLs as users write them: an async driver, libpq options, clear errors."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-import fabrica.storage
-from fabrica.storage import FileStorage, SQLStorage, is_database_url, open_storage
-from fabrica.storage._sql_url import parse_database_url
+from fabrica.storage.sql._url import parse_database_url
 
 
 @pytest.mark.parametrize(("given", "driver_url"), [
@@ -47,23 +42,3 @@ def test_libpq_options_become_server_settings():
 def test_bad_urls_say_what_is_wrong(given, problem):
     with pytest.raises(ValueError, match=problem):
         parse_database_url(given)
-
-
-async def test_open_storage_picks_the_backend(tmp_path):
-    assert not is_database_url(tmp_path) and not is_database_url("./data")
-    assert isinstance(open_storage(tmp_path / "data"), FileStorage)
-    for url in (f"sqlite:///{tmp_path}/a.db", f"file:{tmp_path}/b.db?_fk=1"):
-        storage = open_storage(url)
-        assert isinstance(storage, SQLStorage) and storage.name == "sqlite"
-        await storage.close()
-    assert (tmp_path / "a.db").parent.is_dir()
-
-
-def test_public_names_and_no_sqlalchemy_for_the_file_backend():
-    for name in fabrica.storage.__all__:
-        assert getattr(fabrica.storage, name) is not None
-    with pytest.raises(AttributeError):
-        fabrica.storage.NoSuchThing  # noqa: B018
-    code = ("import sys, fabrica, fabrica.storage, fabrica.server, fabrica.client; "
-            "assert 'sqlalchemy' not in sys.modules, 'imported eagerly'")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,5 +1,5 @@
 """Writes in flight on PostgreSQL and MariaDB, where revisions come from a sequence per
-collection and writes of one collection commit in any order (see storage/_sql_changes.py).
+collection and writes of one collection commit in any order (see storage/sql/_changes.py).
 
 A write in flight holds readers back at its revision and holds no other writer back; a
 write that rolls back after taking its revision, or whose connection is killed, leaves a
@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import text
 
 from fabrica.storage import AlreadyExists, Conflict, NotFound, SQLStorage, StoredChange
-from fabrica.storage import _sql_ops as ops
-from fabrica.storage._sql_changes import SKIP, sequence_name
+from fabrica.storage.sql import _ops as ops
+from fabrica.storage.sql._changes import SKIP, sequence_name
 from tests.unit.storage.test_storage_changes import doc, replay, rv
 
 pytestmark = pytest.mark.parametrize("backend_url", ["postgresql", "mariadb"], indirect=True)

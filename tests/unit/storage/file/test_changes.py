@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from fabrica.storage import AlreadyExists, FileStorage, Gone, _file_writers
+from fabrica.storage import AlreadyExists, FileStorage, Gone
+from fabrica.storage.file import _writers
 from tests._support.storage import (
     die_after_document,
     kill_delete_in_flight,
@@ -87,7 +88,7 @@ async def test_a_hole_given_up_while_the_reader_checks_is_read_past(tmp_path, mo
     # wait. A loaded machine: the reader finds the hole still young, then the check of
     # whether anyone is in flight comes late enough to give the hole up. It used to answer
     # [] with the change after the hole readable (a flake, 2 runs in 15).
-    monkeypatch.setattr(_file_writers, "_SUPPORTED", False)
+    monkeypatch.setattr(_writers, "_SUPPORTED", False)
     storage = FileStorage(tmp_path, change_wait=0.1)
     await storage.create("devices", doc("a", "dev-0000000a"))
     storage._changes.allocate(tmp_path / "devices", "0")  # its writer dies before its change
@@ -149,7 +150,7 @@ async def test_a_live_writer_of_another_process_is_waited_for(tmp_path):
 async def test_without_writer_locks_a_hole_is_skipped_after_the_wait(tmp_path, caplog,
                                                                     monkeypatch):
     """Where the kernel has no open file description locks: the timed wait."""
-    monkeypatch.setattr(_file_writers, "_SUPPORTED", False)
+    monkeypatch.setattr(_writers, "_SUPPORTED", False)
     storage = FileStorage(tmp_path, change_wait=0.1)
     await storage.create("devices", doc("a", "dev-0000000a"))
     storage._changes.allocate(tmp_path / "devices", "0")  # its writer dies before its change

@@ -22,7 +22,7 @@ compares them).
   number is settled (a committed change or a number no change will ever have; on SQLite
   and MySQL also the collection's revision counter), and the horizon of its change log.
   On PostgreSQL and MariaDB each collection also has a sequence of its own,
-  ``fabrica_rev_<collection>``, its revision counter (see `_sql_changes`).
+  ``fabrica_rev_<collection>``, its revision counter (see `_changes`).
 - ``fabrica_changes``: the change log, one row per write (create, update, delete) with the
   document as it became (its version is the change's revision), written in the write's
   transaction, and skip markers for numbers no change will have; compacted from the oldest.

@@ -5,10 +5,12 @@ import asyncio
 import json
 import multiprocessing
 import os
+import time
 
 import pytest
 
 from fabrica.storage import AlreadyExists, Conflict, FileStorage, NotFound
+from fabrica.storage.file import _storage
 from tests._support.storage import short_doc as doc
 
 
@@ -127,3 +129,75 @@ async def test_parallel_creates_of_distinct_names_all_land(tmp_path):
     assert len(docs) == 64
     versions = [d["metadata"]["resourceVersion"] for d in docs]
     assert len(set(versions)) == 64  # never the same version twice in a collection
+
+
+def count_reads(monkeypatch):
+    """The paths of the documents the backend reads from now on."""
+    read = []
+
+    def counting(path):
+        read.append(os.path.basename(path))
+        return real(path)
+
+    real = _storage.read_bytes
+    monkeypatch.setattr(_storage, "read_bytes", counting)
+    return read
+
+
+async def test_a_page_reads_only_its_own_documents(storage, monkeypatch):
+    # A walk by pages must cost about one full list, not pages x the collection: a page
+    # finds its names in the name index and reads only the documents it returns.
+    for n in range(60):
+        await storage.create("devices", doc(f"node-{n:02d}", f"dev-{n:08x}"))
+    read = count_reads(monkeypatch)
+    page = await storage.list("devices", limit=5, after="node-19")
+    assert [d["metadata"]["name"] for d in page] == [f"node-{n}" for n in range(20, 25)]
+    assert len(read) == 5
+    read.clear()
+    assert len(await storage.list("devices", after="node-49")) == 10
+    assert len(read) == 10
+
+
+async def test_a_page_skips_names_left_by_a_crash(storage, tmp_path):
+    # A crash can leave a name link to no document (a create that died before its
+    # document, a delete after it): the page is filled from the names that follow.
+    for n in range(6):
+        await storage.create("devices", doc(f"node-{n}", f"dev-{n:08x}"))
+    os.symlink("dev-000000ff.json", tmp_path / "devices" / "@node-1a")
+    (tmp_path / "devices" / "dev-00000002.json").unlink()
+    page = await storage.list("devices", limit=3, after="node-0")
+    assert [d["metadata"]["name"] for d in page] == ["node-1", "node-3", "node-4"]
+
+
+async def test_a_page_of_documents_copied_in_by_hand(tmp_path):
+    (tmp_path / "devices").mkdir()
+    for n in range(3):
+        copied = doc(f"copied-{n}", f"dev-{n:08x}")
+        (tmp_path / "devices" / f"dev-{n:08x}.json").write_text(json.dumps(copied))
+    page = await FileStorage(tmp_path).list("devices", limit=2)
+    assert [d["metadata"]["name"] for d in page] == ["copied-0", "copied-1"]
+    assert await FileStorage(tmp_path / "none").list("devices", limit=2) == []
+
+
+async def test_a_walk_lists_a_directory_at_rest_once_and_sees_writes_after(
+        storage, tmp_path, monkeypatch):
+    for n in range(20):
+        await storage.create("devices", doc(f"node-{n:02d}", f"dev-{n:08x}"))
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(path) or real(path))
+    directory = tmp_path / "devices"
+    os.utime(directory, (time.time() - 60, time.time() - 60))  # no write for a minute
+    walked, after = [], None
+    while page := await storage.list("devices", limit=3, after=after):
+        walked += [d["metadata"]["name"] for d in page]
+        after = walked[-1]
+    assert walked == [f"node-{n:02d}" for n in range(20)] and len(listed) == 1
+    await storage.create("devices", doc("node-99", "dev-00000099"))  # the mtime moves on
+    await storage.delete("devices", "dev-00000013")
+    page = await storage.list("devices", limit=3, after="node-18")
+    assert [d["metadata"]["name"] for d in page] == ["node-99"]
+    # Written just now: a write in the same clock tick could leave the same mtime behind,
+    # so this listing is not kept; each page lists again until the directory rests.
+    await storage.list("devices", limit=3, after="node-18")
+    assert len(listed) == 3

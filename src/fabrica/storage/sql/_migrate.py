@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from ._base import StorageError
+from .._base import StorageError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -50,7 +50,7 @@ def _config() -> Config:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", "fabrica.storage:migrations")
+    config.set_main_option("script_location", "fabrica.storage.sql:migrations")
     config.set_main_option("path_separator", "os")
     return config
 

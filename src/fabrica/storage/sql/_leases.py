@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ._leases import lease_key
+from .._leases import lease_key
 
 __all__ = ["SQLLeases"]
 

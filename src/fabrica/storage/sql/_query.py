@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, not_, select
 from sqlalchemy import exc as sa_exc
 
-from ..resource import Requirement, Selector
-from ._base import Document
-from ._sql_schema import labels, resources
+from ...resource import Requirement, Selector
+from .._base import Document
+from ._schema import labels, resources
 
 __all__ = [
     "decode",
@@ -61,7 +61,7 @@ def decode(text: str) -> Document:
 def with_stored_version(text: str, version: int) -> Document:
     """A stored document with its ``metadata.resourceVersion`` from the row's version
     column. Documents are stored without it (a write learns its version last, see
-    `_sql_ops`); rows written by older releases hold one in their JSON: the column wins."""
+    `_ops`); rows written by older releases hold one in their JSON: the column wins."""
     doc = decode(text)
     meta = doc.get("metadata")
     if isinstance(meta, dict):
