@@ -300,6 +300,7 @@ class KafkaBus(BusContext):
         try:
             async with asyncio.timeout(self._publish_timeout):
                 sent = await producer.send(self.topic, value, key=key, headers=HEADERS)
+                sent.add_done_callback(_settled)
                 # Shielded: a publish that gave up leaves its record to the producer,
                 # which still sends it (a caller's re-send makes a same-id duplicate).
                 await asyncio.shield(sent)
@@ -309,3 +310,10 @@ class KafkaBus(BusContext):
             raise EventBusError(
                 f"cannot publish {event.type} (id {event.id}) to Kafka at {self.bootstrap}: "
                 f"{exc!r}") from exc
+
+
+def _settled(sent: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a send whose publish may have given up on it (asyncio logs
+    an exception nobody retrieved); that publish already raised `EventBusError`."""
+    if not sent.cancelled():
+        sent.exception()
