@@ -116,6 +116,18 @@ async def test_publish_reaches_matching_subscribers_in_order(bus: KafkaBus) -> N
     assert chassis.events == []
 
 
+async def test_a_subscriber_starts_after_what_was_stored(bus: KafkaBus) -> None:
+    """Events published side by side share record batches, and Tansu's ListOffsets(latest)
+    answers a batch's first offset: a subscriber must still start after all of them."""
+    await asyncio.gather(*(bus.publish(rack(n)) for n in range(60)))
+    seen = Recorder()
+    await bus.subscribe("**", seen)
+    await bus.publish(last := rack(61))
+    await wait_until(lambda: last.id in seen.ids)
+    await asyncio.sleep(0.3)  # time for anything before it to show up too
+    assert seen.ids == [last.id]
+
+
 async def test_records_follow_the_cloudevents_kafka_binding(bus: KafkaBus, broker: Tansu
                                                             ) -> None:
     sent = [rack(n) for n in range(6)]
