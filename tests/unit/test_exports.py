@@ -60,7 +60,8 @@ EXPORTS = {
     ],
     "fabrica.events": [
         "BusClosed", "CloudEvent", "EventBus", "EventBusError", "EventStream", "ExtensionValue",
-        "Handler", "JetStream", "LIFECYCLE_ACTIONS", "MemoryBus", "NatsBus", "REASON_PATTERN",
+        "Handler", "JetStream", "KafkaBus", "LIFECYCLE_ACTIONS", "MemoryBus", "NatsBus",
+        "REASON_PATTERN",
         "ResourceEvent",
         "Subscription", "SubscriptionStats", "TypePattern", "check_reason", "compile_pattern",
         "condition_event", "format_sse", "format_time", "lifecycle_event", "reason_event",

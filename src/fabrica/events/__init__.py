@@ -1,5 +1,6 @@
-"""Events: CloudEvents 1.0 envelopes, type patterns, the event-bus seam, its memory bus
-and its NATS JetStream bus (the `nats` subpackage).
+"""Events: CloudEvents 1.0 envelopes, type patterns, the event-bus seam, its memory bus,
+its NATS JetStream bus (the `nats` subpackage) and its Kafka bus (`kafka`, imported when
+`KafkaBus` is first used, so that aiokafka is needed only by those who use it).
 
 This package stands alone (it imports nothing else of fabrica): the store's
 `ChangePublisher` builds events with `lifecycle_event` / `condition_event` after each
@@ -7,6 +8,8 @@ committed write (and `reason_event` for what a reconciler emits) and publishes t
 `EventBus`; the reconcile controller subscribes and reads them as `ResourceEvent`s, as the
 client's event watcher does; ``GET /events`` serves `sse_frames`.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._builders import (
     LIFECYCLE_ACTIONS,
@@ -32,6 +35,18 @@ from ._resource_event import ResourceEvent
 from ._sse import format_sse, sse_frames, sse_stream
 from .nats import JetStream, NatsBus
 
+if TYPE_CHECKING:
+    from .kafka import KafkaBus
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KafkaBus":
+        from .kafka import KafkaBus
+
+        return KafkaBus
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "LIFECYCLE_ACTIONS",
     "REASON_PATTERN",
@@ -44,6 +59,7 @@ __all__ = [
     "ExtensionValue",
     "Handler",
     "JetStream",
+    "KafkaBus",
     "MemoryBus",
     "NatsBus",
     "ResourceEvent",
