@@ -20,7 +20,7 @@ from .._version import __version__
 from ..events import EventBus, MemoryBus
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler, Shards
 from ..resource import ApiVersionTable, Resource, ServedVersion
-from ..storage import Leases, LocalLeases, Storage, with_timeout
+from ..storage import Leases, Storage, with_timeout
 from ..store import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_QUEUE_SIZE,
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from ..auth import Auth
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_STORAGE_TIMEOUT", "ROLES", "Role", "create_app",
-           "default_instance", "leases_for"]
+           "default_instance"]
 
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 DEFAULT_STORAGE_TIMEOUT = 10.0
@@ -132,7 +132,7 @@ def create_app(
     register_watch_metrics(registry, cache)
     if bus is None and (settings.events or reconcilers):
         bus = MemoryBus()
-    leases = leases_for(storage, settings.package)
+    leases = storage.leases(settings.package)
     relay = None
     if bus is not None:
         publisher = ChangePublisher(bus, prefix=settings.event_prefix, source=settings.source)
@@ -276,20 +276,6 @@ def _shards_check(shards: Shards) -> Any:
         return shards.problem or "ok"
 
     return check
-
-
-def leases_for(storage: Storage, service: str) -> Leases:
-    """The database's leases (PostgreSQL, MariaDB/MySQL), or this process's alone.
-
-    Locks are per database server (PostgreSQL: per database), so the namespace names the
-    service and where it keeps its data (a PostgreSQL schema is in the URL's options)."""
-    if getattr(storage, "name", None) in ("postgresql", "mysql", "mariadb"):
-        from ..storage import SQLLeases
-
-        database = storage.database  # type: ignore[attr-defined]
-        where = f"{database.redacted()} {database.connect_args.get('server_settings')}"
-        return SQLLeases(storage.engine, f"{service}@{where}")  # type: ignore[attr-defined]
-    return LocalLeases()
 
 
 def _durable(bus: EventBus, storage: Storage) -> bool:

@@ -75,6 +75,7 @@ from ._base import (
 from ._checks import check_collection, check_new, check_update
 from ._file_changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
 from ._fileio import atomic_write, flock, fsync_dir, read_bytes, write_temp
+from ._leases import Leases, LocalLeases
 
 __all__ = ["FileStorage"]
 
@@ -121,6 +122,9 @@ class FileStorage:
 
     async def _read(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, func, *args)
+
+    def leases(self, namespace: str) -> Leases:
+        return LocalLeases()  # files have no locks other processes could see held
 
     # -- async API -----------------------------------------------------------------------
 
