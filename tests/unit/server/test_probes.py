@@ -7,7 +7,7 @@ import asyncio
 
 import httpx
 
-from fabrica.server._probes import probe_app
+from fabrica.server.process._probes import probe_app
 from fabrica.service import Service, ServiceOptions
 from fabrica.storage import FileStorage
 from tests.unit.reconcile.test_controller import Book, Shelf, ShelfReconciler

@@ -174,7 +174,7 @@ async def test_malformed_watch_parameters_are_400_on_lists_and_watches(
 
 
 def test_openapi_documents_the_watch(tmp_path) -> None:
-    from fabrica.server._openapi import build_openapi
+    from fabrica.server.openapi._openapi import build_openapi
 
     doc = build_openapi([Device], title="t")
     op = doc["paths"]["/devices"]["get"]

@@ -18,8 +18,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..service import Service
-from ._observe import HTTPMetrics
+from ...service import Service
+from ..http._observe import HTTPMetrics
 
 __all__ = ["probe_app"]
 

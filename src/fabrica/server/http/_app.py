@@ -17,36 +17,36 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .._settings import ServiceSettings
-from ..events import EventBus
-from ..reconcile import ResourceReconciler
-from ..resource import Resource, ServedVersion
-from ..service import (
+from ..._settings import ServiceSettings
+from ...events import EventBus
+from ...reconcile import ResourceReconciler
+from ...resource import Resource, ServedVersion
+from ...service import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_STORAGE_TIMEOUT,
     Role,
     Service,
     ServiceOptions,
 )
-from ..storage import Storage
-from ..store import (
+from ...storage import Storage
+from ...store import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_QUEUE_SIZE,
     DEFAULT_VERSION_WAIT,
     DEFAULT_WATCH_MEMORY,
 )
-from ._auth_openapi import add_bearer_security
+from ..openapi._auth_openapi import add_bearer_security
+from ..openapi._openapi import build_openapi
 from ._console import console_routes
 from ._docs import docs_routes
 from ._errors import exception_handlers
 from ._events import EventStreams, events_endpoint
 from ._observe import HTTPMetrics, metrics_endpoint
-from ._openapi import build_openapi
 from ._routes import KindEndpoints
 from ._watch import WatchStreams
 
 if TYPE_CHECKING:
-    from ..auth import Auth
+    from ...auth import Auth
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_STORAGE_TIMEOUT", "create_app", "service_for"]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-from ..service import GRACEFUL_SHUTDOWN
+from ...service import GRACEFUL_SHUTDOWN
 
 __all__ = ["StreamEndingServer", "run_app", "serve_workers"]
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._settings import ServiceSettings
-from .._version import __version__
-from ..reconcile import ResourceReconciler
-from ..resource import ApiVersionTable, Resource, ServedVersion
-from ..service import (
+from ..._settings import ServiceSettings
+from ..._version import __version__
+from ...reconcile import ResourceReconciler
+from ...resource import ApiVersionTable, Resource, ServedVersion
+from ...service import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_STORAGE_TIMEOUT,
     ROLES,
@@ -29,7 +29,7 @@ from ..service import (
     ServiceOptions,
     default_instance,
 )
-from ..storage import (
+from ...storage import (
     DEFAULT_CHANGE_HISTORY,
     DatabaseURLRequired,
     Storage,
@@ -38,15 +38,15 @@ from ..storage import (
     migrate_database,
     prepare_storage,
 )
-from ..store import DEFAULT_CACHE_SIZE
-from ._app import create_app
+from ...store import DEFAULT_CACHE_SIZE
+from ..http._app import create_app
 from ._auth_cli import auth_from_options, auth_options, reload_policy_on_sighup, token_command
 from ._probes import probe_app
 from ._units import as_byte_size, as_duration, as_positive_byte_size
 from ._workers import run_app, serve_workers
 
 if TYPE_CHECKING:
-    from ..auth import Auth
+    from ...auth import Auth
 
 __all__ = ["main", "service_cli"]
 
