@@ -104,8 +104,8 @@ async def creates_per_second(url: str, count: int, bus: EventBus | None, prefix:
         started = time.perf_counter()
         await asyncio.gather(*(writer() for _ in range(16)))
         elapsed = time.perf_counter() - started
-        if app.state.relay is not None:
-            await app.state.relay.drained(120)  # every event out, not counted in the rate
+        if app.state.service.relay is not None:
+            await app.state.service.relay.drained(120)  # every event out, not counted in the rate
     return count / elapsed
 
 

@@ -56,7 +56,7 @@ async def serve_on_port(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-d
 
     import uvicorn
 
-    from fabrica.server._workers import StreamEndingServer
+    from fabrica.server.process._workers import StreamEndingServer
 
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None,
                             access_log=False, lifespan="on")

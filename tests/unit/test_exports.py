@@ -77,6 +77,11 @@ EXPORTS = {
         "add_bearer_security", "build_openapi", "create_app", "main",
         "service_cli",
     ],
+    "fabrica.service": [
+        "DEFAULT_MAX_BODY_SIZE", "DEFAULT_STORAGE_TIMEOUT", "DEGRADED", "GRACEFUL_SHUTDOWN",
+        "OptionError", "OutboxRelay", "ROLES", "Readiness", "Role", "STOP_BUDGET", "Service",
+        "ServiceOptions", "default_instance", "stop_in_order",
+    ],
     "fabrica.client": [
         "AsyncClient", "AsyncInformer", "AsyncRawClient", "BadRequest", "Client", "Conflict",
         "ConnectionFailed", "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "Expired", "FabricaError",

@@ -11,13 +11,15 @@
 - `Informer` / `AsyncInformer`: a local cache of one kind kept current by list-then-watch,
   with add/update/delete handlers, resuming after disconnects and relisting after a 410 or
   a 504.
-- `main`: the generated ``python -m PKG.client KIND VERB ...`` command line.
+- `main`: the generated ``python -m PKG.client KIND VERB ...`` command line, loaded (with
+  click, PyYAML and rich) only when asked for: ``from PKG.client import Client`` does not.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._async_client import AsyncClient
 from ._async_informer import AsyncInformer
 from ._calls import PATCH_TYPES
-from ._cli import client_cli, main
 from ._client import Client
 from ._errors import (
     BadRequest,
@@ -45,6 +47,9 @@ from ._raw import (
     RawClient,
 )
 from ._watch import WatchEvent
+
+if TYPE_CHECKING:
+    from ._cli import client_cli, main
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -76,3 +81,11 @@ __all__ = [
     "client_cli",
     "main",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("client_cli", "main"):  # the command line's modules load on first use
+        from . import _cli
+
+        return getattr(_cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

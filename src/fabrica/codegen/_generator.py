@@ -25,7 +25,7 @@ import jinja2
 from .._settings import ServiceSettings
 from .._version import __version__
 from ..auth import DEFAULT_MODEL, DEFAULT_POLICY
-from ..server import add_bearer_security, build_openapi
+from ..server.openapi import add_bearer_security, build_openapi
 from ._config import CONFIG_FILE, load_config
 from ._discover import ResourceClass, VersionClass, discover_project
 from ._features import pending_features

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..resource import Selector
+from ._leases import Leases
 
 __all__ = [
     "DEFAULT_CHANGE_HISTORY",
@@ -198,6 +199,13 @@ class Storage(Protocol):
 
     async def compact(self, collection: str, keep: int) -> None:
         """Drop the oldest changes so that at most `keep` remain."""
+        ...
+
+    def leases(self, namespace: str) -> Leases:
+        """The leases the server processes sharing this storage take turns holding (see
+        `Leases`): the database's own locks where it has them, else this process's alone.
+        `namespace` names the service, so that services sharing one database do not
+        hold each other's leases."""
         ...
 
     async def close(self) -> None: ...

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from ._base import Storage, Unavailable
+from ._leases import Leases
 
 __all__ = ["with_timeout"]
 
@@ -88,6 +89,11 @@ class _TimeLimited:
         self._pending.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.info("a storage operation that timed out ended later: %s", exc)
+
+    def leases(self, namespace: str) -> Leases:
+        # Not bounded: a lease statement has its own timeout, and its connection is not the
+        # pool's the bound protects.
+        return self.inner.leases(namespace)
 
     async def close(self) -> None:
         for task in list(self._pending):  # the database never answered: stop waiting

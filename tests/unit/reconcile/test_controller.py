@@ -85,12 +85,12 @@ async def client(tmp_path):
 
 
 async def settle(client):
-    await client.app.state.controller.wait_idle()
-    await client.app.state.garbage_collector.wait_idle()
+    await client.app.state.service.controller.wait_idle()
+    await client.app.state.service.garbage_collector.wait_idle()
 
 
 async def test_reconcile_creates_children_and_records_ready(client):
-    assert client.app.state.controller.kinds == ["Shelf"]
+    assert client.app.state.service.controller.kinds == ["Shelf"]
     await client.post("/shelves", json={"name": "s1", "books": 3})
     await settle(client)
     shelf = (await client.get("/shelves/s1")).json()
@@ -176,7 +176,7 @@ async def test_existing_resources_are_reconciled_at_start(tmp_path):
     app = create_app([Shelf, Book], FileStorage(storage_dir), settings=settings,
                      reconcilers=[ShelfReconciler])
     async with serve_in_process(app) as c:
-        await app.state.controller.wait_idle()
+        await app.state.service.controller.wait_idle()
         assert (await c.get("/shelves/waiting")).json()["status"]["placed"] == 2
 
 

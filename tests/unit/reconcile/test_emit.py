@@ -215,7 +215,7 @@ def test_a_crash_before_the_status_save_resends_the_event_with_the_same_id(app, 
     """The status save that records "emitted" fails twice (as if the process died between
     the emit and the save): the retries run on the same stored state and re-send the event
     with the same id, so a consumer can drop the duplicates; once saved, no more."""
-    store = app.state.store
+    store = app.state.service.store
     modify, failures = store.modify, []
 
     async def failing_status_save(cls: Any, id: str, change: Any, **kwargs: Any) -> Any:
@@ -247,7 +247,7 @@ async def test_an_emitted_event_is_no_reason_to_reconcile(app):
     runs.clear()
     async with serve_in_process(app) as client:
         await client.post("/sensors", json={"name": "once", "reading": 99})
-        await app.state.controller.wait_idle()
+        await app.state.service.controller.wait_idle()
         sensor = (await client.get("/sensors/once")).json()
     assert sensor["status"]["overheated"] is True
     assert runs == {"once": 1}

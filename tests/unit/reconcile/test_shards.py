@@ -101,7 +101,7 @@ async def test_two_controllers_share_the_keys_and_never_run_one_at_once(place):
                 app = await make_app(url, prefix, stream, name)
                 clients.append(await stack.enter_async_context(serve_in_process(app)))
                 apps.append(app)
-            a, b = (app.state.controller.shards for app in apps)
+            a, b = (app.state.service.controller.shards for app in apps)
             await a.wait_for(lambda s: s.members == 2 and len(s.held) == 16)
             await b.wait_for(lambda s: len(s.held) == 16)
             assert not a.held & b.held
@@ -124,7 +124,7 @@ async def test_two_controllers_share_the_keys_and_never_run_one_at_once(place):
             started = time.monotonic()
             b._task.cancel()
             b._lost(set())
-            await apps[1].state.leases.close()
+            await apps[1].state.service.leases.close()
             b.stop = _noop  # its locks went with its connection
             await a.wait_for(lambda s: len(s.held) == 32, timeout=15)
             assert time.monotonic() - started < 15

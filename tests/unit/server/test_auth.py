@@ -21,7 +21,7 @@ from fabrica.auth import (
 )
 from fabrica.events import MemoryBus
 from fabrica.server import create_app
-from fabrica.server._auth import request_target
+from fabrica.server.http._auth import request_target
 from fabrica.storage import FileStorage
 from tests._support.app import Device, serve_in_process
 from tests._support.tokens import SECRET, KeyPair, hs_token
@@ -252,7 +252,7 @@ async def test_an_unreachable_issuer_is_503_not_401(tmp_path: Path) -> None:
 
 
 async def test_websockets_are_refused_without_a_token(tmp_path: Path) -> None:
-    from fabrica.server._auth import AuthMiddleware
+    from fabrica.server.http._auth import AuthMiddleware
 
     reached: list[str] = []
 

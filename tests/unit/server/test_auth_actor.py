@@ -107,15 +107,15 @@ async def test_reconcilers_and_the_garbage_collector_act_as_system_controller(
     async with serve_in_process(app) as client:
         lamp = (await client.post("/lamps", json={"name": "l1"}, headers=as_user("alice")))
         assert lamp.status_code == 201
-        await app.state.controller.wait_idle()
+        await app.state.service.controller.wait_idle()
         owned = {"metadata": {"name": "d1", "ownerReferences": [
             {"apiVersion": "v1", "kind": "Lamp", "name": "l1", "uid": lamp.json()["metadata"][
                 "uid"]}]}, "spec": {"type": "server", "ipAddress": "10.0.0.1"}}
         assert (await client.post("/devices", json=owned, headers=as_user("bob"))).is_success
         deleted = await client.delete("/lamps/l1", headers=as_user("carol"))
         assert deleted.is_success
-        await app.state.controller.wait_idle()
-        await app.state.garbage_collector.wait_idle()
+        await app.state.service.controller.wait_idle()
+        await app.state.service.garbage_collector.wait_idle()
     seen = actors(events)
     assert seen[0] == ("io.fabrica.lamp.created", "alice")
     by_controller = [t for t, actor in seen if actor == "system:controller"]

@@ -11,7 +11,7 @@ import pytest
 import fabrica.server
 from tests._support.app import make_client
 
-CONSOLE = Path(fabrica.server.__file__).parent / "_static" / "console"
+CONSOLE = Path(fabrica.server.__file__).parent / "http" / "_static" / "console"
 MODULES = sorted(p.name for p in (CONSOLE / "js").glob("*.js"))
 
 

@@ -9,8 +9,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from fabrica import Model
-from fabrica.server._body import validate_model
-from fabrica.server._errors import APIError
+from fabrica.server.http._body import validate_model
+from fabrica.server.http._errors import APIError
 
 
 class Leaf(Model):

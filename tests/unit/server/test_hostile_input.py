@@ -141,7 +141,7 @@ async def test_the_store_refuses_surrogates_from_any_writer(backend):
     app = _app(backend)
     async with serve_in_process(app) as client:
         obj = await _create(client)
-        store = app.state.store
+        store = app.state.service.store
         current = await store.get(Device, obj["metadata"]["uid"])
         bad = current.model_copy(update={"status": current.status.model_copy(
             update={"health": "\ud800"})})

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from fabrica.server._bounds import MAX_DEPTH, copy_json, json_equal, measure
-from fabrica.server._errors import APIError
-from fabrica.server._json_patch import MAX_OPERATIONS, apply_json_patch
-from fabrica.server._patch import JSON_PATCH, MERGE, SHORTHAND, apply_patch
+from fabrica.server.http._bounds import MAX_DEPTH, copy_json, json_equal, measure
+from fabrica.server.http._errors import APIError
+from fabrica.server.http._json_patch import MAX_OPERATIONS, apply_json_patch
+from fabrica.server.http._patch import JSON_PATCH, MERGE, SHORTHAND, apply_patch
 
 LIMIT = 1 << 20
 

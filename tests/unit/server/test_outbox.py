@@ -94,7 +94,7 @@ async def test_every_write_s_events_reach_the_stream_in_commit_order(pg_url, pla
                 writes[uid].append(patched.json()["metadata"]["resourceVersion"])
 
         await asyncio.gather(*(write(n) for n in range(40)))
-        await app.state.relay.drained()
+        await app.state.service.relay.drained()
     events = await stored_events(URL, prefix, 120)
     assert len(events) == 120
     assert len({e.id for e in events}) == 120
@@ -109,7 +109,7 @@ async def test_writes_go_on_while_nats_is_down_and_the_backlog_drains(tmp_path, 
         app = await make_app(pg_url, place, server.url)
         async with serve_in_process(app) as client:
             assert (await client.post("/devices", json=device(0))).status_code == 201
-            await app.state.relay.drained()
+            await app.state.service.relay.drained()
             server.stop()
             for n in range(1, 31):  # NATS is down: every write still succeeds
                 assert (await client.post("/devices", json=device(n))).status_code == 201
@@ -119,9 +119,9 @@ async def test_writes_go_on_while_nats_is_down_and_the_backlog_drains(tmp_path, 
             await asyncio.sleep(1.2)
             metrics = (await client.get("/metrics")).text
             assert "fabrica_outbox_backlog 30.0" in metrics
-            assert app.state.relay.failures > 0
+            assert app.state.service.relay.failures > 0
             server.start()
-            await app.state.relay.drained()
+            await app.state.service.relay.drained()
             assert (await client.get("/ready")).status_code == 200
         events = await stored_events(server.url, prefix, 31)
         assert sorted(e.data["resourceName"] for e in events) == sorted(  # type: ignore[index]
@@ -139,15 +139,15 @@ async def test_several_processes_relay_one_at_a_time_without_duplicates(pg_url, 
         await asyncio.gather(*(clients[n % 3].post("/devices", json=device(n))
                                for n in range(90)))
         for app in apps:
-            await app.state.relay.drained()
-        holders = [app for app in apps if "outbox:relay" in app.state.leases.held]
+            await app.state.service.relay.drained()
+        holders = [app for app in apps if "outbox:relay" in app.state.service.leases.held]
         assert len(holders) == 1
-        assert sum(app.state.relay.relayed for app in apps) == 90
-        await holders[0].state.leases.close()  # as if that process died: another takes over
+        assert sum(app.state.service.relay.relayed for app in apps) == 90
+        await holders[0].state.service.leases.close()  # as if that process died: another takes over
         await third.post("/devices", json=device(999))
         await asyncio.sleep(1.5)
         for app in apps:
-            await app.state.relay.drained()
+            await app.state.service.relay.drained()
     events = await stored_events(URL, prefix, 91)
     assert len(events) == 91 and len({e.id for e in events}) == 91
 
@@ -159,11 +159,11 @@ async def test_a_reconciler_s_own_events_take_the_outbox_too(pg_url, place):
     app = await make_app(pg_url, place)
     async with serve_in_process(app) as client:
         created = (await client.post("/devices", json=device(1))).json()
-        store = app.state.store
+        store = app.state.service.store
         obj = await store.get(Device, created["metadata"]["uid"])
         await store.emit(Emission(obj, "provisioned", {"nodes": 3}, "emitted-1"))
-        assert (await store.storage.outbox_stats()).backlog >= 1 or app.state.relay.relayed
-        await app.state.relay.drained()
+        assert (await store.storage.outbox_stats()).backlog >= 1 or app.state.service.relay.relayed
+        await app.state.service.relay.drained()
     events = await stored_events(URL, prefix, 2)
     emitted = [e for e in events if e.type == f"{prefix}.device.provisioned"]
     assert [e.id for e in emitted] == ["emitted-1"]

@@ -39,21 +39,21 @@ async def test_not_ready_while_stopping_and_when_storage_fails(tmp_path):
         async def broken(*args, **kwargs):
             raise OSError("disk gone")
 
-        app.state.store.storage.list = broken
+        app.state.service.store.storage.list = broken
         response = await client.get("/ready")
         assert response.status_code == 503
         assert response.json()["status"] == "not ready"
         assert response.json()["checks"]["storage"] == "OSError: disk gone"
         assert (await client.get("/health")).status_code == 200  # liveness is not readiness
-        del app.state.store.storage.list
-        app.state.readiness.stopping = True
+        del app.state.service.store.storage.list
+        app.state.service.readiness.stopping = True
         assert (await client.get("/ready")).json()["checks"]["role"] == "stopping"
 
 
 async def test_controller_role_serves_only_health_ready_and_metrics(tmp_path):
     app = app_for(tmp_path, role="controller")
     async with serve_in_process(app) as client:
-        assert app.state.controller is not None
+        assert app.state.service.controller is not None
         for path in ("/health", "/ready", "/metrics"):
             assert (await client.get(path)).status_code == 200, path
         for path in ("/shelves", "/openapi.json", "/docs", "/events"):
@@ -64,7 +64,7 @@ async def test_controller_role_serves_only_health_ready_and_metrics(tmp_path):
 async def test_api_role_runs_no_reconciler(tmp_path):
     app = app_for(tmp_path, role="api")
     async with serve_in_process(app) as client:
-        assert app.state.controller is None
+        assert app.state.service.controller is None
         assert (await client.post("/shelves", json={"name": "s1", "books": 1})).status_code == 201
         await asyncio.sleep(0.2)
         assert (await client.get("/books")).json() == []  # nobody reconciled it here

@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from fabrica import ServiceSettings
-from fabrica.server._cli import service_cli
-from fabrica.server._units import byte_size, duration
+from fabrica.server.process._cli import service_cli
+from fabrica.server.process._units import byte_size, duration
 from tests._support.app import Device
 
 SETTINGS = ServiceSettings(project="svc", package="svc", events=True)
@@ -76,15 +76,15 @@ def test_watch_options_reach_the_cache_and_the_storage(tmp_path, monkeypatch):
     """--watch-cache-size bounds the watch cache, --watch-history the storage's change log;
     both read their environment variables, as every serve option does."""
     served = []
-    monkeypatch.setattr("fabrica.server._cli.run_app", lambda app, **kw: served.append(app))
+    monkeypatch.setattr("fabrica.server.process._cli.run_app", lambda app, **kw: served.append(app))
     result = serve(tmp_path, "--watch-cache-size", "7",
                    env={"SVC_WATCH_HISTORY": "5", "SVC_EVENTS_BUS": "memory",
                         "SVC_WATCH_MEMORY": "64MiB"})
     assert result.exit_code == 0, result.output
     (app,) = served
-    assert app.state.watch_cache.settings.max_objects == 7
-    assert app.state.watch_cache.memory.limit == 64 << 20
-    assert app.state.store.storage.inner._changes.history == 5
+    assert app.state.service.watch_cache.settings.max_objects == 7
+    assert app.state.service.watch_cache.memory.limit == 64 << 20
+    assert app.state.service.store.storage.inner._changes.history == 5
 
 
 def test_watch_options_are_checked(tmp_path):
@@ -92,3 +92,20 @@ def test_watch_options_are_checked(tmp_path):
                         ("--watch-memory", "0"), ("--watch-memory", "lots")):
         result = serve(tmp_path, option, bad)
         assert result.exit_code == 2 and option in result.output
+
+
+def test_a_controller_process_serves_its_probes_without_starlette(tmp_path, monkeypatch):
+    """``--role controller`` runs the service under a plain ASGI app (`probe_app`), not a
+    Starlette application; the other roles serve the API, the service on ``app.state``."""
+    from starlette.applications import Starlette
+
+    served = []
+    monkeypatch.setattr("fabrica.server.process._cli.run_app", lambda app, **kw: served.append(app))
+    quiet = ServiceSettings(project="quiet", package="quiet")  # no events: any role alone
+    for role in ("controller", "api"):
+        result = CliRunner().invoke(service_cli([Device], quiet),
+                                    ["serve", "--data-dir", str(tmp_path), "--role", role])
+        assert result.exit_code == 0, result.output
+    probes, api = served
+    assert not isinstance(probes, Starlette) and isinstance(api, Starlette)
+    assert api.state.service.role == "api"

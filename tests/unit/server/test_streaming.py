@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fabrica.server._streaming import StreamResponse
+from fabrica.server.http._streaming import StreamResponse
 
 SCOPE = {"type": "http", "method": "GET", "path": "/x", "headers": []}
 

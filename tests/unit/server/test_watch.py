@@ -117,7 +117,7 @@ async def test_a_version_too_old_is_one_error_410_event(server, tmp_path) -> Non
     await create(client, "a")
     for port in (1, 2, 3):
         await client.patch("/devices/a", json={"port": port})
-    await app.state.store.storage.compact("devices", 1)
+    await app.state.service.store.storage.compact("devices", 1)
     async with opened(client, resourceVersion="1") as stream:
         got = await stream.rest()
     assert [e["type"] for e in got] == ["ERROR"]
@@ -134,7 +134,7 @@ async def test_timeout_seconds_ends_the_stream(server) -> None:
 
 async def test_a_client_that_leaves_ends_its_watch(server) -> None:
     app, client = server
-    feed = app.state.watch_cache.feed(Device)
+    feed = app.state.service.watch_cache.feed(Device)
     async with opened(client) as stream:
         await create(client, "a")
         await stream.take(1)
@@ -174,7 +174,7 @@ async def test_malformed_watch_parameters_are_400_on_lists_and_watches(
 
 
 def test_openapi_documents_the_watch(tmp_path) -> None:
-    from fabrica.server._openapi import build_openapi
+    from fabrica.server.openapi._openapi import build_openapi
 
     doc = build_openapi([Device], title="t")
     op = doc["paths"]["/devices"]["get"]

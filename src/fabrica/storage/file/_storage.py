@@ -77,6 +77,7 @@ from .._base import (
     StoredChange,
 )
 from .._checks import check_collection, check_new, check_update
+from .._leases import Leases, LocalLeases
 from ._changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
 from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
 
@@ -130,6 +131,9 @@ class FileStorage:
 
     async def _read(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, func, *args)
+
+    def leases(self, namespace: str) -> Leases:
+        return LocalLeases()  # files have no locks other processes could see held
 
     # -- async API -----------------------------------------------------------------------
 

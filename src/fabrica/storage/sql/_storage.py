@@ -64,6 +64,7 @@ from .._base import (
     Unavailable,
 )
 from .._checks import check_collection, check_new, check_update, is_version_id
+from .._leases import Leases, LocalLeases
 from .._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
 from . import _changes as change_log
 from . import _migrate as migrations
@@ -126,6 +127,18 @@ class SQLStorage:
         return f"SQLStorage({self.url!r})"
 
     # -- schema ----------------------------------------------------------------------------
+
+    def leases(self, namespace: str) -> Leases:
+        """The database's leases (PostgreSQL, MariaDB/MySQL), or this process's alone
+        (SQLite). Locks are per database server (PostgreSQL: per database), so the
+        namespace names the service and where it keeps its data (a PostgreSQL schema is in
+        the URL's options)."""
+        if self.database.is_sqlite or not isinstance(self.engine, AsyncEngine):
+            return LocalLeases()
+        from ._leases import SQLLeases
+
+        where = f"{self.database.redacted()} {self.database.connect_args.get('server_settings')}"
+        return SQLLeases(self.engine, f"{namespace}@{where}")
 
     async def migrate(self, target: str = "head") -> tuple[str | None, str]:
         """Create or upgrade the schema; return the revisions before and after."""

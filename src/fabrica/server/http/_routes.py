@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..resource import (
+from ...resource import (
     ApiVersions,
     ConversionError,
     Resource,
@@ -31,7 +31,7 @@ from ..resource import (
     SelectorError,
     parse_selector,
 )
-from ..store import ResourceStore, ResourceVersionTooLarge, WatchCache, error_line
+from ...store import ResourceStore, ResourceVersionTooLarge, WatchCache, error_line
 from ._body import (
     WriteRequest,
     check_json_content_type,

@@ -23,9 +23,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
 from ..events import EventBus
 from ..resource import Resource
 from ..storage import Storage
@@ -39,7 +36,8 @@ DEGRADED = "degraded"
 
 
 class Readiness:
-    """The checks behind ``/ready``; `serving` is set by the app's lifespan."""
+    """The checks behind ``/ready``; `serving` and `stopping` are set by the `Service` as it
+    starts and stops."""
 
     def __init__(
         self,
@@ -66,12 +64,12 @@ class Readiness:
         results = await asyncio.gather(*(self._run(check) for check in checks.values()))
         return dict(zip(checks, results, strict=True))
 
-    async def endpoint(self, request: Request) -> Response:
+    async def report(self) -> tuple[int, dict[str, Any]]:
+        """The ``/ready`` answer: its status code (200 or 503) and its JSON body."""
         checks = await self.checks()
         ready = all(result == OK or result.startswith(DEGRADED) for result in checks.values())
         body = {"status": "ready" if ready else "not ready", "checks": checks}
-        return JSONResponse(body, status_code=200 if ready else 503,
-                            headers={"Cache-Control": "no-store"})
+        return 200 if ready else 503, body
 
     async def _run(self, check: Check) -> str:
         try:

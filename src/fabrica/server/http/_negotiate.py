@@ -25,7 +25,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..resource import ApiVersions, ResourceInfo
+from ...resource import ApiVersions, ResourceInfo
 from ._errors import APIError
 
 __all__ = [

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator
 
 from starlette.datastructures import QueryParams
 
-from ..store import Watcher, error_line
+from ...store import Watcher, error_line
 from ._errors import APIError
 from ._streaming import StreamResponse
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import SchemaValidator
 from starlette.requests import Request
 
-from ..resource import (
+from ...resource import (
     API_VERSION,
     OwnerReference,
     ResourceInfo,

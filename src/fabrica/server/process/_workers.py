@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-from ._stopping import GRACEFUL_SHUTDOWN
+from ...service import GRACEFUL_SHUTDOWN
 
 __all__ = ["StreamEndingServer", "run_app", "serve_workers"]
 
@@ -113,13 +113,11 @@ def run_app(app: Any, *, sockets: list[socket.socket] | None = None, **uvicorn_o
 
 class StreamEndingServer(uvicorn.Server):
     """uvicorn's server, ending the app's open watches and ``/events`` streams as it starts
-    to stop: it waits for every open response before it stops, and those never end by
-    themselves."""
+    to stop (`Service.drain`): it waits for every open response before it stops, and those
+    never end by themselves."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        state = getattr(self.config.app, "state", None)
-        for name in ("watch_streams", "event_streams"):
-            streams = getattr(state, name, None)
-            if streams is not None:
-                streams.close()
+        service = getattr(getattr(self.config.app, "state", None), "service", None)
+        if service is not None:
+            service.drain()
         await super().shutdown(sockets)

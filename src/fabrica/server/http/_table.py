@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..resource import ResourceInfo
+from ...resource import ResourceInfo
 
 __all__ = ["ID_PARAM", "VERSION_PARAM", "Operation", "kind_operations"]
 

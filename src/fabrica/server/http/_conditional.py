@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..resource import Resource
+from ...resource import Resource
 from ._errors import APIError
 
 __all__ = [

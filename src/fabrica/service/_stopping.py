@@ -1,8 +1,8 @@
-"""Stopping the app's parts in order within a time budget (SPEC section 6: ``serve`` stops
+"""Stopping the service's parts in order within a time budget (SPEC section 6: ``serve`` stops
 within 10 seconds of SIGTERM).
 
 The server first ends its streams and gives the requests in flight `GRACEFUL_SHUTDOWN`
-seconds (uvicorn's graceful shutdown); then the app stops its parts, controller to storage,
+seconds (uvicorn's graceful shutdown); then the service stops its parts, controller to storage,
 within `STOP_BUDGET` seconds in all. Each part gets what is left of the budget (at least
 `_LEAST`, so the storage is closed even after a slow part before it); a part that takes
 longer is given up and logged: a reconcile cut short is done again at the next start, an
@@ -15,13 +15,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-__all__ = ["GRACEFUL_SHUTDOWN", "STOP_BUDGET", "stop_in_order"]
+__all__ = ["GRACEFUL_SHUTDOWN", "STOP_BUDGET", "Step", "stop_in_order"]
 
 log = logging.getLogger("fabrica.server")
 
 #: Seconds uvicorn waits for the requests in flight once the streams are ended.
 GRACEFUL_SHUTDOWN = 3.0
-#: Seconds the app's own parts may take to stop, in all.
+#: Seconds the service's own parts may take to stop, in all.
 STOP_BUDGET = 5.0
 _LEAST = 0.2
 

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..events import BusClosed, EventBus, EventBusError, compile_pattern, sse_frames
+from ...events import BusClosed, EventBus, EventBusError, compile_pattern, sse_frames
 from ._errors import APIError, error_response
 from ._streaming import StreamResponse
 

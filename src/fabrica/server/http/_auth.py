@@ -21,9 +21,9 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..auth import Auth, InvalidToken, KeysUnavailable, Principal
-from ..store import reset_actor, set_actor
-from ._auth_openapi import OPEN_PATHS, OPEN_PREFIX
+from ...auth import Auth, InvalidToken, KeysUnavailable, Principal
+from ...store import reset_actor, set_actor
+from ..openapi._auth_openapi import OPEN_PATHS, OPEN_PREFIX
 from ._errors import error_response
 
 __all__ = ["AuthMiddleware", "request_target"]

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import auth as _auth
-from .._settings import ServiceSettings
+from ... import auth as _auth
+from ..._settings import ServiceSettings
 
 if TYPE_CHECKING:
-    from ..auth import Auth
+    from ...auth import Auth
 
 __all__ = ["auth_from_options", "auth_options", "reload_policy_on_sighup", "token_command"]
 

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from .._version import __version__
-from ..resource import (
+from ..._version import __version__
+from ...resource import (
     API_VERSION,
     LABEL_VALUE_MAX_LENGTH,
     LABEL_VALUE_PATTERN,
@@ -30,10 +30,10 @@ from ..resource import (
     ResourceInfo,
     ServedVersion,
 )
-from ._conditional import ENTITY_TAGS_PATTERN
+from ..http._conditional import ENTITY_TAGS_PATTERN
+from ..http._table import ID_PARAM, VERSION_PARAM, kind_operations
+from ..http._watch import MAX_TIMEOUT_SECONDS, RESOURCE_VERSION_PATTERN, WATCH_MEDIA_TYPE
 from ._openapi_versions import document_versions, version_models
-from ._table import ID_PARAM, VERSION_PARAM, kind_operations
-from ._watch import MAX_TIMEOUT_SECONDS, RESOURCE_VERSION_PATTERN, WATCH_MEDIA_TYPE
 
 __all__ = ["build_openapi"]
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 
-from ..resource import is_dns1123_subdomain
+from ...resource import is_dns1123_subdomain
 from ._errors import APIError
 
 __all__ = ["MAX_LIMIT", "decode_continue", "encode_continue", "parse_limit"]

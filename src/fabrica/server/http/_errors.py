@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..resource import InvalidMetadata, InvalidText
-from ..storage import AlreadyExists, Conflict, Invalid, NotFound, Unavailable
-from ..store import OwnerReferenceError
+from ...resource import InvalidMetadata, InvalidText
+from ...storage import AlreadyExists, Conflict, Invalid, NotFound, Unavailable
+from ...store import OwnerReferenceError
 
 __all__ = ["APIError", "error_response", "exception_handlers", "validation_details"]
 

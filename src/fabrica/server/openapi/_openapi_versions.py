@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..resource import ApiVersions, ApiVersionTable, Resource, ResourceInfo
-from ._negotiate import SCHEMA_VERSION_HEADER
+from ...resource import ApiVersions, ApiVersionTable, Resource, ResourceInfo
+from ..http._negotiate import SCHEMA_VERSION_HEADER
 
 __all__ = ["document_versions", "version_models"]
 

@@ -1,10 +1,9 @@
-"""``GET /metrics`` (Prometheus text format), the HTTP request metrics behind it, the
-garbage collector's and the watches'."""
+"""``GET /metrics`` (Prometheus text format) and the HTTP request metrics in it (the
+service's own parts register theirs: `fabrica.service`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -14,15 +13,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..store import GarbageCollector, WatchCache
-
-__all__ = ["HTTPMetrics", "metrics_endpoint", "register_gc_metrics", "register_watch_metrics"]
+__all__ = ["HTTPMetrics", "metrics_endpoint"]
 
 
 class HTTPMetrics:
@@ -83,43 +78,3 @@ def metrics_endpoint(registry: CollectorRegistry):  # type: ignore[no-untyped-de
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return metrics
-
-
-class _GCCollector(Collector):
-    def __init__(self, collector: GarbageCollector) -> None:
-        self.collector = collector
-
-    def collect(self) -> Iterator[Metric]:
-        deleted = CounterMetricFamily(
-            "fabrica_gc_deleted", "Dependents the garbage collector deleted: owner_deleted (a "
-            "cascade), owner_gone_at_write (an owner deleted while its dependent was written), "
-            "orphan_at_start (the start-up sweep, after a crash)", labels=["reason"])
-        for reason, count in self.collector.counts.items():
-            deleted.add_metric([reason], count)
-        yield deleted
-
-
-def register_gc_metrics(registry: CollectorRegistry, collector: GarbageCollector) -> None:
-    """``fabrica_gc_deleted_total{reason}``, read from the collector when scraped."""
-    registry.register(_GCCollector(collector))
-
-
-class _WatchCollector(Collector):
-    def __init__(self, cache: WatchCache) -> None:
-        self.cache = cache
-
-    def collect(self) -> Iterator[Metric]:
-        memory = self.cache.memory
-        yield GaugeMetricFamily("fabrica_watches", "Watches open", value=self.cache.watchers)
-        yield GaugeMetricFamily(
-            "fabrica_watch_memory_bytes", "Bytes the watches hold for clients that have not "
-            "read them yet (bounded by --watch-memory)", value=memory.used)
-        yield CounterMetricFamily(
-            "fabrica_watch_memory_ended", "Watches ended with ERROR 410 because the watches "
-            "held more than --watch-memory", value=memory.ended)
-
-
-def register_watch_metrics(registry: CollectorRegistry, cache: WatchCache) -> None:
-    """``fabrica_watches``, ``fabrica_watch_memory_bytes`` and
-    ``fabrica_watch_memory_ended_total``, read from the watch cache when scraped."""
-    registry.register(_WatchCollector(cache))
