@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..resource import Resource
-from ..storage import Conflict, NotFound
+from ..storage import Conflict, Document, NotFound
 from ._actor import SYSTEM_CONTROLLER, set_actor
 from ._changes import Change
 from ._owners import owner_exists
@@ -46,6 +47,26 @@ log = logging.getLogger("fabrica.gc")
 AnyResource = Resource[Any, Any]
 Reason = Literal["owner_deleted", "owner_gone_at_write", "orphan_at_start"]
 GC_REASONS: tuple[Reason, ...] = ("owner_deleted", "owner_gone_at_write", "orphan_at_start")
+_PAGE = 1000  # documents read at a time while looking for orphans
+
+
+@dataclass(frozen=True, slots=True)
+class _Dependent:
+    """What the collector keeps of a resource with owners: its kind, uid and references."""
+
+    cls: type[AnyResource]
+    uid: str
+    name: str
+    owners: tuple[tuple[str, str], ...]  # (kind, uid) of each owner reference
+
+    @classmethod
+    def of(cls, obj: AnyResource) -> _Dependent:
+        return cls(type(obj), obj.uid, obj.name, tuple(
+            (ref.kind, ref.uid) for ref in obj.metadata.owner_references))
+
+
+class _OwnersChanged(Exception):
+    """The dependent's owner references are not the ones it was found orphaned with."""
 
 
 class GarbageCollector:
@@ -115,12 +136,12 @@ class GarbageCollector:
 
     async def sweep(self) -> None:
         """Delete every dependent whose owners are all gone (crash recovery)."""
-        orphans = await self._orphans(report=True)
-        for obj in orphans:
-            await self._delete(obj, "orphan_at_start")
-        if orphans:
+        removed = 0
+        for dependent in await self._orphans(report=True):
+            removed += await self._delete_if_orphaned(dependent, "orphan_at_start", set())
+        if removed:
             log.warning("garbage collector removed %d orphaned dependents at start (a "
-                        "cascade a stop or a crash cut short)", len(orphans))
+                        "cascade a stop or a crash cut short)", removed)
 
     async def _collect(self, owners: set[str]) -> None:
         # Only dependents of the owners just deleted, and, as in Kubernetes, only once all
@@ -128,9 +149,9 @@ class GarbageCollector:
         if not owners:
             return
         removed = 0
-        for obj in await self._orphans():
-            if any(ref.uid in owners for ref in obj.metadata.owner_references):
-                removed += await self._delete(obj, "owner_deleted")
+        for dependent in await self._orphans():
+            if any(uid in owners for _, uid in dependent.owners):
+                removed += await self._delete_if_orphaned(dependent, "owner_deleted", owners)
         if removed:
             log.info("garbage collector deleted %d dependents of %d deleted owners", removed,
                      len(owners))
@@ -146,7 +167,7 @@ class GarbageCollector:
             except NotFound:
                 continue
             if await self._owners_gone(current):
-                await self._delete(current, "owner_gone_at_write")
+                await self._delete(_Dependent.of(current), "owner_gone_at_write")
 
     async def _owners_gone(self, obj: AnyResource) -> bool:
         refs = obj.metadata.owner_references
@@ -156,29 +177,70 @@ class GarbageCollector:
                 return False  # alive, or of a kind this service cannot tell about
         return bool(refs)
 
-    async def _orphans(self, report: bool = False) -> list[AnyResource]:
-        """Resources with owner references of which none exists any more."""
+    async def _orphans(self, report: bool = False) -> list[_Dependent]:
+        """Resources with owner references of which none exists any more.
+
+        Read as stored documents, a page at a time, keeping only uids and references: a
+        sweep over 100,000 resources neither validates them all as objects (what made the
+        first reads after a start wait) nor holds them all at once. The pages are no
+        snapshot, so each orphan is checked again before it goes (`_delete_if_orphaned`)."""
         kinds = self.store.kinds
-        everything = [obj for cls in kinds.values() for obj in await self.store.list(cls)]
-        alive = {obj.uid for obj in everything}
-        unknown = sorted({(ref.kind, obj.uid) for obj in everything
-                          for ref in obj.metadata.owner_references if ref.kind not in kinds})
+        alive: set[str] = set()
+        dependents: list[_Dependent] = []
+        for cls in kinds.values():
+            async for doc in self._documents(cls):
+                metadata = doc.get("metadata") or {}
+                alive.add(metadata.get("uid", ""))
+                refs = metadata.get("ownerReferences") or []
+                if refs:
+                    dependents.append(_Dependent(
+                        cls, metadata.get("uid", ""), metadata.get("name", ""),
+                        tuple((str(ref.get("kind", "")), str(ref.get("uid", "")))
+                              for ref in refs)))
+        unknown = sorted({(kind, dependent.uid) for dependent in dependents
+                          for kind, _ in dependent.owners if kind not in kinds})
         if unknown and report:
             log.warning("garbage collector keeps %d dependents whose owner is of a kind not "
                         "served here (first: %s of %s)", len(unknown), *unknown[0])
-        return [obj for obj in everything if obj.metadata.owner_references
-                and not any(ref.uid in alive or ref.kind not in kinds
-                            for ref in obj.metadata.owner_references)]
+        return [dependent for dependent in dependents
+                if not any(uid in alive or kind not in kinds for kind, uid in dependent.owners)]
 
-    async def _delete(self, obj: AnyResource, reason: Reason) -> int:
-        owners = ", ".join(f"{ref.kind} {ref.uid}" for ref in obj.metadata.owner_references)
+    async def _documents(self, cls: type[AnyResource]) -> AsyncIterator[Document]:
+        plural, after = cls.resource_info.plural, None
+        while True:
+            page = await self.store.storage.list(plural, limit=_PAGE, after=after)
+            for doc in page:
+                yield doc
+            if len(page) < _PAGE:
+                return
+            after = page[-1]["metadata"]["name"]
+
+    async def _delete_if_orphaned(self, dependent: _Dependent, reason: Reason,
+                                  gone: set[str]) -> int:
+        """Delete `dependent` if none of its owners exists now. Owners in `gone` were just
+        deleted; the others are looked up again, since the pages that found them missing
+        are no snapshot (an owner may have been created after its kind was read)."""
+        for kind, uid in dependent.owners:
+            cls = self.store.kinds.get(kind)
+            if uid not in gone and (cls is None or await owner_exists(self.store.storage,
+                                                                      cls, uid)):
+                return 0
+        return await self._delete(dependent, reason)
+
+    async def _delete(self, dependent: _Dependent, reason: Reason) -> int:
+        def same_owners(current: AnyResource) -> None:
+            if _Dependent.of(current).owners != dependent.owners:
+                raise _OwnersChanged  # given another owner since: the next write rechecks
+
         try:
-            await self.store.delete(type(obj), obj.uid)
-        except (NotFound, Conflict):
+            await self.store.delete(dependent.cls, dependent.uid, precondition=same_owners)
+        except (NotFound, Conflict, _OwnersChanged):
             return 0  # already gone, or changed under us: the next change brings it back here
         self.deleted += 1
         self.counts[reason] += 1
         level = logging.DEBUG if reason == "owner_deleted" else logging.WARNING
+        owners = ", ".join(f"{kind} {uid}" for kind, uid in dependent.owners)
         log.log(level, "garbage collector deleted %s %s (%s): none of its owners exists "
-                "(%s; %s)", obj.resource_info.kind, obj.name, obj.uid, owners, reason)
+                "(%s; %s)", dependent.cls.resource_info.kind, dependent.name, dependent.uid,
+                owners, reason)
         return 1
