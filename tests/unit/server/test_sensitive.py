@@ -223,3 +223,36 @@ def test_an_encryption_key_that_is_no_fernet_key_is_an_option_error():
     with pytest.raises(OptionError, match="key 2 of 2 is not a Fernet key") as caught:
         ServiceOptions(encryption_key=f"{Fernet.generate_key().decode()},not-a-key")
     assert caught.value.option == "--encryption-key"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def sql_url(request, tmp_path):  # (sync: preparing a database runs its own event loop)
+    from tests._support.sqldb import database
+
+    with database(request.param, tmp_path) as url:
+        yield url
+
+
+async def test_sql_storage_holds_envelopes_and_refuses_a_start_without_the_key(sql_url):
+    from fabrica.storage import SQLStorage
+
+    url = sql_url
+    key = Fernet.generate_key().decode()
+
+    async def service(key: str | None) -> Service:
+        storage = SQLStorage(url)
+        await storage.migrate()
+        settings = ServiceSettings(project="vaults", package="vaults")
+        return Service([Vault], storage, ServiceOptions(settings=settings, encryption_key=key))
+
+    first = await service(key)
+    async with serve_in_process(create_app(first)) as c:
+        uid = (await _create(c))["metadata"]["uid"]
+        stored = await first.storage.get("vaults", uid)
+        assert stored["spec"]["password"].startswith("fernet:v1:")
+        assert (await first.store.get(Vault, uid)).spec.password == SECRET
+    for wrong in (None, Fernet.generate_key().decode()):
+        refused = await service(wrong)
+        with pytest.raises(EncryptionError):
+            await refused.start()
+        await refused.storage.close()
