@@ -30,9 +30,10 @@ EXPORTS = {
         "check_metadata", "check_owner_references", "check_text", "default_prefix",
         "field_value", "find_condition", "invalid_text_path", "is_condition_true",
         "is_dns1123_subdomain", "is_uid", "is_valid_kind", "is_valid_plural",
-        "is_valid_prefix", "is_valid_version", "label_key_error", "label_value_error",
-        "new_uid", "parse_selector", "pluralize", "remove_condition", "set_condition",
-        "unique_key", "utcnow", "version_sort_key",
+        "is_valid_prefix", "is_valid_version", "keep_left_out", "label_key_error",
+        "label_value_error", "left_out", "new_uid", "parse_selector", "pluralize",
+        "redact_details", "redact_spec", "remove_condition", "sensitive_exclude",
+        "sensitive_fields", "set_condition", "unique_key", "utcnow", "version_sort_key",
     ],
     "fabrica.storage": [
         "AlreadyExists", "ChangeType", "Conflict", "DEFAULT_CHANGE_HISTORY",
@@ -46,10 +47,12 @@ EXPORTS = {
     "fabrica.store": [
         "ANONYMOUS", "Action", "CachedRead", "Change", "ChangeListener", "ChangePublisher",
         "DEFAULT_ATTEMPTS", "DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "DEFAULT_VERSION_WAIT",
-        "DEFAULT_WATCH_MEMORY", "Emission", "EmissionListener", "GarbageCollector",
+        "DEFAULT_WATCH_MEMORY", "Emission", "EmissionListener", "Encryption",
+        "EncryptionError", "GarbageCollector",
         "OwnerReferenceError", "Part", "ResourceStore", "ResourceVersionTooLarge",
         "SYSTEM_CONTROLLER",
-        "UnknownKind", "UpdateType", "WatchCache", "Watcher", "acting_as", "current_actor",
+        "UnknownKind", "UpdateType", "WatchCache", "Watcher", "acting_as", "check_storage_key",
+        "current_actor",
         "error_line", "reset_actor", "set_actor",
     ],
     "fabrica.auth": [

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from ..resource import ResourceInfo
+from ..resource import ResourceInfo, sensitive_fields
 
 __all__ = [
     "PATCH_TYPES",
@@ -86,7 +86,11 @@ class Call:
 def to_json(value: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     """A spec or status as the server spells it: camelCase JSON names, JSON-safe values."""
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
+        # A sensitive field the caller did not set (one read from the server, which never
+        # sends it) is left out, so the server keeps its value instead of the default.
+        unset = {name for name, _ in sensitive_fields(type(value))
+                 if name not in value.model_fields_set}
+        return value.model_dump(mode="json", by_alias=True, exclude=unset or None)
     return dict(value)
 
 

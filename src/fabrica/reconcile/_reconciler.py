@@ -40,7 +40,13 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 from pydantic import BaseModel
 
 from ..events import check_reason
-from ..resource import Resource, find_condition, set_condition
+from ..resource import (
+    Resource,
+    find_condition,
+    sensitive_exclude,
+    sensitive_fields,
+    set_condition,
+)
 from ..storage import NotFound
 from ..store import Emission
 from ._client import ReconcileClient, own_writes
@@ -248,8 +254,10 @@ def _ready_state(obj: Resource[Any, Any]) -> Any:
 def _json_details(data: Mapping[str, Any] | BaseModel | None) -> dict[str, Any] | None:
     if data is None:
         return None
-    if isinstance(data, BaseModel):
-        return data.model_dump(mode="json", by_alias=True)
+    if isinstance(data, BaseModel):  # (a spec's secrets stay out of the event)
+        hidden: Any = (sensitive_exclude(type(data)) if isinstance(data, Resource)
+                       else {name for name, _ in sensitive_fields(type(data))} or None)
+        return data.model_dump(mode="json", by_alias=True, exclude=hidden)
     if not isinstance(data, Mapping):
         raise TypeError(f"emit() data must be a mapping or a model, not {type(data).__name__}")
     try:  # a copy made now, in JSON values: later changes to `data` do not leak in

@@ -69,6 +69,14 @@ from ._rules import (
     field_value,
     unique_key,
 )
+from ._sensitive import (
+    keep_left_out,
+    left_out,
+    redact_details,
+    redact_spec,
+    sensitive_exclude,
+    sensitive_fields,
+)
 from ._served import ServedVersion, VersionInfo, is_valid_version, version_sort_key
 from ._text import InvalidText, check_text, invalid_text_path
 from ._time import utcnow
@@ -85,6 +93,12 @@ __all__ = [
     "Verb",
     "field_value",
     "unique_key",
+    "keep_left_out",
+    "left_out",
+    "redact_details",
+    "redact_spec",
+    "sensitive_exclude",
+    "sensitive_fields",
     "API_VERSION",
     "LABEL_KEY_MAX_LENGTH",
     "LABEL_KEY_PATTERN",

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ._model import Model
 from ._naming import default_prefix, is_uid, is_valid_plural, is_valid_prefix, pluralize
 from ._rules import KindRules, kind_rules
+from ._sensitive import hide_sensitive
 
 __all__ = [
     "API_VERSION",
@@ -191,6 +192,7 @@ class Resource(_Envelope, Generic[SpecT, StatusT]):
         info = _resource_info(cls, spec_type, status_type, prefix, plural, versioning)
         rules = kind_rules(info.kind, spec_type, status_type, unique=unique, verbs=verbs,
                            exposure=exposure, max_body_size=max_body_size)
+        hide_sensitive(cls, spec_type)
         cls.resource_info = dataclasses.replace(_with_versions(info, version, default_version),
                                                 rules=rules)
 

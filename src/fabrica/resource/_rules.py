@@ -78,6 +78,10 @@ class Immutable:
 class Sensitive:
     """Write-only: never shown to readers; stored encrypted with ``--encryption-key``."""
 
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> Any:
+        # OpenAPI's word for it: sent in requests, never in responses.
+        return {**handler(schema), "writeOnly": True}
+
 
 @dataclass(frozen=True)
 class Indexed:
@@ -147,7 +151,7 @@ def kind_rules(
     return KindRules(
         unique=tuple(dict.fromkeys(combinations)),
         immutable=marked[Immutable],
-        sensitive=_sensitive(kind, marked),
+        sensitive=_sensitive(kind, spec_type, marked),
         indexed=tuple(dict.fromkeys(marked[Indexed])),
         verbs=_verbs(kind, verbs),
         exposure=_exposure(kind, exposure),
@@ -225,7 +229,14 @@ def _is_scalar(annotation: Any) -> bool:
             and issubclass(annotation, (*_SCALARS, Enum)))
 
 
-def _sensitive(kind: str, marked: dict[type, tuple[str, ...]]) -> tuple[str, ...]:
+def _sensitive(kind: str, spec_type: type[BaseModel], marked: dict[type, tuple[str, ...]]
+               ) -> tuple[str, ...]:
+    for name, field in spec_type.model_fields.items():
+        path = f"spec.{field.alias or name}"
+        if path in marked[Sensitive] and field.is_required():
+            # Readers never see it, so the object a reader gets must be valid without it.
+            raise TypeError(f"{kind}: {path} is Sensitive and has no default; give it one "
+                            "(readers get the resource without it)")
     for path in marked[Sensitive]:
         clash = [marker.__name__ for marker in (Unique, Indexed) if path in marked[marker]]
         if clash:

@@ -21,6 +21,7 @@ from ..store import (
     DEFAULT_QUEUE_SIZE,
     DEFAULT_VERSION_WAIT,
     DEFAULT_WATCH_MEMORY,
+    Encryption,
 )
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_STORAGE_TIMEOUT", "ROLES", "OptionError", "Role",
@@ -79,6 +80,9 @@ class ServiceOptions:
 
     The process: `host`, `port`, `workers` API processes, storage at `database_url` or in
     `data_dir`, `auto_migrate` (None: the backend's default), `log_level`, `access_log`.
+
+    `encryption_key` (SPEC section 10): Fernet keys, comma-separated, that encrypt sensitive
+    values at rest; the first encrypts, all decrypt (rotation). None: stored as written.
     """
 
     settings: ServiceSettings = field(default_factory=_default_settings)
@@ -107,6 +111,7 @@ class ServiceOptions:
     auto_migrate: bool | None = None
     log_level: str = "info"
     access_log: bool = True
+    encryption_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -117,6 +122,14 @@ class ServiceOptions:
             _check_prefix(self.event_prefix)
         if self.events_bus == "nats":
             self.jetstream()
+        self.encryption()
+
+    def encryption(self) -> Encryption | None:
+        """The keys of `encryption_key`, or None without any."""
+        try:
+            return Encryption.from_option(self.encryption_key)
+        except ValueError as exc:
+            raise OptionError(str(exc), "--encryption-key") from None
 
     @property
     def service_settings(self) -> ServiceSettings:

@@ -11,6 +11,7 @@ among its parts: `fabrica.server.create_app` mounts the API on a service, and a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,15 @@ from ..events import EventBus, MemoryBus
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler, Shards
 from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import Storage, with_timeout
-from ..store import ChangePublisher, Emission, GarbageCollector, ResourceStore, WatchCache
+from ..store import (
+    ChangePublisher,
+    Emission,
+    EncryptionError,
+    GarbageCollector,
+    ResourceStore,
+    WatchCache,
+    check_storage_key,
+)
 from ._metrics import (
     register_bus_metrics,
     register_gc_metrics,
@@ -38,6 +47,8 @@ if TYPE_CHECKING:
     from ..auth import Auth
 
 __all__ = ["Service"]
+
+log = logging.getLogger("fabrica.service")
 
 
 class Service:
@@ -72,7 +83,8 @@ class Service:
             reconcilers = ()
         self.storage = with_timeout(storage, options.storage_timeout or None)
         self.api_versions = ApiVersionTable(kinds, versions)
-        self.store = ResourceStore(self.storage, kinds, api_versions=self.api_versions)
+        self.store = ResourceStore(self.storage, kinds, api_versions=self.api_versions,
+                                   encryption=options.encryption())
         self.watch_cache = self._watch_cache()
         self.garbage_collector = GarbageCollector(self.store)
         self.registry = CollectorRegistry()
@@ -177,7 +189,13 @@ class Service:
             end()
 
     async def start(self) -> None:
-        """Start the parts, each after what it needs (the bus before what publishes)."""
+        """Start the parts, each after what it needs (the bus before what publishes).
+        `EncryptionError` when the storage holds encrypted values no key given opens."""
+        try:
+            await check_storage_key(self.storage, self.store.encryption, self.kinds)
+        except EncryptionError as exc:
+            log.error("refusing to start: %s", exc)
+            raise
         if self.auth is not None:
             await self.auth.start()
         if self.bus is not None:

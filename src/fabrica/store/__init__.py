@@ -15,6 +15,7 @@ from ._changes import Action, Change, ChangeListener, Emission, EmissionListener
 from ._gc import GarbageCollector
 from ._owners import OwnerReferenceError
 from ._publisher import ChangePublisher
+from ._secrets import Encryption, EncryptionError, check_storage_key
 from ._store import DEFAULT_ATTEMPTS, Part, ResourceStore, UnknownKind
 from ._watch_cache import (
     DEFAULT_CACHE_SIZE,
@@ -42,6 +43,8 @@ __all__ = [
     "ChangePublisher",
     "Emission",
     "EmissionListener",
+    "Encryption",
+    "EncryptionError",
     "GarbageCollector",
     "OwnerReferenceError",
     "Part",
@@ -52,6 +55,7 @@ __all__ = [
     "WatchCache",
     "Watcher",
     "acting_as",
+    "check_storage_key",
     "current_actor",
     "error_line",
     "reset_actor",

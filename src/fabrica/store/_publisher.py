@@ -23,7 +23,7 @@ from ..events import (
     lifecycle_event,
     reason_event,
 )
-from ..resource import Resource
+from ..resource import Resource, sensitive_exclude
 from ..storage import OutboxMessage
 from ._changes import Change, Emission
 
@@ -71,7 +71,9 @@ class ChangePublisher:
         events = [lifecycle_event(
             change.action, info.kind, info.plural, obj.uid, obj.name,
             prefix=self.prefix, source=self.source,
-            resource=obj.model_dump(mode="json", by_alias=True), metadata=metadata,
+            resource=obj.model_dump(mode="json", by_alias=True,
+                                    exclude=sensitive_exclude(type(obj))),
+            metadata=metadata,
             actor=change.actor,
         )]
         # A delete changes no condition: the resource went away with the ones it had.

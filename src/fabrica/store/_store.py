@@ -54,6 +54,8 @@ from ..resource import (
     check_text,
     is_dns1123_subdomain,
     new_uid,
+    redact_spec,
+    sensitive_exclude,
     utcnow,
 )
 from ..storage import (
@@ -68,6 +70,7 @@ from ..storage import (
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._locks import KeyedLocks
 from ._owners import check_owners
+from ._secrets import Encryption, open_document, seal_document
 
 __all__ = ["DEFAULT_ATTEMPTS", "Part", "ResourceStore", "UnknownKind", "read_document"]
 
@@ -98,8 +101,10 @@ class ResourceStore:
         clock: Callable[[], datetime] = utcnow,
         wire_cache_size: int = 50_000,
         api_versions: ApiVersionTable | None = None,
+        encryption: Encryption | None = None,
     ) -> None:
         self.storage = storage
+        self.encryption = encryption  # of sensitive values (None: stored as they are)
         self.clock = clock
         self.kinds: dict[str, type[AnyResource]] = {}
         for cls in kinds:
@@ -266,7 +271,8 @@ class ResourceStore:
             events = self._events(lambda doc, obj=obj: Change(  # type: ignore[misc]
                 "created", _with_stored_version(obj, doc)))
             try:
-                doc = await self.storage.create(info.plural, _dump(obj), snapshot, **events)
+                doc = await self.storage.create(info.plural, self._dump(obj), snapshot,
+                                                **events)
             except AlreadyExists as exc:
                 if exc.field == "uid" and attempt + 1 < _UID_ATTEMPTS:
                     continue  # a random uid collided: draw another, never overwrite
@@ -435,7 +441,7 @@ class ResourceStore:
         events = self._events(lambda doc: Change(
             action, _with_stored_version(new, doc), current, update_type))
         doc = await self.storage.update(
-            current.resource_info.plural, _dump(new), current.metadata.resource_version,
+            current.resource_info.plural, self._dump(new), current.metadata.resource_version,
             snapshot, **events)
         stored = _with_stored_version(new, doc)
         await self._notify(Change(action, stored, current, update_type), events)
@@ -447,12 +453,19 @@ class ResourceStore:
         return stored
 
     def _load(self, cls: type[R], doc: Document) -> R:
-        """A stored document as an object of its kind, in the storage API version."""
+        """A stored document as an object of its kind, in the storage API version, its
+        sensitive values decrypted."""
+        doc = open_document(self.encryption, cls, doc)
         return cls.model_validate(self.api_versions.of(cls).upgrade(doc))
 
+    def _dump(self, obj: AnyResource) -> Document:
+        return seal_document(self.encryption, type(obj), _dump(obj))
+
     def _render(self, cls: type[AnyResource], doc: Document, api_version: str) -> bytes:
+        """What readers get: without sensitive values."""
         obj = self._load(cls, doc)
-        return self.api_versions.of(cls).to_version(obj, api_version).model_dump_json().encode()
+        shown = self.api_versions.of(cls).to_version(obj, api_version)
+        return shown.model_dump_json(exclude=sensitive_exclude(type(shown))).encode()
 
     def _events(self, change: Callable[[Document], Change]) -> dict[str, Outbox]:
         """The ``outbox=`` argument of a storage write: its events, built from the document
@@ -528,7 +541,7 @@ def _snapshot(obj: AnyResource, version_id: str, at: datetime) -> Document:
         "name": meta.name,
         "labels": dict(meta.labels),
         "annotations": dict(meta.annotations),
-        "spec": _dump_model(obj.spec),
+        "spec": redact_spec(type(obj.spec), _dump_model(obj.spec)),  # history is read
         "schemaVersion": obj.resource_info.version,  # the API version its spec is in
     }
 

@@ -260,7 +260,7 @@ def validate_model(
         else:
             value = validator.validate_python(data, extra="ignore")
     except ValidationError as exc:
-        raise APIError(400, f"invalid {path}", validation_details(exc, path)) from None
+        raise APIError(400, f"invalid {path}", validation_details(exc, path, model)) from None
     warnings: list[str] = []
     if mode == "warn":
         try:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ...resource import InvalidMetadata, InvalidText
+from ...resource import InvalidMetadata, InvalidText, redact_details
 from ...storage import AlreadyExists, Conflict, Invalid, NotFound, Unavailable
 from ...store import OwnerReferenceError
 
@@ -44,14 +44,19 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
-    """Each failing field by its JSON path, e.g. ``spec.port``."""
-    details = []
+def validation_details(exc: ValidationError, prefix: str = "",
+                       model: type[BaseModel] | None = None) -> list[dict[str, str]]:
+    """Each failing field by its JSON path, e.g. ``spec.port``; with the `model` validated,
+    no message of a user's validator about one of its sensitive fields (it may quote the
+    value)."""
+    found = []
     for err in exc.errors(include_url=False):
         path = ".".join(str(part) for part in err["loc"])
         field = f"{prefix}.{path}" if prefix and path else (prefix or path)
-        details.append({"field": field, "message": err["msg"]})
-    return details
+        found.append((field, err["msg"], err["type"]))
+    if model is not None:
+        return redact_details(model, prefix, found)
+    return [{"field": field, "message": message} for field, message, _ in found]
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

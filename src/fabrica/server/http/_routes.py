@@ -29,7 +29,11 @@ from ...resource import (
     Resource,
     Selector,
     SelectorError,
+    keep_left_out,
+    left_out,
     parse_selector,
+    redact_spec,
+    sensitive_exclude,
 )
 from ...store import ResourceStore, ResourceVersionTooLarge, WatchCache, error_line
 from ._body import (
@@ -172,6 +176,8 @@ class KindEndpoints:
                                f"{current.name!r}", [{"field": "metadata.name",
                                                       "message": "cannot be changed"}])
             spec = _to_storage(self.versions, version.body, "spec", write.spec, current.spec)
+            # A sensitive field left out keeps its value: the client never saw it.
+            spec = keep_left_out(spec, current.spec, left_out(write.spec))
             return _with_write(current, write, spec)
 
         updated = await self.store.modify(
@@ -264,7 +270,9 @@ class KindEndpoints:
     ) -> BaseModel:
         """`patch` applied to `current` (storage) as `version` shows it, back in storage."""
         shown = self.versions.from_storage(version, path, current)
-        document = shown.model_dump(mode="json", by_alias=True)
+        # Without its sensitive values: a patch can neither read them (a JSON Patch "copy"
+        # or "test") nor needs to; one it does not set keeps its value.
+        document = redact_spec(type(shown), shown.model_dump(mode="json", by_alias=True))
         # As large as a body may be, or as the document already is: never larger.
         limit = max(self.max_body_size, measure(document, sys.maxsize, sys.maxsize)[0])
         result = apply_patch(document, patch, fmt, limit, path)
@@ -272,7 +280,8 @@ class KindEndpoints:
             raise APIError(400, f"the patched {path} is not a JSON object")
         value, found = validate_model(type(shown), result, self.validation_mode, path)
         warnings[:] = found
-        return _to_storage(self.versions, version, path, value, current)
+        stored = _to_storage(self.versions, version, path, value, current)
+        return keep_left_out(stored, current, left_out(value))
 
     async def _read_write(self, request: Request) -> tuple[WriteRequest, Negotiated]:
         check_json_content_type(request)
@@ -296,7 +305,8 @@ class KindEndpoints:
                   status: int = 200, headers: dict[str, str] | None = None) -> Response:
         shown = self.versions.to_version(obj, version.response)
         texts = [*self.negotiate.deprecation(version.response), *warnings]
-        return Response(shown.model_dump_json(), status_code=status,
+        return Response(shown.model_dump_json(exclude=sensitive_exclude(type(shown))),
+                        status_code=status,
                         media_type=self.negotiate.media_type(version.response),
                         headers={"ETag": etag(obj), **self.negotiate.headers(version.response),
                                  **warning_header(texts), **(headers or {})})
@@ -305,12 +315,12 @@ class KindEndpoints:
         """A spec-history snapshot with its spec in API version `version`."""
         stored_in = snapshot.get("schemaVersion", self.info.version)
         if stored_in == version or not self.versions.is_served(stored_in):
-            return snapshot
+            return _without_secrets(self.versions, stored_in, snapshot)
         spec = self.versions.spec_type(stored_in).model_validate(snapshot.get("spec", {}))
         spec = _to_storage(self.versions, stored_in, "spec", spec)
         shown = self.versions.from_storage(version, "spec", spec)
         return {**snapshot, "schemaVersion": version,
-                "spec": shown.model_dump(mode="json", by_alias=True)}
+                "spec": redact_spec(type(shown), shown.model_dump(mode="json", by_alias=True))}
 
 
 def _by_method(handlers: dict[str, Handler]) -> Handler:
@@ -331,6 +341,16 @@ def _to_storage(versions: ApiVersions, version: str, half: str, value: BaseModel
         if isinstance(exc.errors, ValidationError):
             details = validation_details(exc.errors, half)
         raise APIError(400, str(exc), details) from None
+
+
+def _without_secrets(versions: ApiVersions, version: str, snapshot: dict[str, Any]
+                     ) -> dict[str, Any]:
+    """A snapshot as stored, without sensitive values (one written before its field was
+    marked may hold them)."""
+    spec = snapshot.get("spec")
+    if not isinstance(spec, dict) or not versions.is_served(version):
+        return snapshot
+    return {**snapshot, "spec": redact_spec(versions.spec_type(version), spec)}
 
 
 def _with_write(current: AnyResource, write: WriteRequest, spec: BaseModel) -> AnyResource:

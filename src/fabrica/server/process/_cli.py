@@ -164,6 +164,9 @@ def _serve_options(settings: ServiceSettings) -> Callable[[Callable[..., None]],
                      type=click.Choice(["debug", "info", "warning", "error"])),
         click.option("--access-log/--no-access-log", default=True, show_default=True,
                      envvar=f"{env}_ACCESS_LOG"),
+        click.option("--encryption-key", default=None, envvar=f"{env}_ENCRYPTION_KEY",
+                     help="Fernet keys, comma-separated, that encrypt sensitive fields at "
+                          "rest: the first encrypts, all decrypt (rotation)."),
         auth_options(env),
     ]
 
