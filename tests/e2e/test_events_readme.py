@@ -1,5 +1,5 @@
-"""The generated README's consumers (nats-py on JetStream, aiokafka on Kafka), run as written, read a
-service's events."""
+"""The generated README's consumers (nats-py on JetStream, aiokafka on Kafka), run as
+written, read a service's events."""
 
 from __future__ import annotations
 
