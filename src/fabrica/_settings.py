@@ -20,8 +20,11 @@ class ServiceSettings:
     storage_type: Literal["file", "sql"] = "file"
     db_driver: Literal["sqlite", "postgres", "mysql"] = "sqlite"
     events: bool = False
-    events_bus: Literal["memory", "nats"] = "memory"
+    events_bus: Literal["memory", "nats", "kafka"] = "memory"
     nats_url: str = "nats://127.0.0.1:4222"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic: str = ""  # empty: PREFIX.PROJECT (SPEC section 12)
+    kafka_partitions: int = 6
     event_prefix: str = "io.fabrica"
     event_source: str = ""  # empty: the project name
     reconcile: bool = False
@@ -34,6 +37,12 @@ class ServiceSettings:
     def source(self) -> str:
         """The CloudEvents ``source`` stem: ``SOURCE/resources/KIND/UID``."""
         return self.event_source or self.project
+
+    @property
+    def topic(self) -> str:
+        """The Kafka topic: `kafka_topic`, else ``PREFIX.PROJECT``
+        (``io.fabrica.rack-inventory``)."""
+        return self.kafka_topic or f"{self.event_prefix}.{self.project}"
 
     @property
     def env_prefix(self) -> str:

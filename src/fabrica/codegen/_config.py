@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 CONFIG_FILE: Final = ".fabrica.yaml"
+#: The event buses a project may choose (``features.events.bus_type``).
+_EVENT_BUSES: Final = ("memory", "nats", "kafka")
 
 _HEADER = (
     "# fabrica project settings, written by `fabrica init`.\n"
@@ -86,7 +88,21 @@ def _events_yaml(s: ServiceSettings) -> dict[str, Any]:
                               "nats_url": s.nats_url}
     if s.event_prefix != _DEFAULTS.event_prefix:
         events["prefix"] = s.event_prefix
+    events.update(_kafka_yaml(s))
     return events
+
+
+def _kafka_yaml(s: ServiceSettings) -> dict[str, Any]:
+    """The Kafka keys, written when Kafka is the bus or one of them was chosen (older
+    projects' files stay as they were)."""
+    kafka: dict[str, Any] = {}
+    if s.events_bus == "kafka" or s.kafka_bootstrap != _DEFAULTS.kafka_bootstrap:
+        kafka["kafka_bootstrap"] = s.kafka_bootstrap
+    if s.kafka_topic:
+        kafka["kafka_topic"] = s.kafka_topic
+    if s.events_bus == "kafka" or s.kafka_partitions != _DEFAULTS.kafka_partitions:
+        kafka["kafka_partitions"] = s.kafka_partitions
+    return kafka
 
 
 def config_from_yaml(text: str) -> ProjectConfig:
@@ -104,8 +120,13 @@ def config_from_yaml(text: str) -> ProjectConfig:
             "features.storage.db_driver", ("sqlite", "postgres", "mysql"), "sqlite"
         ),
         "events": r.boolean("features.events.enabled", False),
-        "events_bus": r.choice("features.events.bus_type", ("memory", "nats"), "memory"),
+        "events_bus": r.choice("features.events.bus_type", _EVENT_BUSES, "memory"),
         "nats_url": r.string("features.events.nats_url", _DEFAULTS.nats_url),
+        "kafka_bootstrap": r.string("features.events.kafka_bootstrap",
+                                    _DEFAULTS.kafka_bootstrap),
+        "kafka_topic": r.string("features.events.kafka_topic", ""),
+        "kafka_partitions": r.integer("features.events.kafka_partitions",
+                                      _DEFAULTS.kafka_partitions),
         "event_prefix": r.string("features.events.prefix", _DEFAULTS.event_prefix),
         "reconcile": r.boolean("features.reconciliation.enabled", False),
         "reconcile_workers": r.integer(
@@ -151,6 +172,8 @@ def validate_settings(settings: ServiceSettings) -> None:
         raise CodegenError(
             f"{CONFIG_FILE}: features.events.prefix {settings.event_prefix!r} is not a valid "
             "event type prefix", "use dot-separated words, e.g. io.fabrica or acme.dcim")
+    if settings.kafka_partitions < 1:
+        raise CodegenError(f"{CONFIG_FILE}: features.events.kafka_partitions must be at least 1")
     if settings.reconcile_workers < 1:
         raise CodegenError("reconciliation needs at least one worker")
     if settings.reconcile_requeue_minutes <= 0:

@@ -8,10 +8,11 @@ refused when the options are made (`OptionError`, naming the option), before any
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .._settings import ServiceSettings
 from ..events import JetStream, NatsBus, compile_pattern
@@ -24,6 +25,9 @@ from ..store import (
     Encryption,
 )
 
+if TYPE_CHECKING:
+    from ..events import KafkaBus
+
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_STORAGE_TIMEOUT", "ROLES", "OptionError", "Role",
            "ServiceOptions", "default_instance"]
 
@@ -31,7 +35,9 @@ DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 DEFAULT_STORAGE_TIMEOUT = 10.0
 Role = Literal["all", "api", "controller"]
 ROLES: tuple[Role, ...] = ("all", "api", "controller")
-EventsBus = Literal["memory", "nats"]
+EventsBus = Literal["memory", "nats", "kafka"]
+#: The buses several processes share (SPEC sections 6 and 12).
+SHARED_BUSES = ("nats", "kafka")
 
 
 class OptionError(ValueError):
@@ -64,7 +70,10 @@ class ServiceOptions:
 
     Events: `events_bus` ``nats`` publishes to the JetStream stream `nats_stream` (default
     the package's upper-cased name) at `nats_url`, keeping events `nats_stream_max_age`
-    seconds and `nats_stream_max_bytes` bytes (0: no limit); ``memory`` keeps them in this
+    seconds and `nats_stream_max_bytes` bytes (0: no limit); ``kafka`` (SPEC section 12)
+    appends them to the topic `kafka_topic` (default the settings', else ``PREFIX.PROJECT``)
+    at `kafka_bootstrap`, created with `kafka_partitions` partitions when missing (None:
+    the settings' choices); ``memory`` keeps them in this
     process; None (the in-process default): the bus given to the `Service`, else a memory
     bus when events or reconcilers are on. `event_prefix` overrides the settings' PREFIX.
 
@@ -96,6 +105,9 @@ class ServiceOptions:
     nats_stream: str | None = None
     nats_stream_max_age: float = 7 * 86400.0
     nats_stream_max_bytes: int = 1 << 30
+    kafka_bootstrap: str | None = None
+    kafka_topic: str | None = None
+    kafka_partitions: int | None = None
     watch_cache_size: int = DEFAULT_CACHE_SIZE
     watch_queue_size: int = DEFAULT_QUEUE_SIZE
     watch_poll_interval: float = 0.2
@@ -122,6 +134,7 @@ class ServiceOptions:
             _check_prefix(self.event_prefix)
         if self.events_bus == "nats":
             self.jetstream()
+        self._check_kafka()
         self.encryption()
 
     def encryption(self) -> Encryption | None:
@@ -163,6 +176,37 @@ class ServiceOptions:
                        name=f"{self.settings.project} {self.instance_name}",
                        jetstream=self.jetstream())
 
+    @property
+    def kafka_topic_name(self) -> str:
+        """The topic the Kafka bus uses: `kafka_topic`, else the settings' (SPEC section
+        12: ``PREFIX.PROJECT`` with this process's PREFIX)."""
+        return self.kafka_topic or self.service_settings.topic
+
+    def kafka_bus(self) -> KafkaBus:
+        """A Kafka bus (``events_bus`` kafka) named for this process (needs aiokafka)."""
+        from ..events import KafkaBus
+
+        settings = self.settings
+        return KafkaBus(self.kafka_bootstrap or settings.kafka_bootstrap,
+                        topic=self.kafka_topic_name,
+                        partitions=self.kafka_partitions or settings.kafka_partitions,
+                        client_id=f"{settings.project} {self.instance_name}")
+
+    def _check_kafka(self) -> None:
+        if self.kafka_partitions is not None and self.kafka_partitions < 1:
+            raise OptionError("a Kafka topic needs at least one partition",
+                              "--kafka-partitions")
+        if self.kafka_bootstrap is not None and not self.kafka_bootstrap.strip(" ,"):
+            raise OptionError("a Kafka bootstrap server is required", "--kafka-bootstrap")
+        if self.events_bus != "kafka":
+            return
+        if importlib.util.find_spec("aiokafka") is None:
+            raise OptionError("the Kafka event bus needs aiokafka: pip install "
+                              "'pyfabrica[kafka]'", "--events-bus")
+        if not _valid_topic(self.kafka_topic_name):
+            raise OptionError(f"{self.kafka_topic_name!r} is not a Kafka topic name (at most "
+                              "249 of the letters, digits, '.', '_' and '-')", "--kafka-topic")
+
     def _check_processes(self) -> None:
         """Several processes need a bus they share: the memory bus stays in one process."""
         settings = self.settings
@@ -170,13 +214,19 @@ class ServiceOptions:
             return
         if self.workers > 1:
             raise OptionError(
-                f"--workers {self.workers} needs --events-bus nats: with the memory bus each "
-                "worker would see only its own events (reconcilers and /events would miss "
+                f"--workers {self.workers} needs --events-bus nats or kafka: with the memory "
+                "bus each worker would see only its own events (reconcilers and /events would miss "
                 "the others')")
         if self.role != "all":
             raise OptionError(
-                f"--role {self.role} needs --events-bus nats: with the memory bus the API's "
-                "events never reach a controller in another process")
+                f"--role {self.role} needs --events-bus nats or kafka: with the memory bus the "
+                "API's events never reach a controller in another process")
+
+
+def _valid_topic(name: str) -> bool:
+    """Kafka's rule for topic names."""
+    return (0 < len(name) <= 249 and name not in (".", "..")
+            and all(c.isascii() and (c.isalnum() or c in "._-") for c in name))
 
 
 def _check_prefix(prefix: str) -> None:

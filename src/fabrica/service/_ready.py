@@ -1,20 +1,21 @@
 """``GET /ready``: may this process take traffic (or work) right now? (SPEC section 6)
 
 Each check answers ``"ok"`` or says what is wrong: ``storage`` (a one-row read answers within
-`timeout` seconds), ``events`` (the bus is open and, for NATS, connected) and ``role`` (the
-process has finished starting, is not stopping, and runs what its role asks: the API, the
-controller, or both). All ok: 200 ``{"status": "ready", "checks": {...}}``; otherwise 503
-with ``"status": "not ready"`` and the same checks, the failing ones saying why. ``/health``
-stays liveness: it answers 200 as long as the process serves HTTP at all.
+`timeout` seconds), ``events`` (the bus is open and, for NATS, connected; Kafka answers a
+metadata request within half of `timeout`) and ``role`` (the process has finished
+starting, is not stopping, and runs what its role asks: the API, the controller, or both).
+All ok: 200 ``{"status": "ready", "checks": {...}}``; otherwise 503 with ``"status": "not
+ready"`` and the same checks, the failing ones saying why. ``/health`` stays liveness: it
+answers 200 as long as the process serves HTTP at all.
 
-A NATS outage and the roles: a process that serves the API (``api`` or ``all``) and records
-its writes' events in the outbox (SQL storage) stays ready, its ``events`` check saying
-``degraded: ...``: its writes still succeed and their events wait in the outbox, so a load
-balancer must not drop every API process for a bus outage. Its reconcilers (``all``) and
-``/events`` wait for NATS meanwhile (a new ``/events`` answers 503, an open one resumes).
-A ``controller`` process cannot work without the bus: 503. So is a process whose events are
-published from memory after each write (file storage): during the outage those events are
-lost, so it is not ready.
+A bus outage (NATS or Kafka) and the roles: a process that serves the API (``api`` or
+``all``) and records its writes' events in the outbox (SQL storage) stays ready, its
+``events`` check saying ``degraded: ...``: its writes still succeed and their events wait
+in the outbox, so a load balancer must not drop every API process for a bus outage. Its
+reconcilers (``all``) and ``/events`` wait for the bus meanwhile (a new ``/events`` answers
+503, an open one resumes). A ``controller`` process cannot work without the bus: 503. So is
+a process whose events are published from memory after each write (file storage): during
+the outage those events are lost, so it is not ready.
 """
 
 from __future__ import annotations
@@ -27,12 +28,19 @@ from ..events import EventBus
 from ..resource import Resource
 from ..storage import Storage
 
-__all__ = ["DEGRADED", "Readiness"]
+__all__ = ["DEGRADED", "Readiness", "bus_address"]
 
 Check = Callable[[], Awaitable[str]]
 OK = "ok"
 #: How a passing check that works with less than it should begins (``degraded: why``).
 DEGRADED = "degraded"
+
+
+def bus_address(bus: object) -> str:
+    """``NATS at nats://...`` or ``Kafka at host:port``: where a shared bus is."""
+    if (bootstrap := getattr(bus, "bootstrap", None)) is not None:
+        return f"Kafka at {bootstrap}"
+    return f"NATS at {getattr(bus, 'url', '?')}"
 
 
 class Readiness:
@@ -89,12 +97,27 @@ class Readiness:
         bus = self.bus
         if getattr(bus, "closed", False):
             return "the event bus is closed"
+        problem = await self._bus_problem()
+        if problem is None:
+            return OK
+        if self.outbox and self.role != "controller":
+            return f"{DEGRADED}: {problem}; writes go on, their events wait in the outbox"
+        return problem
+
+    async def _bus_problem(self) -> str | None:
+        """Why the bus cannot carry events now, or None."""
+        bus = self.bus
         if getattr(bus, "connected", True) is False:
-            problem = f"not connected to NATS at {getattr(bus, 'url', '?')}"
-            if self.outbox and self.role != "controller":
-                return f"{DEGRADED}: {problem}; writes go on, their events wait in the outbox"
-            return problem
-        return OK
+            return f"not connected to {bus_address(bus)}"
+        # A Kafka client's connection says little (a frozen broker keeps its socket open):
+        # a bus that can be asked is asked, within part of this check's time.
+        ping = getattr(bus, "ping", None)
+        if ping is not None:
+            try:
+                await ping(timeout=self.timeout / 2)
+            except Exception as exc:
+                return str(exc)
+        return None
 
     async def _role(self) -> str:
         if self.stopping:

@@ -119,6 +119,8 @@ class Service:
             return bus
         if self.options.events_bus == "nats":
             return self.options.nats_bus()
+        if self.options.events_bus == "kafka":
+            return self.options.kafka_bus()
         if self.settings.events or reconciles:
             return MemoryBus()
         return None

@@ -14,7 +14,12 @@ from click.testing import CliRunner, Result
 
 from fabrica import ServiceSettings, __version__
 from fabrica.cli import main
-from fabrica.codegen import NOT_YET_AVAILABLE, discover_resources, pending_features
+from fabrica.codegen import (
+    NOT_YET_AVAILABLE,
+    config_from_yaml,
+    discover_resources,
+    pending_features,
+)
 
 Run = Callable[..., Result]
 
@@ -98,6 +103,24 @@ def test_init_every_option(run: Run, tmp_path: Path) -> None:
         "auth": {"enabled": True},
     }
     assert (tmp_path / "inv" / "inventory" / "settings_generated.py").is_file()
+
+
+def test_init_kafka_records_the_bus_and_depends_on_the_kafka_extra(run: Run, tmp_path: Path
+                                                                   ) -> None:
+    result = run("init", "inv", "--events", "--events-bus", "kafka", "--kafka-bootstrap",
+                 "k1:9092,k2:9092", "--kafka-topic", "acme.inv", "--kafka-partitions", "12")
+    assert result.exit_code == 0, result.output
+    assert load_yaml(tmp_path / "inv")["features"]["events"] == {
+        "enabled": True, "bus_type": "kafka", "nats_url": "nats://127.0.0.1:4222",
+        "kafka_bootstrap": "k1:9092,k2:9092", "kafka_topic": "acme.inv",
+        "kafka_partitions": 12}
+    assert '"pyfabrica[kafka]>=' in (tmp_path / "inv" / "pyproject.toml").read_text()
+    generated = (tmp_path / "inv" / "inv" / "settings_generated.py").read_text()
+    assert "kafka_topic='acme.inv'" in generated or 'kafka_topic="acme.inv"' in generated
+    read = config_from_yaml((tmp_path / "inv" / ".fabrica.yaml").read_text()).settings
+    assert (read.events_bus, read.kafka_bootstrap, read.topic, read.kafka_partitions) == (
+        "kafka", "k1:9092,k2:9092", "acme.inv", 12)
+    assert result.stderr == ""
 
 
 def test_init_reports_no_feature_as_not_available_yet(run: Run) -> None:

@@ -11,26 +11,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from fabrica.events import CloudEvent, EventBusError, KafkaBus, lifecycle_event
 from fabrica.events.kafka import CONTENT_TYPE
-from tests._support.kafka import Tansu, TansuUnavailable, topic_name
+from tests._support.kafka import Tansu, read_topic, start_tansu, topic_name
 
 PREFIX = "io.fabrica"
-
-
-def start_tansu() -> Tansu:
-    broker = Tansu()
-    try:
-        broker.start()
-    except TansuUnavailable as exc:
-        pytest.skip(f"no Kafka-compatible broker for these tests: {exc}")
-    return broker
 
 
 @pytest.fixture(scope="module")
@@ -69,30 +58,6 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> No
 def rack(n: int, action: str = "created", kind: str = "Rack") -> CloudEvent:
     return lifecycle_event(action, kind, kind.lower() + "s", f"rack-{n:08x}", f"r{n}",
                            prefix=PREFIX, source="tests")
-
-
-async def read_topic(bootstrap: str, topic: str, at_least: int, timeout: float = 10.0
-                     ) -> list[Any]:
-    """Every record of `topic` from the start, as a plain aiokafka consumer reads them."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=50)
-    await consumer.start()
-    try:
-        await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout
-        quiet = 0
-        while time.monotonic() < deadline and (len(records) < at_least or quiet < 3):
-            batch = await consumer.getmany(timeout_ms=200)
-            quiet = 0 if batch else quiet + 1
-            for part in batch.values():
-                records.extend(part)
-        return records
-    finally:
-        await consumer.stop()
 
 
 def test_importing_events_does_not_import_aiokafka() -> None:

@@ -109,3 +109,11 @@ def test_a_controller_process_serves_its_probes_without_starlette(tmp_path, monk
     probes, api = served
     assert not isinstance(probes, Starlette) and isinstance(api, Starlette)
     assert api.state.service.role == "api"
+
+
+def test_kafka_options_read_environment_variables(tmp_path):
+    result = serve(tmp_path, env={"SVC_EVENTS_BUS": "kafka", "SVC_KAFKA_TOPIC": "no/slash"})
+    assert result.exit_code == 2
+    assert "--kafka-topic" in result.output and "not a Kafka topic" in result.output
+    result = serve(tmp_path, "--events-bus", "kafka", env={"SVC_KAFKA_PARTITIONS": "0"})
+    assert result.exit_code == 2 and "--kafka-partitions" in result.output

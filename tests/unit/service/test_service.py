@@ -77,6 +77,20 @@ def test_the_nats_bus_is_made_from_the_options(tmp_path):
     assert service.controller is not None and service.controller.shards is not None
 
 
+def test_the_kafka_bus_is_made_from_the_options(tmp_path):
+    from fabrica.events import KafkaBus
+
+    service = service_for(tmp_path, events_bus="kafka", kafka_bootstrap="h1:9092,h2:9092",
+                          kafka_partitions=3, event_prefix="io.shelves")
+    assert isinstance(service.bus, KafkaBus)
+    assert (service.bus.bootstrap, service.bus.partitions) == ("h1:9092,h2:9092", 3)
+    assert service.bus.topic == "io.shelves.shelves"  # SPEC section 12: PREFIX.PROJECT
+    assert service.controller is not None and service.controller.shards is not None
+    named = service_for(tmp_path, events_bus="kafka", kafka_topic="racks")
+    assert isinstance(named.bus, KafkaBus) and named.bus.topic == "racks"
+    assert named.bus.bootstrap == "127.0.0.1:9092" and named.bus.partitions == 6
+
+
 def test_kinds_must_not_share_names(tmp_path):
     with pytest.raises(ValueError, match="share the"):
         Service([Shelf, Shelf], FileStorage(tmp_path))
@@ -89,6 +103,9 @@ def test_kinds_must_not_share_names(tmp_path):
     ({"events_bus": "nats", "nats_stream": "a.b"}, "--nats-stream", "invalid JetStream stream"),
     ({"events_bus": "memory", "workers": 2}, None, "--workers 2 needs --events-bus nats"),
     ({"events_bus": "memory", "role": "api"}, None, "--role api needs --events-bus nats"),
+    ({"events_bus": "kafka", "kafka_topic": "a/b"}, "--kafka-topic", "not a Kafka topic"),
+    ({"events_bus": "kafka", "kafka_partitions": 0}, "--kafka-partitions", "one partition"),
+    ({"events_bus": "kafka", "kafka_bootstrap": " , "}, "--kafka-bootstrap", "bootstrap"),
 ])
 def test_options_are_checked_when_made(options, option, message):
     with pytest.raises(OptionError, match=message) as info:

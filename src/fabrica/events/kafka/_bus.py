@@ -123,6 +123,20 @@ class KafkaBus(BusContext):
         """Whether `start` has connected (the producer reconnects by itself after)."""
         return self._producer is not None
 
+    async def ping(self, timeout: float) -> None:
+        """Return once the brokers answer a metadata request, within `timeout` seconds;
+        else `EventBusError`. (A frozen broker keeps its connections open: only a request
+        tells it apart from a live one; `/ready` asks.)"""
+        producer = self._producer
+        if producer is None:
+            raise EventBusError(f"not connected to Kafka at {self.bootstrap}")
+        try:
+            async with asyncio.timeout(timeout):
+                await producer.client.fetch_all_metadata()
+        except (TimeoutError, KafkaError, OSError) as exc:
+            why = f"within {timeout:g} s" if isinstance(exc, TimeoutError) else f"({exc!r})"
+            raise EventBusError(f"no answer from Kafka at {self.bootstrap} {why}") from exc
+
     async def start(self) -> None:
         """Connect, set up the topic, start what was subscribed and send what was
         published so far. Raises `EventBusError` naming the servers when it cannot."""

@@ -70,7 +70,9 @@ def events_endpoint(bus: EventBus, registry: CollectorRegistry, streams: EventSt
         if streams.closed:
             return _unavailable("the server is stopping")
         if getattr(bus, "connected", True) is False:
-            return _unavailable(f"the event bus cannot reach NATS at {getattr(bus, 'url', '?')}")
+            kafka = getattr(bus, "bootstrap", None)
+            where = f"Kafka at {kafka}" if kafka else f"NATS at {getattr(bus, 'url', '?')}"
+            return _unavailable(f"the event bus cannot reach {where}")
         try:
             stream = bus.stream(pattern, after=after)
         except ValueError as exc:  # a rule of this bus beyond the common ones

@@ -112,7 +112,7 @@ def _serve_options(settings: ServiceSettings) -> Callable[[Callable[..., None]],
                           "otherwise an empty database gets its schema, an older one is "
                           "refused until `migrate`]. --no-auto-migrate never touches the "
                           "schema."),
-        click.option("--events-bus", type=click.Choice(["memory", "nats"]),
+        click.option("--events-bus", type=click.Choice(["memory", "nats", "kafka"]),
                      default=settings.events_bus, show_default=True,
                      envvar=f"{env}_EVENTS_BUS"),
         click.option("--nats-url", default=settings.nats_url, show_default=True,
@@ -130,13 +130,14 @@ def _serve_options(settings: ServiceSettings) -> Callable[[Callable[..., None]],
         click.option("--nats-stream-max-bytes", callback=as_byte_size, default="1GiB",
                      show_default=True, envvar=f"{env}_NATS_STREAM_MAX_BYTES",
                      help="Beyond this size the oldest events leave the stream (0: no limit)."),
+        *_kafka_options(settings),
         click.option("--role", type=click.Choice(ROLES), default="all", show_default=True,
                      envvar=f"{env}_ROLE",
                      help="api: the HTTP API only; controller: the reconcilers (serving only "
                           "/health, /ready and /metrics); all: both."),
         click.option("--workers", default=1, type=click.IntRange(1, 64), show_default=True,
                      envvar=f"{env}_WORKERS",
-                     help="API processes on the port (needs --events-bus nats when events "
+                     help="API processes on the port (needs --events-bus nats or kafka when events "
                           "are on); with --role all the first one also runs the reconcilers."),
         click.option("--instance", default=None, envvar=f"{env}_INSTANCE",
                      help="This process's name in logs and metrics [default: host-pid]."),
@@ -176,6 +177,25 @@ def _serve_options(settings: ServiceSettings) -> Callable[[Callable[..., None]],
         return serve
 
     return decorate
+
+
+def _kafka_options(settings: ServiceSettings) -> list[Callable[[Any], Any]]:
+    """``--kafka-bootstrap``, ``--kafka-topic`` and ``--kafka-partitions`` (SPEC section 12)."""
+    env = settings.env_prefix
+    return [
+        click.option("--kafka-bootstrap", default=settings.kafka_bootstrap, show_default=True,
+                     envvar=f"{env}_KAFKA_BOOTSTRAP", metavar="HOST:PORT[,HOST:PORT]",
+                     help="Kafka's bootstrap servers (bus kafka)."),
+        click.option("--kafka-topic", default=settings.kafka_topic or None,
+                     show_default=settings.kafka_topic or f"PREFIX.{settings.project}",
+                     envvar=f"{env}_KAFKA_TOPIC", metavar="NAME",
+                     help="The Kafka topic that keeps the events, created when missing."),
+        click.option("--kafka-partitions", default=settings.kafka_partitions,
+                     type=click.IntRange(1), show_default=True,
+                     envvar=f"{env}_KAFKA_PARTITIONS",
+                     help="Partitions of the Kafka topic when it is created (a topic that "
+                          "exists is used as it is)."),
+    ]
 
 
 def _database_url_option(env: str) -> Callable[[Any], Any]:
@@ -332,9 +352,11 @@ def _log_features(
     if options.events_bus == "nats":
         bus = (f"NATS bus, JetStream stream {options.nats_stream} on NATS at "
                f"{options.nats_url}")
+    elif options.events_bus == "kafka":
+        bus = f"Kafka bus, topic {options.kafka_topic_name} at {options.kafka_bootstrap}"
     else:
         bus = "memory bus"
-    if settings.events or active or options.events_bus == "nats":
+    if settings.events or active or options.events_bus in ("nats", "kafka"):
         log.info("events: %s, types %s.KIND.ACTION, stream at GET /events", bus,
                  settings.event_prefix)
     else:
