@@ -85,7 +85,7 @@ EXPORTS = {
     "fabrica.client": [
         "AsyncClient", "AsyncInformer", "AsyncRawClient", "BadRequest", "Client", "Conflict",
         "ConnectionFailed", "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "Expired", "FabricaError",
-        "Forbidden", "Informer", "NotFound", "PATCH_TYPES", "PayloadTooLarge",
+        "Forbidden", "Informer", "MethodNotAllowed", "NotFound", "PATCH_TYPES", "PayloadTooLarge",
         "PreconditionFailed", "RESOURCE_VERSION_HEADER", "RawClient", "ServerError",
         "TooLargeResourceVersion",
         "Unauthorized", "Unprocessable", "UnsupportedMediaType", "ValidationError", "WatchEvent",

@@ -25,7 +25,7 @@ import jinja2
 from .._settings import ServiceSettings
 from .._version import __version__
 from ..auth import DEFAULT_MODEL, DEFAULT_POLICY
-from ..server.openapi import add_bearer_security, build_openapi
+from ..server.openapi import add_bearer_security, build_openapi, public_plurals
 from ._config import CONFIG_FILE, load_config
 from ._discover import ResourceClass, VersionClass, discover_project
 from ._features import pending_features
@@ -179,7 +179,7 @@ def render_openapi(
                              strict=settings.validation_mode == "strict",
                              versions=versions or ())
     if settings.auth:
-        add_bearer_security(document)
+        add_bearer_security(document, public_plurals(kinds))
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -8,6 +8,7 @@ lifespan. ``app.state.service`` is the service.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ from ...store import (
     DEFAULT_VERSION_WAIT,
     DEFAULT_WATCH_MEMORY,
 )
-from ..openapi._auth_openapi import add_bearer_security
+from ..openapi._auth_openapi import add_bearer_security, public_plurals
 from ..openapi._openapi import build_openapi
 from ._console import console_routes
 from ._docs import docs_routes
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from ...auth import Auth
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_STORAGE_TIMEOUT", "create_app", "service_for"]
+
+log = logging.getLogger("fabrica.server")
 
 
 def create_app(
@@ -140,10 +143,16 @@ def _mount(service: Service) -> Starlette:
             await service.stop()
 
     middleware = [Middleware(HTTPMetrics, registry=service.registry)]
+    public = public_plurals(service.kinds) if service.role != "controller" else frozenset()
+    if public:  # said at every start: a kind open to anyone should never be a surprise
+        log.warning("public kinds (no token needed%s): %s",
+                    "" if auth is not None else "; auth is off anyway",
+                    ", ".join(sorted(public)))
     if auth is not None:
         from ._auth import AuthMiddleware  # PyJWT and Casbin load only for services with auth
 
-        middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project))
+        middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project,
+                                     public=public))
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
                     middleware=middleware)
     app.state.service = service
@@ -157,7 +166,7 @@ def _document(service: Service) -> dict[str, Any]:
                             strict=settings.validation_mode == "strict",
                             versions=service.versions)
     if service.auth is not None:
-        add_bearer_security(openapi)
+        add_bearer_security(openapi, public_plurals(service.kinds))
     return openapi
 
 

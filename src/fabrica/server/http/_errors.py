@@ -24,12 +24,14 @@ log = logging.getLogger("fabrica.server")
 
 class APIError(Exception):
     def __init__(
-        self, status: int, message: str, details: list[dict[str, str]] | None = None
+        self, status: int, message: str, details: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.details = details
+        self.headers = headers
 
 
 def error_response(
@@ -56,7 +58,7 @@ def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str,
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return error_response(exc.status, exc.message, exc.details)
+    return error_response(exc.status, exc.message, exc.details, exc.headers)
 
 
 async def _invalid_text(request: Request, exc: Exception) -> Response:

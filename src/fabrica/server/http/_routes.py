@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import builtins
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ...resource import (
     ApiVersions,
     ConversionError,
     Resource,
+    ResourceInfo,
     Selector,
     SelectorError,
+    Verb,
     parse_selector,
 )
 from ...store import ResourceStore, ResourceVersionTooLarge, WatchCache, error_line
@@ -81,18 +84,29 @@ class KindEndpoints:
         self.store = store
         self.cache = cache
         self.streams = streams
-        self.max_body_size = max_body_size
+        # A kind's own max_body_size= replaces the server's limit for its requests.
+        self.max_body_size = self.info.rules.max_body_size or max_body_size
         self.validation_mode = validation_mode
         self.versions = api_versions or store.api_versions.of(cls)
         self.negotiate = Negotiator(self.versions)
         self._read_headers: dict[str, ReadHeaders] = {}
 
     def routes(self) -> list[Route]:
-        """One route per path, so a 405 lists every method of that path in ``Allow``."""
+        """One route per path, so a 405 lists every method of that path in ``Allow``; a
+        verb the kind leaves out (``verbs=``) is such a 405 too, and an ``internal`` kind
+        has no routes at all."""
+        if not self.info.rules.served:
+            return []
         table: dict[str, dict[str, Handler]] = {}
+        left_out: dict[str, dict[str, Verb]] = {}
         for op in kind_operations(self.info):
-            table.setdefault(op.path, {})[op.method] = getattr(self, op.name)
-        return [Route(path, _by_method(handlers), methods=list(handlers))
+            handlers = table.setdefault(op.path, {})
+            if op.offered(self.info):
+                handlers[op.method] = getattr(self, op.name)
+            else:
+                left_out.setdefault(op.path, {})[op.method] = op.verbs[0]
+        return [_KindRoute(path, by_method(handlers, self.info, left_out.get(path, {})),
+                           methods=list(handlers))
                 for path, handlers in table.items()]
 
     # -- collection ----------------------------------------------------------------------
@@ -105,6 +119,7 @@ class KindEndpoints:
             raise APIError(400, f"invalid labelSelector: {exc}",
                            [{"field": "labelSelector", "message": str(exc)}]) from None
         watch = parse_watch_params(query)
+        self._offers("watch" if watch.watch and request.method == "GET" else "list")
         limit = parse_limit(query.get("limit"))
         after = decode_continue(query.get("continue"))
         version = self.negotiate.read_accept(request.headers.get("accept"))
@@ -240,6 +255,11 @@ class KindEndpoints:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _offers(self, verb: Verb) -> None:
+        """List and watch share a path and a method: the one left out is a 405 here."""
+        if not self.info.rules.allows(verb):
+            raise not_offered(self.info, verb, allowed_methods(self.info, f"/{self.info.plural}"))
+
     async def _patch(self, request: Request, field: Literal["spec", "status"]) -> Response:
         """PATCH of the spec (the resource's main part) or of the status subresource."""
         fmt = patch_format(request.headers.get("content-type"))
@@ -313,12 +333,49 @@ class KindEndpoints:
                 "spec": shown.model_dump(mode="json", by_alias=True)}
 
 
-def _by_method(handlers: dict[str, Handler]) -> Handler:
+class _KindRoute(Route):
+    """A route whose endpoint answers every method, its 405s included (`by_method` names
+    the verb a kind left out); `methods` still says what is offered (a path with none
+    offered has an empty list)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def by_method(handlers: dict[str, Handler], info: ResourceInfo,
+              left_out: dict[str, Verb] | None = None) -> Handler:
+    """The endpoint of one path: `handlers` by method; any other method is a 405 listing
+    those, naming the verb when it is one the kind left out."""
+    allow = ", ".join(_with_head(handlers))
+
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
-        return await handlers[method](request)
+        handler = handlers.get(method)
+        if handler is not None:
+            return await handler(request)
+        if left_out and method in left_out:
+            raise not_offered(info, left_out[method], allow)
+        raise APIError(405, "Method Not Allowed", headers={"Allow": allow})
 
     return endpoint
+
+
+def allowed_methods(info: ResourceInfo, path: str) -> str:
+    """The ``Allow`` value of one of the kind's paths."""
+    return ", ".join(_with_head({op.method: None for op in kind_operations(info)
+                                 if op.path == path and op.offered(info)}))
+
+
+def not_offered(info: ResourceInfo, verb: Verb, allow: str) -> APIError:
+    offered = ", ".join(sorted(info.rules.verbs)) or "none"
+    return APIError(405, f"{info.kind} does not offer {verb} (its verbs: {offered})",
+                    headers={"Allow": allow})
+
+
+def _with_head(methods: Iterable[str]) -> list[str]:
+    listed = list(methods)
+    return [*(m for m in listed if m == "GET"), *(["HEAD"] if "GET" in listed else []),
+            *(m for m in listed if m != "GET")]
 
 
 def _to_storage(versions: ApiVersions, version: str, half: str, value: BaseModel,

@@ -31,7 +31,7 @@ from ...resource import (
     ServedVersion,
 )
 from ..http._conditional import ENTITY_TAGS_PATTERN
-from ..http._table import ID_PARAM, VERSION_PARAM, kind_operations
+from ..http._table import ID_PARAM, VERSION_PARAM, offered_operations
 from ..http._watch import MAX_TIMEOUT_SECONDS, RESOURCE_VERSION_PATTERN, WATCH_MEDIA_TYPE
 from ._openapi_versions import document_versions, version_models
 
@@ -62,6 +62,8 @@ _ERRORS = {
     "412": "If-Match does not match the current ETag",
     "413": "Request body too large; or a patch whose result would be larger than both the "
            "body limit and the current document, or that has more than 10,000 operations",
+    "405": "A verb this kind does not offer (list or watch; the Allow header lists the "
+           "methods of the path)",
     "415": "Unsupported content type (POST and PUT take JSON; PATCH a patch type)",
     "422": "A patch that cannot be applied to the current document, or would nest it deeper "
            "than 64 levels; or metadata.ownerReferences naming a kind not served here or a "
@@ -203,6 +205,9 @@ def build_openapi(
     depends only on the arguments and the fabrica version, so writing it with
     ``json.dumps(..., indent=2)`` gives the same bytes every time.
     """
+    # internal kinds have no routes: nothing of them is documented
+    kinds = [cls for cls in kinds if cls.resource_info.rules.served]
+    versions = [v for v in versions if v.version_info.kind.resource_info.rules.served]
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for cls in kinds:
         info = cls.resource_info
@@ -381,7 +386,7 @@ def _paths(
                         "schema": {"type": "string"}},
     }
     paths: dict[str, Any] = {}
-    for op in kind_operations(info):
+    for op in offered_operations(info):
         if op.path not in paths:
             used = [params[name] for name in (ID_PARAM, VERSION_PARAM)
                     if f"{{{name}}}" in op.path]
@@ -412,7 +417,7 @@ def _kind_operations(
     version_deleted = {
         "type": "object", "required": ["message", "versionId"],
         "properties": {"message": {"type": "string"}, "versionId": {"type": "string"}}}
-    return {
+    operations = {
         "list": _op(f"list{kind}", f"List {plural}", tags,
                     {"200": {"description": f"{plural}, ordered by name; with watch=true "
                                             "a stream of watch events, one JSON per line",
@@ -459,6 +464,29 @@ def _kind_operations(
             {"200": {"description": "Deleted", "content": _json(version_deleted)}},
             errors=("404",)),
     }
+    operations["list"] = _list_verbs(info, operations["list"])
+    return operations
+
+
+_WATCH_PARAMS = frozenset({"watch", "resourceVersion", "allowWatchBookmarks", "timeoutSeconds"})
+
+
+def _list_verbs(info: ResourceInfo, op: dict[str, Any]) -> dict[str, Any]:
+    """The list operation as the kind's verbs leave it: without watch, no watch parameters
+    and no stream; with only one of list and watch, the other is a 405."""
+    rules = info.rules
+    if rules.allows("list") and rules.allows("watch"):
+        return op
+    if not rules.allows("watch"):
+        op["parameters"] = [p for p in op["parameters"] if p["name"] not in _WATCH_PARAMS]
+        del op["responses"]["200"]["content"][WATCH_MEDIA_TYPE]
+    else:
+        op["summary"] = f"Watch {info.plural} (watch=true; a plain list is not offered)"
+        op["responses"]["200"]["content"] = {
+            WATCH_MEDIA_TYPE: op["responses"]["200"]["content"][WATCH_MEDIA_TYPE]}
+    op["responses"]["405"] = {"description": _ERRORS["405"],
+                              "content": _json({"$ref": _REF.format(model="Error")})}
+    return op
 
 
 def _patch_body(target: dict[str, Any]) -> dict[str, Any]:
