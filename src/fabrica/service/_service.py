@@ -22,7 +22,14 @@ from ..events import EventBus, MemoryBus
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler, Shards
 from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import Storage, with_timeout
-from ..store import ChangePublisher, Emission, GarbageCollector, ResourceStore, WatchCache
+from ..store import (
+    ChangePublisher,
+    Emission,
+    GarbageCollector,
+    Hooks,
+    ResourceStore,
+    WatchCache,
+)
 from ._metrics import (
     register_bus_metrics,
     register_gc_metrics,
@@ -47,7 +54,8 @@ class Service:
     `ServedVersion` classes of those kinds, SPEC section 9). With events on
     (``settings.events``, a `bus` given, or ``options.events_bus``) every write publishes
     CloudEvents; with `reconcilers` (and a role that runs them) a controller drives them.
-    With `auth`, its key refresh runs while the service does. `start` starts the parts,
+    With `auth`, its key refresh runs while the service does. `hooks` (`Hooks` classes, one
+    per kind) admit every write of their kinds, whoever writes. `start` starts the parts,
     `stop` stops them and closes the storage last; ``async with service`` does both.
     """
 
@@ -61,6 +69,7 @@ class Service:
         reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
         versions: Sequence[type[ServedVersion[Any, Any]]] = (),
         auth: Auth | None = None,
+        hooks: Sequence[type[Hooks[Any]]] = (),
     ) -> None:
         options = options or ServiceOptions()
         _check_unique(kinds)
@@ -73,6 +82,7 @@ class Service:
         self.storage = with_timeout(storage, options.storage_timeout or None)
         self.api_versions = ApiVersionTable(kinds, versions)
         self.store = ResourceStore(self.storage, kinds, api_versions=self.api_versions)
+        self.store.use_hooks(hooks)
         self.watch_cache = self._watch_cache()
         self.garbage_collector = GarbageCollector(self.store)
         self.registry = CollectorRegistry()

@@ -35,6 +35,7 @@ from ...store import (
     DEFAULT_QUEUE_SIZE,
     DEFAULT_VERSION_WAIT,
     DEFAULT_WATCH_MEMORY,
+    Hooks,
 )
 from ..openapi._auth_openapi import add_bearer_security, public_plurals
 from ..openapi._openapi import build_openapi
@@ -96,6 +97,7 @@ def service_for(
     watch_bookmark_interval: float = 30.0,
     watch_memory: int = DEFAULT_WATCH_MEMORY,
     watch_version_wait: float = DEFAULT_VERSION_WAIT,
+    hooks: Sequence[type[Hooks[Any]]] = (),
 ) -> Service:
     """A `Service` from `create_app`'s keywords (the `ServiceOptions` of the same names)."""
     options = ServiceOptions(
@@ -106,7 +108,7 @@ def service_for(
         watch_version_wait=watch_version_wait,
         settings=settings or ServiceSettings(project="fabrica", package="fabrica_service"))
     return Service(kinds, storage, options, bus=bus, reconcilers=reconcilers,
-                   versions=versions, auth=auth)
+                   versions=versions, auth=auth, hooks=hooks)
 
 
 def _mount(service: Service) -> Starlette:

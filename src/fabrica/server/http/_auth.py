@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...auth import Auth, InvalidToken, KeysUnavailable, Principal
-from ...store import ANONYMOUS, reset_actor, set_actor
+from ...store import ANONYMOUS, reset_actor, reset_roles, set_actor, set_roles
 from ..openapi._auth_openapi import OPEN_PATHS, OPEN_PREFIX
 from ._errors import error_response
 
@@ -53,9 +53,11 @@ class AuthMiddleware:
         outcome = await self._check(scope)
         if isinstance(outcome, Principal):
             token = set_actor(outcome.sub)  # the writer of whatever this request writes
+            roles = set_roles(outcome.roles)  # (hooks may decide by them)
             try:
                 await self.app(scope, receive, send)
             finally:
+                reset_roles(roles)
                 reset_actor(token)
         elif kind == "websocket":  # no HTTP response to send: refuse the handshake
             await send({"type": "websocket.close", "code": 1008})

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from ...resource import InvalidMetadata, InvalidText
 from ...storage import AlreadyExists, Conflict, Invalid, NotFound, Unavailable
-from ...store import OwnerReferenceError
+from ...store import HookFailed, OwnerReferenceError, Reject
 
 __all__ = ["APIError", "error_response", "exception_handlers", "validation_details"]
 
@@ -102,6 +102,19 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     return error_response(400, str(exc))
 
 
+async def _reject(request: Request, exc: Exception) -> Response:
+    """A project's hook refusing a write, with its own status and words."""
+    assert isinstance(exc, Reject)
+    details = [{"field": exc.field, "message": exc.message}] if exc.field else None
+    return error_response(exc.status, exc.message, details)
+
+
+async def _hook_failed(request: Request, exc: Exception) -> Response:
+    """A hook's bug or hang: the store logged what it raised; the answer names the hook."""
+    assert isinstance(exc, HookFailed)
+    return error_response(500, str(exc))
+
+
 async def _unavailable(request: Request, exc: Exception) -> Response:
     log.warning("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
     return error_response(503, "storage temporarily unavailable; retry shortly",
@@ -131,6 +144,8 @@ def exception_handlers() -> dict[Any, Any]:
         AlreadyExists: _already_exists,
         Conflict: _conflict,
         Invalid: _invalid,
+        Reject: _reject,
+        HookFailed: _hook_failed,
         Unavailable: _unavailable,
         HTTPException: _http_exception,
         Exception: _unexpected,

@@ -47,6 +47,7 @@ from ._body import (
 )
 from ._bounds import measure
 from ._conditional import etag, etag_of, if_match_precondition, if_none_match_hits
+from ._dry_run import parse_dry_run
 from ._errors import APIError, validation_details
 from ._negotiate import Negotiated, Negotiator, warning_header
 from ._paging import decode_continue, encode_continue, parse_limit
@@ -155,15 +156,17 @@ class KindEndpoints:
         return self.streams.response(watcher, params, self._headers(version))  # type: ignore[return-value]
 
     async def create(self, request: Request) -> Response:
+        dry_run = parse_dry_run(request.query_params)
         write, version = await self._read_write(request)
         name = check_new_name(self.info, write)
         spec = _to_storage(self.versions, version.body, "spec", write.spec)
         obj = await self.store.create(
             self.cls, name, spec, labels=write.labels, annotations=write.annotations,
             owner_references=write.owner_references, finalizers=write.finalizers,
+            dry_run=dry_run,
         )
-        return self._resource(obj, version, write.warnings, 201,
-                              {"Location": f"/{self.info.plural}/{obj.uid}"})
+        location = {} if dry_run else {"Location": f"/{self.info.plural}/{obj.uid}"}
+        return self._resource(obj, version, write.warnings, 201, location)
 
     # -- one resource --------------------------------------------------------------------
 
@@ -178,6 +181,7 @@ class KindEndpoints:
         return read.response(200, found.wire(version), etag_header)
 
     async def replace(self, request: Request) -> Response:
+        dry_run = parse_dry_run(request.query_params)
         write, version = await self._read_write(request)
 
         def change(current: AnyResource) -> AnyResource:
@@ -191,7 +195,8 @@ class KindEndpoints:
 
         updated = await self.store.modify(
             self.cls, request.path_params[ID_PARAM], change,
-            precondition=if_match_precondition(request), expected_version=write.resource_version)
+            precondition=if_match_precondition(request), expected_version=write.resource_version,
+            dry_run=dry_run)
         return self._resource(updated, version, write.warnings)
 
     async def patch(self, request: Request) -> Response:
@@ -200,7 +205,8 @@ class KindEndpoints:
     async def delete(self, request: Request) -> Response:
         headers = self._headers(self.negotiate.read(request))
         obj = await self.store.delete(self.cls, request.path_params[ID_PARAM],
-                                      precondition=if_match_precondition(request))
+                                      precondition=if_match_precondition(request),
+                                      dry_run=parse_dry_run(request.query_params))
         if obj.metadata.finalizers:  # marked, not yet removed: Kubernetes answers the same way
             return JSONResponse({
                 "message": f"{self.info.kind} deletion pending: waiting for finalizers "
@@ -212,6 +218,7 @@ class KindEndpoints:
                             headers=headers)
 
     async def replace_status(self, request: Request) -> Response:
+        dry_run = parse_dry_run(request.query_params)
         check_json_content_type(request)
         body = await read_json_object(request, self.max_body_size)
         version = self.negotiate.write(request, body)
@@ -224,7 +231,7 @@ class KindEndpoints:
 
         updated = await self.store.modify(
             self.cls, request.path_params[ID_PARAM], change, part="status",
-            precondition=if_match_precondition(request))
+            precondition=if_match_precondition(request), dry_run=dry_run)
         return self._resource(updated, version, warnings)
 
     async def patch_status(self, request: Request) -> Response:
@@ -263,6 +270,7 @@ class KindEndpoints:
     async def _patch(self, request: Request, field: Literal["spec", "status"]) -> Response:
         """PATCH of the spec (the resource's main part) or of the status subresource."""
         fmt = patch_format(request.headers.get("content-type"))
+        dry_run = parse_dry_run(request.query_params)
         version = self.negotiate.write(request)
         body = await read_json(request, self.max_body_size)
         warnings: list[str] = []
@@ -275,7 +283,7 @@ class KindEndpoints:
         updated = await self.store.modify(
             self.cls, request.path_params[ID_PARAM], change, action="patched",
             part="status" if field == "status" else "main",
-            precondition=if_match_precondition(request))
+            precondition=if_match_precondition(request), dry_run=dry_run)
         return self._resource(updated, version, warnings)
 
     def _patched(
@@ -316,9 +324,11 @@ class KindEndpoints:
                   status: int = 200, headers: dict[str, str] | None = None) -> Response:
         shown = self.versions.to_version(obj, version.response)
         texts = [*self.negotiate.deprecation(version.response), *warnings]
+        # (a dry-run create has no resourceVersion, so no ETag)
+        tag = {"ETag": etag(obj)} if obj.metadata.resource_version else {}
         return Response(shown.model_dump_json(), status_code=status,
                         media_type=self.negotiate.media_type(version.response),
-                        headers={"ETag": etag(obj), **self.negotiate.headers(version.response),
+                        headers={**tag, **self.negotiate.headers(version.response),
                                  **warning_header(texts), **(headers or {})})
 
     def _snapshot(self, snapshot: dict[str, Any], version: str) -> dict[str, Any]:
