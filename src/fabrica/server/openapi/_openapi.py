@@ -89,6 +89,10 @@ _IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": _E
 _IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
                   "schema": _ENTITY_TAGS,
                   "description": "Answer 304 (no body) when the current ETag is one of these"}
+_DRY_RUN = {"name": "dryRun", "in": "query", "required": False,
+            "schema": {"type": "string", "enum": ["All"]},
+            "description": "All: validate and admit the write (hooks included) and answer "
+                           "what would be stored, storing and publishing nothing"}
 _DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 # The selector grammar of `parse_selector`, with keys and values as the label rules allow
 # (a key prefix is written with at most three DNS labels here, to stay within 253).
@@ -430,26 +434,27 @@ def _kind_operations(
                     params=_LIST_PARAMS, errors=("400",)),
         "create": _op(f"create{kind}", f"Create a {kind}", tags, created,
                       body={"required": True, "content": _json({"$ref": refs["create"]})},
-                      errors=("400", "409", "413", "415", "422")),
+                      params=[_DRY_RUN], errors=("400", "409", "413", "415", "422")),
         "get": _op(f"get{kind}", f"Get a {kind}", tags,
                    {**one("The resource"), "304": {"description": "Not modified",
                                                    "headers": _ETAG_HEADER}},
                    params=[_IF_NONE_MATCH], errors=("400", "404")),
         "replace": _op(f"update{kind}", f"Replace a {kind}'s spec", tags, one("Updated"),
-                       body=write_body, params=[_IF_MATCH], errors=(*write_errors, "422")),
+                       body=write_body, params=[_IF_MATCH, _DRY_RUN],
+                       errors=(*write_errors, "422")),
         "patch": _op(f"patch{kind}", f"Patch a {kind}'s spec", tags, one("Patched"),
-                     body=patches[0], params=[_IF_MATCH], errors=patch_errors),
+                     body=patches[0], params=[_IF_MATCH, _DRY_RUN], errors=patch_errors),
         "delete": _op(f"delete{kind}", f"Delete a {kind}", tags,
                       {"200": {"description": "Deleted, or marked for deletion while "
                                               "finalizers remain",
                                "content": _json(_DELETED_SCHEMA)}},
-                      params=[_IF_MATCH], errors=("400", "404", "409", "412")),
+                      params=[_IF_MATCH, _DRY_RUN], errors=("400", "404", "409", "412")),
         "replace_status": _op(
             f"update{kind}Status", f"Replace a {kind}'s status", tags, one("Updated"),
             body={"required": True, "content": _json({"$ref": refs["status"]})},
-            params=[_IF_MATCH], errors=write_errors),
+            params=[_IF_MATCH, _DRY_RUN], errors=write_errors),
         "patch_status": _op(f"patch{kind}Status", f"Patch a {kind}'s status", tags,
-                            one("Patched"), body=patches[1], params=[_IF_MATCH],
+                            one("Patched"), body=patches[1], params=[_IF_MATCH, _DRY_RUN],
                             errors=patch_errors),
         "list_versions": _op(
             f"list{kind}Versions", f"List a {kind}'s spec versions", tags,
