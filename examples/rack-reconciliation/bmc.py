@@ -1,10 +1,17 @@
+from typing import Annotated
+
 from pydantic import Field
 
-from fabrica import Model, Resource
+from fabrica import Immutable, Model, Resource, Sensitive, Unique
 
 
 class BMCSpec(Model):
     blade_uid: str = Field(alias="bladeUID")
+    # The hardware's serial number: no two BMCs share one, and it never changes once set
+    # (empty until someone records it: an empty value holds nothing).
+    serial: Annotated[str, Unique(), Immutable()] = ""
+    username: str = "admin"
+    password: Annotated[str, Sensitive()] = ""  # write-only: never shown to readers
 
 
 class BMCStatus(Model):

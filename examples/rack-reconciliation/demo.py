@@ -252,6 +252,10 @@ def build(workdir: Path, project: Path) -> None:
           "rack_inventory/resources/")
     shutil.copy(HERE / "rack_reconciler.py", project / "rack_inventory" / "reconcilers")
     print("$ cp examples/rack-reconciliation/rack_reconciler.py rack_inventory/reconcilers/")
+    (project / "rack_inventory" / "hooks").mkdir(exist_ok=True)
+    shutil.copy(HERE / "node_hooks.py", project / "rack_inventory" / "hooks" / "node.py")
+    print("$ mkdir -p rack_inventory/hooks && "
+          "cp examples/rack-reconciliation/node_hooks.py rack_inventory/hooks/node.py")
     step("Generate: handlers, client, reconciler bases and stubs (rack_reconciler.py is kept)")
     run([*FABRICA, "generate"], project)
 

@@ -101,6 +101,8 @@ def make_rack_project(root: Path) -> Path:
     for name in RACK_FILES:
         shutil.copy(example / f"{name}.py", project / "rack_inventory" / "resources")
     shutil.copy(example / "rack_reconciler.py", project / "rack_inventory" / "reconcilers")
+    (project / "rack_inventory" / "hooks").mkdir(exist_ok=True)
+    shutil.copy(example / "node_hooks.py", project / "rack_inventory" / "hooks" / "node.py")
     fabrica("generate", cwd=project)
     return project
 

@@ -84,6 +84,23 @@ def test_shared_bmc_rack(server):
         assert node["metadata"]["ownerReferences"][0]["uid"] == blade["metadata"]["uid"]
 
 
+def test_the_node_hook_refuses_a_node_without_its_bmc(server):
+    """examples/rack-reconciliation/node_hooks.py, wired by the generated server: a node
+    written through the API meets the same check as the reconciler's nodes."""
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        body = {"name": "stray", "bladeUID": "blade-00000000", "bmcUID": "bmc-00000000",
+                "nodeNumber": 0}
+        refused = http.post("/nodes", json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["details"] == [{"field": "spec.bmcUID", "message":
+                                              "BMC 'bmc-00000000' does not exist"}]
+        assert http.post("/nodes?dryRun=All", json=body).status_code == 422
+        bmc = http.post("/bmcs", json={"name": "b1", "bladeUID": "blade-00000000"}).json()
+        made = http.post("/nodes", json={**body, "bmcUID": bmc["metadata"]["uid"]})
+        assert made.status_code == 201, made.text
+        assert http.get("/nodes/stray").status_code == 200
+
+
 def test_dedicated_bmc_rack(server):
     with httpx.Client(base_url=server.url, timeout=30) as http:
         uid = template(http, "dedicated-bmc-rack", 1, 2, 4, "dedicated")

@@ -194,6 +194,9 @@ def test_rack_example_on_sqlite(tmp_path):
                     project / "rack_inventory" / "resources")
     shutil.copy(EXAMPLES / "rack-reconciliation" / "rack_reconciler.py",
                 project / "rack_inventory" / "reconcilers")
+    (project / "rack_inventory" / "hooks").mkdir(exist_ok=True)
+    shutil.copy(EXAMPLES / "rack-reconciliation" / "node_hooks.py",
+                project / "rack_inventory" / "hooks" / "node.py")
     fabrica("generate", cwd=project)
     server = Server(project, "rack_inventory", "--data-dir", str(tmp_path / "data"))
     try:

@@ -12,9 +12,9 @@ import fabrica
 
 EXPORTS = {
     "fabrica": [
-        "AlreadyExists", "Condition", "Conflict", "Immutable", "Indexed", "Metadata", "Model",
-        "NotFound", "OwnerReference", "Resource", "ResourceInfo", "Sensitive", "ServedVersion",
-        "ServiceSettings", "Unique", "__version__",
+        "AlreadyExists", "Condition", "Conflict", "Hooks", "Immutable", "Indexed", "Metadata",
+        "Model", "NotFound", "OwnerReference", "Reject", "Resource", "ResourceInfo", "Sensitive",
+        "ServedVersion", "ServiceSettings", "Unique", "WriteContext", "__version__",
         "find_condition", "is_condition_true", "remove_condition", "set_condition",
     ],
     "fabrica.resource": [
@@ -45,15 +45,15 @@ EXPORTS = {
         "migrate_database", "open_storage", "prepare_storage", "with_timeout",
     ],
     "fabrica.store": [
-        "ANONYMOUS", "Action", "CachedRead", "Change", "ChangeListener", "ChangePublisher",
-        "DEFAULT_ATTEMPTS", "DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE", "DEFAULT_VERSION_WAIT",
-        "DEFAULT_WATCH_MEMORY", "Emission", "EmissionListener", "Encryption",
-        "EncryptionError", "GarbageCollector",
-        "OwnerReferenceError", "Part", "ResourceStore", "ResourceVersionTooLarge",
-        "SYSTEM_CONTROLLER",
-        "UnknownKind", "UpdateType", "WatchCache", "Watcher", "acting_as", "check_storage_key",
-        "current_actor",
-        "error_line", "reset_actor", "set_actor",
+        "ANONYMOUS", "Action", "Actor", "CachedRead", "Change", "ChangeListener",
+        "ChangePublisher", "DEFAULT_ATTEMPTS", "DEFAULT_CACHE_SIZE", "DEFAULT_QUEUE_SIZE",
+        "DEFAULT_VERSION_WAIT", "DEFAULT_WATCH_MEMORY", "Emission", "EmissionListener",
+        "Encryption", "EncryptionError", "GarbageCollector", "HookFailed", "Hooks",
+        "Operation", "OwnerReferenceError", "Part", "Reject", "ResourceStore",
+        "ResourceVersionTooLarge", "SYSTEM_CONTROLLER", "UnknownKind", "UpdateType",
+        "WatchCache", "Watcher", "WriteContext", "acting_as", "check_storage_key",
+        "current_actor", "current_roles", "error_line", "reset_actor", "reset_roles",
+        "set_actor", "set_roles",
     ],
     "fabrica.auth": [
         "ACTIONS", "Auth", "DEFAULT_LEEWAY", "DEFAULT_MODEL", "DEFAULT_POLICY", "InvalidToken",
@@ -88,7 +88,7 @@ EXPORTS = {
     "fabrica.client": [
         "AsyncClient", "AsyncInformer", "AsyncRawClient", "BadRequest", "Client", "Conflict",
         "ConnectionFailed", "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "Expired", "FabricaError",
-        "Forbidden", "Informer", "NotFound", "PATCH_TYPES", "PayloadTooLarge",
+        "Forbidden", "Informer", "MethodNotAllowed", "NotFound", "PATCH_TYPES", "PayloadTooLarge",
         "PreconditionFailed", "RESOURCE_VERSION_HEADER", "RawClient", "ServerError",
         "TooLargeResourceVersion",
         "Unauthorized", "Unprocessable", "UnsupportedMediaType", "ValidationError", "WatchEvent",

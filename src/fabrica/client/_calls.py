@@ -18,7 +18,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from ..resource import ResourceInfo, sensitive_fields
+from ..resource import ResourceInfo, Verb, sensitive_fields
+from ._errors import MethodNotAllowed
 
 __all__ = [
     "PATCH_TYPES",
@@ -127,6 +128,7 @@ def if_match_value(version: str) -> str:
 
 
 def list_call(info: ResourceInfo, selector: str | None, limit: int | None) -> Call:
+    _offered(info, "list")
     params: dict[str, str | int] = {}
     if selector:
         params["labelSelector"] = selector
@@ -144,6 +146,7 @@ def watch_call(
 ) -> Call:
     """``GET /PLURAL?watch=true`` (SPEC section 8): the changes after `resource_version`
     (without one: every current match as ADDED first), one JSON event per line."""
+    _offered(info, "watch")
     params: dict[str, str | int] = {"watch": "true"}
     if resource_version:
         params["resourceVersion"] = resource_version
@@ -165,22 +168,26 @@ def next_page_call(response: httpx.Response) -> Call | None:
 
 
 def get_call(info: ResourceInfo, id: str) -> Call:
+    _offered(info, "get")
     return Call("GET", _item(info, id))
 
 
 def create_call(info: ResourceInfo, body: Mapping[str, Any]) -> Call:
+    _offered(info, "create")
     return Call("POST", f"/{info.plural}", body=dict(body))
 
 
 def replace_call(
     info: ResourceInfo, id: str, body: Mapping[str, Any], if_match: str | None
 ) -> Call:
+    _offered(info, "update")
     return Call("PUT", _item(info, id), body=dict(body), headers=_preconditions(if_match))
 
 
 def replace_status_call(
     info: ResourceInfo, id: str, status: Mapping[str, Any], if_match: str | None
 ) -> Call:
+    _offered(info, "status")
     return Call("PUT", _item(info, id) + "/status", body=dict(status),
                 headers=_preconditions(if_match))
 
@@ -194,6 +201,7 @@ def patch_call(
     *,
     status: bool = False,
 ) -> Call:
+    _offered(info, "status" if status else "patch")
     if patch_type not in PATCH_TYPES:
         raise ValueError(f"patch_type must be one of {', '.join(PATCH_TYPES)}, not {patch_type!r}")
     url = _item(info, id) + ("/status" if status else "")
@@ -202,14 +210,17 @@ def patch_call(
 
 
 def delete_call(info: ResourceInfo, id: str, if_match: str | None) -> Call:
+    _offered(info, "delete")
     return Call("DELETE", _item(info, id), headers=_preconditions(if_match))
 
 
 def versions_call(info: ResourceInfo, id: str) -> Call:
+    _offered(info, "versions")
     return Call("GET", _item(info, id) + "/versions")
 
 
 def version_call(info: ResourceInfo, id: str, version: str, method: str = "GET") -> Call:
+    _offered(info, "versions")
     return Call(method, _item(info, id) + "/versions/" + quote(version, safe=""))
 
 
@@ -217,6 +228,20 @@ def events_call(pattern: str | None) -> Call:
     """``GET /events``: the server-sent CloudEvents whose type matches `pattern`."""
     return Call("GET", "/events", params={"type": pattern} if pattern else {},
                 headers={"Accept": "text/event-stream"}, stream=True)
+
+
+def _offered(info: ResourceInfo, verb: Verb) -> None:
+    """Refuse, without a request, what the kind does not offer: a verb its ``verbs=``
+    leaves out (as the server would, 405), or any verb of an ``internal`` kind, which has
+    no HTTP routes at all."""
+    rules = info.rules
+    if not rules.served:
+        raise ValueError(f"{info.kind} is internal (exposure='internal'): it is not served "
+                         "over HTTP, only reconcilers and hooks use it")
+    if not rules.allows(verb):
+        offered = ", ".join(sorted(rules.verbs)) or "none"
+        raise MethodNotAllowed(405, f"{info.kind} does not offer {verb} (its verbs: "
+                               f"{offered})")
 
 
 def _item(info: ResourceInfo, id: str) -> str:

@@ -34,6 +34,7 @@ from ..resource import (
     Selector,
     SelectorError,
     ServedVersion,
+    Verb,
     is_valid_version,
     parse_selector,
 )
@@ -187,7 +188,8 @@ def client_cli(
     help_text = _ROOT_HELP.format(
         project=settings.project,
         description=f" ({settings.description})" if settings.description else "",
-        kinds=", ".join(k.resource_info.singular for k in kinds) or "none",
+        kinds=", ".join(k.resource_info.singular for k in kinds
+                        if k.resource_info.rules.served) or "none",
         events=_EVENTS_HELP.format(prefix=settings.event_prefix) if events_on else "",
     )
 
@@ -230,7 +232,8 @@ def client_cli(
 
     prefix = settings.event_prefix if events_on else None
     for cls in kinds:
-        cli.add_command(_kind_group(cls, prefix))
+        if cls.resource_info.rules.served:  # internal kinds have no HTTP routes
+            cli.add_command(_kind_group(cls, prefix))
     return cli
 
 
@@ -259,9 +262,12 @@ def _kind_group(cls: Kind, event_prefix: str | None) -> click.Group:
     """The verbs of one kind; with events on (`event_prefix`), ``list --watch-events``."""
     info = cls.resource_info
     group = click.Group(info.singular, help=info.description or f"Manage {info.plural}.")
-    group.add_command(_list(cls, event_prefix))
-    for make in _VERBS:
-        group.add_command(make(cls))
+    rules = info.rules
+    if rules.allows("list") or rules.allows("watch"):
+        group.add_command(_list(cls, event_prefix))
+    for verb, make in _VERBS:  # only the verbs the kind offers (its verbs=)
+        if rules.allows(verb):
+            group.add_command(make(cls))
     return group
 
 
@@ -599,6 +605,7 @@ def _versions(cls: Kind) -> click.Command:
     return command
 
 
-_VERBS: tuple[Callable[[Kind], click.Command], ...] = (
-    _get, _create, _update, _patch, _delete, _status, _versions,
+_VERBS: tuple[tuple[Verb, Callable[[Kind], click.Command]], ...] = (
+    ("get", _get), ("create", _create), ("update", _update), ("patch", _patch),
+    ("delete", _delete), ("status", _status), ("versions", _versions),
 )

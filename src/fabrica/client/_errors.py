@@ -18,6 +18,7 @@ __all__ = [
     "Expired",
     "FabricaError",
     "Forbidden",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "PreconditionFailed",
@@ -72,6 +73,11 @@ class NotFound(FabricaError):
     """404: no resource with that uid or name (or no such route on this server)."""
 
 
+class MethodNotAllowed(FabricaError):
+    """405: a verb the kind does not offer (its ``verbs=``). The client raises it itself,
+    without a request, for a verb its own copy of the kind leaves out."""
+
+
 class Conflict(FabricaError):
     """409: duplicate name, or a write based on a stale ``resourceVersion``."""
 
@@ -123,6 +129,7 @@ _BY_STATUS: dict[int, type[FabricaError]] = {
     401: Unauthorized,
     403: Forbidden,
     404: NotFound,
+    405: MethodNotAllowed,
     409: Conflict,
     410: Expired,
     412: PreconditionFailed,

@@ -4,8 +4,9 @@ Two kinds of output. Generated files (`*_generated.py`) are rewritten on every r
 when their content changes, so a second run leaves every byte and mtime alone. User files
 (pyproject.toml, README.md, the `__main__.py` stubs, ...) are created when missing and never
 touched again. Everything is rendered before anything is written: an error writes nothing.
-With reconciliation on, `PKG/reconcilers/` gets two files per kind as well: the generated
-base class and the user's stub that subclasses it. With auth on, `auth/model.conf` and
+Each kind gets its admission hooks, `PKG/hooks/KIND.py`, a user file the generated server
+wires. With reconciliation on, `PKG/reconcilers/` gets two files per kind as well: the
+generated base class and the user's stub that subclasses it. With auth on, `auth/model.conf` and
 `auth/policy.csv` (the Casbin RBAC policy) are user files too. `openapi.json` at the project
 root is generated too: the very document the server answers at ``/openapi.json``, for tools
 that read the API without running it.
@@ -25,7 +26,7 @@ import jinja2
 from .._settings import ServiceSettings
 from .._version import __version__
 from ..auth import DEFAULT_MODEL, DEFAULT_POLICY
-from ..server.openapi import add_bearer_security, build_openapi
+from ..server.openapi import add_bearer_security, build_openapi, public_plurals
 from ._config import CONFIG_FILE, load_config
 from ._discover import ResourceClass, VersionClass, discover_project
 from ._features import pending_features
@@ -54,6 +55,7 @@ _USER_FILES = (
     ("{package}/server/__main__.py", "project/server_main.py.j2"),
     ("{package}/client/__init__.py", "project/client_init.py.j2"),
     ("{package}/client/__main__.py", "project/client_main.py.j2"),
+    ("{package}/hooks/__init__.py", "project/hooks_init.py.j2"),
 )
 _GENERATED_FILES = (
     ("{package}/resources_generated.py", "generated/resources_generated.py.j2"),
@@ -75,6 +77,8 @@ _RECONCILE_KIND_GENERATED_FILES = (
         "generated/kind_reconciler_generated.py.j2",
     ),
 )
+# Every kind's admission hooks (SPEC section 10), wired by the generated server.
+_KIND_USER_FILES = (("{package}/hooks/{kind}.py", "project/kind_hooks.py.j2"),)
 # Only with auth on: the Casbin model and policy, the user's to edit (SPEC section 7).
 _AUTH_USER_FILES = (
     ("auth/model.conf", "project/auth_model.conf.j2"),
@@ -137,7 +141,7 @@ def render_project(
     env = template_env()
     context = _context(settings, kinds, versions)
     files = [(p, t, False) for p, t in _USER_FILES] + [(p, t, True) for p, t in _GENERATED_FILES]
-    kind_files: list[tuple[str, str, bool]] = []
+    kind_files: list[tuple[str, str, bool]] = [(p, t, False) for p, t in _KIND_USER_FILES]
     if settings.auth:
         files += [(p, t, False) for p, t in _AUTH_USER_FILES]
     if settings.reconcile:
@@ -179,7 +183,7 @@ def render_openapi(
                              strict=settings.validation_mode == "strict",
                              versions=versions or ())
     if settings.auth:
-        add_bearer_security(document)
+        add_bearer_security(document, public_plurals(kinds))
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -28,6 +28,7 @@ from ..store import (
     Emission,
     EncryptionError,
     GarbageCollector,
+    Hooks,
     ResourceStore,
     WatchCache,
     check_storage_key,
@@ -58,7 +59,8 @@ class Service:
     `ServedVersion` classes of those kinds, SPEC section 9). With events on
     (``settings.events``, a `bus` given, or ``options.events_bus``) every write publishes
     CloudEvents; with `reconcilers` (and a role that runs them) a controller drives them.
-    With `auth`, its key refresh runs while the service does. `start` starts the parts,
+    With `auth`, its key refresh runs while the service does. `hooks` (`Hooks` classes, one
+    per kind) admit every write of their kinds, whoever writes. `start` starts the parts,
     `stop` stops them and closes the storage last; ``async with service`` does both.
     """
 
@@ -72,6 +74,7 @@ class Service:
         reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
         versions: Sequence[type[ServedVersion[Any, Any]]] = (),
         auth: Auth | None = None,
+        hooks: Sequence[type[Hooks[Any]]] = (),
     ) -> None:
         options = options or ServiceOptions()
         _check_unique(kinds)
@@ -85,6 +88,7 @@ class Service:
         self.api_versions = ApiVersionTable(kinds, versions)
         self.store = ResourceStore(self.storage, kinds, api_versions=self.api_versions,
                                    encryption=options.encryption())
+        self.store.use_hooks(hooks)
         self.watch_cache = self._watch_cache()
         self.garbage_collector = GarbageCollector(self.store)
         self.registry = CollectorRegistry()

@@ -8,11 +8,15 @@ from ._actor import (
     SYSTEM_CONTROLLER,
     acting_as,
     current_actor,
+    current_roles,
     reset_actor,
+    reset_roles,
     set_actor,
+    set_roles,
 )
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._gc import GarbageCollector
+from ._hooks import Actor, HookFailed, Hooks, Operation, Reject, WriteContext
 from ._owners import OwnerReferenceError
 from ._publisher import ChangePublisher
 from ._secrets import Encryption, EncryptionError, check_storage_key
@@ -37,6 +41,7 @@ __all__ = [
     "DEFAULT_VERSION_WAIT",
     "SYSTEM_CONTROLLER",
     "Action",
+    "Actor",
     "CachedRead",
     "Change",
     "ChangeListener",
@@ -46,18 +51,26 @@ __all__ = [
     "Encryption",
     "EncryptionError",
     "GarbageCollector",
+    "HookFailed",
+    "Hooks",
+    "Operation",
     "OwnerReferenceError",
     "Part",
+    "Reject",
     "ResourceStore",
     "ResourceVersionTooLarge",
     "UnknownKind",
     "UpdateType",
     "WatchCache",
     "Watcher",
+    "WriteContext",
     "acting_as",
     "check_storage_key",
     "current_actor",
+    "current_roles",
     "error_line",
     "reset_actor",
+    "reset_roles",
     "set_actor",
+    "set_roles",
 ]

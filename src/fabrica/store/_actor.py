@@ -16,8 +16,11 @@ __all__ = [
     "SYSTEM_CONTROLLER",
     "acting_as",
     "current_actor",
+    "current_roles",
     "reset_actor",
+    "reset_roles",
     "set_actor",
+    "set_roles",
 ]
 
 SYSTEM_CONTROLLER = "system:controller"
@@ -27,6 +30,8 @@ ANONYMOUS = "anonymous"
 """The actor of API writes on a service that runs without auth."""
 
 _ACTOR: ContextVar[str] = ContextVar("fabrica_actor", default=ANONYMOUS)
+# The actor's roles, for hooks that decide by role (`WriteContext.actor`).
+_ROLES: ContextVar[tuple[str, ...]] = ContextVar("fabrica_roles", default=())
 
 
 def current_actor() -> str:
@@ -41,6 +46,19 @@ def set_actor(actor: str) -> Token[str]:
 
 def reset_actor(token: Token[str]) -> None:
     _ACTOR.reset(token)
+
+
+def current_roles() -> tuple[str, ...]:
+    return _ROLES.get()
+
+
+def set_roles(roles: tuple[str, ...]) -> Token[tuple[str, ...]]:
+    """The current actor's roles (a token's), until `reset_roles` with the token returned."""
+    return _ROLES.set(roles)
+
+
+def reset_roles(token: Token[tuple[str, ...]]) -> None:
+    _ROLES.reset(token)
 
 
 @contextlib.contextmanager

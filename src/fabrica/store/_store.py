@@ -67,7 +67,18 @@ from ..storage import (
     OutboxMessage,
     Storage,
 )
+from ._actor import current_actor, current_roles
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
+from ._hooks import (
+    Actor,
+    Hooks,
+    Operation,
+    WriteContext,
+    hooks_by_kind,
+    overrides,
+    run_admit,
+    run_admit_delete,
+)
 from ._locks import KeyedLocks
 from ._owners import check_owners
 from ._secrets import Encryption, open_document, seal_document
@@ -116,6 +127,22 @@ class ResourceStore:
         self._on_recorded: Callable[[], None] | None = None
         self._wire = _WireCache(wire_cache_size, self._render)
         self._locks = KeyedLocks()
+        self._hooks: dict[type[AnyResource], Hooks[Any]] = {}  # those that define admit
+        self._delete_hooks: dict[type[AnyResource], Hooks[Any]] = {}  # ... admit_delete
+
+    def use_hooks(self, hooks: Iterable[type[Hooks[Any]] | Hooks[Any]]) -> None:
+        """Run these admission hooks (`Hooks` classes or instances, one per kind) on every
+        write of their kinds (see `fabrica.store._hooks`)."""
+        found = hooks_by_kind(hooks)
+        unknown = [cls.__name__ for cls in found if cls not in self.kinds.values()]
+        if unknown:
+            raise ValueError(f"hooks for kinds this store does not hold: {', '.join(unknown)}")
+        for cls, instance in found.items():
+            for method, table in (("admit", self._hooks), ("admit_delete", self._delete_hooks)):
+                if overrides(instance, method):
+                    table[cls] = instance
+                else:
+                    table.pop(cls, None)
 
     def kind(self, kind: str) -> type[AnyResource]:
         try:
@@ -246,7 +273,10 @@ class ResourceStore:
         annotations: dict[str, str] | None = None,
         owner_references: builtins.list[OwnerReference] | None = None,
         finalizers: builtins.list[str] | None = None,
+        dry_run: bool = False,
     ) -> R:
+        """Store a new `cls`; with `dry_run`, everything but the storing (and the events):
+        the answer is what would be stored."""
         info = cls.resource_info
         if info.is_uid(name):  # a lookup by id would find another resource by its uid
             raise ValueError(f"{info.kind} name {name!r} has the shape of a uid")
@@ -267,6 +297,9 @@ class ResourceStore:
                 spec=spec,
                 status=status,
             )
+            obj = await self._admit_create(obj, dry_run)
+            if dry_run:
+                return obj
             snapshot = _snapshot(obj, _FIRST_VERSION, now) if info.versioning else None
             events = self._events(lambda doc, obj=obj: Change(  # type: ignore[misc]
                 "created", _with_stored_version(obj, doc)))
@@ -293,6 +326,7 @@ class ResourceStore:
         expected_version: str | None = None,
         action: Action = "updated",
         attempts: int = DEFAULT_ATTEMPTS,
+        dry_run: bool = False,
     ) -> R:
         """Change the resource `id` (uid or name) with `change`, retrying on conflicts.
 
@@ -303,6 +337,8 @@ class ResourceStore:
         resourceVersion other than `expected_version` is a `Conflict` at once. Another
         writer winning the compare-and-swap means read and try again, `attempts` times
         in all, then `Conflict`. Returns the resource as stored (or as it was, unchanged).
+        The kind's admission hook runs on each attempt, after those checks and before the
+        compare-and-swap. With `dry_run` the answer is what would be stored, and nothing is.
         """
         commit = self._commit_status if part == "status" else self._commit_main
         async with self._locks.hold((cls.resource_info.plural, id)):
@@ -310,6 +346,8 @@ class ResourceStore:
                 current = await self.get(cls, id)
                 _check(current, None, expected_version)
                 stored = _metadata_copy(current.metadata)  # (`change` may mutate current)
+                hooks = self._hooks.get(cls)
+                old = current.model_copy(deep=True) if hooks is not None else None
                 # Then the change: a request wrong in itself is answered as such whatever
                 # its precondition (RFC 9110 13.2.1: a 400 before a 412).
                 wanted = change(current)
@@ -317,10 +355,15 @@ class ResourceStore:
                 if wanted is None:
                     return current
                 if part == "main":  # (a status write keeps the stored metadata)
-                    check_metadata(wanted.metadata, stored)
-                    await check_owners(self.storage, self.kinds,
-                                       wanted.metadata.owner_references,
-                                       stored.owner_references)
+                    await self._check_main(wanted, stored)
+                if hooks is not None and old is not None:
+                    admitted = await run_admit(hooks, self._context(
+                        _operation(part, action), dry_run), wanted, old)
+                    if admitted is not wanted and part == "main":
+                        await self._check_main(admitted, stored)  # the hook's, as any write
+                    wanted = admitted
+                if dry_run:
+                    return await commit(current, wanted, action, dry_run=True)
                 try:
                     return await commit(current, wanted, action)
                 except Conflict:
@@ -351,16 +394,23 @@ class ResourceStore:
         *,
         precondition: Callable[[R], None] | None = None,
         attempts: int = DEFAULT_ATTEMPTS,
+        dry_run: bool = False,
     ) -> R:
         """Remove the resource, or, while it has finalizers, mark it for deletion.
 
-        Preconditions and retries as `modify`. Returns the removed resource, or the marked
-        one (its ``deletionTimestamp`` set).
+        Preconditions, hooks and retries as `modify`. Returns the removed resource, or the
+        marked one (its ``deletionTimestamp`` set); with `dry_run`, what it would be.
         """
         async with self._locks.hold((cls.resource_info.plural, id)):
             for attempt in range(attempts):
                 obj = await self.get(cls, id)
                 _check(obj, precondition, expected_version)
+                hooks = self._delete_hooks.get(cls)
+                if hooks is not None:
+                    await run_admit_delete(hooks, self._context("delete", dry_run),
+                                           obj.model_copy(deep=True))
+                if dry_run:
+                    return self._marked(obj) if _marks_only(obj) else obj
                 try:
                     return await self._delete(obj)
                 except Conflict:
@@ -371,7 +421,37 @@ class ResourceStore:
 
     # -- internals -----------------------------------------------------------------------
 
-    async def _commit_main(self, current: R, obj: R, action: Action) -> R:
+    def _context(self, operation: Operation, dry_run: bool) -> WriteContext:
+        return WriteContext(self, operation, Actor(current_actor(), current_roles()), dry_run)
+
+    async def _admit_create(self, obj: R, dry_run: bool) -> R:
+        """`obj` as its kind's hook admits it: what the hook may change of a new resource
+        is its spec, labels, annotations, owners and finalizers, checked again as a
+        client's are; its name, uid and timestamps stay the store's."""
+        hooks = self._hooks.get(type(obj))
+        if hooks is None:
+            return obj
+        admitted = await run_admit(hooks, self._context("create", dry_run), obj, None)
+        if admitted is obj:
+            return obj
+        mine = obj.metadata
+        theirs = admitted.metadata
+        metadata = mine.model_copy(update={
+            "labels": dict(theirs.labels), "annotations": dict(theirs.annotations),
+            "owner_references": list(theirs.owner_references),
+            "finalizers": list(theirs.finalizers)})
+        check_metadata(metadata)
+        await check_owners(self.storage, self.kinds, metadata.owner_references,
+                           mine.owner_references)
+        return obj.model_copy(update={"spec": admitted.spec, "metadata": metadata})
+
+    async def _check_main(self, wanted: AnyResource, stored: Metadata) -> None:
+        check_metadata(wanted.metadata, stored)
+        await check_owners(self.storage, self.kinds, wanted.metadata.owner_references,
+                           stored.owner_references)
+
+    async def _commit_main(self, current: R, obj: R, action: Action, *,
+                           dry_run: bool = False) -> R:
         spec_changed = _dump_model(current.spec) != _dump_model(obj.spec)
         now = self.clock()
         wanted = obj.metadata
@@ -396,9 +476,12 @@ class ResourceStore:
             new.status = current.status.model_copy(update={"version": version_id})
             snapshot = _snapshot(new, version_id, now)
         update_type: UpdateType = "spec" if spec_changed else "metadata"
+        if dry_run:
+            return new
         return await self._swap(current, new, action, update_type, snapshot)
 
-    async def _commit_status(self, current: R, obj: R, action: Action) -> R:
+    async def _commit_status(self, current: R, obj: R, action: Action, *,
+                             dry_run: bool = False) -> R:
         status = obj.status
         if obj.resource_info.versioning:  # only spec writes move the spec version
             status = status.model_copy(update={"version": current.status.version})
@@ -408,6 +491,8 @@ class ResourceStore:
                 "metadata": current.metadata.model_copy(update={"updated_at": self.clock()}),
             }
         )
+        if dry_run:
+            return new
         return await self._swap(current, new, action, "status")
 
     async def _delete(self, obj: R) -> R:
@@ -415,10 +500,13 @@ class ResourceStore:
             return await self._remove(obj)
         if obj.metadata.deletion_timestamp is not None:
             return obj  # already marked: the finalizers' owners are at work
+        return await self._swap(obj, self._marked(obj), "updated", "metadata")
+
+    def _marked(self, obj: R) -> R:
+        """`obj` marked for deletion (it has finalizers)."""
         now = self.clock()
-        marked = obj.model_copy(update={"metadata": obj.metadata.model_copy(
+        return obj.model_copy(update={"metadata": obj.metadata.model_copy(
             update={"deletion_timestamp": now, "updated_at": now})})
-        return await self._swap(obj, marked, "updated", "metadata")
 
     async def _remove(self, obj: R) -> R:
         cls = type(obj)
@@ -493,6 +581,17 @@ def _check(current: R, precondition: Callable[[R], None] | None, expected: str |
     if expected is not None and expected != actual:
         info = current.resource_info
         raise Conflict(info.plural, current.uid, expected, actual)
+
+
+def _operation(part: Part, action: Action) -> Operation:
+    if part == "status":
+        return "status"
+    return "patch" if action == "patched" else "update"
+
+
+def _marks_only(obj: AnyResource) -> bool:
+    """Whether deleting `obj` now only marks it (it has finalizers, not yet marked)."""
+    return bool(obj.metadata.finalizers) and obj.metadata.deletion_timestamp is None
 
 
 async def _backoff(attempt: int) -> None:

@@ -31,6 +31,7 @@ from fabrica.client import (
     Conflict,
     ConnectionFailed,
     FabricaError,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
@@ -97,7 +98,8 @@ def test_public_names() -> None:
     assert sorted(fabrica.client.__all__) == sorted([
         "DEFAULT_SERVER", "DEFAULT_TIMEOUT", "PATCH_TYPES", "AsyncClient", "AsyncRawClient",
         "BadRequest", "Client", "Conflict", "ConnectionFailed", "FabricaError", "Forbidden",
-        "NotFound", "PayloadTooLarge", "PreconditionFailed", "RawClient", "ServerError",
+        "MethodNotAllowed", "NotFound", "PayloadTooLarge", "PreconditionFailed", "RawClient",
+        "ServerError",
         "TooLargeResourceVersion",
         "Unauthorized", "Unprocessable",
         "UnsupportedMediaType", "ValidationError", "client_cli", "main",
@@ -383,7 +385,7 @@ def test_list_follows_next_links() -> None:
 @pytest.mark.parametrize("status, error", [
     (400, BadRequest), (404, NotFound), (409, Conflict), (412, PreconditionFailed),
     (413, PayloadTooLarge), (415, UnsupportedMediaType), (422, Unprocessable),
-    (500, ServerError), (503, ServerError), (405, FabricaError),
+    (500, ServerError), (503, ServerError), (405, MethodNotAllowed), (418, FabricaError),
 ])
 def test_status_codes_map_to_errors(status: int, error: type[FabricaError]) -> None:
     recorder = Recorder(httpx.Response(status, json={"error": "said the server", "code": status}))

@@ -43,6 +43,7 @@ USER_FILES = [
     f"{PKG}/server/__main__.py",
     f"{PKG}/client/__init__.py",
     f"{PKG}/client/__main__.py",
+    f"{PKG}/hooks/__init__.py",
 ]
 
 RACK = '''
@@ -383,6 +384,8 @@ def test_generate_result(project: Path) -> None:
     assert result.kinds == ("Rack",)
     assert [(f.path, f.action) for f in result.files if f.action != "unchanged"] == [
         (f"{PKG}/resources_generated.py", "updated"),
+        (f"{PKG}/server/server_generated.py", "updated"),  # it wires the kind's hooks
+        (f"{PKG}/hooks/rack.py", "created"),
         ("openapi.json", "updated"),
     ]
     assert result.pending == ()

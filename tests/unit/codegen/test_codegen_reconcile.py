@@ -129,7 +129,7 @@ def test_server_passes_the_reconcilers(project: Path) -> None:
     source = (project / PKG / "server" / "server_generated.py").read_text()
     assert "from ..reconcilers.registration_generated import RECONCILERS\n" in source
     assert ("run_server(RESOURCES, SETTINGS, argv=argv, reconcilers=RECONCILERS, "
-            "versions=VERSIONS)") in source
+            "versions=VERSIONS,\n               hooks=HOOKS)") in source
     out = in_subprocess(
         project,
         "import fabrica.server\n"
@@ -197,7 +197,7 @@ def test_no_reconcilers_without_reconcile(tmp_path: Path, monkeypatch: pytest.Mo
     assert not (root / RECONCILERS_DIR).exists()
     source = (root / PKG / "server" / "server_generated.py").read_text()
     assert "RECONCILERS" not in source
-    assert "run_server(RESOURCES, SETTINGS, argv=argv, versions=VERSIONS)\n" in source
+    assert "run_server(RESOURCES, SETTINGS, argv=argv, versions=VERSIONS, hooks=HOOKS)\n" in source
 
 
 def test_reconcile_with_no_kinds_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

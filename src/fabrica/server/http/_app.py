@@ -8,6 +8,7 @@ lifespan. ``app.state.service`` is the service.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +35,9 @@ from ...store import (
     DEFAULT_QUEUE_SIZE,
     DEFAULT_VERSION_WAIT,
     DEFAULT_WATCH_MEMORY,
+    Hooks,
 )
-from ..openapi._auth_openapi import add_bearer_security
+from ..openapi._auth_openapi import add_bearer_security, public_plurals
 from ..openapi._openapi import build_openapi
 from ._console import console_routes
 from ._docs import docs_routes
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from ...auth import Auth
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_STORAGE_TIMEOUT", "create_app", "service_for"]
+
+log = logging.getLogger("fabrica.server")
 
 
 def create_app(
@@ -93,6 +97,7 @@ def service_for(
     watch_bookmark_interval: float = 30.0,
     watch_memory: int = DEFAULT_WATCH_MEMORY,
     watch_version_wait: float = DEFAULT_VERSION_WAIT,
+    hooks: Sequence[type[Hooks[Any]]] = (),
 ) -> Service:
     """A `Service` from `create_app`'s keywords (the `ServiceOptions` of the same names)."""
     options = ServiceOptions(
@@ -103,7 +108,7 @@ def service_for(
         watch_version_wait=watch_version_wait,
         settings=settings or ServiceSettings(project="fabrica", package="fabrica_service"))
     return Service(kinds, storage, options, bus=bus, reconcilers=reconcilers,
-                   versions=versions, auth=auth)
+                   versions=versions, auth=auth, hooks=hooks)
 
 
 def _mount(service: Service) -> Starlette:
@@ -140,10 +145,16 @@ def _mount(service: Service) -> Starlette:
             await service.stop()
 
     middleware = [Middleware(HTTPMetrics, registry=service.registry)]
+    public = public_plurals(service.kinds) if service.role != "controller" else frozenset()
+    if public:  # said at every start: a kind open to anyone should never be a surprise
+        log.warning("public kinds (no token needed%s): %s",
+                    "" if auth is not None else "; auth is off anyway",
+                    ", ".join(sorted(public)))
     if auth is not None:
         from ._auth import AuthMiddleware  # PyJWT and Casbin load only for services with auth
 
-        middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project))
+        middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project,
+                                     public=public))
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
                     middleware=middleware)
     app.state.service = service
@@ -157,7 +168,7 @@ def _document(service: Service) -> dict[str, Any]:
                             strict=settings.validation_mode == "strict",
                             versions=service.versions)
     if service.auth is not None:
-        add_bearer_security(openapi)
+        add_bearer_security(openapi, public_plurals(service.kinds))
     return openapi
 
 

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...auth import Auth, InvalidToken, KeysUnavailable, Principal
-from ...store import reset_actor, set_actor
+from ...store import ANONYMOUS, reset_actor, reset_roles, set_actor, set_roles
 from ..openapi._auth_openapi import OPEN_PATHS, OPEN_PREFIX
 from ._errors import error_response
 
@@ -33,13 +33,16 @@ log = logging.getLogger("fabrica.auth")
 _UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
 _WRITES = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 _READS = {"/events": ("events", "watch"), "/metrics": ("metrics", "get")}  # not collections
+ANONYMOUS_PRINCIPAL = Principal(ANONYMOUS)
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, auth: Auth, realm: str) -> None:
+    def __init__(self, app: ASGIApp, auth: Auth, realm: str,
+                 public: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.auth = auth
         self.realm = _quote(realm)
+        self.public = public  # plurals of exposure="public" kinds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -50,9 +53,11 @@ class AuthMiddleware:
         outcome = await self._check(scope)
         if isinstance(outcome, Principal):
             token = set_actor(outcome.sub)  # the writer of whatever this request writes
+            roles = set_roles(outcome.roles)  # (hooks may decide by them)
             try:
                 await self.app(scope, receive, send)
             finally:
+                reset_roles(roles)
                 reset_actor(token)
         elif kind == "websocket":  # no HTTP response to send: refuse the handshake
             await send({"type": "websocket.close", "code": 1008})
@@ -62,6 +67,9 @@ class AuthMiddleware:
     async def _check(self, scope: Scope) -> Any:
         """The principal, or the error response to send."""
         token = _bearer_token(scope)
+        public = self.public and scope["path"].split("/")[1] in self.public
+        if token is None and public:
+            return ANONYMOUS_PRINCIPAL  # a public kind: anyone, as anonymous
         if token is None:
             return self._unauthorized("authentication required: send Authorization: Bearer "
                                       "TOKEN", None)
@@ -75,7 +83,7 @@ class AuthMiddleware:
                                   "keys are unavailable", headers={"Retry-After": "5"})
         obj, act = request_target(scope.get("method", "GET"), scope["path"],
                                   scope.get("query_string", b""))
-        if not self.auth.policy.allows(principal, obj, act):
+        if not public and not self.auth.policy.allows(principal, obj, act):
             message = f"{principal.describe()} may not {act} {obj}"
             return error_response(403, f"forbidden: {message}", headers={
                 "WWW-Authenticate": f'Bearer realm="{self.realm}", error="insufficient_scope", '

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from ...resource import InvalidMetadata, InvalidText, redact_details
 from ...storage import AlreadyExists, Conflict, Invalid, NotFound, Unavailable
-from ...store import OwnerReferenceError
+from ...store import HookFailed, OwnerReferenceError, Reject
 
 __all__ = ["APIError", "error_response", "exception_handlers", "validation_details"]
 
@@ -24,12 +24,14 @@ log = logging.getLogger("fabrica.server")
 
 class APIError(Exception):
     def __init__(
-        self, status: int, message: str, details: list[dict[str, str]] | None = None
+        self, status: int, message: str, details: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.details = details
+        self.headers = headers
 
 
 def error_response(
@@ -61,7 +63,7 @@ def validation_details(exc: ValidationError, prefix: str = "",
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return error_response(exc.status, exc.message, exc.details)
+    return error_response(exc.status, exc.message, exc.details, exc.headers)
 
 
 async def _invalid_text(request: Request, exc: Exception) -> Response:
@@ -105,6 +107,19 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     return error_response(400, str(exc))
 
 
+async def _reject(request: Request, exc: Exception) -> Response:
+    """A project's hook refusing a write, with its own status and words."""
+    assert isinstance(exc, Reject)
+    details = [{"field": exc.field, "message": exc.message}] if exc.field else None
+    return error_response(exc.status, exc.message, details)
+
+
+async def _hook_failed(request: Request, exc: Exception) -> Response:
+    """A hook's bug or hang: the store logged what it raised; the answer names the hook."""
+    assert isinstance(exc, HookFailed)
+    return error_response(500, str(exc))
+
+
 async def _unavailable(request: Request, exc: Exception) -> Response:
     log.warning("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
     return error_response(503, "storage temporarily unavailable; retry shortly",
@@ -134,6 +149,8 @@ def exception_handlers() -> dict[Any, Any]:
         AlreadyExists: _already_exists,
         Conflict: _conflict,
         Invalid: _invalid,
+        Reject: _reject,
+        HookFailed: _hook_failed,
         Unavailable: _unavailable,
         HTTPException: _http_exception,
         Exception: _unexpected,

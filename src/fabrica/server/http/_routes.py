@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import builtins
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ...resource import (
     ApiVersions,
     ConversionError,
     Resource,
+    ResourceInfo,
     Selector,
     SelectorError,
+    Verb,
     keep_left_out,
     left_out,
     parse_selector,
@@ -48,6 +51,7 @@ from ._body import (
 )
 from ._bounds import measure
 from ._conditional import etag, etag_of, if_match_precondition, if_none_match_hits
+from ._dry_run import parse_dry_run
 from ._errors import APIError, validation_details
 from ._negotiate import Negotiated, Negotiator, warning_header
 from ._paging import decode_continue, encode_continue, parse_limit
@@ -85,18 +89,30 @@ class KindEndpoints:
         self.store = store
         self.cache = cache
         self.streams = streams
-        self.max_body_size = max_body_size
+        # A kind's own max_body_size= replaces the server's limit for its requests.
+        self.max_body_size = self.info.rules.max_body_size or max_body_size
         self.validation_mode = validation_mode
         self.versions = api_versions or store.api_versions.of(cls)
         self.negotiate = Negotiator(self.versions)
         self._read_headers: dict[str, ReadHeaders] = {}
 
     def routes(self) -> list[Route]:
-        """One route per path, so a 405 lists every method of that path in ``Allow``."""
+        """One route per path, so a 405 lists every method of that path in ``Allow``; a
+        verb the kind leaves out (``verbs=``) is such a 405 too, and an ``internal`` kind
+        has no routes at all."""
+        if not self.info.rules.served:
+            return []
         table: dict[str, dict[str, Handler]] = {}
+        not_offered_by_path: dict[str, dict[str, Verb]] = {}
         for op in kind_operations(self.info):
-            table.setdefault(op.path, {})[op.method] = getattr(self, op.name)
-        return [Route(path, _by_method(handlers), methods=list(handlers))
+            handlers = table.setdefault(op.path, {})
+            if op.offered(self.info):
+                handlers[op.method] = getattr(self, op.name)
+            else:
+                not_offered_by_path.setdefault(op.path, {})[op.method] = op.verbs[0]
+        return [_KindRoute(path, by_method(handlers, self.info,
+                                           not_offered_by_path.get(path, {})),
+                           methods=list(handlers))
                 for path, handlers in table.items()]
 
     # -- collection ----------------------------------------------------------------------
@@ -109,6 +125,7 @@ class KindEndpoints:
             raise APIError(400, f"invalid labelSelector: {exc}",
                            [{"field": "labelSelector", "message": str(exc)}]) from None
         watch = parse_watch_params(query)
+        self._offers("watch" if watch.watch and request.method == "GET" else "list")
         limit = parse_limit(query.get("limit"))
         after = decode_continue(query.get("continue"))
         version = self.negotiate.read_accept(request.headers.get("accept"))
@@ -144,15 +161,17 @@ class KindEndpoints:
         return self.streams.response(watcher, params, self._headers(version))  # type: ignore[return-value]
 
     async def create(self, request: Request) -> Response:
+        dry_run = parse_dry_run(request.query_params)
         write, version = await self._read_write(request)
         name = check_new_name(self.info, write)
         spec = _to_storage(self.versions, version.body, "spec", write.spec)
         obj = await self.store.create(
             self.cls, name, spec, labels=write.labels, annotations=write.annotations,
             owner_references=write.owner_references, finalizers=write.finalizers,
+            dry_run=dry_run,
         )
-        return self._resource(obj, version, write.warnings, 201,
-                              {"Location": f"/{self.info.plural}/{obj.uid}"})
+        location = {} if dry_run else {"Location": f"/{self.info.plural}/{obj.uid}"}
+        return self._resource(obj, version, write.warnings, 201, location)
 
     # -- one resource --------------------------------------------------------------------
 
@@ -167,6 +186,7 @@ class KindEndpoints:
         return read.response(200, found.wire(version), etag_header)
 
     async def replace(self, request: Request) -> Response:
+        dry_run = parse_dry_run(request.query_params)
         write, version = await self._read_write(request)
 
         def change(current: AnyResource) -> AnyResource:
@@ -182,7 +202,8 @@ class KindEndpoints:
 
         updated = await self.store.modify(
             self.cls, request.path_params[ID_PARAM], change,
-            precondition=if_match_precondition(request), expected_version=write.resource_version)
+            precondition=if_match_precondition(request), expected_version=write.resource_version,
+            dry_run=dry_run)
         return self._resource(updated, version, write.warnings)
 
     async def patch(self, request: Request) -> Response:
@@ -191,7 +212,8 @@ class KindEndpoints:
     async def delete(self, request: Request) -> Response:
         headers = self._headers(self.negotiate.read(request))
         obj = await self.store.delete(self.cls, request.path_params[ID_PARAM],
-                                      precondition=if_match_precondition(request))
+                                      precondition=if_match_precondition(request),
+                                      dry_run=parse_dry_run(request.query_params))
         if obj.metadata.finalizers:  # marked, not yet removed: Kubernetes answers the same way
             return JSONResponse({
                 "message": f"{self.info.kind} deletion pending: waiting for finalizers "
@@ -203,6 +225,7 @@ class KindEndpoints:
                             headers=headers)
 
     async def replace_status(self, request: Request) -> Response:
+        dry_run = parse_dry_run(request.query_params)
         check_json_content_type(request)
         body = await read_json_object(request, self.max_body_size)
         version = self.negotiate.write(request, body)
@@ -215,7 +238,7 @@ class KindEndpoints:
 
         updated = await self.store.modify(
             self.cls, request.path_params[ID_PARAM], change, part="status",
-            precondition=if_match_precondition(request))
+            precondition=if_match_precondition(request), dry_run=dry_run)
         return self._resource(updated, version, warnings)
 
     async def patch_status(self, request: Request) -> Response:
@@ -246,9 +269,15 @@ class KindEndpoints:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _offers(self, verb: Verb) -> None:
+        """List and watch share a path and a method: the one left out is a 405 here."""
+        if not self.info.rules.allows(verb):
+            raise not_offered(self.info, verb, allowed_methods(self.info, f"/{self.info.plural}"))
+
     async def _patch(self, request: Request, field: Literal["spec", "status"]) -> Response:
         """PATCH of the spec (the resource's main part) or of the status subresource."""
         fmt = patch_format(request.headers.get("content-type"))
+        dry_run = parse_dry_run(request.query_params)
         version = self.negotiate.write(request)
         body = await read_json(request, self.max_body_size)
         warnings: list[str] = []
@@ -261,7 +290,7 @@ class KindEndpoints:
         updated = await self.store.modify(
             self.cls, request.path_params[ID_PARAM], change, action="patched",
             part="status" if field == "status" else "main",
-            precondition=if_match_precondition(request))
+            precondition=if_match_precondition(request), dry_run=dry_run)
         return self._resource(updated, version, warnings)
 
     def _patched(
@@ -305,10 +334,12 @@ class KindEndpoints:
                   status: int = 200, headers: dict[str, str] | None = None) -> Response:
         shown = self.versions.to_version(obj, version.response)
         texts = [*self.negotiate.deprecation(version.response), *warnings]
+        # (a dry-run create has no resourceVersion, so no ETag)
+        tag = {"ETag": etag(obj)} if obj.metadata.resource_version else {}
         return Response(shown.model_dump_json(exclude=sensitive_exclude(type(shown))),
                         status_code=status,
                         media_type=self.negotiate.media_type(version.response),
-                        headers={"ETag": etag(obj), **self.negotiate.headers(version.response),
+                        headers={**tag, **self.negotiate.headers(version.response),
                                  **warning_header(texts), **(headers or {})})
 
     def _snapshot(self, snapshot: dict[str, Any], version: str) -> dict[str, Any]:
@@ -323,12 +354,49 @@ class KindEndpoints:
                 "spec": redact_spec(type(shown), shown.model_dump(mode="json", by_alias=True))}
 
 
-def _by_method(handlers: dict[str, Handler]) -> Handler:
+class _KindRoute(Route):
+    """A route whose endpoint answers every method, its 405s included (`by_method` names
+    the verb a kind left out); `methods` still says what is offered (a path with none
+    offered has an empty list)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def by_method(handlers: dict[str, Handler], info: ResourceInfo,
+              not_offered_verbs: dict[str, Verb] | None = None) -> Handler:
+    """The endpoint of one path: `handlers` by method; any other method is a 405 listing
+    those, naming the verb when it is one the kind left out."""
+    allow = ", ".join(_with_head(handlers))
+
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
-        return await handlers[method](request)
+        handler = handlers.get(method)
+        if handler is not None:
+            return await handler(request)
+        if not_offered_verbs and method in not_offered_verbs:
+            raise not_offered(info, not_offered_verbs[method], allow)
+        raise APIError(405, "Method Not Allowed", headers={"Allow": allow})
 
     return endpoint
+
+
+def allowed_methods(info: ResourceInfo, path: str) -> str:
+    """The ``Allow`` value of one of the kind's paths."""
+    return ", ".join(_with_head({op.method: None for op in kind_operations(info)
+                                 if op.path == path and op.offered(info)}))
+
+
+def not_offered(info: ResourceInfo, verb: Verb, allow: str) -> APIError:
+    offered = ", ".join(sorted(info.rules.verbs)) or "none"
+    return APIError(405, f"{info.kind} does not offer {verb} (its verbs: {offered})",
+                    headers={"Allow": allow})
+
+
+def _with_head(methods: Iterable[str]) -> list[str]:
+    listed = list(methods)
+    return [*(m for m in listed if m == "GET"), *(["HEAD"] if "GET" in listed else []),
+            *(m for m in listed if m != "GET")]
 
 
 def _to_storage(versions: ApiVersions, version: str, half: str, value: BaseModel,

@@ -31,7 +31,7 @@ from ...resource import (
     ServedVersion,
 )
 from ..http._conditional import ENTITY_TAGS_PATTERN
-from ..http._table import ID_PARAM, VERSION_PARAM, kind_operations
+from ..http._table import ID_PARAM, VERSION_PARAM, offered_operations
 from ..http._watch import MAX_TIMEOUT_SECONDS, RESOURCE_VERSION_PATTERN, WATCH_MEDIA_TYPE
 from ._openapi_versions import document_versions, version_models
 
@@ -62,6 +62,8 @@ _ERRORS = {
     "412": "If-Match does not match the current ETag",
     "413": "Request body too large; or a patch whose result would be larger than both the "
            "body limit and the current document, or that has more than 10,000 operations",
+    "405": "A verb this kind does not offer (list or watch; the Allow header lists the "
+           "methods of the path)",
     "415": "Unsupported content type (POST and PUT take JSON; PATCH a patch type)",
     "422": "A patch that cannot be applied to the current document, or would nest it deeper "
            "than 64 levels; or metadata.ownerReferences naming a kind not served here or a "
@@ -87,6 +89,10 @@ _IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": _E
 _IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
                   "schema": _ENTITY_TAGS,
                   "description": "Answer 304 (no body) when the current ETag is one of these"}
+_DRY_RUN = {"name": "dryRun", "in": "query", "required": False,
+            "schema": {"type": "string", "enum": ["All"]},
+            "description": "All: validate and admit the write (hooks included) and answer "
+                           "what would be stored, storing and publishing nothing"}
 _DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 # The selector grammar of `parse_selector`, with keys and values as the label rules allow
 # (a key prefix is written with at most three DNS labels here, to stay within 253).
@@ -203,6 +209,9 @@ def build_openapi(
     depends only on the arguments and the fabrica version, so writing it with
     ``json.dumps(..., indent=2)`` gives the same bytes every time.
     """
+    # internal kinds have no routes: nothing of them is documented
+    kinds = [cls for cls in kinds if cls.resource_info.rules.served]
+    versions = [v for v in versions if v.version_info.kind.resource_info.rules.served]
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for cls in kinds:
         info = cls.resource_info
@@ -381,7 +390,7 @@ def _paths(
                         "schema": {"type": "string"}},
     }
     paths: dict[str, Any] = {}
-    for op in kind_operations(info):
+    for op in offered_operations(info):
         if op.path not in paths:
             used = [params[name] for name in (ID_PARAM, VERSION_PARAM)
                     if f"{{{name}}}" in op.path]
@@ -412,7 +421,7 @@ def _kind_operations(
     version_deleted = {
         "type": "object", "required": ["message", "versionId"],
         "properties": {"message": {"type": "string"}, "versionId": {"type": "string"}}}
-    return {
+    operations = {
         "list": _op(f"list{kind}", f"List {plural}", tags,
                     {"200": {"description": f"{plural}, ordered by name; with watch=true "
                                             "a stream of watch events, one JSON per line",
@@ -425,26 +434,27 @@ def _kind_operations(
                     params=_LIST_PARAMS, errors=("400",)),
         "create": _op(f"create{kind}", f"Create a {kind}", tags, created,
                       body={"required": True, "content": _json({"$ref": refs["create"]})},
-                      errors=("400", "409", "413", "415", "422")),
+                      params=[_DRY_RUN], errors=("400", "409", "413", "415", "422")),
         "get": _op(f"get{kind}", f"Get a {kind}", tags,
                    {**one("The resource"), "304": {"description": "Not modified",
                                                    "headers": _ETAG_HEADER}},
                    params=[_IF_NONE_MATCH], errors=("400", "404")),
         "replace": _op(f"update{kind}", f"Replace a {kind}'s spec", tags, one("Updated"),
-                       body=write_body, params=[_IF_MATCH], errors=(*write_errors, "422")),
+                       body=write_body, params=[_IF_MATCH, _DRY_RUN],
+                       errors=(*write_errors, "422")),
         "patch": _op(f"patch{kind}", f"Patch a {kind}'s spec", tags, one("Patched"),
-                     body=patches[0], params=[_IF_MATCH], errors=patch_errors),
+                     body=patches[0], params=[_IF_MATCH, _DRY_RUN], errors=patch_errors),
         "delete": _op(f"delete{kind}", f"Delete a {kind}", tags,
                       {"200": {"description": "Deleted, or marked for deletion while "
                                               "finalizers remain",
                                "content": _json(_DELETED_SCHEMA)}},
-                      params=[_IF_MATCH], errors=("400", "404", "409", "412")),
+                      params=[_IF_MATCH, _DRY_RUN], errors=("400", "404", "409", "412")),
         "replace_status": _op(
             f"update{kind}Status", f"Replace a {kind}'s status", tags, one("Updated"),
             body={"required": True, "content": _json({"$ref": refs["status"]})},
-            params=[_IF_MATCH], errors=write_errors),
+            params=[_IF_MATCH, _DRY_RUN], errors=write_errors),
         "patch_status": _op(f"patch{kind}Status", f"Patch a {kind}'s status", tags,
-                            one("Patched"), body=patches[1], params=[_IF_MATCH],
+                            one("Patched"), body=patches[1], params=[_IF_MATCH, _DRY_RUN],
                             errors=patch_errors),
         "list_versions": _op(
             f"list{kind}Versions", f"List a {kind}'s spec versions", tags,
@@ -459,6 +469,29 @@ def _kind_operations(
             {"200": {"description": "Deleted", "content": _json(version_deleted)}},
             errors=("404",)),
     }
+    operations["list"] = _list_verbs(info, operations["list"])
+    return operations
+
+
+_WATCH_PARAMS = frozenset({"watch", "resourceVersion", "allowWatchBookmarks", "timeoutSeconds"})
+
+
+def _list_verbs(info: ResourceInfo, op: dict[str, Any]) -> dict[str, Any]:
+    """The list operation as the kind's verbs leave it: without watch, no watch parameters
+    and no stream; with only one of list and watch, the other is a 405."""
+    rules = info.rules
+    if rules.allows("list") and rules.allows("watch"):
+        return op
+    if not rules.allows("watch"):
+        op["parameters"] = [p for p in op["parameters"] if p["name"] not in _WATCH_PARAMS]
+        del op["responses"]["200"]["content"][WATCH_MEDIA_TYPE]
+    else:
+        op["summary"] = f"Watch {info.plural} (watch=true; a plain list is not offered)"
+        op["responses"]["200"]["content"] = {
+            WATCH_MEDIA_TYPE: op["responses"]["200"]["content"][WATCH_MEDIA_TYPE]}
+    op["responses"]["405"] = {"description": _ERRORS["405"],
+                              "content": _json({"$ref": _REF.format(model="Error")})}
+    return op
 
 
 def _patch_body(target: dict[str, Any]) -> dict[str, Any]:

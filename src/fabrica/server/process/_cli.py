@@ -38,7 +38,7 @@ from ...storage import (
     migrate_database,
     prepare_storage,
 )
-from ...store import DEFAULT_CACHE_SIZE
+from ...store import DEFAULT_CACHE_SIZE, Hooks
 from ..http._app import create_app
 from ._auth_cli import auth_from_options, auth_options, reload_policy_on_sighup, token_command
 from ._probes import probe_app
@@ -60,11 +60,12 @@ def main(
     argv: Sequence[str] | None = None,
     reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
     versions: Sequence[type[ServedVersion[Any, Any]]] = (),
+    hooks: Sequence[type[Hooks[Any]]] = (),
 ) -> None:
-    """Run the service command line (``serve``) for `kinds`, their `reconcilers` and the
-    other API `versions` they serve."""
+    """Run the service command line (``serve``) for `kinds`, their `reconcilers`, the
+    other API `versions` they serve and their admission `hooks`."""
     args = list(argv) if argv is not None else None
-    service_cli(kinds, settings, reconcilers, versions).main(
+    service_cli(kinds, settings, reconcilers, versions, hooks).main(
         args=args, prog_name=f"python -m {settings.package}.server")
 
 
@@ -73,9 +74,10 @@ def service_cli(
     settings: ServiceSettings,
     reconcilers: Sequence[type[ResourceReconciler[Any]]] = (),
     versions: Sequence[type[ServedVersion[Any, Any]]] = (),
+    hooks: Sequence[type[Hooks[Any]]] = (),
 ) -> click.Group:
     """The ``serve``, ``token`` and ``migrate`` commands of a generated service."""
-    parts = _Parts(kinds, settings, reconcilers, versions)
+    parts = _Parts(kinds, settings, reconcilers, versions, hooks)
     cli = click.Group(help=f"{settings.project}: {settings.description or 'a fabrica service'}")
     cli = click.version_option(__version__, prog_name="pyfabrica")(cli)
     serve = _serve_options(settings)(functools.partial(_serve, parts))
@@ -93,6 +95,7 @@ class _Parts:
     settings: ServiceSettings
     reconcilers: Sequence[type[ResourceReconciler[Any]]]
     versions: Sequence[type[ServedVersion[Any, Any]]]
+    hooks: Sequence[type[Hooks[Any]]] = ()
 
 
 def _serve_options(settings: ServiceSettings) -> Callable[[Callable[..., None]], Any]:
@@ -256,7 +259,7 @@ def _app(parts: _Parts, options: ServiceOptions, storage: Storage,
          reconcilers: Sequence[type[ResourceReconciler[Any]]], auth: Auth | None) -> Any:
     """The process's ASGI app: the API, or a controller's probes alone."""
     service = Service(parts.kinds, storage, options, reconcilers=reconcilers,
-                      versions=parts.versions, auth=auth)
+                      versions=parts.versions, auth=auth, hooks=parts.hooks)
     if options.role == "controller":
         return probe_app(service)
     return create_app(service)
