@@ -25,7 +25,7 @@ __all__ = ["eventually", "eventually_sync"]
 
 T = TypeVar("T")
 
-TIMEOUT = 10.0
+TIMEOUT = 20.0  # generous: only a failing test waits it out, on a loaded machine
 INTERVAL = 0.01
 
 
