@@ -50,16 +50,15 @@ class NatsServer:
     """A private nats-server with JetStream on a free port; `stop` and `start` again keep
     its store directory, so streams survive as on a real restart."""
 
-    def __init__(self, store: Path, *, jetstream: bool = True) -> None:
+    def __init__(self, store: Path) -> None:
         self.binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-        self.store, self.jetstream, self.port = store, jetstream, free_port()
+        self.store, self.port = store, free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port)]
-        if self.jetstream:
-            args += ["-js", "-sd", str(self.store)]
+        args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
+                str(self.store)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         eventually_sync(self._listening, timeout=10)
 

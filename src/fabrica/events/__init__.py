@@ -1,5 +1,5 @@
 """Events: CloudEvents 1.0 envelopes, type patterns, the event-bus seam, its memory bus
-and its NATS bus.
+and its NATS JetStream bus (the `nats` subpackage).
 
 This package stands alone (it imports nothing else of fabrica): the store's
 `ChangePublisher` builds events with `lifecycle_event` / `condition_event` after each
@@ -26,12 +26,11 @@ from ._bus import (
     SubscriptionStats,
 )
 from ._cloudevent import CloudEvent, ExtensionValue, format_time
-from ._jetstream import JetStream
 from ._memory import MemoryBus
-from ._nats import NatsBus
 from ._patterns import TypePattern, compile_pattern, type_matches
 from ._resource_event import ResourceEvent
 from ._sse import format_sse, sse_frames, sse_stream
+from .nats import JetStream, NatsBus
 
 __all__ = [
     "LIFECYCLE_ACTIONS",

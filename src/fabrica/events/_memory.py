@@ -1,7 +1,7 @@
 """`MemoryBus`: the in-process event bus.
 
-Each subscription owns a bounded `Mailbox` and, for handlers, its own delivery task, so a
-slow or failing subscriber never holds up another: a handler that raises is logged (with
+Each handler subscription owns a bounded queue and its own delivery task (`Delivery`), so
+a slow or failing subscriber never holds up another: a handler that raises is logged (with
 the subscriber's name and the event's type) and counted, and delivery goes on.
 
 Back-pressure, when a subscriber's queue is full:
@@ -27,7 +27,6 @@ delivery tasks; streams end after their consumers have read what is queued.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from types import TracebackType
 from typing import Self
@@ -42,77 +41,29 @@ from ._bus import (
     SubscriptionStats,
 )
 from ._cloudevent import CloudEvent
-from ._mailbox import Mailbox
+from ._delivery import Delivery
+from ._delivery import drain as drain_deliveries
 from ._patterns import TypePattern, compile_pattern
 
 __all__ = ["MemoryBus"]
-
-log = logging.getLogger("fabrica.events")
 
 _ROUTE_CACHE_SIZE = 4096
 _MIN_LOG = 1024  # events the streams' shared log keeps at least
 
 
-class _HandlerSubscription:
+class _HandlerSubscription(Delivery):
     def __init__(
         self, bus: MemoryBus, pattern: TypePattern, handler: Handler, name: str, size: int
     ) -> None:
-        self._bus, self._pattern, self._handler, self._name = bus, pattern, handler, name
-        self.mailbox = Mailbox(size)
-        self._task: asyncio.Task[None] | None = None
-        self._delivered = self._failed = 0
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def pattern(self) -> str:
-        return self._pattern.pattern
-
-    @property
-    def stats(self) -> SubscriptionStats:
-        return SubscriptionStats(
-            name=self._name,
-            pattern=self.pattern,
-            mode="handler",
-            delivered=self._delivered,
-            failed=self._failed,
-            dropped=self.mailbox.dropped,
-            pending=self.mailbox.pending,
-        )
+        super().__init__(handler, name, pattern.pattern, size)
+        self._bus, self._matcher = bus, pattern
 
     def matches(self, event_type: str) -> bool:
-        return self._pattern.matches(event_type)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"fabrica.events:{self._name}")
-
-    @property
-    def task(self) -> asyncio.Task[None] | None:
-        return self._task
+        return self._matcher.matches(event_type)
 
     async def close(self) -> None:
         self._bus._remove(self)
-        self.mailbox.close()
-        task = self._task
-        if task is None or task is asyncio.current_task():
-            return  # a handler closing its own subscription: the loop ends after it returns
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while (event := await self.mailbox.get()) is not None:
-            try:
-                await self._handler(event)
-            except Exception:
-                self._failed += 1
-                log.exception(
-                    "event handler %s failed on %s (id %s)", self._name, event.type, event.id
-                )
-            else:
-                self._delivered += 1
+        await self.stop()
 
 
 class _StreamSubscription:
@@ -132,7 +83,6 @@ class _StreamSubscription:
             self._cursor = log.head if found is None else found + 1
         self._buffer: deque[CloudEvent] = deque()
         self._delivered = self._dropped = self._reported = 0
-        self._room = asyncio.Event()
         self._closed = False
 
     @property
@@ -159,14 +109,6 @@ class _StreamSubscription:
     def matches(self, event_type: str) -> bool:
         return self._pattern.matches(event_type)
 
-    async def wait_room(self) -> None:
-        """Until this stream can take one more event without losing one (a feeder that can
-        wait, as a JetStream reader can, uses it instead of letting the oldest go)."""
-        while not self._closed and \
-                self._log.head - self._cursor + len(self._buffer) >= self.maxsize:
-            self._room.clear()
-            await self._room.wait()
-
     def take_missed(self) -> int:
         """Events lost to falling behind since the last call (its reader says so)."""
         missed, self._reported = self._dropped - self._reported, self._dropped
@@ -178,7 +120,6 @@ class _StreamSubscription:
             self._dropped += lost + len(self._buffer)
             self._buffer.clear()
         self._closed = True
-        self._room.set()
         self._bus._remove(self)
 
     async def next_batch(self, timeout: float | None = None) -> list[CloudEvent] | None:
@@ -197,7 +138,6 @@ class _StreamSubscription:
             return None
         batch = list(self._buffer)
         self._buffer.clear()
-        self._room.set()
         self._delivered += len(batch)
         return batch
 
@@ -248,14 +188,12 @@ class MemoryBus(BusContext):
 
     `queue_size` bounds each handler's queue; `stream_size` is the default bound of a
     stream; `publish_timeout` is how long `publish` waits for a full handler queue (see
-    the module docstring for the policy). `history` keeps the recent events while no
-    stream reads them, for a stream that resumes after one (``after``); off, only while
-    streams are open. Use ``async with MemoryBus() as bus:`` or call `start` and `close`.
+    the module docstring for the policy). Use ``async with MemoryBus() as bus:`` or call
+    `start` and `close`.
     """
 
     def __init__(
-        self, queue_size: int = 1000, *, stream_size: int = 100, publish_timeout: float = 5.0,
-        history: bool = True,
+        self, queue_size: int = 1000, *, stream_size: int = 100, publish_timeout: float = 5.0
     ) -> None:
         if queue_size < 1 or stream_size < 1:
             raise ValueError("queue sizes must be at least 1")
@@ -264,8 +202,6 @@ class MemoryBus(BusContext):
         self._subs: list[_Sub] = []
         self._routes: dict[str, tuple[_HandlerSubscription, ...]] = {}
         self._log = Broadcast(max(4 * stream_size, _MIN_LOG))
-        self._history = history
-        self._streams = 0
         self._started = self._closed = False
 
     @property
@@ -282,8 +218,7 @@ class MemoryBus(BusContext):
     async def publish(self, event: CloudEvent) -> None:
         if self._closed:
             raise BusClosed(f"cannot publish {event.type}: the event bus is closed")
-        if self._streams or self._history:  # streams read it, now or on a resume
-            self._log.append(event)
+        self._log.append(event)  # kept while no stream reads it, for one that resumes
         waiting: list[tuple[_HandlerSubscription, int]] = []
         for sub in self._route(event.type):
             if (seq := sub.mailbox.push(event)) is not None:
@@ -322,17 +257,10 @@ class MemoryBus(BusContext):
         subs = list(self._subs)
         self._log.finish()
         for sub in subs:
-            if isinstance(sub, _StreamSubscription):
-                if not drain:
-                    await sub.close()
-            elif drain:
-                sub.mailbox.finish()
-            else:
-                sub.mailbox.close()
+            if isinstance(sub, _StreamSubscription) and not drain:
+                await sub.close()
         if drain:
-            for handler in self._handlers():
-                handler.start()
-            await self._drain(timeout)
+            await drain_deliveries(self._handlers(), timeout)
         for sub in subs:
             if isinstance(sub, _HandlerSubscription):
                 await sub.close()
@@ -341,36 +269,17 @@ class MemoryBus(BusContext):
     def stats(self) -> list[SubscriptionStats]:
         return [sub.stats for sub in self._subs]
 
-    async def _drain(self, timeout: float) -> None:
-        me = asyncio.current_task()
-        tasks = {s.task for s in self._handlers() if s.task is not None and s.task is not me}
-        if not tasks:
-            return
-        _, late = await asyncio.wait(tasks, timeout=timeout)
-        if late:
-            pending = sum(len(s.mailbox) for s in self._handlers())
-            log.warning("event bus closed with %d events undelivered after %.1fs", pending, timeout)
-
     async def _wait_for_room(
         self, event: CloudEvent, waiting: list[tuple[_HandlerSubscription, int]]
     ) -> None:
         deadline = asyncio.get_running_loop().time() + self._publish_timeout
         for index, (sub, seq) in enumerate(waiting):
             try:
-                room = await sub.mailbox.wait_room(seq, deadline)
+                await sub.wait_room(event, seq, deadline, self._publish_timeout)
             except BaseException:
                 for later, later_seq in waiting[index + 1 :]:
                     later.mailbox.retract(later_seq)
                 raise
-            if not room and not sub.mailbox.closed:  # a closed one counted it already
-                log.error(
-                    "event %s (id %s) dropped for subscriber %s: queue of %d full for %.1fs",
-                    event.type,
-                    event.id,
-                    sub.name,
-                    sub.mailbox.maxsize,
-                    self._publish_timeout,
-                )
 
     def _open_check(self, pattern: str) -> TypePattern:
         if self._closed:
@@ -391,11 +300,9 @@ class MemoryBus(BusContext):
 
     def _add(self, sub: _Sub) -> None:
         self._subs.append(sub)
-        self._streams += isinstance(sub, _StreamSubscription)
         self._routes.clear()
 
     def _remove(self, sub: _Sub) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
-            self._streams -= isinstance(sub, _StreamSubscription)
             self._routes.clear()

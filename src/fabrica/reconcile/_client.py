@@ -91,7 +91,8 @@ class ReconcileClient:
         owner: AnyResource | None = None,
         finalizers: builtins.list[str] | None = None,
     ) -> R:
-        """Create; with `owner`, the new resource is deleted when its owner is."""
+        """Create; with `owner`, the new resource is deleted when its owner is. Metadata
+        that breaks the model's rules is `fabrica.resource.InvalidMetadata`, as over HTTP."""
         owners = [owner.owner_reference()] if owner is not None else None
         spec_model = cls.resource_info.spec_type.model_validate(spec) \
             if isinstance(spec, Mapping) else spec
@@ -124,7 +125,8 @@ class ReconcileClient:
             return await self._store.get(cls, name)
 
     async def update(self, obj: R) -> R:
-        """Write spec and metadata; `fabrica.Conflict` if `obj` is stale."""
+        """Write spec and metadata; `fabrica.Conflict` if `obj` is stale,
+        `fabrica.resource.InvalidMetadata` if its metadata breaks the model's rules."""
         return _note(await self._store.update(obj))
 
     async def update_status(self, obj: R) -> R:

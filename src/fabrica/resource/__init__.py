@@ -1,5 +1,5 @@
-"""The resource model: `Model`, `Resource[Spec, Status]`, `ServedVersion`, metadata, conditions
-and names."""
+"""The resource model: `Model`, `Resource[Spec, Status]`, `ServedVersion`, metadata and its
+rules, conditions and names."""
 
 from ._api_versions import ApiVersions, ApiVersionTable, ConversionError
 from ._conditions import (
@@ -25,6 +25,15 @@ from ._labels import (
     label_value_error,
     parse_selector,
 )
+from ._metadata import (
+    MAX_ANNOTATIONS_BYTES,
+    InvalidMetadata,
+    check_annotations,
+    check_finalizers,
+    check_labels,
+    check_metadata,
+    check_owner_references,
+)
 from ._model import Model
 from ._naming import (
     NAME_MAX_LENGTH,
@@ -47,16 +56,41 @@ from ._resource import (
     ResourceInfo,
     new_uid,
 )
+from ._rules import (
+    ALL_VERBS,
+    EXPOSURES,
+    Exposure,
+    Immutable,
+    Indexed,
+    KindRules,
+    Sensitive,
+    Unique,
+    Verb,
+    field_value,
+    unique_key,
+)
 from ._served import ServedVersion, VersionInfo, is_valid_version, version_sort_key
 from ._text import InvalidText, check_text, invalid_text_path
 from ._time import utcnow
 
 __all__ = [
+    "ALL_VERBS",
+    "EXPOSURES",
+    "Exposure",
+    "Immutable",
+    "Indexed",
+    "KindRules",
+    "Sensitive",
+    "Unique",
+    "Verb",
+    "field_value",
+    "unique_key",
     "API_VERSION",
     "LABEL_KEY_MAX_LENGTH",
     "LABEL_KEY_PATTERN",
     "LABEL_VALUE_MAX_LENGTH",
     "LABEL_VALUE_PATTERN",
+    "MAX_ANNOTATIONS_BYTES",
     "MAX_SELECTOR_LENGTH",
     "MAX_SELECTOR_REQUIREMENTS",
     "MAX_SELECTOR_VALUES",
@@ -68,6 +102,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConversionError",
+    "InvalidMetadata",
     "InvalidText",
     "Metadata",
     "Model",
@@ -80,6 +115,11 @@ __all__ = [
     "UID_PATTERN",
     "ServedVersion",
     "VersionInfo",
+    "check_annotations",
+    "check_finalizers",
+    "check_labels",
+    "check_metadata",
+    "check_owner_references",
     "check_text",
     "default_prefix",
     "find_condition",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeGuard, TypeVar
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._model import Model
 from ._naming import default_prefix, is_uid, is_valid_plural, is_valid_prefix, pluralize
+from ._rules import KindRules, kind_rules
 
 __all__ = [
     "API_VERSION",
@@ -88,6 +90,7 @@ class ResourceInfo:
     description: str
     version: str = API_VERSION  # the storage API version
     default_version: str = ""  # the version of requests that name none; "" = `version`
+    rules: KindRules = KindRules()  # unique, immutable, sensitive, indexed fields; verbs...
 
     @property
     def singular(self) -> str:
@@ -154,6 +157,10 @@ class Resource(_Envelope, Generic[SpecT, StatusT]):
         versioning: bool = False,
         version: str = API_VERSION,
         default_version: str = "",
+        unique: Sequence[str | Sequence[str]] = (),
+        verbs: Sequence[str] | None = None,
+        exposure: str = "protected",
+        max_body_size: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         # Swallow our class keywords so object.__init_subclass__ does not reject them;
@@ -168,6 +175,10 @@ class Resource(_Envelope, Generic[SpecT, StatusT]):
         versioning: bool = False,
         version: str = API_VERSION,
         default_version: str = "",
+        unique: Sequence[str | Sequence[str]] = (),
+        verbs: Sequence[str] | None = None,
+        exposure: str = "protected",
+        max_body_size: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__pydantic_init_subclass__(**kwargs)
@@ -178,7 +189,10 @@ class Resource(_Envelope, Generic[SpecT, StatusT]):
         if not (_is_model(spec_type) and _is_model(status_type)):
             raise TypeError(f"{cls.__name__} must subclass Resource[SpecModel, StatusModel]")
         info = _resource_info(cls, spec_type, status_type, prefix, plural, versioning)
-        cls.resource_info = _with_versions(info, version, default_version)
+        rules = kind_rules(info.kind, spec_type, status_type, unique=unique, verbs=verbs,
+                           exposure=exposure, max_body_size=max_body_size)
+        cls.resource_info = dataclasses.replace(_with_versions(info, version, default_version),
+                                                rules=rules)
 
     @classmethod
     def _identity(cls) -> tuple[str, str] | None:

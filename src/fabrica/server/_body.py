@@ -4,6 +4,8 @@ Fabrica accepts a *flat* body (``{"name", "labels", "annotations", ...spec field
 the Kubernetes *envelope* (``{"metadata": {...}, "spec": {...}}``); both end up as a
 `WriteRequest`. Validation follows the project's mode: ``strict`` rejects unknown fields,
 ``warn`` drops them and says so in a ``Warning`` header, ``disabled`` drops them silently.
+The metadata rules (labels, annotations, finalizers, owner references) are the resource
+model's, which the store applies to every writer; they raise `InvalidMetadata`, a 400.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from ..resource import (
     API_VERSION,
     OwnerReference,
     ResourceInfo,
+    check_annotations,
+    check_finalizers,
+    check_labels,
+    check_owner_references,
     invalid_text_path,
     is_dns1123_subdomain,
-    label_key_error,
-    label_value_error,
 )
 from ._bounds import MAX_DEPTH
 from ._errors import APIError, validation_details
@@ -201,13 +205,13 @@ def _parse_envelope(info: ResourceInfo, body: dict[str, Any], mode: str) -> Writ
     return WriteRequest(
         name=_name(metadata.get("name"), "metadata.name"),
         name_field="metadata.name",
-        labels=_labels(metadata.get("labels"), "metadata.labels"),
-        annotations=_annotations(metadata.get("annotations"), "metadata.annotations"),
+        labels=check_labels(metadata.get("labels"), "metadata.labels"),
+        annotations=check_annotations(metadata.get("annotations"), "metadata.annotations"),
         spec=spec,
         resource_version=version or None,
         warnings=warnings,
-        finalizers=_finalizers(metadata.get("finalizers")),
-        owner_references=_owner_references(metadata.get("ownerReferences")),
+        finalizers=check_finalizers(metadata.get("finalizers")),
+        owner_references=check_owner_references(metadata.get("ownerReferences")),
     )
 
 
@@ -223,8 +227,8 @@ def _parse_flat(info: ResourceInfo, body: dict[str, Any], mode: str) -> WriteReq
     return WriteRequest(
         name=_name(body.get("name"), "name"),
         name_field="name",
-        labels=_labels(body.get("labels"), "labels"),
-        annotations=_annotations(body.get("annotations"), "annotations"),
+        labels=check_labels(body.get("labels"), "labels"),
+        annotations=check_annotations(body.get("annotations"), "annotations"),
         spec=spec,
         warnings=warnings,
     )
@@ -354,77 +358,3 @@ def _name(value: Any, field_path: str) -> str | None:
               "at most 253 characters"}],
         )
     return value
-
-
-def _string_map(value: Any, field_path: str) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise APIError(400, f"invalid {field_path}",
-                       [{"field": field_path, "message": "must map strings to strings"}])
-    return value
-
-
-_MAX_ANNOTATIONS_BYTES = 256 * 1024
-
-
-def _labels(value: Any, field_path: str) -> dict[str, str] | None:
-    labels = _string_map(value, field_path)
-    if labels is None:
-        return None
-    details = []
-    for key, label in labels.items():
-        if (problem := label_key_error(key)) is not None:
-            details.append({"field": f"{field_path}.{key}", "message": f"invalid key: {problem}"})
-        elif (problem := label_value_error(label)) is not None:
-            details.append({"field": f"{field_path}.{key}", "message": f"invalid value: {problem}"})
-    if details:
-        raise APIError(400, f"invalid {field_path}", details)
-    return labels
-
-
-def _annotations(value: Any, field_path: str) -> dict[str, str] | None:
-    annotations = _string_map(value, field_path)
-    if annotations is None:
-        return None
-    details = [
-        {"field": f"{field_path}.{key}", "message": f"invalid key: {problem}"}
-        for key in annotations
-        if (problem := label_key_error(key)) is not None
-    ]
-    if sum(len(k) + len(v) for k, v in annotations.items()) > _MAX_ANNOTATIONS_BYTES:
-        details.append({"field": field_path, "message": "may hold at most 256 KiB"})
-    if details:
-        raise APIError(400, f"invalid {field_path}", details)
-    return annotations
-
-
-def _finalizers(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(
-        isinstance(v, str) and label_key_error(v) is None for v in value
-    ):
-        raise APIError(400, "invalid metadata.finalizers", [{
-            "field": "metadata.finalizers",
-            "message": "must be a list of qualified names such as example.com/cleanup"}])
-    return list(dict.fromkeys(value))
-
-
-def _owner_references(value: Any) -> list[OwnerReference] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise APIError(400, "invalid metadata.ownerReferences",
-                       [{"field": "metadata.ownerReferences", "message": "must be a list"}])
-    refs = []
-    for index, item in enumerate(value):
-        try:
-            # Strict, as OpenAPI states the types: "true" is not a boolean here.
-            refs.append(OwnerReference.model_validate_json(json.dumps(item), strict=True))
-        except ValidationError as exc:
-            raise APIError(400, "invalid metadata.ownerReferences", validation_details(
-                exc, f"metadata.ownerReferences.{index}")) from None
-    return refs

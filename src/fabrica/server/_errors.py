@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..resource import InvalidText
+from ..resource import InvalidMetadata, InvalidText
 from ..storage import AlreadyExists, Conflict, Invalid, NotFound, Unavailable
 from ..store import OwnerReferenceError
 
@@ -63,6 +63,13 @@ async def _invalid_text(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InvalidText)
     return error_response(400, str(exc), [{"field": exc.path, "message": "not valid Unicode "
                                            "text: holds a lone UTF-16 surrogate"}])
+
+
+async def _invalid_metadata(request: Request, exc: Exception) -> Response:
+    """Metadata that breaks the model's rules, read from a body or written by the store."""
+    assert isinstance(exc, InvalidMetadata)
+    return error_response(400, exc.message, [{"field": field, "message": message}
+                                             for field, message in exc.causes])
 
 
 async def _owner_reference(request: Request, exc: Exception) -> Response:
@@ -116,6 +123,7 @@ def exception_handlers() -> dict[Any, Any]:
     return {
         APIError: _api_error,
         InvalidText: _invalid_text,
+        InvalidMetadata: _invalid_metadata,
         OwnerReferenceError: _owner_reference,
         NotFound: _not_found,
         AlreadyExists: _already_exists,

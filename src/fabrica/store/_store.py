@@ -4,7 +4,10 @@ The HTTP server and reconcilers both write through here, so the bookkeeping that
 resource Kubernetes-like lives in one place: uids that never overwrite, timestamps,
 ``generation`` that grows only when the spec changes, status kept apart from spec,
 compare-and-swap on ``resourceVersion`` for every update, spec snapshots of versioned kinds,
-and deletion as Kubernetes does it:
+the model's metadata rules (`check_metadata`: label and annotation keys, at most 256 KiB of
+annotations, finalizer names, owner reference shapes) on every create and spec or metadata
+write, so a reconciler's bad annotation is refused as a client's is, and deletion as
+Kubernetes does it:
 
 - a resource with finalizers is not removed by a delete; it gets a ``deletionTimestamp`` and
   stays until whoever owns each finalizer removes it, and the write that removes the last
@@ -47,6 +50,7 @@ from ..resource import (
     OwnerReference,
     Resource,
     Selector,
+    check_metadata,
     check_text,
     is_dns1123_subdomain,
     new_uid,
@@ -241,25 +245,20 @@ class ResourceStore:
         info = cls.resource_info
         if info.is_uid(name):  # a lookup by id would find another resource by its uid
             raise ValueError(f"{info.kind} name {name!r} has the shape of a uid")
+        now = self.clock()
+        metadata = Metadata(name=name, labels=labels or {}, annotations=annotations or {},
+                            created_at=now, updated_at=now, generation=1,
+                            owner_references=owner_references or [],
+                            finalizers=finalizers or [])
+        check_metadata(metadata)  # its shape first, then what it names (a 400 before a 422)
         if owner_references:
             await check_owners(self.storage, self.kinds, owner_references)
-        now = self.clock()
         status = info.status_type()
         if info.versioning:
             status.version = _FIRST_VERSION  # type: ignore[attr-defined]
         for attempt in range(_UID_ATTEMPTS):
             obj = cls(
-                metadata=Metadata(
-                    name=name,
-                    uid=new_uid(info.prefix),
-                    labels=labels or {},
-                    annotations=annotations or {},
-                    created_at=now,
-                    updated_at=now,
-                    generation=1,
-                    owner_references=owner_references or [],
-                    finalizers=finalizers or [],
-                ),
+                metadata=metadata.model_copy(update={"uid": new_uid(info.prefix)}),
                 spec=spec,
                 status=status,
             )
@@ -304,16 +303,18 @@ class ResourceStore:
             for attempt in range(attempts):
                 current = await self.get(cls, id)
                 _check(current, None, expected_version)
-                owners = list(current.metadata.owner_references)  # (`change` may mutate)
+                stored = _metadata_copy(current.metadata)  # (`change` may mutate current)
                 # Then the change: a request wrong in itself is answered as such whatever
                 # its precondition (RFC 9110 13.2.1: a 400 before a 412).
                 wanted = change(current)
                 _check(current, precondition, None)
                 if wanted is None:
                     return current
-                if part == "main":
+                if part == "main":  # (a status write keeps the stored metadata)
+                    check_metadata(wanted.metadata, stored)
                     await check_owners(self.storage, self.kinds,
-                                       wanted.metadata.owner_references, owners)
+                                       wanted.metadata.owner_references,
+                                       stored.owner_references)
                 try:
                     return await commit(current, wanted, action)
                 except Conflict:
@@ -484,6 +485,17 @@ def _check(current: R, precondition: Callable[[R], None] | None, expected: str |
 async def _backoff(attempt: int) -> None:
     """A short random pause, growing with the attempt, so racing processes spread out."""
     await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+
+
+def _metadata_copy(metadata: Metadata) -> Metadata:
+    """What `modify` compares a change's metadata with: its containers copied, so a change
+    that edits them in place still shows as a change (and is checked)."""
+    return metadata.model_copy(update={
+        "labels": dict(metadata.labels),
+        "annotations": dict(metadata.annotations),
+        "finalizers": list(metadata.finalizers),
+        "owner_references": [ref.model_copy() for ref in metadata.owner_references],
+    })
 
 
 def _with_stored_version(obj: R, doc: Document) -> R:

@@ -13,7 +13,7 @@ import nats.js.api
 import pytest
 
 from fabrica.events import CloudEvent, EventBusError, JetStream, NatsBus, lifecycle_event
-from fabrica.events._jetstream import intersect_subjects
+from fabrica.events.nats._jetstream import intersect_subjects
 from tests._support.nats import URL, NatsServer, drop_stream, names
 from tests._support.wait import eventually
 

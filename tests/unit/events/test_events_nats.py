@@ -1,9 +1,10 @@
-"""The NATS event bus, against a real NATS server (never a fake).
+"""The NATS JetStream event bus as an `EventBus`, against a real NATS server (never a fake).
 
 The server is ``nats://127.0.0.1:4222`` (``FABRICA_TEST_NATS_URL`` to use another); `.ci/run`
 starts it when it is down, and a server that is not there fails these tests. Every test
-publishes under a prefix of its own (``t<random>.io.fabrica``), so parallel runs sharing
-the server never see each other's events.
+publishes under a prefix and into a stream of its own (`names`), so parallel runs sharing
+the server never see each other's events. What is JetStream's own (the stream's setup,
+outages) is in test_events_jetstream.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import logging
 import os
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -27,6 +27,7 @@ from fabrica.events import (
     EventBus,
     EventBusError,
     EventStream,
+    JetStream,
     MemoryBus,
     NatsBus,
     Subscription,
@@ -34,7 +35,7 @@ from fabrica.events import (
     lifecycle_event,
     type_matches,
 )
-from tests._support.nats import URL, NatsServer, free_port
+from tests._support.nats import URL, NatsServer, drop_stream, free_port, names
 from tests._support.wait import eventually
 
 RACK = {"apiVersion": "v1", "kind": "Rack", "metadata": {"name": "r1"}, "spec": {"u": 42}}
@@ -53,18 +54,33 @@ class Recorder:
         return [e.id for e in self.events]
 
 
-def new_bus(**kw: Any) -> NatsBus:
-    return NatsBus(URL, name="fabrica-tests", **kw)
+Place = tuple[str, str]  # (event prefix, stream name)
+
+
+def setting(place: Place) -> JetStream:
+    prefix, stream = place  # the prefix itself too: '{p}.**' matches it
+    return JetStream(stream, (prefix, f"{prefix}.>"), heartbeat=0.2)
+
+
+def new_bus(place: Place, url: str = URL, **kw: Any) -> NatsBus:
+    return NatsBus(url, name="fabrica-tests", jetstream=setting(place), **kw)
 
 
 @pytest.fixture
-def prefix() -> str:
-    return f"t{secrets.token_hex(6)}.io.fabrica"
+async def place() -> AsyncIterator[Place]:
+    prefix, stream = names()
+    yield prefix, stream
+    await drop_stream(stream)
 
 
 @pytest.fixture
-async def bus() -> AsyncIterator[NatsBus]:
-    nats_bus = new_bus()
+def prefix(place: Place) -> str:
+    return place[0]
+
+
+@pytest.fixture
+async def bus(place: Place) -> AsyncIterator[NatsBus]:
+    nats_bus = new_bus(place)
     try:
         await nats_bus.start()
     except EventBusError as exc:
@@ -121,19 +137,17 @@ async def test_unsendable_types_and_bad_patterns_are_refused(bus, prefix):
         await bus.subscribe(f"{prefix}.>", Recorder())
     with pytest.raises(ValueError):
         bus.stream("a.**.b")
-    with pytest.raises(ValueError, match="queue group"):
-        await bus.subscribe("**", Recorder(), queue_group="two words")
     assert bus.stats() == []
 
 
-async def test_patterns_select_on_nats_what_they_select_in_memory(prefix):
+async def test_patterns_select_on_nats_what_they_select_in_memory(place, prefix):
     """`*`, `**` (zero segments included), exact: NATS delivers what `type_matches` says."""
     patterns = ["{p}.**", "{p}.*", "{p}.*.created", "{p}.rack.created", "{p}.*.**", "**"]
     types = ["{p}", "{p}.rack", "{p}.rack.created", "{p}.device.created",
              "{p}.rack.created.v2", "{p}.rack.deleted"]  # fmt: skip
     patterns = [p.format(p=prefix) for p in patterns]
     events = [CloudEvent(type=t.format(p=prefix), source="test") for t in types]
-    memory, nats_bus = MemoryBus(), new_bus()
+    memory, nats_bus = MemoryBus(), new_bus(place)
     got: dict[str, tuple[Recorder, Recorder]] = {}
     for bus in (memory, nats_bus):
         await bus.start()
@@ -148,8 +162,7 @@ async def test_patterns_select_on_nats_what_they_select_in_memory(prefix):
     await nats_bus.close()  # drains: everything published has arrived
     for pattern, (in_memory, on_nats) in got.items():
         expected = {e.id for e in events if type_matches(pattern, e.type)}
-        mine = {e.id for e in on_nats.events if e.type.startswith(prefix)}  # '**' sees all
-        assert mine == expected == set(in_memory.ids), pattern
+        assert set(on_nats.ids) == expected == set(in_memory.ids), pattern
     assert len(got[f"{prefix}.**"][1].events) == len(events)  # zero segments: {p} itself
 
 
@@ -259,8 +272,8 @@ async def test_a_raising_handler_does_not_stop_others(bus, prefix, caplog):
     assert f"{prefix}.rack.updated" in failures[0].getMessage()
 
 
-async def test_a_full_handler_queue_waits_then_drops_and_counts(prefix, caplog):
-    """The NATS side waits `publish_timeout` for room, then drops for that handler only."""
+async def test_a_full_handler_queue_waits_then_drops_and_counts(place, prefix, caplog):
+    """The reader waits `publish_timeout` for room, then drops for that handler only."""
     gate, got, others = asyncio.Event(), Recorder(), Recorder()
 
     async def gated(event: CloudEvent) -> None:
@@ -268,7 +281,7 @@ async def test_a_full_handler_queue_waits_then_drops_and_counts(prefix, caplog):
         await got(event)
 
     events = racks(prefix, 6)
-    async with NatsBus(URL, queue_size=2, publish_timeout=0.1) as nats_bus:
+    async with new_bus(place, queue_size=2, publish_timeout=0.5) as nats_bus:
         sub = await nats_bus.subscribe(f"{prefix}.**", gated, name="slow")
         await nats_bus.subscribe(f"{prefix}.**", others)
         for event in events:
@@ -311,8 +324,8 @@ async def test_a_handler_can_close_its_own_subscription(bus, prefix):
     await eventually(lambda: bus.stats() == [] and len(seen) == 1)
 
 
-async def test_events_published_before_start_are_sent_after(prefix):
-    nats_bus, record = new_bus(), Recorder()
+async def test_events_published_before_start_are_sent_after(place, prefix):
+    nats_bus, record = new_bus(place), Recorder()
     await nats_bus.subscribe(f"{prefix}.**", record)
     events = racks(prefix, 3)
     for event in events:
@@ -329,9 +342,9 @@ async def test_events_published_before_start_are_sent_after(prefix):
 # -- several processes -------------------------------------------------------------------
 
 
-async def test_two_buses_see_each_other_s_events(prefix):
+async def test_two_buses_see_each_other_s_events(place, prefix):
     """Two connections, as two server processes would have, on one NATS server."""
-    async with new_bus() as one, new_bus() as two:
+    async with new_bus(place) as one, new_bus(place) as two:
         seen_one, seen_two = Recorder(), Recorder()
         await one.subscribe(f"{prefix}.**", seen_one)
         await two.subscribe(f"{prefix}.**", seen_two)
@@ -344,39 +357,23 @@ async def test_two_buses_see_each_other_s_events(prefix):
             assert {e.to_json() for e in seen.events} == {from_one.to_json(), from_two.to_json()}
 
 
-async def test_a_queue_group_delivers_each_event_to_one_member(prefix):
-    group = f"reconcilers-{secrets.token_hex(4)}"
-    async with new_bus() as one, new_bus() as two, new_bus() as publisher:
-        first, second, everything = Recorder(), Recorder(), Recorder()
-        await one.subscribe(f"{prefix}.**", first, queue_group=group)
-        await two.subscribe(f"{prefix}.rack.*", second, queue_group=group)
-        await two.subscribe(f"{prefix}.**", everything)  # outside the group: sees all
-        events = racks(prefix, 40)
-        for event in events:
-            await publisher.publish(event)
-        await eventually(lambda: len(everything.events) == 40)
-        await eventually(lambda: len(first.events) + len(second.events) >= 40)
-    assert len(first.events) + len(second.events) == 40
-    assert set(first.ids) | set(second.ids) == {e.id for e in events}
-    assert first.events and second.events  # shared (each side empty: odds 2**-39)
-
-
 # -- streams -----------------------------------------------------------------------------
 
 
-async def test_stream_drops_the_oldest_when_its_reader_lags(bus, prefix):
+async def test_a_stream_whose_reader_lags_is_late_never_skipped(bus, prefix):
+    """Its bound holds back the JetStream reader: the rest waits in the stream meanwhile."""
     events = racks(prefix, 5)
     async with bus.stream(f"{prefix}.**", maxsize=3) as stream:
         for event in events:
-            await asyncio.wait_for(bus.publish(event), 1)
-        await eventually(lambda: stream.stats.pending + stream.stats.dropped == 5)
-        assert stream.stats.dropped == 2
-        assert [await anext(stream) for _ in range(3)] == events[2:]
-        assert stream.stats.delivered == 3
+            await asyncio.wait_for(bus.publish(event), 1)  # never waits for a reader
+        await eventually(lambda: stream.stats.pending == 3)
+        assert [await anext(stream) for _ in range(5)] == events
+        assert stream.stats.delivered == 5 and stream.stats.dropped == 0
+        assert stream.take_missed() == 0
 
 
-async def test_stream_ends_after_the_bus_closes(prefix):
-    nats_bus = new_bus()
+async def test_stream_ends_after_the_bus_closes(place, prefix):
+    nats_bus = new_bus(place)
     await nats_bus.start()
     events = racks(prefix, 3)
     async with nats_bus.stream(f"{prefix}.**") as stream:
@@ -389,8 +386,8 @@ async def test_stream_ends_after_the_bus_closes(prefix):
 # -- closing -----------------------------------------------------------------------------
 
 
-async def test_close_drains_what_was_published(prefix):
-    nats_bus, got = new_bus(), Recorder()
+async def test_close_drains_what_was_published(place, prefix):
+    nats_bus, got = new_bus(place), Recorder()
 
     async def slow(event: CloudEvent) -> None:
         await asyncio.sleep(0.002)
@@ -405,8 +402,8 @@ async def test_close_drains_what_was_published(prefix):
     assert got.ids == [e.id for e in events]
 
 
-async def test_close_without_drain_is_quick(prefix):
-    nats_bus = new_bus()
+async def test_close_without_drain_is_quick(place, prefix):
+    nats_bus = new_bus(place)
     await nats_bus.start()
 
     async def stuck(event: CloudEvent) -> None:
@@ -420,8 +417,8 @@ async def test_close_without_drain_is_quick(prefix):
     assert sub.stats.dropped >= 4 and not nats_bus.connected
 
 
-async def test_close_drain_is_bounded_by_its_timeout(prefix, caplog):
-    nats_bus = new_bus()
+async def test_close_drain_is_bounded_by_its_timeout(place, prefix, caplog):
+    nats_bus = new_bus(place)
     await nats_bus.start()
 
     async def stuck(event: CloudEvent) -> None:
@@ -436,8 +433,8 @@ async def test_close_drain_is_bounded_by_its_timeout(prefix, caplog):
     assert any("undelivered" in r.getMessage() for r in caplog.records)
 
 
-async def test_nothing_after_close(prefix):
-    nats_bus = new_bus()
+async def test_nothing_after_close(place, prefix):
+    nats_bus = new_bus(place)
     await nats_bus.start()
     await nats_bus.close()
     await nats_bus.close()  # idempotent
@@ -455,9 +452,9 @@ async def test_nothing_after_close(prefix):
 # -- connecting --------------------------------------------------------------------------
 
 
-async def test_an_unreachable_server_fails_start_quickly_and_clearly():
+async def test_an_unreachable_server_fails_start_quickly_and_clearly(place):
     url = f"nats://127.0.0.1:{free_port()}"
-    nats_bus = NatsBus(url, connect_timeout=0.5, reconnect_time_wait=0.05)
+    nats_bus = new_bus(place, url, connect_timeout=0.5, reconnect_time_wait=0.05)
     began = time.monotonic()
     with pytest.raises(EventBusError, match=re.escape(f"cannot connect to NATS at {url}")):
         await nats_bus.start()
@@ -467,18 +464,19 @@ async def test_an_unreachable_server_fails_start_quickly_and_clearly():
 
 
 def test_bad_arguments():
+    kept = JetStream.for_prefix("S", "io.fabrica")
     with pytest.raises(ValueError):
-        NatsBus(queue_size=0)
+        NatsBus(jetstream=kept, queue_size=0)
     with pytest.raises(ValueError):
-        NatsBus(publish_timeout=0)
+        NatsBus(jetstream=kept, publish_timeout=0)
     with pytest.raises(ValueError):
-        NatsBus(" , ")
+        NatsBus(" , ", jetstream=kept)
 
 
 @pytest.fixture
 def own_server(tmp_path) -> Iterator[NatsServer]:
-    """A private nats-server (no JetStream) on a free port, to stop and start again."""
-    server = NatsServer(tmp_path, jetstream=False)
+    """A private nats-server on a free port, to stop and start again."""
+    server = NatsServer(tmp_path)
     if not os.path.exists(server.binary):
         pytest.skip("nats-server is not installed here")
     server.start()
@@ -486,8 +484,9 @@ def own_server(tmp_path) -> Iterator[NatsServer]:
     server.stop()
 
 
-async def test_reconnects_and_resubscribes_after_the_server_comes_back(own_server, prefix, caplog):
-    async with NatsBus(own_server.url, reconnect_time_wait=0.05) as nats_bus:
+async def test_reconnects_and_resubscribes_after_the_server_comes_back(own_server, place, prefix,
+                                                                       caplog):
+    async with new_bus(place, own_server.url, reconnect_time_wait=0.05) as nats_bus:
         record = Recorder()
         await nats_bus.subscribe(f"{prefix}.**", record)
         await nats_bus.publish(rack(prefix, n=1))
@@ -503,4 +502,7 @@ async def test_reconnects_and_resubscribes_after_the_server_comes_back(own_serve
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("lost the connection to NATS" in m for m in messages)
     assert any("reconnected to NATS" in m for m in messages)
-    assert len(messages) < 6  # failed attempts are reported once, not every 50 ms
+    # Failed attempts are reported once, not every 50 ms; each of the two readers of
+    # '{prefix}.**' (subjects {prefix} and {prefix}.>) says once that it lost and resumed.
+    assert len([m for m in messages if "JetStream" not in m]) < 4
+    assert len([m for m in messages if "JetStream" in m]) <= 4

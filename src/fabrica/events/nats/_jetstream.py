@@ -1,8 +1,8 @@
-"""The JetStream side of `NatsBus`: the stream a service's events are kept in.
+"""The JetStream stream a service's events are kept in: its setting, setup and lookup.
 
-With a `JetStream` setting, `NatsBus` publishes every event through JetStream (the server
-answers once the event is stored) with the header ``Nats-Msg-Id`` = the CloudEvent ``id``,
-so a re-sent event is dropped by the server within ``duplicate_window``. The stream holds
+`NatsBus` publishes every event through JetStream (the server answers once the event is
+stored) with the header ``Nats-Msg-Id`` = the CloudEvent ``id``, so a re-sent event is
+dropped by the server within ``duplicate_window``. The stream holds
 ``PREFIX.>`` and keeps events by limits (age, bytes, count): any NATS client can read it
 from the start, and a consumer that was down reads what it missed.
 
@@ -17,15 +17,12 @@ the same event prefix would ask for: that is refused with a message naming both.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import nats.errors
 import nats.js.errors
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -37,15 +34,12 @@ from nats.js.api import (
     StreamConfig,
 )
 
-from ._bus import EventBusError
+from .._bus import EventBusError
 
-__all__ = ["JetStream", "StreamReader", "ensure_stream", "find_sequence", "intersect_subjects"]
+__all__ = ["JetStream", "ensure_stream", "find_sequence", "intersect_subjects"]
 
 log = logging.getLogger("fabrica.events")
 
-#: Seconds a closing reader waits for NATS to delete its consumer: not the request timeout,
-#: so a stream ended while NATS is down does not hold up a client or a server's stop.
-_DELETE_TIMEOUT = 1.0
 _SUBJECTS_OVERLAP = 10065  # JetStream's error code: subjects overlap with an existing stream
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 DEFAULT_MAX_BYTES = 1 << 30
@@ -212,97 +206,3 @@ def intersect_subjects(a: str, b: str) -> str | None:
             return None
         out.append(y if x == "*" else x)
     return ".".join(out) if len(left) == len(right) else None
-
-
-class StreamReader:
-    """Feeds the events of one filter subject of the stream to `deliver`, in stream order.
-
-    An ephemeral pull consumer (held in the server's memory, no acks) starts right after
-    the stream's last event, or at `start_seq`. When it is lost (NATS restarted, or the
-    connection was down longer than the consumer's inactivity limit), a new one starts
-    right after the last event delivered: an outage delays events but skips none that the
-    stream still holds. `delivered_seq` is the stream sequence of the last event delivered.
-    """
-
-    def __init__(
-        self,
-        js: JetStreamContext,
-        setting: JetStream,
-        subject: str,
-        deliver: Callable[[Msg], Awaitable[None]],
-        *,
-        name: str,
-        start_seq: int | None = None,
-        batch: int = 256,
-    ) -> None:
-        self._js, self._setting, self.subject = js, setting, subject
-        self._deliver, self._name, self._batch = deliver, name, batch
-        self.delivered_seq = None if start_seq is None else start_seq - 1
-        self.resumed = 0  # consumers re-created after a loss
-        self._consumer: str | None = None
-        self._sub: JetStreamContext.PullSubscription | None = None
-
-    async def open(self) -> None:
-        """Create the consumer; raises what NATS raises (the caller reports it)."""
-        start = self.delivered_seq
-        if start is None:
-            start = (await self._js.stream_info(self._setting.stream)).state.last_seq
-            self.delivered_seq = start
-        info = await self._js.add_consumer(self._setting.stream, ConsumerConfig(
-            description=f"fabrica subscriber {self._name}",
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start + 1,
-            ack_policy=AckPolicy.NONE, filter_subject=self.subject, mem_storage=True,
-            inactive_threshold=max(30.0, 10 * self._setting.heartbeat), num_replicas=1,
-        ))
-        self._consumer = info.name
-        self._sub = await self._js.pull_subscribe_bind(info.name, self._setting.stream)
-
-    async def run(self) -> None:
-        """Deliver until cancelled; re-create the consumer whenever it is lost."""
-        failures = 0
-        while True:
-            try:
-                if self._sub is None:
-                    await self.open()
-                    if failures:
-                        self.resumed += 1
-                        log.warning("subscriber %s resumed on JetStream stream %s after event "
-                                    "%d", self._name, self._setting.stream, self.delivered_seq)
-                    failures = 0
-                await self._pull()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS down or the consumer gone: start over after a pause
-                failures += 1
-                level = logging.WARNING if failures == 1 else logging.DEBUG
-                log.log(level, "subscriber %s lost its JetStream consumer on %s: %r; retrying",
-                        self._name, self._setting.stream, exc)
-                await self._drop()
-                await asyncio.sleep(min(self._setting.heartbeat * failures, 5.0))
-
-    async def close(self) -> None:
-        consumer = self._consumer
-        await self._drop()
-        if consumer is not None:  # a courtesy: unread, it goes by itself after a while
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(_DELETE_TIMEOUT):
-                    await self._js.delete_consumer(self._setting.stream, consumer)
-
-    async def _pull(self) -> None:
-        assert self._sub is not None
-        try:
-            msgs = await self._sub.fetch(self._batch, timeout=self._setting.heartbeat)
-        except (TimeoutError, nats.errors.TimeoutError):
-            await self._sub.consumer_info()  # idle, or lost? NotFoundError says lost
-            return
-        for msg in msgs:
-            if msg.metadata.sequence.stream <= (self.delivered_seq or 0):
-                continue  # already delivered before a consumer was re-created
-            await self._deliver(msg)
-            self.delivered_seq = msg.metadata.sequence.stream
-
-    async def _drop(self) -> None:
-        sub, self._sub, self._consumer = self._sub, None, None
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
