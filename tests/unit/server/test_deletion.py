@@ -143,6 +143,10 @@ async def test_collected_dependents_are_counted_in_metrics(client):
     await client.post("/devices", json=envelope("child", ownerReferences=ref))
     await client.delete("/devices/root")
     await wait_gone(client, "/devices/child")
-    metrics = (await client.get("/metrics")).text
-    assert 'fabrica_gc_deleted_total{reason="owner_deleted"} 1.0' in metrics
+
+    async def counted():  # the collector counts once its delete returns: a moment after
+        metrics = (await client.get("/metrics")).text
+        assert 'fabrica_gc_deleted_total{reason="owner_deleted"} 1.0' in metrics
+        return metrics
+    metrics = await eventually(counted)
     assert 'fabrica_gc_deleted_total{reason="orphan_at_start"} 0.0' in metrics
