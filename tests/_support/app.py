@@ -14,6 +14,8 @@ from fabrica import ServiceSettings
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
 
+from .wait import eventually
+
 
 def _load_example_device():  # type: ignore[no-untyped-def]
     """The Device of examples/device/device.py (the SPEC's), the one the e2e tests copy."""
@@ -62,10 +64,12 @@ async def serve_on_port(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-d
                             access_log=False, lifespan="on")
     server = StreamEndingServer(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
+
+    def started() -> bool:
         if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+            task.result()  # it failed to start: its error, at once
+        return bool(server.started)
+    await eventually(started)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"

@@ -21,6 +21,7 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 from tests._support.e2e import stop_process
+from tests._support.wait import eventually_sync
 
 # key: (code, windowsVirtualKeyCode, text it types)
 _KEYS = {"Enter": ("Enter", 13, "\r"), "Tab": ("Tab", 9, ""), " ": ("Space", 32, " "),
@@ -62,15 +63,15 @@ class Browser:
             raise
 
     def _endpoint(self, port_file: Path) -> tuple[str, str]:
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
+        def written() -> tuple[str, str] | None:
             if self.process.poll() is not None:
                 raise RuntimeError(f"chromium exited with {self.process.returncode}")
             lines = port_file.read_text().split() if port_file.exists() else []
-            if len(lines) == 2:
-                return lines[0], lines[1]
-            time.sleep(0.05)
-        raise RuntimeError("chromium did not open its DevTools port")
+            return (lines[0], lines[1]) if len(lines) == 2 else None
+        try:
+            return eventually_sync(written, timeout=self.timeout, interval=0.05)
+        except AssertionError as exc:
+            raise RuntimeError("chromium did not open its DevTools port") from exc
 
     def close(self) -> None:
         self._stack.close()
@@ -212,10 +213,8 @@ class Page:
 
     def wait_for(self, expression: str, timeout: float = 15.0) -> Any:
         """Poll a JavaScript expression until it is truthy; return its value."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def truthy() -> Any:
             value = self.evaluate(expression)
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"not true within {timeout}s: {expression}")
+            assert value, f"not true: {expression}"
+            return value
+        return eventually_sync(truthy, timeout=timeout, interval=0.05)

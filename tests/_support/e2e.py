@@ -7,10 +7,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from tests._support.wait import eventually_sync
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -56,16 +57,15 @@ class Server:
         self.wait_healthy()
 
     def wait_healthy(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited {self.process.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"server not healthy in {timeout}s:\n{self.output()}")
+        def healthy() -> bool:
+            if self.process.poll() is not None:  # fails at once: no use waiting
+                raise RuntimeError(f"server exited {self.process.returncode}:\n{self.output()}")
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        try:
+            eventually_sync(healthy, timeout=timeout, interval=0.1,
+                            retry_on=(httpx.TransportError,))
+        except AssertionError as exc:
+            raise AssertionError(f"server not healthy in {timeout}s:\n{self.output()}") from exc
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

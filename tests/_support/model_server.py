@@ -22,6 +22,7 @@ from fabrica.storage import FileStorage, StoredChange, open_storage
 
 from .e2e import free_port
 from .sqldb import database
+from .wait import eventually_sync
 
 __all__ = ["BACKENDS", "ServerProcess", "backend_target", "read_change_log"]
 
@@ -70,17 +71,20 @@ class ServerProcess:
         with open(log, "wb") as out:
             self.process = subprocess.Popen(command, cwd=self.project, stdout=out,
                                             stderr=subprocess.STDOUT)
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited {self.process.returncode}:\n"
+        process = self.process
+
+        def healthy() -> bool:
+            if process.poll() is not None:  # fails at once: no use waiting
+                raise RuntimeError(f"server exited {process.returncode}:\n"
                                    f"{log.read_text(errors='replace')[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server not healthy in {timeout}s:\n"
-                           f"{log.read_text(errors='replace')[-4000:]}")
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        try:
+            eventually_sync(healthy, timeout=timeout, interval=0.05,
+                            retry_on=(httpx.TransportError,))
+        except AssertionError as exc:
+            raise RuntimeError(f"server not healthy in {timeout}s:\n"
+                               f"{log.read_text(errors='replace')[-4000:]}") from exc
+        return time.monotonic() - started
 
     def kill9(self) -> None:
         assert self.process is not None

@@ -15,13 +15,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import nats
 import nats.js.errors
 
 from tests._support.e2e import free_port
+from tests._support.wait import eventually_sync
 
 URL = os.environ.get("FABRICA_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
@@ -60,13 +60,11 @@ class NatsServer:
         args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
                 str(self.store)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            assert time.monotonic() < deadline, "nats-server did not start"
-            time.sleep(0.01)
+        eventually_sync(self._listening, timeout=10)
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:

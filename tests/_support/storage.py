@@ -8,7 +8,6 @@ import json
 import multiprocessing
 import os
 import signal
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from fabrica.storage import FileStorage
 from fabrica.storage.file._changes import read_counter
 from fabrica.storage.file._io import atomic_write, flock
+from tests._support.wait import eventually_sync
 
 
 def doc(name: str, uid: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
@@ -83,10 +83,11 @@ def name_locks_held(directory: Path) -> Iterator[None]:
 
 
 def wait_for_counter(directory: Path, at_least: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while read_counter(directory) < at_least:
-        assert time.monotonic() < deadline, f"counter at {read_counter(directory)}"
-        time.sleep(0.01)
+    def reached() -> bool:
+        counter = read_counter(directory)
+        assert counter >= at_least, f"counter at {counter}, want {at_least}"
+        return True
+    eventually_sync(reached, timeout=timeout)
 
 
 def kill_writers_in_flight(data_dir: Path, collection: str, count: int) -> list[int]:
@@ -115,10 +116,13 @@ def kill_in_flight(directory: Path, target: Any, args: tuple[Any, ...],
         process = multiprocessing.get_context("spawn").Process(target=target, args=args)
         process.start()
         try:
-            deadline = time.monotonic() + 60
-            while not until():
-                assert time.monotonic() < deadline and process.is_alive(), "never in flight"
-                time.sleep(0.01)
+            def in_flight() -> bool:
+                if until():
+                    return True
+                if not process.is_alive():  # fail at once: waiting longer cannot help
+                    raise RuntimeError(f"the writer exited ({process.exitcode}) never in flight")
+                return False
+            eventually_sync(in_flight, timeout=60)
         finally:
             os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
             process.join(30)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import uvicorn
+
+from tests._support.wait import eventually_sync
 
 
 class ThreadServer:
@@ -21,10 +22,7 @@ class ThreadServer:
 
     def __enter__(self) -> str:
         self.thread.start()
-        deadline = time.monotonic() + 5
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.005)
+        eventually_sync(lambda: self.server.started, timeout=5, interval=0.005)
         return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
 
     def __exit__(self, *exc_info: object) -> None:

@@ -17,7 +17,6 @@ import asyncio
 import itertools
 import json
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from starlette.routing import Route
 from fabrica.resource import parse_selector
 
 from .app import Device, DeviceSpec, DeviceStatus
+from .wait import eventually_sync
 
 _CUT, _END = object(), object()  # what a watcher's queue may carry besides events
 
@@ -235,10 +235,7 @@ class WatchServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 5
-        while not self._server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.005)
+        eventually_sync(lambda: self._server.started, timeout=5, interval=0.005)
         port = self._server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         return self

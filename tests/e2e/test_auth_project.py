@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from fabrica.auth import mint_token
 from tests._support.cdp import Browser, Page, chromium
 from tests._support.e2e import EXAMPLES, Server, fabrica
 from tests._support.tokens import SECRET, JWKSServer, KeyPair
+from tests._support.wait import eventually_sync
 
 PKG = "device_api"
 ENV = {"DEVICE_API_AUTH_SECRET": SECRET}
@@ -225,10 +225,10 @@ def test_sighup_reloads_the_policy(project: Path, tmp_path: Path) -> None:
 
 
 def wait_for_log(server: Server, text: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in server.output():
-        assert time.monotonic() < deadline, server.output()
-        time.sleep(0.05)
+    def logged() -> bool:
+        assert text in server.output(), server.output()
+        return True
+    eventually_sync(logged, timeout=timeout, interval=0.05)
 
 
 # ---- RS256 / ES256 from a JWKS ----------------------------------------------------------------

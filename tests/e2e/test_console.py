@@ -7,6 +7,7 @@ request the pages make is checked to stay on the server (no CDN, no internet).""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import yaml
 from tests._support.cdp import Browser
 from tests._support.console import Console, browser_for, screenshot_dir
 from tests._support.e2e import Server, make_device_project, make_rack_project
+from tests._support.wait import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -79,14 +81,8 @@ def template(api: httpx.Client, name: str, chassis: int = 1, blades: int = 1, no
     return response.json()
 
 
-def wait_until(check, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+# The shared helper, with the time a generated server's reconcilers may need when loaded.
+wait_until = functools.partial(eventually_sync, timeout=60.0, interval=0.1)
 
 
 def list_requests(console: Console, plural: str) -> list[str]:

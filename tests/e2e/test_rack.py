@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests._support.e2e import Server, make_rack_project
+from tests._support.wait import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -43,21 +44,15 @@ def template(http: httpx.Client, name: str, chassis: int, blades: int, nodes: in
     return response.json()["metadata"]["uid"]
 
 
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+# The shared helper, with the time a generated server's reconcilers may need when loaded.
+wait_for = functools.partial(eventually_sync, timeout=60.0, interval=0.1)
 
 
 def rack_when_ready(http: httpx.Client, name: str, timeout: float = 60.0) -> dict:
     def ready():
         rack = http.get(f"/racks/{name}").json()
         return rack if rack["status"]["phase"] == "Ready" else None
-    return wait_for(ready, timeout)
+    return wait_for(ready, timeout=timeout)
 
 
 def counts(http: httpx.Client) -> dict[str, int]:

@@ -7,6 +7,7 @@ events. Each test runs on JetStream and on Kafka (a private Tansu broker)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import time
@@ -26,6 +27,7 @@ from tests._support.e2e import Server, make_device_project, make_rack_project
 from tests._support.kafka import Tansu, read_topic_sync, start_tansu, topic_name
 from tests._support.nats import URL, drop_stream_sync, names
 from tests._support.sqldb import migrate, postgres_schema
+from tests._support.wait import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -122,13 +124,8 @@ def overlaps(by_uid: dict[str, list[tuple[int, float, float]]]) -> list[str]:
     return bad
 
 
-def wait_for(predicate, timeout: float = 120.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+# The shared helper, with the time three server processes and their controllers may need.
+wait_for = functools.partial(eventually_sync, timeout=120.0, interval=0.1)
 
 
 def test_one_api_two_controllers_share_racks_and_survive_a_kill(rack_project, tmp_path,

@@ -33,6 +33,7 @@ from sqlalchemy import text
 from fabrica.storage import SQLStorage, Unavailable
 from tests._support.e2e import EXAMPLES, Server, fabrica, free_port
 from tests._support.sqldb import database
+from tests._support.wait import eventually, eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -152,7 +153,7 @@ def test_a_database_restart_gives_503_then_the_server_recovers(project, postgres
             uid = created.json()["metadata"]["uid"]
             traffic = Traffic(server.url, uid)
             traffic.start()
-            time.sleep(0.5)
+            eventually_sync(lambda: traffic.statuses[200] and traffic.statuses[201])  # flowing
             for mode in ("fast", "immediate"):  # a clean restart, then a crash
                 postgres.stop(mode)
                 for request in (lambda: http.get(f"/devices/{uid}"),
@@ -163,7 +164,8 @@ def test_a_database_restart_gives_503_then_the_server_recovers(project, postgres
                     assert response.headers["retry-after"] == "1"
                     assert response.json()["code"] == 503
                 postgres.start()
-                _wait_for(lambda: http.get(f"/devices/{uid}").status_code == 200)
+                eventually_sync(lambda: http.get(f"/devices/{uid}").status_code == 200,
+                                retry_on=(httpx.TransportError,), interval=0.1)
             traffic.halt.set()
             traffic.join(15)
             assert not traffic.bad, traffic.bad[:5]  # only 200, 201 and 503: never a 500
@@ -214,10 +216,8 @@ def test_a_frozen_database_answers_503_within_the_storage_timeout(project, postg
             for pid in frozen:
                 os.kill(pid, signal.SIGCONT)
             frozen = []
-            deadline = time.monotonic() + 30
-            while http.get(f"/devices/{uid}").status_code != 200:
-                assert time.monotonic() < deadline, "no recovery after SIGCONT"
-                time.sleep(0.2)
+            eventually_sync(lambda: http.get(f"/devices/{uid}").status_code == 200,
+                            timeout=30, interval=0.2)  # recovers after SIGCONT
             assert http.get("/devices").status_code == 200
         assert "Traceback" not in server.output()
     finally:
@@ -251,17 +251,24 @@ async def test_killed_connections_give_unavailable_then_are_replaced(shared_serv
         sleep = "SELECT pg_sleep(10)"
         victims = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                    f"WHERE application_name = '{tag}'")
+        running = ("SELECT COUNT(*) FROM pg_stat_activity "
+                   f"WHERE application_name = '{tag}' AND query = '{sleep}' AND state = 'active'")
     else:
         sleep = "SELECT SLEEP(10)"
         victims = ("SELECT id FROM information_schema.PROCESSLIST "
                    f"WHERE db = '{url.rsplit('/', 1)[1]}' AND id <> CONNECTION_ID()")
+        running = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                   f"WHERE db = '{url.rsplit('/', 1)[1]}' AND info = '{sleep}'")
     storage = SQLStorage(url)
     try:
         await storage.migrate()
         created = await storage.create("devices", _doc())
         in_flight = asyncio.create_task(
             storage._run(lambda conn: conn.execute(text(sleep)).all()))
-        await asyncio.sleep(0.5)
+
+        async def query_running() -> bool:  # on the server: killing it now cuts it off
+            return bool(await admin._run(lambda conn: conn.execute(text(running)).scalar()))
+        await eventually(query_running)
         await _kill(admin, backend, victims)
         with pytest.raises(Unavailable):
             await asyncio.wait_for(in_flight, 10)
@@ -291,14 +298,3 @@ def _doc() -> dict:
             "metadata": {"name": "a", "uid": "dev-0000000a", "resourceVersion": ""},
             "spec": {}, "status": {}}
 
-
-def _wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"the server did not recover within {timeout}s")

@@ -25,6 +25,7 @@ from tests._support.e2e import (
     fabrica,
 )
 from tests._support.sqldb import mysql_database, postgres_schema
+from tests._support.wait import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -216,12 +217,7 @@ def test_rack_example_on_sqlite(tmp_path):
 
 
 def _wait_ready(http: httpx.Client, name: str, timeout: float = 60) -> dict:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> dict | None:
         status = http.get(f"/racks/{name}").json()["status"]
-        if status.get("phase") == "Ready":
-            return status
-        time.sleep(0.1)
-    raise AssertionError(f"rack {name} not Ready within {timeout}s")
+        return status if status.get("phase") == "Ready" else None
+    return eventually_sync(ready, timeout=timeout, interval=0.1)

@@ -71,9 +71,10 @@ EXPORTS = {
         "sse_frames", "sse_stream", "type_matches",
     ],
     "fabrica.reconcile": [
-        "Controller", "ControllerMetrics", "EventSource", "ExponentialBackoff", "KindWorkers",
-        "OwnerHandler", "QueueShutDown", "RateLimiter", "ReconcileClient", "Request",
-        "ResourceReconciler", "Result", "Shards", "TerminalError", "WorkQueue",
+        "Clock", "Controller", "ControllerMetrics", "EventSource", "ExponentialBackoff",
+        "KindWorkers", "LoopClock", "OwnerHandler", "QueueShutDown", "RateLimiter",
+        "ReconcileClient", "Request", "ResourceReconciler", "Result", "Shards",
+        "TerminalError", "Timer", "WorkQueue",
     ],
     "fabrica.server": [
         "DEFAULT_MAX_BODY_SIZE", "DEFAULT_STORAGE_TIMEOUT",

@@ -20,7 +20,8 @@ rate-limiting queues folded into one class), on one asyncio event loop:
   once (they would race on its status). An `add` during processing only marks it dirty;
   `done` then puts it back at the end of the queue. A change that arrives mid-reconcile is
   therefore never lost, and it causes exactly one more reconcile, however many adds came.
-* Delays use one `loop.call_at` timer per key (`add_after`). Only the earliest pending time
+* Delays use one timer per key (`add_after`) on a `Clock` passed in (default the running
+  loop's, `LoopClock`; tests pass a fake one they advance by hand). Only the earliest pending time
   is kept: a retry or a `RequeueAfter` that is due sooner supersedes a later one, and the
   later one is redundant because that reconcile will ask again if it still needs to.
 * Rate limiting is a `RateLimiter` passed in (default `ExponentialBackoff`): failures are
@@ -45,11 +46,13 @@ The queue is not thread-safe: call every method from the event loop that runs th
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 from ._backoff import ExponentialBackoff, RateLimiter
+from ._clock import Clock, LoopClock, Timer
 
 __all__ = ["QueueShutDown", "WorkQueue"]
 
@@ -69,6 +72,8 @@ class WorkQueue(Generic[K]):
     Parameters:
         rate_limiter: decides per-key retry delays for `add_rate_limited`; defaults to
             `ExponentialBackoff()` (5 ms doubling up to 5 minutes, 10 % jitter).
+        clock: the time and timers of delayed adds; defaults to `LoopClock()`, the running
+            event loop's monotonic clock.
 
     A worker loop looks like::
 
@@ -87,14 +92,17 @@ class WorkQueue(Generic[K]):
                 queue.done(key)               # always: lets the key be handed out again
     """
 
-    def __init__(self, rate_limiter: RateLimiter[K] | None = None) -> None:
+    def __init__(
+        self, rate_limiter: RateLimiter[K] | None = None, *, clock: Clock | None = None
+    ) -> None:
         self._limiter: RateLimiter[K] = (
             rate_limiter if rate_limiter is not None else ExponentialBackoff()
         )
+        self._clock: Clock = clock if clock is not None else LoopClock()
         self._queue: deque[K] = deque()
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
-        self._delayed: dict[K, asyncio.TimerHandle] = {}
+        self._delayed: dict[K, Timer] = {}
         self._getters: deque[asyncio.Future[None]] = deque()
         self._shutting_down = False
         self._drained = asyncio.Event()
@@ -114,22 +122,21 @@ class WorkQueue(Generic[K]):
     def add_after(self, key: K, delay: float) -> None:
         """Add `key` once `delay` seconds have passed; the earliest pending time wins.
 
-        A delay <= 0 adds at once and leaves any pending delayed add in place. Must be called
-        from within the running event loop.
+        A delay <= 0 adds at once and leaves any pending delayed add in place. With the
+        default clock, must be called from within the running event loop.
         """
         if self._shutting_down:
             return
         if delay <= 0:
             self.add(key)
             return
-        loop = asyncio.get_running_loop()
-        when = loop.time() + delay
+        when = self._clock.now() + delay
         pending = self._delayed.get(key)
         if pending is not None:
             if pending.when() <= when:
                 return
             pending.cancel()
-        self._delayed[key] = loop.call_at(when, self._add_delayed, key)
+        self._delayed[key] = self._clock.call_at(when, functools.partial(self._add_delayed, key))
 
     def add_rate_limited(self, key: K) -> None:
         """Add `key` after the rate limiter's delay for it, counting one more failure."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import nats
@@ -15,6 +15,7 @@ import pytest
 from fabrica.events import CloudEvent, EventBusError, JetStream, NatsBus, lifecycle_event
 from fabrica.events.nats._jetstream import intersect_subjects
 from tests._support.nats import URL, NatsServer, drop_stream, names
+from tests._support.wait import eventually
 
 
 class Recorder:
@@ -27,14 +28,6 @@ class Recorder:
     @property
     def ids(self) -> list[str]:
         return [e.id for e in self.events]
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def rack(prefix: str, n: int, action: str = "created", kind: str = "Rack") -> CloudEvent:
@@ -158,8 +151,8 @@ async def test_subscribers_get_new_events_in_order_filtered_by_pattern(place):
                   for action in ("created", "updated")] + [rack(prefix, 99, kind="Node")]
         for event in events:
             await bus.publish(event)
-        await wait_until(lambda: len(everything.events) == len(events))
-        await wait_until(lambda: len(created.events) == 30 and len(nodes.events) == 1)
+        await eventually(lambda: len(everything.events) == len(events))
+        await eventually(lambda: len(created.events) == 30 and len(nodes.events) == 1)
         assert everything.ids == [e.id for e in events]
         assert created.ids == [e.id for e in events if e.type.endswith(".created")]
         assert nodes.ids == [events[-1].id]
@@ -171,7 +164,7 @@ async def test_a_subscriber_whose_consumer_is_lost_resumes_after_its_last_event(
         record = Recorder()
         sub = await bus.subscribe(f"{prefix}.**", record)
         await bus.publish(rack(prefix, 1))
-        await wait_until(lambda: len(record.events) == 1)
+        await eventually(lambda: len(record.events) == 1)
         nc = await nats.connect(URL)
         try:
             jsm = nc.jetstream()
@@ -182,7 +175,7 @@ async def test_a_subscriber_whose_consumer_is_lost_resumes_after_its_last_event(
         later = [rack(prefix, n) for n in range(2, 12)]
         for event in later:
             await bus.publish(event)
-        await wait_until(lambda: len(record.events) == 11)
+        await eventually(lambda: len(record.events) == 11)
         assert record.ids[1:] == [e.id for e in later]
         await sub.close()
 
@@ -199,18 +192,18 @@ async def test_an_outage_delays_events_and_skips_none(tmp_path, place, caplog):
             before = [rack(prefix, n) for n in range(10)]
             for event in before:
                 await writer.publish(event)
-            await wait_until(lambda: len(record.events) == 10)
+            await eventually(lambda: len(record.events) == 10)
             server.stop()
             unsure = rack(prefix, 100)
             with pytest.raises(EventBusError):  # not acknowledged: the caller must re-send
                 await writer.publish(unsure)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # paces the outage (kept): its length is the input
             server.start()
-            await wait_until(lambda: writer.connected and reader.connected)
+            await eventually(lambda: writer.connected and reader.connected)
             after = [rack(prefix, n) for n in range(10, 30)]
             for event in after:
                 await writer.publish(event)
-            await wait_until(lambda: len(record.events) >= 30, timeout=15)
+            await eventually(lambda: len(record.events) >= 30, timeout=15)
             ids = record.ids
             # The unacknowledged event may have reached the server after all (the client
             # buffers while reconnecting): at most once, and nothing else is missing.

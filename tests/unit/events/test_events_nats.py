@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import nats
@@ -36,6 +36,7 @@ from fabrica.events import (
     type_matches,
 )
 from tests._support.nats import URL, NatsServer, drop_stream, free_port, names
+from tests._support.wait import eventually
 
 RACK = {"apiVersion": "v1", "kind": "Rack", "metadata": {"name": "r1"}, "spec": {"u": 42}}
 
@@ -51,14 +52,6 @@ class Recorder:
     @property
     def ids(self) -> list[str]:
         return [e.id for e in self.events]
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 Place = tuple[str, str]  # (event prefix, stream name)
@@ -199,7 +192,7 @@ async def test_round_trip_keeps_the_json_identical(bus, prefix):
         for event in events:
             await bus.publish(event)
             await memory.publish(event)
-    await wait_until(lambda: len(on_nats.events) == 3 and len(wire) == 3)
+    await eventually(lambda: len(on_nats.events) == 3 and len(wire) == 3)
     await raw.close()
     assert [e.to_json() for e in on_nats.events] == [e.to_json() for e in events]
     assert [e.to_json() for e in on_nats.events] == [e.to_json() for e in in_memory.events]
@@ -223,7 +216,7 @@ async def test_foreign_messages_are_ignored_with_a_warning(bus, prefix, caplog):
     good = rack(prefix)
     await raw.publish(good.type, good.to_json().encode())
     await raw.close()  # flushes
-    await wait_until(lambda: len(record.events) == 1)
+    await eventually(lambda: len(record.events) == 1)
     assert record.events == [good]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "picky" in warnings[0].getMessage()
@@ -256,7 +249,7 @@ async def test_delivery_in_publish_order(bus, prefix):
     for event in events:
         await bus.publish(event)
     await bus.publish(CloudEvent(type=f"{prefix}.device.updated", source="test"))
-    await wait_until(lambda: len(record.events) == 200)
+    await eventually(lambda: len(record.events) == 200)
     assert record.ids == [e.id for e in events]
     assert sub.stats.delivered == 200 and sub.stats.pending == 0
 
@@ -270,7 +263,7 @@ async def test_a_raising_handler_does_not_stop_others(bus, prefix, caplog):
     await bus.subscribe(f"{prefix}.**", record)
     for event in racks(prefix, 5):
         await bus.publish(event)
-    await wait_until(lambda: len(record.events) == 5 and bad.stats.failed == 5)
+    await eventually(lambda: len(record.events) == 5 and bad.stats.failed == 5)
     stats = {s.name: s for s in bus.stats()}
     assert stats["broken-reconciler"].failed == 5 and stats["broken-reconciler"].delivered == 0
     assert stats["Recorder"].delivered == 5 and stats["Recorder"].failed == 0
@@ -293,10 +286,10 @@ async def test_a_full_handler_queue_waits_then_drops_and_counts(place, prefix, c
         await nats_bus.subscribe(f"{prefix}.**", others)
         for event in events:
             await nats_bus.publish(event)  # never waits for a subscriber
-        await wait_until(lambda: len(others.events) == 6)  # not held up by the slow one
-        await wait_until(lambda: sub.stats.dropped == 3)
+        await eventually(lambda: len(others.events) == 6)  # not held up by the slow one
+        await eventually(lambda: sub.stats.dropped == 3)
         gate.set()
-        await wait_until(lambda: len(got.events) == 3)
+        await eventually(lambda: len(got.events) == 3)
     assert got.ids == [e.id for e in events[:3]]
     assert sub.stats.delivered == 3 and sub.stats.dropped == 3
     assert any("dropped for subscriber slow" in r.getMessage() for r in caplog.records)
@@ -306,14 +299,14 @@ async def test_unsubscribe_stops_delivery(bus, prefix):
     record = Recorder()
     sub = await bus.subscribe(f"{prefix}.**", record)
     await bus.publish(rack(prefix, n=1))
-    await wait_until(lambda: len(record.events) == 1)
+    await eventually(lambda: len(record.events) == 1)
     await sub.close()
     await sub.close()  # idempotent
     await bus.publish(rack(prefix, n=2))
     sentinel = Recorder()
     await bus.subscribe(f"{prefix}.**", sentinel)
     await bus.publish(rack(prefix, n=3))
-    await wait_until(lambda: len(sentinel.events) == 1)
+    await eventually(lambda: len(sentinel.events) == 1)
     assert len(record.events) == 1
 
 
@@ -328,7 +321,7 @@ async def test_a_handler_can_close_its_own_subscription(bus, prefix):
     subs.append(await bus.subscribe(f"{prefix}.**", once))
     for event in racks(prefix, 3):
         await bus.publish(event)
-    await wait_until(lambda: bus.stats() == [] and len(seen) == 1)
+    await eventually(lambda: bus.stats() == [] and len(seen) == 1)
 
 
 async def test_events_published_before_start_are_sent_after(place, prefix):
@@ -340,7 +333,7 @@ async def test_events_published_before_start_are_sent_after(place, prefix):
     stream = nats_bus.stream(f"{prefix}.**")
     await nats_bus.start()
     await nats_bus.start()  # idempotent
-    await wait_until(lambda: len(record.events) == 3)
+    await eventually(lambda: len(record.events) == 3)
     assert record.ids == [e.id for e in events]
     assert [await anext(stream) for _ in range(3)] == events
     await nats_bus.close()
@@ -358,7 +351,7 @@ async def test_two_buses_see_each_other_s_events(place, prefix):
         from_one, from_two = rack(prefix, "created", 1), rack(prefix, "deleted", 2)
         await one.publish(from_one)
         await two.publish(from_two)
-        await wait_until(lambda: len(seen_one.events) == 2 and len(seen_two.events) == 2)
+        await eventually(lambda: len(seen_one.events) == 2 and len(seen_two.events) == 2)
         for seen in (seen_one, seen_two):
             assert sorted(seen.ids) == sorted([from_one.id, from_two.id])
             assert {e.to_json() for e in seen.events} == {from_one.to_json(), from_two.to_json()}
@@ -373,7 +366,7 @@ async def test_a_stream_whose_reader_lags_is_late_never_skipped(bus, prefix):
     async with bus.stream(f"{prefix}.**", maxsize=3) as stream:
         for event in events:
             await asyncio.wait_for(bus.publish(event), 1)  # never waits for a reader
-        await wait_until(lambda: stream.stats.pending == 3)
+        await eventually(lambda: stream.stats.pending == 3)
         assert [await anext(stream) for _ in range(5)] == events
         assert stream.stats.delivered == 5 and stream.stats.dropped == 0
         assert stream.take_missed() == 0
@@ -419,7 +412,7 @@ async def test_close_without_drain_is_quick(place, prefix):
     sub = await nats_bus.subscribe(f"{prefix}.**", stuck)
     for event in racks(prefix, 5):
         await nats_bus.publish(event)
-    await wait_until(lambda: sub.stats.pending == 4)
+    await eventually(lambda: sub.stats.pending == 4)
     await asyncio.wait_for(nats_bus.close(drain=False), 2)
     assert sub.stats.dropped >= 4 and not nats_bus.connected
 
@@ -497,14 +490,15 @@ async def test_reconnects_and_resubscribes_after_the_server_comes_back(own_serve
         record = Recorder()
         await nats_bus.subscribe(f"{prefix}.**", record)
         await nats_bus.publish(rack(prefix, n=1))
-        await wait_until(lambda: len(record.events) == 1)
+        await eventually(lambda: len(record.events) == 1)
         own_server.stop()
-        await wait_until(lambda: not nats_bus.connected)
-        await asyncio.sleep(0.2)  # several failed reconnect attempts
+        await eventually(lambda: not nats_bus.connected)
+        # Paces the outage (kept): its length is the input, several failed attempts at 50 ms.
+        await asyncio.sleep(0.2)
         own_server.start()
-        await wait_until(lambda: nats_bus.connected, timeout=5)
+        await eventually(lambda: nats_bus.connected, timeout=5)
         await nats_bus.publish(rack(prefix, n=2))
-        await wait_until(lambda: len(record.events) == 2)
+        await eventually(lambda: len(record.events) == 2)
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("lost the connection to NATS" in m for m in messages)
     assert any("reconnected to NATS" in m for m in messages)

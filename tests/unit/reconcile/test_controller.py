@@ -12,6 +12,7 @@ from fabrica.reconcile import ResourceReconciler, Result, TerminalError
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
 from tests._support.app import serve_in_process
+from tests._support.wait import eventually
 
 
 class ShelfSpec(Model):
@@ -119,9 +120,7 @@ async def test_spec_change_reconciles_again_status_writes_do_not(client):
 
 async def test_failures_retry_with_backoff_then_succeed(client):
     await client.post("/shelves", json={"name": "flaky", "books": 1, "failTimes": 3})
-    async with asyncio.timeout(20):
-        while calls.get("flaky", 0) < 4:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: calls.get("flaky", 0) >= 4)
     await settle(client)
     shelf = (await client.get("/shelves/flaky")).json()
     assert shelf["status"]["conditions"][0]["status"] == "True"
@@ -135,12 +134,10 @@ async def test_failures_retry_with_backoff_then_succeed(client):
 
 async def test_error_is_recorded_in_ready_condition(client):
     await client.post("/shelves", json={"name": "broken", "failTimes": 1000})
-    async with asyncio.timeout(10):
-        while True:
-            conditions = (await client.get("/shelves/broken")).json()["status"]["conditions"]
-            if conditions:
-                break
-            await asyncio.sleep(0.01)
+
+    async def recorded() -> list[dict[str, str]]:
+        return (await client.get("/shelves/broken")).json()["status"]["conditions"]
+    conditions = await eventually(recorded)
     assert conditions[0]["status"] == "False" and conditions[0]["reason"] == "ReconcileError"
     assert "flaky failure" in conditions[0]["message"]
 
@@ -149,7 +146,7 @@ async def test_terminal_error_is_not_retried(client):
     await client.post("/shelves", json={"name": "never", "terminal": True})
     await settle(client)
     settled = calls["never"]  # the create, and the reconciler's own finalizer write
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # kept: proves no retry comes (backoff starts at 5 ms)
     assert calls["never"] == settled <= 2
     condition = (await client.get("/shelves/never")).json()["status"]["conditions"][0]
     assert (condition["status"], condition["reason"]) == ("False", "ReconcileFailed")

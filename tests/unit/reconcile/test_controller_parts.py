@@ -3,14 +3,13 @@ server: a store, a bus, the `ChangePublisher` beside the store and a `Controller
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from fabrica.events import MemoryBus, ResourceEvent, condition_event, lifecycle_event
 from fabrica.reconcile import Controller, EventSource, OwnerHandler
 from fabrica.storage import FileStorage
 from fabrica.store import ChangePublisher, ResourceStore
+from tests._support.wait import eventually
 from tests.unit.reconcile.test_controller import Book, Shelf, ShelfReconciler, calls
 
 
@@ -86,9 +85,7 @@ async def test_source_passes_lifecycle_events_parsed_once():
                                       prefix="test.parts"))
     await bus.publish(lifecycle_event("created", "Rack", "racks", "rack-2", "r",
                                       prefix="other"))
-    async with asyncio.timeout(5):
-        while not got:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: got)
     await source.stop()
     await bus.close(drain=True)
     assert [(e.uid, e.action) for e in got] == [("rack-1", "created")]
@@ -122,6 +119,9 @@ async def test_a_controller_runs_without_an_http_server(headless):
     for book in await store.list(Book):  # a child deleted: the owner walk brings it back
         await store.delete(Book, book.uid)
         break
-    await asyncio.sleep(0.05)
+
+    async def three_books() -> bool:
+        return len(await store.list(Book)) == 3
+    await eventually(three_books)
     await controller.wait_idle()
     assert len(await store.list(Book)) == 3

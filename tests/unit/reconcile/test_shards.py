@@ -19,6 +19,7 @@ from fabrica.storage import LocalLeases, SQLStorage
 from tests._support.app import serve_in_process
 from tests._support.nats import URL, drop_stream, names
 from tests._support.sqldb import postgres_schema
+from tests._support.wait import eventually
 
 WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="?")
 RUNS: list[tuple[str, str, float, float]] = []  # (controller, uid, start, end)
@@ -42,7 +43,7 @@ class JobReconciler(ResourceReconciler[Job]):
 
     async def reconcile_job(self, job: Job) -> Result | None:
         start = time.monotonic()
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # paces a reconcile that takes time (kept)
         RUNS.append((WHO.get(), job.uid, start, time.monotonic()))
         job.status.done_by = WHO.get()
         job.status.generation_seen = job.metadata.generation
@@ -80,14 +81,12 @@ async def make_app(url: str, prefix: str, stream: str, name: str):
 
 
 async def settled(client, count: int, timeout: float = 30) -> dict[str, str]:
-    async with asyncio.timeout(timeout):
-        while True:
-            jobs = (await client.get("/jobs")).json()
-            done = {j["metadata"]["name"]: j["status"]["doneBy"] for j in jobs
-                    if j["status"]["generationSeen"] == j["metadata"]["generation"]}
-            if len(jobs) == count and len(done) == count:
-                return done
-            await asyncio.sleep(0.05)
+    async def all_done() -> dict[str, str] | None:
+        jobs = (await client.get("/jobs")).json()
+        done = {j["metadata"]["name"]: j["status"]["doneBy"] for j in jobs
+                if j["status"]["generationSeen"] == j["metadata"]["generation"]}
+        return done if len(jobs) == count and len(done) == count else None
+    return await eventually(all_done, timeout=timeout, interval=0.05)
 
 
 async def test_two_controllers_share_the_keys_and_never_run_one_at_once(place):

@@ -19,6 +19,7 @@ from fabrica import Condition, Model, Resource
 from fabrica.reconcile import ReconcileClient, Request, ResourceReconciler, Result
 from fabrica.storage import FileStorage
 from fabrica.store import ResourceStore
+from tests._support.wait import eventually
 
 
 class JobSpec(Model):
@@ -160,9 +161,7 @@ async def test_overtaken_reconciles_are_counted_apart_and_run_again(store):
         return registry.get_sample_value("fabrica_reconcile_total",
                                          {"kind": "Job", "result": result})
     try:
-        async with asyncio.timeout(10):
-            while count("requeue") is None:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: count("requeue") is not None)
     finally:
         await asyncio.gather(*workers.shutdown())
     assert (count("overtaken"), count("requeue")) == (1.0, 1.0)

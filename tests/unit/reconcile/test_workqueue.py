@@ -11,6 +11,7 @@ import pytest
 
 import fabrica.reconcile
 from fabrica.reconcile import ExponentialBackoff, QueueShutDown, WorkQueue
+from tests._support.clock import FakeClock
 
 T = TypeVar("T")
 
@@ -121,67 +122,119 @@ async def test_cancelled_getter_does_not_lose_the_key() -> None:
 
 
 # -- delays ---------------------------------------------------------------------------------
+# On a FakeClock, advanced by hand: exact due times, no wall time, no flakes under load.
 
 
-async def test_add_after_delays_the_key() -> None:
-    q: WorkQueue[str] = WorkQueue()
+async def test_add_after_delays_the_key_on_the_real_loop_clock() -> None:
+    q: WorkQueue[str] = WorkQueue()  # the default LoopClock: the one test on wall time
     loop = asyncio.get_running_loop()
     start = loop.time()
     q.add_after("a", 0.03)
     assert len(q) == 0
     assert await _get(q) == "a"
-    assert loop.time() - start >= 0.025
+    assert loop.time() - start >= 0.029  # never early (but for clock resolution); late is fine
+
+
+async def test_add_after_fires_exactly_when_due() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    q.add_after("a", 0.5)
+    clock.advance(0.25)
+    assert len(q) == 0
+    clock.advance(0.25)
+    assert len(q) == 1
+    assert await _get(q) == "a"
+
+
+async def test_delayed_keys_come_out_in_due_order() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    q.add_after("late", 0.5)
+    q.add_after("soon", 0.25)
+    clock.advance(1)
+    assert [await _get(q), await _get(q)] == ["soon", "late"]
 
 
 async def test_add_after_keeps_the_earliest_time() -> None:
-    q: WorkQueue[str] = WorkQueue()
-    q.add_after("a", 0.005)
-    q.add_after("a", 0.04)  # later: ignored
-    assert await asyncio.wait_for(q.get(), 0.03) == "a"
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    q.add_after("a", 0.25)
+    q.add_after("a", 0.5)  # later: ignored
+    assert clock.pending == 1
+    clock.advance(0.25)
+    assert await _get(q) == "a"
     q.done("a")
-    await asyncio.sleep(0.045)
+    clock.advance(1)
     assert len(q) == 0  # the later add did not fire afterwards
 
 
 async def test_add_after_earlier_time_supersedes_a_later_one() -> None:
-    q: WorkQueue[str] = WorkQueue()
-    q.add_after("a", 0.04)
-    q.add_after("a", 0.005)  # earlier: replaces the pending one
-    assert await asyncio.wait_for(q.get(), 0.03) == "a"
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    q.add_after("a", 0.5)
+    q.add_after("a", 0.25)  # earlier: replaces the pending one
+    assert clock.pending == 1  # the superseded timer was cancelled
+    clock.advance(0.125)
+    assert len(q) == 0
+    clock.advance(0.125)
+    assert await _get(q) == "a"
     q.done("a")
-    await asyncio.sleep(0.045)
-    assert len(q) == 0  # the superseded timer was cancelled
+    clock.advance(1)
+    assert len(q) == 0
 
 
 async def test_add_after_without_delay_adds_now() -> None:
-    q: WorkQueue[str] = WorkQueue()
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
     q.add_after("a", 0)
     q.add_after("b", -1)
     assert len(q) == 2
+    assert clock.pending == 0
 
 
 async def test_delayed_add_merges_with_a_queued_key() -> None:
-    q: WorkQueue[str] = WorkQueue()
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
     q.add("a")
-    q.add_after("a", 0.005)
-    await asyncio.sleep(0.015)
+    q.add_after("a", 0.25)
+    clock.advance(0.25)
     assert len(q) == 1
 
 
-async def test_add_rate_limited_uses_the_backoff() -> None:
-    q: WorkQueue[str] = WorkQueue(ExponentialBackoff(base=0.01, jitter=0))
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    q.add_rate_limited("a")
-    assert len(q) == 0
-    assert q.num_requeues("a") == 1
+async def test_delayed_add_of_a_key_in_flight_runs_it_once_more() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    q.add("a")
     assert await _get(q) == "a"
-    assert loop.time() - start >= 0.008
+    q.add_after("a", 0.25)
+    clock.advance(0.25)
+    assert len(q) == 0  # single flight: not handed out while in flight
+    q.done("a")
+    assert await _get(q) == "a"
+
+
+async def test_add_rate_limited_uses_the_backoff() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(ExponentialBackoff(base=0.25, jitter=0), clock=clock)
+    q.add_rate_limited("a")
+    assert q.num_requeues("a") == 1
+    clock.advance(0.125)
+    assert len(q) == 0
+    clock.advance(0.125)  # base: 0.25 s after the first failure
+    assert await _get(q) == "a"
     q.done("a")
     q.add_rate_limited("a")
     assert q.num_requeues("a") == 2
+    clock.advance(0.25)
+    assert len(q) == 0
+    clock.advance(0.25)  # doubled: 0.5 s after the second
+    assert await _get(q) == "a"
+    q.done("a")
     q.forget("a")
     assert q.num_requeues("a") == 0
+    q.add_rate_limited("a")
+    clock.advance(0.25)  # forgotten: back to base
+    assert len(q) == 1
     q.shutdown(drain=False)
 
 
@@ -279,10 +332,12 @@ async def test_shutdown_ignores_new_adds() -> None:
 
 
 async def test_shutdown_cancels_delayed_adds() -> None:
-    q: WorkQueue[str] = WorkQueue()
-    q.add_after("a", 0.01)
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    q.add_after("a", 0.25)
     q.shutdown()
-    await asyncio.sleep(0.02)
+    assert clock.pending == 0
+    clock.advance(1)
     assert len(q) == 0
     with pytest.raises(QueueShutDown):
         await _get(q)

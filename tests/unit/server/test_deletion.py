@@ -1,10 +1,9 @@
 """Finalizers, deletionTimestamp and cascading deletion through ownerReferences."""
 
-import asyncio
-
 import pytest
 
 from tests._support.app import Device, make_client
+from tests._support.wait import eventually
 
 WEB = {"type": "server", "ipAddress": "10.0.0.1"}
 
@@ -13,10 +12,10 @@ def envelope(name, **metadata):
     return {"metadata": {"name": name, **metadata}, "spec": WEB}
 
 
-async def wait_gone(client, path, timeout=10.0):
-    async with asyncio.timeout(timeout):
-        while (await client.get(path)).status_code != 404:
-            await asyncio.sleep(0.02)
+async def wait_gone(client, path):
+    async def gone():
+        return (await client.get(path)).status_code == 404
+    await eventually(gone)
 
 
 @pytest.fixture
@@ -79,10 +78,9 @@ async def test_dependent_with_finalizer_waits_for_it(client):
     await client.post("/devices", json=envelope("child", ownerReferences=ref,
                                                 finalizers=["example.com/keep"]))
     await client.delete("/devices/root")
-    async with asyncio.timeout(10):
-        while not (await client.get("/devices/child")).json()["metadata"].get(
-                "deletionTimestamp"):
-            await asyncio.sleep(0.02)
+    async def child_deleting():
+        return (await client.get("/devices/child")).json()["metadata"].get("deletionTimestamp")
+    await eventually(child_deleting)
     await client.patch("/devices/child", content=b"[]",
                        headers={"content-type": "application/json-patch+json"})
     assert (await client.get("/devices/child")).status_code == 200
@@ -145,6 +143,10 @@ async def test_collected_dependents_are_counted_in_metrics(client):
     await client.post("/devices", json=envelope("child", ownerReferences=ref))
     await client.delete("/devices/root")
     await wait_gone(client, "/devices/child")
-    metrics = (await client.get("/metrics")).text
-    assert 'fabrica_gc_deleted_total{reason="owner_deleted"} 1.0' in metrics
+
+    async def counted():  # the collector counts once its delete returns: a moment after
+        metrics = (await client.get("/metrics")).text
+        assert 'fabrica_gc_deleted_total{reason="owner_deleted"} 1.0' in metrics
+        return metrics
+    metrics = await eventually(counted)
     assert 'fabrica_gc_deleted_total{reason="orphan_at_start"} 0.0' in metrics

@@ -12,6 +12,7 @@ from fabrica.events import MemoryBus
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
 from tests._support.app import Device, DeviceSpec, serve_in_process
+from tests._support.wait import eventually
 
 
 async def first_chunks(app: Any, path: str, headers: dict[str, str], count: int) -> list[bytes]:
@@ -56,8 +57,7 @@ async def test_last_event_id_resumes_and_an_unknown_one_is_counted(tmp_path):
                 "metadata": {"name": name},
                 "spec": DeviceSpec(type="server", ip_address="10.0.0.1").model_dump()})
             assert response.status_code == 201
-        while len(received) < 2:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(received) >= 2)
         resumed = await first_chunks(app, "/events", {"Last-Event-ID": received[0].id}, 2)
         assert resumed[1].startswith(f"id: {received[1].id}\n".encode())
         unknown = await first_chunks(app, "/events", {"Last-Event-ID": "nope"}, 2)
@@ -122,9 +122,7 @@ async def test_last_event_id_resumes_from_jetstream(tmp_path):
                 response = await client.post("/devices", json={"metadata": {"name": name},
                                                                "spec": spec})
                 assert response.status_code == 201
-            async with asyncio.timeout(10):
-                while len(received) < 3:
-                    await asyncio.sleep(0.01)
+            await eventually(lambda: len(received) >= 3)
             for last, following in zip(received, received[1:], strict=False):
                 chunks = await first_chunks(app, "/events", {"Last-Event-ID": last.id}, 2)
                 assert chunks[1].startswith(f"id: {following.id}\n".encode())

@@ -19,6 +19,7 @@ from fabrica.storage import SQLStorage
 from tests._support.app import Device, serve_in_process
 from tests._support.nats import URL, NatsServer, drop_stream, names
 from tests._support.sqldb import postgres_schema
+from tests._support.wait import eventually
 
 
 @pytest.fixture
@@ -116,10 +117,13 @@ async def test_writes_go_on_while_nats_is_down_and_the_backlog_drains(tmp_path, 
             ready = await client.get("/ready")  # writes go on: ready, degraded (SPEC 6)
             assert ready.status_code == 200
             assert ready.json()["checks"]["events"].startswith("degraded: not connected")
-            await asyncio.sleep(1.2)
-            metrics = (await client.get("/metrics")).text
-            assert "fabrica_outbox_backlog 30.0" in metrics
-            assert app.state.service.relay.failures > 0
+
+            async def backlog_reported() -> bool:
+                metrics = (await client.get("/metrics")).text
+                assert "fabrica_outbox_backlog 30.0" in metrics
+                assert app.state.service.relay.failures > 0
+                return True
+            await eventually(backlog_reported)
             server.start()
             await app.state.service.relay.drained()
             assert (await client.get("/ready")).status_code == 200
@@ -145,8 +149,7 @@ async def test_several_processes_relay_one_at_a_time_without_duplicates(pg_url, 
         assert sum(app.state.service.relay.relayed for app in apps) == 90
         await holders[0].state.service.leases.close()  # as if that process died: another takes over
         await third.post("/devices", json=device(999))
-        await asyncio.sleep(1.5)
-        for app in apps:
+        for app in apps:  # waits for another relay to take the lease over and send it
             await app.state.service.relay.drained()
     events = await stored_events(URL, prefix, 91)
     assert len(events) == 91 and len({e.id for e in events}) == 91

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fabrica.server.http._streaming import StreamResponse
+from tests._support.wait import eventually
 
 SCOPE = {"type": "http", "method": "GET", "path": "/x", "headers": []}
 
@@ -48,9 +49,7 @@ async def test_a_stream_whose_client_reads_nothing_is_cut_when_stopped():
     client = Client(reads=3)
     response = StreamResponse(endless(closed), {}, stop.wait, grace=0.2)
     serving = asyncio.create_task(response(SCOPE, client.receive, client.send))
-    async with asyncio.timeout(5):
-        while len(client.messages) < 4:  # the head and three chunks: then it is stuck
-            await asyncio.sleep(0.01)
+    await eventually(lambda: len(client.messages) >= 4)  # the head, three chunks: stuck
     assert not serving.done()
     stop.set()
     async with asyncio.timeout(5):
@@ -69,9 +68,7 @@ async def test_a_stream_that_ends_when_stopped_ends_its_body():
 
     response = StreamResponse(until_stopped(), {}, stop.wait, grace=1.0)
     serving = asyncio.create_task(response(SCOPE, client.receive, client.send))
-    async with asyncio.timeout(5):
-        while len(client.messages) < 2:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: len(client.messages) >= 2)
     stop.set()
     async with asyncio.timeout(5):
         await serving
@@ -84,9 +81,7 @@ async def test_a_client_that_leaves_ends_the_stream():
     client = Client(reads=100)
     response = StreamResponse(endless(closed), {}, asyncio.Event().wait)
     serving = asyncio.create_task(response(SCOPE, client.receive, client.send))
-    async with asyncio.timeout(5):
-        while len(client.messages) < 3:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: len(client.messages) >= 3)
     client.gone.set()
     async with asyncio.timeout(5):
         await serving

@@ -16,6 +16,7 @@ from fabrica import ServiceSettings
 from fabrica.server import create_app
 from fabrica.storage import FileStorage
 from tests._support.app import Device, serve_on_port
+from tests._support.wait import eventually
 
 WEB = {"type": "server", "ipAddress": "10.0.0.1"}
 
@@ -139,11 +140,7 @@ async def test_a_client_that_leaves_ends_its_watch(server) -> None:
         await create(client, "a")
         await stream.take(1)
         assert len(feed.watchers) == 1
-    for _ in range(200):  # the server notices the closed connection by itself
-        if not feed.watchers:
-            break
-        await asyncio.sleep(0.01)
-    assert not feed.watchers
+    await eventually(lambda: not feed.watchers)  # the server notices the closed connection
 
 
 async def test_shutdown_ends_open_watches(tmp_path) -> None:
@@ -155,7 +152,7 @@ async def test_shutdown_ends_open_watches(tmp_path) -> None:
         url = await serving.__aenter__()
         async with client.stream("GET", f"{url}/devices", params={"watch": "true"}) as r:
             ended = asyncio.create_task(Stream(r).rest())
-            await asyncio.sleep(0.1)
+            await eventually(lambda: app.state.service.watch_cache.watchers == 1)
             # stop the server as SIGTERM does, the watch still open
             await asyncio.wait_for(serving.__aexit__(None, None, None), 10)
             assert await asyncio.wait_for(ended, 10) == []  # ended cleanly, not cut

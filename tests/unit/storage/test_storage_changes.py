@@ -19,6 +19,7 @@ from fabrica.storage.sql import _changes as change_log
 from fabrica.storage.sql._schema import collections, resources
 from tests._support.storage import doc as device_doc
 from tests._support.storage import uid
+from tests._support.wait import eventually
 
 
 def doc(name: str, uid: str, **spec):
@@ -270,8 +271,10 @@ async def test_creates_queued_on_a_name_whose_insert_rolls_back_all_finish(stora
         racing = [asyncio.create_task(storage.create("devices", doc("contested", uid(n))))
                   for n in (2, 3)]
         async with storage.engine.connect() as probe:
-            while await probe.scalar(text(_WAITING[storage.name])) < 2:
-                await asyncio.sleep(0.2)  # InnoDB refreshes this view 0.1 s after a read
+            async def both_waiting() -> bool:
+                return bool(await probe.scalar(text(_WAITING[storage.name])) >= 2)
+            # InnoDB refreshes this view 0.1 s after a read: no use asking more often
+            await eventually(both_waiting, timeout=30, interval=0.2)
         await first.rollback()
     outcomes = await asyncio.gather(*racing, return_exceptions=True)
     assert sorted(type(o).__name__ for o in outcomes) == ["AlreadyExists", "dict"]

@@ -11,6 +11,7 @@ from fabrica import ServiceSettings
 from fabrica.server import create_app
 from fabrica.storage import FileStorage, Storage, Unavailable, with_timeout
 from tests._support.app import Device, serve_in_process
+from tests._support.wait import eventually
 
 
 class Freezable(FileStorage):
@@ -91,7 +92,10 @@ async def test_the_server_answers_503_with_retry_after_then_recovers(tmp_path):
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"] == "1"
         inner.thawed.set()
-        await asyncio.sleep(0.05)  # the late create finishes in the background
+
+        async def late_create_done() -> bool:  # it finishes in the background
+            names = [d["metadata"]["name"] for d in (await client.get("/devices")).json()]
+            assert names == ["web-01", "web-02"]  # a timed-out write may still complete
+            return True
+        await eventually(late_create_done)
         assert (await client.get(f"/devices/{uid}")).status_code == 200
-        names = [d["metadata"]["name"] for d in (await client.get("/devices")).json()]
-        assert names == ["web-01", "web-02"]  # a timed-out write may still complete

@@ -3,13 +3,12 @@ the store (so their finalizers hold them), and a start sweeps orphans left by a 
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from fabrica.storage import FileStorage, NotFound
 from fabrica.store import GarbageCollector, ResourceStore
 from tests._support.app import Device, DeviceSpec
+from tests._support.wait import eventually
 
 WEB = DeviceSpec(type="server", ip_address="10.0.0.1")
 
@@ -75,9 +74,9 @@ async def test_start_sweeps_orphans_left_by_a_crash(store):
     collector = GarbageCollector(store)
     await collector.start()
     try:
-        async with asyncio.timeout(10):  # the sweep runs first thing in the background
-            while await exists(store, "orphan"):
-                await asyncio.sleep(0.01)
+        async def orphan_gone() -> bool:  # the sweep runs first thing in the background
+            return not await exists(store, "orphan")
+        await eventually(orphan_gone)
     finally:
         await collector.stop()
     assert not await exists(store, "orphan") and await exists(store, "alive-owner")

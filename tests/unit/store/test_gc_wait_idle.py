@@ -26,14 +26,16 @@ async def test_wait_idle_returns_only_after_the_dependents_are_gone(tmp_path):
         crate = await store.create(Crate, "c1", Model())
         await store.create(Jar, "j1", Model(), owner_references=[crate.owner_reference()])
         listing = store.list
+        collecting = asyncio.Event()
 
         async def slow_list(*args: Any, **kwargs: Any) -> Any:
+            collecting.set()
             await asyncio.sleep(0.2)  # the collection is in flight meanwhile
             return await listing(*args, **kwargs)
 
         store.list = slow_list  # type: ignore[method-assign]
         await store.delete(Crate, crate.uid)
-        await asyncio.sleep(0.05)  # the collector has taken the owner off its queue
+        await asyncio.wait_for(collecting.wait(), 10)  # the owner is off the collector's queue
         await collector.wait_idle()
         store.list = listing  # type: ignore[method-assign]
         assert await store.list(Jar) == []

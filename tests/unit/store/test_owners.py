@@ -14,6 +14,7 @@ from fabrica.resource import OwnerReference
 from fabrica.storage import FileStorage, NotFound
 from fabrica.store import GarbageCollector, OwnerReferenceError, ResourceStore
 from tests._support.app import Device, DeviceSpec
+from tests._support.wait import eventually
 
 WEB = DeviceSpec(type="server", ip_address="10.0.0.1")
 
@@ -115,9 +116,10 @@ async def test_an_owner_deleted_while_its_dependent_is_written_is_collected_at_o
         await collector.wait_idle()  # the owner's wave found no dependent: none was there
         store.storage.release.set()
         await writing
-        async with asyncio.timeout(10):
-            while await exists(store, "child"):
-                await asyncio.sleep(0.01)
+
+        async def child_gone() -> bool:
+            return not await exists(store, "child")
+        await eventually(child_gone)
         await collector.wait_idle()
         assert collector.counts == {"owner_deleted": 0, "owner_gone_at_write": 1,
                                     "orphan_at_start": 0}

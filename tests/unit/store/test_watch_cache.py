@@ -28,6 +28,7 @@ from fabrica.store import ResourceStore, ResourceVersionTooLarge, WatchCache, Wa
 from fabrica.store._watch_objects import Entry, KindObjects
 from tests._support.app import Device, DeviceSpec
 from tests._support.sqldb import migrate, mysql_database, postgres_schema
+from tests._support.wait import eventually
 
 WEB = DeviceSpec(type="server", ip_address="10.0.0.1")
 BACKENDS = ("file", "sqlite", "postgresql", "mariadb")
@@ -166,7 +167,7 @@ async def test_list_then_watch_under_concurrent_writers_in_two_processes(opener)
     await churn(a.store, "early", 10)
     writers = [asyncio.create_task(churn(p.store, f"w{i}", 25))
                for i, p in enumerate((a, b, a, b))]
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # paces the list into the churn (kept; any timing must hold)
     revision, items = await b.cache.list(Device)  # while the writers write
     view = {json.loads(i.wire("v1"))["metadata"]["uid"]: int(i.resource_version)
             for i in items}
@@ -254,7 +255,7 @@ async def test_a_resource_version_older_than_the_log_is_an_error_410(opener) -> 
 async def test_label_filtered_watch_adds_and_deletes_as_labels_change(opener) -> None:
     a, b = opener(), opener()
     await b.cache.list(Device)  # b caches the kind: it knows the labels before each change
-    await asyncio.sleep(0.1)
+    await eventually(lambda: b.cache.feed(Device).cache is not None)
     watcher = await b.cache.watch(Device, selector=parse_selector("team=a"))
     obj = await a.store.create(Device, "x", WEB, labels={"team": "b"})
     obj.metadata.labels = {"team": "a"}
@@ -286,8 +287,7 @@ async def test_a_watcher_too_far_behind_ends_with_410_and_writers_never_wait(ope
 async def test_cached_reads_see_the_other_process_write_at_once(opener) -> None:
     a, b = opener(), opener()
     await b.cache.list(Device)
-    await asyncio.sleep(0.1)  # b's cache is filled
-    assert b.cache.feed(Device).cache is not None
+    await eventually(lambda: b.cache.feed(Device).cache is not None)  # b's cache is filled
     obj = await a.store.create(Device, "d", WEB, labels={"k": "v"})
     found = await b.cache.get(Device, "d")  # no waiting for a poll: a consistent read
     assert found.resource_version == obj.metadata.resource_version
@@ -303,7 +303,7 @@ async def test_a_kind_beyond_the_bound_is_read_from_storage_and_still_watched(op
     for i in range(3):
         await a.store.create(Device, f"d{i}", WEB)
     revision, items = await a.cache.list(Device, limit=2, after="d0")
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # kept: proves it is NOT filled meanwhile
     assert a.cache.feed(Device).cache is None  # three are more than two: not cached
     assert [i.name for i in items] == ["d1", "d2"]
     assert revision == await a.storage.latest("devices")
@@ -322,7 +322,7 @@ async def test_failed_writes_at_the_end_of_the_log_never_stall_reads(opener) -> 
     a, b = opener(), opener()
     await a.store.create(Device, "d", WEB)
     await b.cache.list(Device)
-    await asyncio.sleep(0.1)
+    await eventually(lambda: b.cache.feed(Device).cache is not None)
     for _ in range(3):
         with pytest.raises(AlreadyExists):
             await a.store.create(Device, "d", WEB)
@@ -351,7 +351,7 @@ async def test_reads_that_arrive_together_share_a_check_and_all_see_the_write(op
     every read that starts after a write completed (in another process) sees it."""
     a, b = opener(), opener()
     await b.cache.list(Device)
-    await asyncio.sleep(0.1)
+    await eventually(lambda: b.cache.feed(Device).cache is not None)
     feed = b.cache.feed(Device)
     before = feed._checks_started
     for round in range(3):

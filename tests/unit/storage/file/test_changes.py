@@ -22,6 +22,7 @@ from tests._support.storage import (
     wait_for_counter,
 )
 from tests._support.storage import short_doc as doc
+from tests._support.wait import eventually
 
 
 def change_file(tmp_path, revision: int):
@@ -74,7 +75,7 @@ async def test_readers_wait_for_a_writer_in_flight(tmp_path):
     # A read after `later` was acknowledged must show it: `latest` waits for the writer
     # in flight rather than answer 1, the revision before `later`.
     latest = asyncio.create_task(storage.latest("devices"))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # kept: proves neither answers while the writer is in flight
     assert not waiting.done() and not latest.done()
     late = {**doc("z", "dev-000000ff"), "metadata": {
         **doc("z", "dev-000000ff")["metadata"], "resourceVersion": in_flight}}
@@ -136,7 +137,7 @@ async def test_a_live_writer_of_another_process_is_waited_for(tmp_path):
     assert storage._changes.latest(tmp_path / "devices") == 1
     assert storage._changes.changes(tmp_path / "devices", "devices", 1, 10) == []
     latest = asyncio.create_task(storage.latest("devices"))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # kept: proves it does NOT answer while the writer lives
     assert not latest.done()  # (it would answer 1: without `later`, written before it)
     late = {**doc("z", "dev-000000ff"), "metadata": {
         **doc("z", "dev-000000ff")["metadata"], "resourceVersion": str(in_flight)}}
@@ -205,8 +206,8 @@ async def test_a_create_racing_a_delete_of_its_name_is_logged_after_the_delete(t
         await asyncio.to_thread(wait_for_counter, directory, 2)  # it waits for the name
         delete = asyncio.create_task(storage.delete("devices", "dev-0000000a"))
         await asyncio.to_thread(wait_for_counter, directory, 3)
-        while (directory / "dev-0000000a.json").exists():  # the delete waits for the name
-            await asyncio.sleep(0.005)
+        # the delete removed its document and waits for the name
+        await eventually(lambda: not (directory / "dev-0000000a.json").exists())
     removed, created = await delete, await create
     assert int(removed["metadata"]["resourceVersion"]) == 3
     assert int(created["metadata"]["resourceVersion"]) == 4  # not 2
