@@ -12,7 +12,16 @@ from ._actor import (
     set_actor,
 )
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
+from ._export import EXPORT_FORMAT, export_resources
 from ._gc import GarbageCollector
+from ._import import (
+    BadExport,
+    ImportMode,
+    ImportPlan,
+    check_target,
+    import_resources,
+    read_export,
+)
 from ._owners import OwnerReferenceError
 from ._publisher import ChangePublisher
 from ._secrets import Encryption, EncryptionError, check_storage_key
@@ -35,8 +44,10 @@ __all__ = [
     "DEFAULT_QUEUE_SIZE",
     "DEFAULT_WATCH_MEMORY",
     "DEFAULT_VERSION_WAIT",
+    "EXPORT_FORMAT",
     "SYSTEM_CONTROLLER",
     "Action",
+    "BadExport",
     "CachedRead",
     "Change",
     "ChangeListener",
@@ -46,6 +57,8 @@ __all__ = [
     "Encryption",
     "EncryptionError",
     "GarbageCollector",
+    "ImportMode",
+    "ImportPlan",
     "OwnerReferenceError",
     "Part",
     "ResourceStore",
@@ -56,8 +69,12 @@ __all__ = [
     "Watcher",
     "acting_as",
     "check_storage_key",
+    "check_target",
     "current_actor",
     "error_line",
+    "export_resources",
+    "import_resources",
+    "read_export",
     "reset_actor",
     "set_actor",
 ]
