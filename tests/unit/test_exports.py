@@ -52,7 +52,7 @@ EXPORTS = {
         "ImportMode", "ImportPlan", "OwnerReferenceError", "Part", "ResourceStore",
         "ResourceVersionTooLarge", "SYSTEM_CONTROLLER", "UnknownKind", "UpdateType",
         "WatchCache", "Watcher", "acting_as", "check_storage_key", "check_target",
-        "current_actor", "error_line", "export_resources", "import_resources",
+        "current_actor", "error_line", "export_resources", "import_resources", "publishing",
         "read_export", "reset_actor", "set_actor",
     ],
     "fabrica.auth": [

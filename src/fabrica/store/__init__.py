@@ -20,6 +20,7 @@ from ._import import (
     ImportPlan,
     check_target,
     import_resources,
+    publishing,
     read_export,
 )
 from ._owners import OwnerReferenceError
@@ -74,6 +75,7 @@ __all__ = [
     "error_line",
     "export_resources",
     "import_resources",
+    "publishing",
     "read_export",
     "reset_actor",
     "set_actor",

@@ -27,11 +27,13 @@ from pydantic import ValidationError
 
 from ..resource import ApiVersionTable, Resource, is_dns1123_subdomain, sensitive_fields
 from ..storage import AlreadyExists, BulkItem, BulkStorage, Document, NotFound
+from ._changes import Change
 from ._export import EXPORT_FORMAT
+from ._publisher import ChangePublisher
 from ._secrets import MARKER_COLLECTION, is_envelope
 
 __all__ = ["BadExport", "ImportMode", "ImportPlan", "check_target", "import_resources",
-           "read_export"]
+           "publishing", "read_export"]
 
 AnyResource = Resource[Any, Any]
 ImportMode = Literal["create", "upsert", "replace"]
@@ -318,3 +320,20 @@ async def _write_marker(storage: BulkStorage, plan: ImportPlan) -> None:
         if stored.get("check") != marker.get("check"):
             await storage.delete(MARKER_COLLECTION, stored["metadata"]["uid"])
             await storage.create(MARKER_COLLECTION, marker)
+
+
+def publishing(publisher: ChangePublisher, api_versions: ApiVersionTable) -> Written:
+    """A `written` callback of `import_resources` announcing each imported resource as
+    created (``--publish-events``); sensitive values never reach an event anyway, so the
+    sealed ones are simply left out of the object."""
+    async def written(cls: type[AnyResource], stored: builtins.list[Document],
+                      removed: builtins.list[str]) -> None:
+        table = api_versions.of(cls)
+        for doc in stored:
+            obj = cls.model_validate(table.upgrade(_without_envelopes(cls, doc)))
+            await publisher(Change("created", obj, actor=IMPORT_ACTOR))
+    return written
+
+
+#: The actor of the events of imported resources.
+IMPORT_ACTOR = "system:import"
