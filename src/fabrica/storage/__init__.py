@@ -22,6 +22,7 @@ from ._base import (
     StoredChange,
     Unavailable,
 )
+from ._bulk import BatchMode, BulkItem, BulkStorage, SnapshotWriter
 from ._leases import Leases, LocalLeases, lease_key
 from ._open import (
     DatabaseURLRequired,
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CHANGE_HISTORY",
     "AlreadyExists",
+    "BatchMode",
+    "BulkItem",
+    "BulkStorage",
     "ChangeType",
     "Conflict",
     "DatabaseURLRequired",
@@ -59,6 +63,7 @@ __all__ = [
     "OutboxStats",
     "SQLLeases",
     "SQLStorage",
+    "SnapshotWriter",
     "Storage",
     "StorageError",
     "StorageSetupError",

@@ -15,8 +15,18 @@ from ._actor import (
     set_roles,
 )
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
+from ._export import EXPORT_FORMAT, export_resources
 from ._gc import GarbageCollector
 from ._hooks import Actor, HookFailed, Hooks, Operation, Reject, WriteContext
+from ._import import (
+    BadExport,
+    ImportMode,
+    ImportPlan,
+    check_target,
+    import_resources,
+    publishing,
+    read_export,
+)
 from ._owners import OwnerReferenceError
 from ._publisher import ChangePublisher
 from ._secrets import Encryption, EncryptionError, check_storage_key
@@ -39,9 +49,11 @@ __all__ = [
     "DEFAULT_QUEUE_SIZE",
     "DEFAULT_WATCH_MEMORY",
     "DEFAULT_VERSION_WAIT",
+    "EXPORT_FORMAT",
     "SYSTEM_CONTROLLER",
     "Action",
     "Actor",
+    "BadExport",
     "CachedRead",
     "Change",
     "ChangeListener",
@@ -54,6 +66,8 @@ __all__ = [
     "HookFailed",
     "Hooks",
     "Operation",
+    "ImportMode",
+    "ImportPlan",
     "OwnerReferenceError",
     "Part",
     "Reject",
@@ -66,9 +80,14 @@ __all__ = [
     "WriteContext",
     "acting_as",
     "check_storage_key",
+    "check_target",
     "current_actor",
     "current_roles",
     "error_line",
+    "export_resources",
+    "import_resources",
+    "publishing",
+    "read_export",
     "reset_actor",
     "reset_roles",
     "set_actor",

@@ -41,6 +41,7 @@ from ...storage import (
 from ...store import DEFAULT_CACHE_SIZE, Hooks
 from ..http._app import create_app
 from ._auth_cli import auth_from_options, auth_options, reload_policy_on_sighup, token_command
+from ._backup_cli import backup_commands, storage_opener
 from ._probes import probe_app
 from ._units import as_byte_size, as_duration, as_positive_byte_size
 from ._workers import run_app, serve_workers
@@ -76,7 +77,8 @@ def service_cli(
     versions: Sequence[type[ServedVersion[Any, Any]]] = (),
     hooks: Sequence[type[Hooks[Any]]] = (),
 ) -> click.Group:
-    """The ``serve``, ``token`` and ``migrate`` commands of a generated service."""
+    """The ``serve``, ``token``, ``migrate``, ``export`` and ``import`` commands of a
+    generated service."""
     parts = _Parts(kinds, settings, reconcilers, versions, hooks)
     cli = click.Group(help=f"{settings.project}: {settings.description or 'a fabrica service'}")
     cli = click.version_option(__version__, prog_name="pyfabrica")(cli)
@@ -84,6 +86,10 @@ def service_cli(
     cli.add_command(click.command("serve", help="Serve the REST API.")(serve))
     cli.add_command(token_command(settings))
     cli.add_command(_migrate_command(settings))
+    opener = storage_opener(settings, functools.partial(_database_url, settings),
+                            f"python -m {settings.package}.server migrate")
+    for command in backup_commands(kinds, settings, versions, opener):
+        cli.add_command(command)
     return cli
 
 

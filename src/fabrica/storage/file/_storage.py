@@ -59,7 +59,7 @@ import secrets
 import shutil
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import islice
@@ -76,8 +76,11 @@ from .._base import (
     NotFound,
     StoredChange,
 )
+from .._bulk import BatchMode, BulkItem, SnapshotWriter
 from .._checks import check_collection, check_new, check_update
 from .._leases import Leases, LocalLeases
+from .._outbox import Outbox
+from . import _bulk as bulk
 from ._changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
 from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
 
@@ -226,6 +229,21 @@ class FileStorage:
         self._executor.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self._changes.writers.close()  # (after the writers: closing drops their locks)
+
+    # -- export and import (see _bulk) ---------------------------------------------------
+
+    async def export_snapshot(self, collections: Sequence[str], writer: SnapshotWriter
+                              ) -> None:
+        """Every document of `collections`, to `writer`, each collection as of one
+        revision (a cut through the change log, see `_bulk`)."""
+        await bulk.export_snapshot(self, collections, writer)
+
+    async def write_batch(self, collection: str, items: Sequence[BulkItem], *,
+                          mode: BatchMode, remove: Sequence[str] = (),
+                          outbox: Outbox | None = None) -> builtins.list[Document]:
+        """`items` written and `remove` deleted, many at once, each whole or not at all
+        (files have no outbox: `outbox` is ignored, as by `create`)."""
+        return await bulk.write_batch(self, collection, items, mode, remove)
 
     # -- writes --------------------------------------------------------------------------
 

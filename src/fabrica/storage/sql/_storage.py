@@ -63,9 +63,11 @@ from .._base import (
     StoredChange,
     Unavailable,
 )
+from .._bulk import BatchMode, BulkItem, SnapshotWriter
 from .._checks import check_collection, check_new, check_update, is_version_id
 from .._leases import Leases, LocalLeases
 from .._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
+from . import _bulk as bulk
 from . import _changes as change_log
 from . import _migrate as migrations
 from . import _ops as ops
@@ -354,6 +356,40 @@ class SQLStorage:
             raise NotFound(collection, f"{uid}/versions/{version_id}")
         await self._run(ops.delete_version, collection, uid, version_id, write=True)
 
+    # -- export and import (see _bulk) -------------------------------------------------------
+
+    async def export_snapshot(self, collections: Sequence[str], writer: SnapshotWriter
+                              ) -> None:
+        """Every document of `collections`, to `writer`, from one read transaction."""
+        for collection in collections:
+            check_collection(collection)
+        async with self._translated():
+            if isinstance(self.engine, Engine):
+                await asyncio.to_thread(_snapshot_sqlite, self.engine, list(collections),
+                                        writer)
+                return
+            snapshot = self.engine.execution_options(isolation_level="REPEATABLE READ")
+            async with snapshot.connect() as conn, conn.begin():
+                await conn.run_sync(bulk.export_snapshot, list(collections), writer)
+
+    async def write_batch(self, collection: str, items: Sequence[BulkItem], *,
+                          mode: BatchMode, remove: Sequence[str] = (),
+                          outbox: Outbox | None = None) -> builtins.list[Document]:
+        """`items` and the removal of `remove` in one transaction (see `_bulk`)."""
+        check_collection(collection)
+        for item in items:
+            check_new(item.document)
+        try:
+            return await self._write(collection, bulk.write_batch, collection, list(items),
+                                     mode, list(remove), outbox, self.change_history)
+        except sa_exc.IntegrityError:  # which one: ask, now the transaction is over
+            metas = [item.document["metadata"] for item in items]
+            found = await self._run(bulk.taken, collection, [m["uid"] for m in metas],
+                                    [m["name"] for m in metas])
+            if found is None:
+                raise
+            raise AlreadyExists(collection, *found) from None
+
     # -- running operations ----------------------------------------------------------------
 
     async def _write(self, collection: str, operation: Callable[..., T], *args: Any) -> T:
@@ -415,6 +451,17 @@ def _run_sync(engine: Engine, operation: Callable[..., T], write: bool, *args: A
             return operation(conn, *args)
     with engine.connect() as conn:
         return operation(conn, *args)
+
+
+def _snapshot_sqlite(engine: Engine, collections: list[str], writer: SnapshotWriter) -> None:
+    """SQLite: an explicit read transaction (the driver runs in autocommit), whose first
+    read fixes the state every later read of it sees."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("BEGIN")
+        try:
+            bulk.export_snapshot(conn, collections, writer)
+        finally:
+            conn.exec_driver_sql("COMMIT")
 
 
 def _async_engine(database: DatabaseURL, options: Mapping[str, Any]) -> AsyncEngine:
