@@ -22,7 +22,14 @@ from ..events import EventBus, MemoryBus
 from ..reconcile import Controller, ControllerMetrics, ResourceReconciler, Shards
 from ..resource import ApiVersionTable, Resource, ServedVersion
 from ..storage import Storage, with_timeout
-from ..store import ChangePublisher, Emission, GarbageCollector, ResourceStore, WatchCache
+from ..store import (
+    ChangePublisher,
+    Emission,
+    GarbageCollector,
+    ResourceStore,
+    WatchCache,
+    prepare_unique,
+)
 from ._metrics import (
     register_bus_metrics,
     register_gc_metrics,
@@ -178,6 +185,7 @@ class Service:
 
     async def start(self) -> None:
         """Start the parts, each after what it needs (the bus before what publishes)."""
+        await prepare_unique(self.storage, self.kinds)  # refuses to serve over duplicates
         if self.auth is not None:
             await self.auth.start()
         if self.bus is not None:

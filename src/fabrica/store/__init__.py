@@ -12,6 +12,7 @@ from ._actor import (
     set_actor,
 )
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
+from ._fields import ImmutableFieldError, prepare_unique
 from ._gc import GarbageCollector
 from ._owners import OwnerReferenceError
 from ._publisher import ChangePublisher
@@ -28,6 +29,8 @@ from ._watch_cache import (
 from ._watchers import Watcher, error_line
 
 __all__ = [
+    "ImmutableFieldError",
+    "prepare_unique",
     "ANONYMOUS",
     "DEFAULT_ATTEMPTS",
     "DEFAULT_CACHE_SIZE",

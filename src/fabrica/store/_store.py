@@ -46,6 +46,7 @@ from typing import Any, Literal, TypeVar
 
 from ..resource import (
     ApiVersionTable,
+    KindRules,
     Metadata,
     OwnerReference,
     Resource,
@@ -66,6 +67,7 @@ from ..storage import (
     Storage,
 )
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
+from ._fields import check_immutable, unique_keys
 from ._locks import KeyedLocks
 from ._owners import check_owners
 
@@ -265,8 +267,10 @@ class ResourceStore:
             snapshot = _snapshot(obj, _FIRST_VERSION, now) if info.versioning else None
             events = self._events(lambda doc, obj=obj: Change(  # type: ignore[misc]
                 "created", _with_stored_version(obj, doc)))
+            document = _dump(obj)
             try:
-                doc = await self.storage.create(info.plural, _dump(obj), snapshot, **events)
+                options: dict[str, Any] = {**events, **_keys(info.rules, document)}
+                doc = await self.storage.create(info.plural, document, snapshot, **options)
             except AlreadyExists as exc:
                 if exc.field == "uid" and attempt + 1 < _UID_ATTEMPTS:
                     continue  # a random uid collided: draw another, never overwrite
@@ -304,12 +308,16 @@ class ResourceStore:
                 current = await self.get(cls, id)
                 _check(current, None, expected_version)
                 stored = _metadata_copy(current.metadata)  # (`change` may mutate current)
+                rules = cls.resource_info.rules
+                before = _dump(current) if part == "main" and rules.immutable else None
                 # Then the change: a request wrong in itself is answered as such whatever
                 # its precondition (RFC 9110 13.2.1: a 400 before a 412).
                 wanted = change(current)
                 _check(current, precondition, None)
                 if wanted is None:
                     return current
+                if before is not None:
+                    check_immutable(cls.resource_info.kind, rules, before, _dump(wanted))
                 if part == "main":  # (a status write keeps the stored metadata)
                     check_metadata(wanted.metadata, stored)
                     await check_owners(self.storage, self.kinds,
@@ -390,7 +398,11 @@ class ResourceStore:
             new.status = current.status.model_copy(update={"version": version_id})
             snapshot = _snapshot(new, version_id, now)
         update_type: UpdateType = "spec" if spec_changed else "metadata"
-        return await self._swap(current, new, action, update_type, snapshot)
+        # Unique keys whatever `spec_changed` says: a change may have edited the current
+        # object in place; the storage compares them with what the resource holds.
+        rules = obj.resource_info.rules
+        keys = _keys(rules, _dump(new)) if rules.unique else {}
+        return await self._swap(current, new, action, update_type, snapshot, keys)
 
     async def _commit_status(self, current: R, obj: R, action: Action) -> R:
         status = obj.status
@@ -431,12 +443,16 @@ class ResourceStore:
         action: Action,
         update_type: UpdateType,
         snapshot: Document | None = None,
+        unique: dict[str, Any] | None = None,
     ) -> R:
+        """`unique`: the ``unique=`` argument of the storage write, when its keys may
+        change (a spec write of a kind with unique fields)."""
         events = self._events(lambda doc: Change(
             action, _with_stored_version(new, doc), current, update_type))
+        options: dict[str, Any] = {**events, **(unique or {})}
         doc = await self.storage.update(
             current.resource_info.plural, _dump(new), current.metadata.resource_version,
-            snapshot, **events)
+            snapshot, **options)
         stored = _with_stored_version(new, doc)
         await self._notify(Change(action, stored, current, update_type), events)
         if stored.metadata.deletion_timestamp is not None and not stored.metadata.finalizers:
@@ -496,6 +512,12 @@ def _metadata_copy(metadata: Metadata) -> Metadata:
         "finalizers": list(metadata.finalizers),
         "owner_references": [ref.model_copy() for ref in metadata.owner_references],
     })
+
+
+def _keys(rules: KindRules, document: Document) -> dict[str, Any]:
+    """The ``unique=`` argument of a storage write of `document`: none for a kind without
+    unique fields (so a storage without them is never asked)."""
+    return {"unique": unique_keys(rules, document)} if rules.unique else {}
 
 
 def _with_stored_version(obj: R, doc: Document) -> R:
