@@ -49,14 +49,16 @@ def _canonical(value: Any) -> str | None:
 async def prepare_unique(storage: Storage, kinds: Iterable[type[Resource[Any, Any]]]) -> None:
     """At start: every kind's unique constraints built over what is stored (a kind that
     holds duplicates refuses to start: `DuplicateValues` names them), and constraints a
-    kind dropped forgotten. A storage without unique keys is asked only for kinds that
-    declare some."""
+    kind dropped forgotten. Only kinds that declare some are asked (a service without
+    unique fields touches no storage at start); so a kind that drops *all* its unique
+    fields keeps its built keys until it declares one again."""
     for kind in kinds:
         info = kind.resource_info
         constraints = ["+".join(paths) for paths in info.rules.unique]
+        if not constraints:
+            continue
         prepare = getattr(storage, "prepare_unique", None)
-        if prepare is not None:
-            await prepare(info.plural, constraints)
-        elif constraints:
+        if prepare is None:
             raise TypeError(f"{info.kind} has unique fields, which the {storage.name} "
                             "storage cannot keep")
+        await prepare(info.plural, constraints)
