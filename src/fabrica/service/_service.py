@@ -32,6 +32,7 @@ from ..store import (
     ResourceStore,
     WatchCache,
     check_storage_key,
+    prepare_unique,
 )
 from ._metrics import (
     register_bus_metrics,
@@ -196,12 +197,14 @@ class Service:
 
     async def start(self) -> None:
         """Start the parts, each after what it needs (the bus before what publishes).
-        `EncryptionError` when the storage holds encrypted values no key given opens."""
+        `EncryptionError` when the storage holds encrypted values no key given opens;
+        `DuplicateValues` when a unique field's values are not unique in storage."""
         try:
             await check_storage_key(self.storage, self.store.encryption, self.kinds)
         except EncryptionError as exc:
             log.error("refusing to start: %s", exc)
             raise
+        await prepare_unique(self.storage, self.kinds)  # refuses to serve over duplicates
         if self.auth is not None:
             await self.auth.start()
         if self.bus is not None:

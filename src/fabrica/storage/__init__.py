@@ -14,6 +14,7 @@ from ._base import (
     ChangeType,
     Conflict,
     Document,
+    DuplicateValues,
     Gone,
     Invalid,
     NotFound,
@@ -21,6 +22,7 @@ from ._base import (
     StorageError,
     StoredChange,
     Unavailable,
+    UniqueKeys,
 )
 from ._bulk import BatchMode, BulkItem, BulkStorage, SnapshotWriter
 from ._leases import Leases, LocalLeases, lease_key
@@ -50,6 +52,7 @@ __all__ = [
     "Conflict",
     "DatabaseURLRequired",
     "Document",
+    "DuplicateValues",
     "FileStorage",
     "Gone",
     "Invalid",
@@ -69,6 +72,7 @@ __all__ = [
     "StorageSetupError",
     "StoredChange",
     "Unavailable",
+    "UniqueKeys",
     "database_url_for",
     "is_database_url",
     "lease_key",

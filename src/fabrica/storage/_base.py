@@ -11,6 +11,10 @@ can be tested, benchmarked and swapped on its own. What they must guarantee:
 - the backend assigns ``resourceVersion``: an opaque string that changes on every write and
   is never reused within a collection (so an ETag built from it names one state of one
   resource, even across a delete and re-create under the same name);
+- a write given ``unique=`` keys (see `UniqueKeys`) holds them in the same atomic step,
+  or fails with `AlreadyExists` naming the holder when another resource of the collection
+  holds one: never check-then-write, so racing writers of one value cannot both win;
+  an update releases the keys its document no longer has, a delete all of them;
 - spec snapshots of versioned kinds are written in the same atomic step as the document
   they belong to, and go when it goes;
 - every write records a `StoredChange` in the collection's *change log* in the same atomic
@@ -24,6 +28,7 @@ can be tested, benchmarked and swapped on its own. What they must guarantee:
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -36,7 +41,9 @@ __all__ = [
     "ChangeType",
     "Conflict",
     "Document",
+    "DuplicateValues",
     "Gone",
+    "UniqueKeys",
     "Invalid",
     "NotFound",
     "Storage",
@@ -47,6 +54,9 @@ __all__ = [
 
 Document = dict[str, Any]
 ChangeType = Literal["ADDED", "MODIFIED", "DELETED"]
+#: A write's unique keys: constraint name (the fields' JSON paths joined by ``+``) → the
+#: document's key for it, or None when the document holds none (an unset value).
+UniqueKeys = Mapping[str, str | None]
 
 #: How many changes per collection a backend keeps by default (its `change_history`).
 DEFAULT_CHANGE_HISTORY = 10_000
@@ -78,11 +88,38 @@ class NotFound(StorageError):
 
 
 class AlreadyExists(StorageError):
-    def __init__(self, collection: str, field: str, value: str) -> None:
-        super().__init__(f"{collection} with {field} {value!r} already exists")
+    """A create or update would give a second resource the uid, name or unique value
+    `value` of `field` (for a unique constraint: its name, the fields' paths joined by
+    ``+``, and its key, see `fabrica.resource.unique_key`); `holder` is the uid of the
+    resource holding it, when known."""
+
+    def __init__(self, collection: str, field: str, value: str, holder: str | None = None
+                 ) -> None:
+        shown = value if len(value) <= 200 else f"{value[:200]}..."
+        held = f" (held by {holder})" if holder else ""
+        super().__init__(f"{collection} with {field} {shown!r} already exists{held}")
         self.collection = collection
         self.field = field
         self.value = value
+        self.holder = holder
+
+
+class DuplicateValues(StorageError):
+    """A unique constraint cannot hold over the stored documents: some already share a
+    value. Raised at start (`prepare_unique`); nothing is dropped, the operator decides."""
+
+    def __init__(self, collection: str, constraint: str,
+                 duplicates: dict[str, builtins.list[str]]) -> None:
+        shown = "; ".join(f"{key[:200]} held by {', '.join(sorted(uids))}"
+                          for key, uids in sorted(duplicates.items())[:20])
+        more = f" (and {len(duplicates) - 20} more values)" if len(duplicates) > 20 else ""
+        super().__init__(
+            f"{collection}: {constraint} is unique, but stored resources already share "
+            f"values: {shown}{more}. Change or delete the duplicates (or drop Unique) "
+            "before starting: none is dropped automatically")
+        self.collection = collection
+        self.constraint = constraint
+        self.duplicates = duplicates
 
 
 class Conflict(StorageError):
@@ -147,10 +184,10 @@ class Storage(Protocol):
         pages while others write sees each resource that existed throughout exactly once."""
         ...
 
-    async def create(self, collection: str, doc: Document, snapshot: Document | None = None
-                     ) -> Document:
-        """Store a new document (and its first spec snapshot); return it with
-        ``resourceVersion`` set."""
+    async def create(self, collection: str, doc: Document, snapshot: Document | None = None,
+                     *, unique: UniqueKeys | None = None) -> Document:
+        """Store a new document (and its first spec snapshot), holding its `unique` keys;
+        return it with ``resourceVersion`` set."""
         ...
 
     async def update(
@@ -159,9 +196,20 @@ class Storage(Protocol):
         doc: Document,
         expected_version: str,
         snapshot: Document | None = None,
+        *,
+        unique: UniqueKeys | None = None,
     ) -> Document:
         """Replace the document with ``doc``'s uid if its version is ``expected_version``,
-        recording `snapshot` (a spec version) in the same step."""
+        recording `snapshot` (a spec version) in the same step. With `unique`, the
+        document's keys of those constraints become these (None: it holds none); without,
+        the keys it holds stay as they are."""
+        ...
+
+    async def prepare_unique(self, collection: str, constraints: Sequence[str]) -> None:
+        """Make `constraints` (names as in `UniqueKeys`) the collection's unique ones, at
+        start: keys of a new constraint are built from the stored documents (or
+        `DuplicateValues` when some share one: nothing is dropped), constraints no longer
+        wanted are forgotten."""
         ...
 
     async def list_versions(self, collection: str, uid: str) -> builtins.list[Document]:

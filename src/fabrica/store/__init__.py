@@ -16,6 +16,7 @@ from ._actor import (
 )
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._export import EXPORT_FORMAT, export_resources
+from ._fields import ImmutableFieldError, prepare_unique
 from ._gc import GarbageCollector
 from ._hooks import Actor, HookFailed, Hooks, Operation, Reject, WriteContext
 from ._import import (
@@ -43,6 +44,8 @@ from ._watch_cache import (
 from ._watchers import Watcher, error_line
 
 __all__ = [
+    "ImmutableFieldError",
+    "prepare_unique",
     "ANONYMOUS",
     "DEFAULT_ATTEMPTS",
     "DEFAULT_CACHE_SIZE",

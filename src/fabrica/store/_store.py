@@ -46,6 +46,7 @@ from typing import Any, Literal, TypeVar
 
 from ..resource import (
     ApiVersionTable,
+    KindRules,
     Metadata,
     OwnerReference,
     Resource,
@@ -69,6 +70,7 @@ from ..storage import (
 )
 from ._actor import current_actor, current_roles
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
+from ._fields import check_immutable, unique_keys
 from ._hooks import (
     Actor,
     Hooks,
@@ -303,9 +305,12 @@ class ResourceStore:
             snapshot = _snapshot(obj, _FIRST_VERSION, now) if info.versioning else None
             events = self._events(lambda doc, obj=obj: Change(  # type: ignore[misc]
                 "created", _with_stored_version(obj, doc)))
+            document = _dump(obj)
             try:
-                doc = await self.storage.create(info.plural, self._dump(obj), snapshot,
-                                                **events)
+                options: dict[str, Any] = {**events, **_keys(info.rules, document)}
+                doc = await self.storage.create(
+                    info.plural, seal_document(self.encryption, cls, document), snapshot,
+                    **options)
             except AlreadyExists as exc:
                 if exc.field == "uid" and attempt + 1 < _UID_ATTEMPTS:
                     continue  # a random uid collided: draw another, never overwrite
@@ -348,12 +353,16 @@ class ResourceStore:
                 stored = _metadata_copy(current.metadata)  # (`change` may mutate current)
                 hooks = self._hooks.get(cls)
                 old = current.model_copy(deep=True) if hooks is not None else None
+                rules = cls.resource_info.rules
+                before = _dump(current) if part == "main" and rules.immutable else None
                 # Then the change: a request wrong in itself is answered as such whatever
                 # its precondition (RFC 9110 13.2.1: a 400 before a 412).
                 wanted = change(current)
                 _check(current, precondition, None)
                 if wanted is None:
                     return current
+                if before is not None:
+                    check_immutable(cls.resource_info.kind, rules, before, _dump(wanted))
                 if part == "main":  # (a status write keeps the stored metadata)
                     await self._check_main(wanted, stored)
                 if hooks is not None and old is not None:
@@ -361,6 +370,9 @@ class ResourceStore:
                         _operation(part, action), dry_run), wanted, old)
                     if admitted is not wanted and part == "main":
                         await self._check_main(admitted, stored)  # the hook's, as any write
+                        if before is not None:
+                            check_immutable(cls.resource_info.kind, rules, before,
+                                            _dump(admitted))
                     wanted = admitted
                 if dry_run:
                     return await commit(current, wanted, action, dry_run=True)
@@ -478,7 +490,11 @@ class ResourceStore:
         update_type: UpdateType = "spec" if spec_changed else "metadata"
         if dry_run:
             return new
-        return await self._swap(current, new, action, update_type, snapshot)
+        # Unique keys whatever `spec_changed` says: a change may have edited the current
+        # object in place; the storage compares them with what the resource holds.
+        rules = obj.resource_info.rules
+        keys = _keys(rules, _dump(new)) if rules.unique else {}
+        return await self._swap(current, new, action, update_type, snapshot, keys)
 
     async def _commit_status(self, current: R, obj: R, action: Action, *,
                              dry_run: bool = False) -> R:
@@ -525,12 +541,16 @@ class ResourceStore:
         action: Action,
         update_type: UpdateType,
         snapshot: Document | None = None,
+        unique: dict[str, Any] | None = None,
     ) -> R:
+        """`unique`: the ``unique=`` argument of the storage write, when its keys may
+        change (a spec write of a kind with unique fields)."""
         events = self._events(lambda doc: Change(
             action, _with_stored_version(new, doc), current, update_type))
+        options: dict[str, Any] = {**events, **(unique or {})}
         doc = await self.storage.update(
             current.resource_info.plural, self._dump(new), current.metadata.resource_version,
-            snapshot, **events)
+            snapshot, **options)
         stored = _with_stored_version(new, doc)
         await self._notify(Change(action, stored, current, update_type), events)
         if stored.metadata.deletion_timestamp is not None and not stored.metadata.finalizers:
@@ -608,6 +628,12 @@ def _metadata_copy(metadata: Metadata) -> Metadata:
         "finalizers": list(metadata.finalizers),
         "owner_references": [ref.model_copy() for ref in metadata.owner_references],
     })
+
+
+def _keys(rules: KindRules, document: Document) -> dict[str, Any]:
+    """The ``unique=`` argument of a storage write of `document`: none for a kind without
+    unique fields (so a storage without them is never asked)."""
+    return {"unique": unique_keys(rules, document)} if rules.unique else {}
 
 
 def _with_stored_version(obj: R, doc: Document) -> R:

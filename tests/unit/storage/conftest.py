@@ -10,7 +10,14 @@ import pytest
 from sqlalchemy import delete
 
 from fabrica.storage import FileStorage, SQLStorage
-from fabrica.storage.sql._schema import changes, collections, resources, revisions
+from fabrica.storage.sql._schema import (
+    changes,
+    collections,
+    resources,
+    revisions,
+    unique_constraints,
+    unique_keys,
+)
 from tests._support.sqldb import migrate, mysql_database, postgres_schema
 
 BACKENDS = ("file", "sqlite", "postgresql", "mariadb")
@@ -45,6 +52,8 @@ def backend_url(request):
 
 def _empty(conn):
     """Each test starts with no resources (labels and versions go with them)."""
+    conn.execute(delete(unique_keys))
+    conn.execute(delete(unique_constraints))
     conn.execute(delete(resources))
     conn.execute(delete(revisions))
     conn.execute(delete(changes))

@@ -25,7 +25,7 @@ async def test_wait_idle_returns_only_after_the_dependents_are_gone(tmp_path):
     try:
         crate = await store.create(Crate, "c1", Model())
         await store.create(Jar, "j1", Model(), owner_references=[crate.owner_reference()])
-        listing = store.list
+        listing = store.storage.list  # what the collector reads its candidates from
         collecting = asyncio.Event()
 
         async def slow_list(*args: Any, **kwargs: Any) -> Any:
@@ -33,11 +33,11 @@ async def test_wait_idle_returns_only_after_the_dependents_are_gone(tmp_path):
             await asyncio.sleep(0.2)  # the collection is in flight meanwhile
             return await listing(*args, **kwargs)
 
-        store.list = slow_list  # type: ignore[method-assign]
+        store.storage.list = slow_list  # type: ignore[method-assign]
         await store.delete(Crate, crate.uid)
         await asyncio.wait_for(collecting.wait(), 10)  # the owner is off the collector's queue
         await collector.wait_idle()
-        store.list = listing  # type: ignore[method-assign]
+        store.storage.list = listing  # type: ignore[method-assign]
         assert await store.list(Jar) == []
     finally:
         await collector.stop()

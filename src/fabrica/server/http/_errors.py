@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from ...resource import InvalidMetadata, InvalidText, redact_details
 from ...storage import AlreadyExists, Conflict, Invalid, NotFound, Unavailable
-from ...store import HookFailed, OwnerReferenceError, Reject
+from ...store import HookFailed, ImmutableFieldError, OwnerReferenceError, Reject
 
 __all__ = ["APIError", "error_response", "exception_handlers", "validation_details"]
 
@@ -93,8 +93,24 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _already_exists(request: Request, exc: Exception) -> Response:
+    """A taken name or uid, or a unique value: then each field of the constraint is named
+    in ``details`` with the uid holding the value (never the value: it may be 64 KiB)."""
     assert isinstance(exc, AlreadyExists)
-    return error_response(409, str(exc))
+    if exc.field in ("uid", "name"):
+        return error_response(409, str(exc))
+    fields = exc.field.split("+")
+    held = f"held by {exc.holder}" if exc.holder else "held by another resource"
+    what = " and ".join(fields)
+    message = (f"{exc.collection}: another resource already has this {what} ({held}); "
+               f"{'the combination' if len(fields) > 1 else 'it'} must be unique")
+    return error_response(409, message, [{"field": field, "message": f"must be unique: "
+                                          f"{held}"} for field in fields])
+
+
+async def _immutable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ImmutableFieldError)
+    return error_response(422, str(exc), [{"field": exc.field, "message": "immutable: "
+                                           "cannot change once set"}])
 
 
 async def _conflict(request: Request, exc: Exception) -> Response:
@@ -145,6 +161,7 @@ def exception_handlers() -> dict[Any, Any]:
         InvalidText: _invalid_text,
         InvalidMetadata: _invalid_metadata,
         OwnerReferenceError: _owner_reference,
+        ImmutableFieldError: _immutable,
         NotFound: _not_found,
         AlreadyExists: _already_exists,
         Conflict: _conflict,

@@ -59,9 +59,9 @@ import secrets
 import shutil
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,14 +75,17 @@ from .._base import (
     Invalid,
     NotFound,
     StoredChange,
+    UniqueKeys,
 )
 from .._bulk import BatchMode, BulkItem, SnapshotWriter
 from .._checks import check_collection, check_new, check_update
 from .._leases import Leases, LocalLeases
 from .._outbox import Outbox
+from .._unique import document_key
 from . import _bulk as bulk
 from ._changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
 from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
+from ._unique import build, claim, constraints_on_disk, release
 
 __all__ = ["FileStorage"]
 
@@ -141,9 +144,10 @@ class FileStorage:
     # -- async API -----------------------------------------------------------------------
 
     async def create(
-        self, collection: str, doc: Document, snapshot: Document | None = None
+        self, collection: str, doc: Document, snapshot: Document | None = None,
+        *, unique: UniqueKeys | None = None,
     ) -> Document:
-        return await self._run(self._create_sync, collection, doc, snapshot)
+        return await self._run(self._create_sync, collection, doc, snapshot, unique)
 
     async def get(self, collection: str, uid: str) -> Document:
         # A single small read is faster inline than a thread hop.
@@ -168,8 +172,14 @@ class FileStorage:
         doc: Document,
         expected_version: str,
         snapshot: Document | None = None,
+        *,
+        unique: UniqueKeys | None = None,
     ) -> Document:
-        return await self._run(self._update_sync, collection, doc, expected_version, snapshot)
+        return await self._run(self._update_sync, collection, doc, expected_version, snapshot,
+                               unique)
+
+    async def prepare_unique(self, collection: str, constraints: Sequence[str]) -> None:
+        await self._run(self._prepare_unique_sync, collection, tuple(constraints))
 
     async def delete(
         self, collection: str, uid: str, expected_version: str | None = None
@@ -248,7 +258,8 @@ class FileStorage:
     # -- writes --------------------------------------------------------------------------
 
     def _create_sync(
-        self, collection: str, doc: Document, snapshot: Document | None = None
+        self, collection: str, doc: Document, snapshot: Document | None = None,
+        unique: UniqueKeys | None = None,
     ) -> Document:
         check_collection(collection)
         check_new(doc)
@@ -258,11 +269,13 @@ class FileStorage:
         link = self._name_link(collection, name)
         directory = path.parent
         self._ensure_collection(collection)
+        named: builtins.list[Path] = []  # the name link, once this create made it
         with self._changes.writing(directory, "0", "ADDED", doc) as write:
             tmp = write_temp(directory, path.name, _encode(write.stored))  # slow, unlocked
             try:
                 with self._lock(collection, "n", name) as lock:
                     fresh = self._claim_name(collection, link, uid, name)
+                    named.append(link)
                     if not fresh or _released(lock) > write.revision:
                         # The name was let go by a delete numbered after this create took
                         # its number (or one still at work, or one that died): number the
@@ -270,15 +283,23 @@ class FileStorage:
                         tmp.unlink(missing_ok=True)
                         write.renumber()
                         tmp = write_temp(directory, path.name, _encode(write.stored))
-                    if snapshot is not None:
-                        self._write_snapshot(collection, uid, snapshot)
-                    try:
-                        os.link(tmp, path)  # unlike rename, never replaces an existing file
-                    except FileExistsError:
-                        _unlink_if_points_to(link, uid)
-                        raise AlreadyExists(collection, "uid", uid) from None
+                    # The document's keys are held from before it appears until it is
+                    # there: nobody takes them for a crash's leftovers meanwhile.
+                    with self._holding_keys(collection, uid, unique or {}) as claimed:
+                        if snapshot is not None:
+                            self._write_snapshot(collection, uid, snapshot)
+                        try:
+                            os.link(tmp, path)  # unlike rename, never replaces a file
+                        except FileExistsError:
+                            raise AlreadyExists(collection, "uid", uid) from None
+                        claimed.clear()  # (the document is there: they stay held)
                 write.publish()
                 fsync_dir(directory)
+            except AlreadyExists:
+                for made in named:  # the name was this create's: it goes with it
+                    with self._lock(collection, "n", name):
+                        _unlink_if_points_to(made, uid)
+                raise
             finally:
                 tmp.unlink(missing_ok=True)
         return write.stored
@@ -289,6 +310,7 @@ class FileStorage:
         doc: Document,
         expected_version: str,
         snapshot: Document | None = None,
+        unique: UniqueKeys | None = None,
     ) -> Document:
         uid = doc["metadata"]["uid"]
         path = self._doc_path(collection, uid, must_exist=True)
@@ -301,10 +323,16 @@ class FileStorage:
             if doc["metadata"]["name"] != current["metadata"]["name"]:
                 raise Invalid("metadata.name is immutable")
             self._settle_before_write(path.parent, actual)
-            with self._changes.writing(path.parent, actual, "MODIFIED", doc) as write:
+            new_keys, old_keys = _changed_keys(unique or {}, current)
+            with self._holding_keys(collection, uid, new_keys, old_keys) as claimed, \
+                    self._changes.writing(path.parent, actual, "MODIFIED", doc) as write:
                 if snapshot is not None:
                     self._write_snapshot(collection, uid, snapshot)
                 atomic_write(path, _encode(write.stored), before_sync=write.publish)
+                claimed.clear()  # written: the new keys stay held, the old ones go
+                for constraint, old in old_keys.items():
+                    if old is not None:
+                        release(path.parent, constraint, old, uid)
         return write.stored
 
     def _delete_sync(
@@ -326,6 +354,7 @@ class FileStorage:
                     _unlink_if_points_to(self._name_link(collection, name), uid)
                 write.publish()
                 fsync_dir(path.parent)
+            self._release_keys(collection, current)
             shutil.rmtree(self._versions_dir(collection, uid), ignore_errors=True)
         return write.stored
 
@@ -487,6 +516,67 @@ class FileStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, _encode(snapshot))
 
+    @contextmanager
+    def _holding_keys(self, collection: str, uid: str, keys: UniqueKeys,
+                      releasing: UniqueKeys | None = None) -> Iterator[dict[str, str]]:
+        """Claim `keys` for `uid` under their locks (and those of `releasing`, which the
+        caller lets go inside the block); yields the claims this call made, which are
+        given back if the block fails before clearing them."""
+        held = {c: k for c, k in keys.items() if k is not None}
+        locked = [*(f"{c}\0{k}" for c, k in held.items()),
+                  *(f"{c}\0{k}" for c, k in (releasing or {}).items() if k is not None)]
+        if not locked:
+            yield {}
+            return
+        directory = self._collection_dir(collection)
+        with self._locks(collection, "k", locked):
+            claimed: dict[str, str] = {}
+            try:
+                for constraint, key in sorted(held.items()):
+                    if claim(directory, collection, constraint, key, uid,
+                             lambda holder: self._stored(collection, holder)):
+                        claimed[constraint] = key
+                yield claimed
+            finally:
+                for constraint, key in claimed.items():
+                    release(directory, constraint, key, uid)
+
+    def _release_keys(self, collection: str, removed: Document) -> None:
+        """Let every key of a deleted document go (stale already: this is tidying)."""
+        directory = self._collection_dir(collection)
+        uid = removed["metadata"]["uid"]
+        keys = {c: document_key(removed, c) for c in constraints_on_disk(directory)}
+        held = {c: k for c, k in keys.items() if k is not None}
+        if held:
+            with self._locks(collection, "k", [f"{c}\0{k}" for c, k in held.items()]):
+                for constraint, key in held.items():
+                    release(directory, constraint, key, uid)
+
+    def _stored(self, collection: str, uid: str) -> Document | None:
+        """The stored document `uid` of `collection`, or None when there is none."""
+        try:
+            return self._get_sync(collection, uid)
+        except NotFound:
+            return None
+
+    def _prepare_unique_sync(self, collection: str, constraints: tuple[str, ...]) -> None:
+        self._ensure_collection(collection)
+        directory = self._collection_dir(collection)
+        with flock(directory / ".locks" / "index"):
+            build(directory, collection, constraints, lambda: self._read_all(collection))
+
+    @contextmanager
+    def _locks(self, collection: str, space: str, keys: Iterable[str]) -> Iterator[None]:
+        """The locks of every stripe of `keys`, in stripe order (a stripe once: flock
+        locks per open file, so a second lock of one stripe would wait for the first)."""
+        self._ensure_collection(collection)
+        stripes = sorted({zlib.crc32(key.encode()) % _STRIPES for key in keys})
+        locks = self._collection_dir(collection) / ".locks"
+        with ExitStack() as stack:
+            for stripe in stripes:
+                stack.enter_context(flock(locks / f"{space}{stripe:02d}"))
+            yield
+
     def _read_or_404(self, collection: str, path: Path, uid: str) -> Document:
         try:
             return _decode(read_bytes(path))
@@ -535,6 +625,17 @@ class FileStorage:
                 if is_dns1123_subdomain(meta["name"]) and not os.path.lexists(link):
                     os.symlink(entry.name, link)
         fsync_dir(directory)
+
+
+def _changed_keys(unique: UniqueKeys, current: Document) -> tuple[UniqueKeys, UniqueKeys]:
+    """Of an update's keys, those that change: (the new ones, the current ones)."""
+    new: dict[str, str | None] = {}
+    old: dict[str, str | None] = {}
+    for constraint, key in unique.items():
+        held = document_key(current, constraint)
+        if held != key:
+            new[constraint], old[constraint] = key, held
+    return new, old
 
 
 def _released(lock: int) -> int:

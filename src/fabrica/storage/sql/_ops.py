@@ -27,11 +27,28 @@ from sqlalchemy import (
     update,
 )
 
-from .._base import ChangeType, Conflict, Document, Invalid, NotFound
+from .._base import (
+    ChangeType,
+    Conflict,
+    Document,
+    DuplicateValues,
+    Invalid,
+    NotFound,
+    UniqueKeys,
+)
 from .._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
+from .._unique import duplicates, key_hash
 from . import _changes as change_log
 from ._query import decode, encode, resource_columns, with_stored_version
-from ._schema import labels, outbox, resources, revisions, versions
+from ._schema import (
+    labels,
+    outbox,
+    resources,
+    revisions,
+    unique_constraints,
+    unique_keys,
+    versions,
+)
 
 __all__ = [
     "append_outbox",
@@ -48,7 +65,9 @@ __all__ = [
     "outbox_done",
     "outbox_pending",
     "outbox_stats",
+    "prepare_unique",
     "uid_taken",
+    "unique_holder",
     "update_resource",
 ]
 
@@ -143,8 +162,9 @@ def create(
     snapshot: Document | None,
     events: Outbox | None = None,
     history: int = 0,
+    unique: UniqueKeys | None = None,
 ) -> Document:
-    """INSERT; a taken uid or name raises the database's IntegrityError."""
+    """INSERT; a taken uid, name or unique key raises the database's IntegrityError."""
     meta = doc["metadata"]
     body = encode(_without_version(doc))
     row = {"collection": collection, "uid": meta["uid"], "name": meta["name"],
@@ -156,6 +176,8 @@ def create(
     else:
         conn.execute(_INSERT_RESOURCE, row)
         _write_labels(conn, collection, meta["uid"], values)
+    if unique:
+        _hold_keys(conn, collection, meta["uid"], unique, {})
     if snapshot is not None:
         _write_snapshot(conn, collection, meta["uid"], snapshot)
     return _finish(conn, collection, "ADDED", doc, body, events, history)
@@ -187,9 +209,11 @@ def update_resource(
     snapshot: Document | None,
     events: Outbox | None = None,
     history: int = 0,
+    unique: UniqueKeys | None = None,
 ) -> Document:
     """Compare-and-swap on resource_version: one UPDATE that matches only the expected row
-    (and locks it); the row's new version is set by `_finish`, last."""
+    (and locks it); the row's new version is set by `_finish`, last. A unique key held by
+    another resource raises the database's IntegrityError."""
     meta = doc["metadata"]
     uid, name = meta["uid"], meta["name"]
     body = encode(_without_version(doc))
@@ -206,6 +230,8 @@ def update_resource(
     if conn.dialect.name != "postgresql":
         conn.execute(_DELETE_LABELS, _row(collection, uid))
         _write_labels(conn, collection, uid, values)
+    if unique:  # (after the swap: only the winner's row is locked, and changes its keys)
+        _hold_keys(conn, collection, uid, unique, _keys_held(conn, collection, uid))
     if snapshot is not None:
         _write_snapshot(conn, collection, uid, snapshot)
     return _finish(conn, collection, "MODIFIED", doc, body, events, history)
@@ -302,6 +328,86 @@ def _finish(conn: Connection, collection: str, kind: ChangeType, doc: Document, 
 def ensure_collection(conn: Connection, collection: str) -> None:
     """The collection's row for the change log, made before its first write."""
     change_log.ensure_collection(conn, collection, lambda: _next_revision(conn))
+
+
+# -- unique keys (see fabrica.storage._unique) ------------------------------------------
+
+_KEYS_HELD = select(unique_keys.c.constraint_name, unique_keys.c.key_hash).where(
+    unique_keys.c.collection == _W_COLLECTION, unique_keys.c.uid == _W_UID)
+_INSERT_KEY = insert(unique_keys)
+_DELETE_KEY = delete(unique_keys).where(
+    unique_keys.c.collection == _W_COLLECTION, unique_keys.c.uid == _W_UID,
+    unique_keys.c.constraint_name == bindparam("w_constraint"),
+    unique_keys.c.key_hash == bindparam("w_hash"))
+_KEY_HOLDER = select(unique_keys.c.uid).where(
+    unique_keys.c.collection == _W_COLLECTION,
+    unique_keys.c.constraint_name == bindparam("w_constraint"),
+    unique_keys.c.key_hash == bindparam("w_hash"))
+
+
+def _keys_held(conn: Connection, collection: str, uid: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in conn.execute(_KEYS_HELD, _row(collection, uid))}
+
+
+def _hold_keys(conn: Connection, collection: str, uid: str, unique: UniqueKeys,
+               held: Mapping[str, str]) -> None:
+    """Make the resource's keys of `unique`'s constraints those given (`held`: what it
+    holds now). The INSERT is the test: the primary key refuses a key held by another
+    resource, waiting first for a writer of it still in flight (so two never both win)."""
+    for constraint, key in sorted(unique.items()):
+        wanted = None if key is None else key_hash(key)
+        before = held.get(constraint)
+        if wanted == before:
+            continue
+        if before is not None:
+            conn.execute(_DELETE_KEY, {**_row(collection, uid), "w_constraint": constraint,
+                                       "w_hash": before})
+        if wanted is not None:
+            conn.execute(_INSERT_KEY, {"collection": collection, "constraint_name": constraint,
+                                       "key_hash": wanted, "uid": uid})
+
+
+def unique_holder(conn: Connection, collection: str, uid: str, unique: UniqueKeys
+                  ) -> tuple[str, str, str] | None:
+    """The first of `unique`'s keys another resource holds: (constraint, key, its uid)."""
+    for constraint, key in sorted(unique.items()):
+        if key is None:
+            continue
+        holder = conn.execute(_KEY_HOLDER, {"w_collection": collection,
+                                            "w_constraint": constraint,
+                                            "w_hash": key_hash(key)}).scalar()
+        if holder is not None and holder != uid:
+            return constraint, key, str(holder)
+    return None
+
+
+def prepare_unique(conn: Connection, collection: str, constraints: Sequence[str]) -> None:
+    """Build the keys of constraints new to the collection from its rows (`DuplicateValues`
+    when some share a key: the transaction rolls back, nothing is dropped); forget those
+    no longer wanted."""
+    built = set(conn.execute(select(unique_constraints.c.constraint_name).where(
+        unique_constraints.c.collection == collection)).scalars())
+    for old in sorted(built - set(constraints)):
+        for table in (unique_keys, unique_constraints):
+            conn.execute(delete(table).where(table.c.collection == collection,
+                                             table.c.constraint_name == old))
+    new = sorted(set(constraints) - built)
+    if not new:
+        return
+    documents = [decode(row) for row in conn.execute(select(resources.c.document).where(
+        resources.c.collection == collection)).scalars()]
+    for constraint in new:
+        keys, shared = duplicates(documents, constraint)
+        if shared:
+            raise DuplicateValues(collection, constraint, shared)
+        conn.execute(delete(unique_keys).where(unique_keys.c.collection == collection,
+                                               unique_keys.c.constraint_name == constraint))
+        rows = [{"collection": collection, "constraint_name": constraint,
+                 "key_hash": key_hash(key), "uid": uid} for key, uid in keys.items()]
+        for start in range(0, len(rows), 1000):
+            conn.execute(_INSERT_KEY, rows[start:start + 1000])
+        conn.execute(insert(unique_constraints).values(collection=collection,
+                                                       constraint_name=constraint))
 
 
 # -- the outbox (see _outbox) -------------------------------------------------------------

@@ -23,6 +23,10 @@ compares them).
   and MySQL also the collection's revision counter), and the horizon of its change log.
   On PostgreSQL and MariaDB each collection also has a sequence of its own,
   ``fabrica_rev_<collection>``, its revision counter (see `_changes`).
+- ``fabrica_unique``: the keys of kinds' unique constraints, one row per key (its SHA-256)
+  with the uid holding it; the primary key refuses a second holder inside the write's
+  transaction. Deleted with their resource. ``fabrica_unique_constraints``: the
+  constraints whose keys have been built from the stored resources.
 - ``fabrica_changes``: the change log, one row per write (create, update, delete) with the
   document as it became (its version is the change's revision), written in the write's
   transaction, and skip markers for numbers no change will have; compacted from the oldest.
@@ -66,6 +70,8 @@ __all__ = [
     "revision_id_type",
     "revisions",
     "timestamp_type",
+    "unique_constraints",
+    "unique_keys",
     "versions",
 ]
 
@@ -188,5 +194,30 @@ changes = Table(
     Column("type", String(10), nullable=False),
     Column("document", document_type(), nullable=False),
     PrimaryKeyConstraint("collection", "revision", name="pk_fabrica_changes"),
+    **MYSQL_TABLE_ARGS,
+)
+
+unique_keys = Table(
+    "fabrica_unique",
+    metadata,
+    Column("collection", key_type(63), nullable=False),
+    Column("constraint_name", key_type(255), nullable=False),
+    Column("key_hash", key_type(64), nullable=False),
+    Column("uid", key_type(100), nullable=False),
+    PrimaryKeyConstraint("collection", "constraint_name", "key_hash", name="pk_fabrica_unique"),
+    ForeignKeyConstraint(
+        ["collection", "uid"], ["fabrica_resources.collection", "fabrica_resources.uid"],
+        ondelete="CASCADE", name="fk_fabrica_unique_resource",
+    ),
+    Index("ix_fabrica_unique_holder", "collection", "uid"),
+    **MYSQL_TABLE_ARGS,
+)
+
+unique_constraints = Table(
+    "fabrica_unique_constraints",
+    metadata,
+    Column("collection", key_type(63), nullable=False),
+    Column("constraint_name", key_type(255), nullable=False),
+    PrimaryKeyConstraint("collection", "constraint_name", name="pk_fabrica_unique_constraints"),
     **MYSQL_TABLE_ARGS,
 )

@@ -62,6 +62,7 @@ from .._base import (
     StorageError,
     StoredChange,
     Unavailable,
+    UniqueKeys,
 )
 from .._bulk import BatchMode, BulkItem, SnapshotWriter
 from .._checks import check_collection, check_new, check_update, is_version_id
@@ -240,18 +241,40 @@ class SQLStorage:
 
     async def create(
         self, collection: str, doc: Document, snapshot: Document | None = None,
-        *, outbox: Outbox | None = None,
+        *, outbox: Outbox | None = None, unique: UniqueKeys | None = None,
     ) -> Document:
         check_collection(collection)
         check_new(doc)
         meta = doc["metadata"]
-        try:
-            return await self._write(collection, ops.create, collection, doc, snapshot, outbox,
-                                     self.change_history)
-        except sa_exc.IntegrityError:  # which one: ask, now the transaction is over
-            if await self._run(ops.uid_taken, collection, meta["uid"]):
-                raise AlreadyExists(collection, "uid", meta["uid"]) from None
-            raise AlreadyExists(collection, "name", meta["name"]) from None
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return await self._write(collection, ops.create, collection, doc, snapshot,
+                                         outbox, self.change_history, unique)
+            except sa_exc.IntegrityError:  # which one: ask, now the transaction is over
+                if await self._run(ops.uid_taken, collection, meta["uid"]):
+                    raise AlreadyExists(collection, "uid", meta["uid"]) from None
+                if not unique or await self._run(ops.get_resource_by_name, collection,
+                                                 meta["name"]) is not None:
+                    raise AlreadyExists(collection, "name", meta["name"]) from None
+                await self._refuse_held(collection, meta["uid"], unique, attempt)
+        raise AssertionError("unreachable")
+
+    async def _refuse_held(self, collection: str, uid: str, unique: UniqueKeys,
+                           attempt: int) -> None:
+        """After a write refused for a unique key: `AlreadyExists` naming its holder. When
+        nobody holds it any more (its holder was deleted meanwhile), the write may run
+        again, a few times."""
+        held = await self._run(ops.unique_holder, collection, uid, unique)
+        if held is not None:
+            constraint, key, holder = held
+            raise AlreadyExists(collection, constraint, key, holder)
+        if attempt + 1 >= _WRITE_ATTEMPTS:
+            raise Unavailable(f"{collection}: a unique value of {uid} was taken and let go "
+                              "again by others while it was written; retry")
+
+    async def prepare_unique(self, collection: str, constraints: Sequence[str]) -> None:
+        check_collection(collection)
+        await self._run(ops.prepare_unique, collection, list(constraints), write=True)
 
     async def update(
         self,
@@ -261,14 +284,23 @@ class SQLStorage:
         snapshot: Document | None = None,
         *,
         outbox: Outbox | None = None,
+        unique: UniqueKeys | None = None,
     ) -> Document:
         check_collection(collection)
         meta = doc["metadata"]
         check_update(doc)
         if not is_uid(meta["uid"]):
             raise NotFound(collection, meta["uid"])
-        return await self._write(collection, ops.update_resource, collection, doc,
-                                 expected_version, snapshot, outbox, self.change_history)
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return await self._write(collection, ops.update_resource, collection, doc,
+                                         expected_version, snapshot, outbox,
+                                         self.change_history, unique)
+            except sa_exc.IntegrityError:
+                if not unique:
+                    raise
+                await self._refuse_held(collection, meta["uid"], unique, attempt)
+        raise AssertionError("unreachable")
 
     async def delete(
         self, collection: str, uid: str, expected_version: str | None = None,

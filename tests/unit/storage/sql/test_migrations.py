@@ -13,8 +13,8 @@ import json
 import pytest
 from sqlalchemy import select, text
 
-from fabrica.resource import parse_selector
-from fabrica.storage import Gone, MigrationRequired, SQLStorage
+from fabrica.resource import parse_selector, unique_key
+from fabrica.storage import AlreadyExists, DuplicateValues, Gone, MigrationRequired, SQLStorage
 from fabrica.storage.sql import _migrate as migrations
 from fabrica.storage.sql import _ops as ops
 from fabrica.storage.sql._query import encode, resource_columns
@@ -318,3 +318,25 @@ async def test_a_database_at_0004_upgrades_to_revision_sequences_and_back(storag
     assert _version(again) > counter
     assert [c.document for c in await storage.changes("devices", after=newest)] == [
         created, last, again]
+
+
+async def test_a_database_at_0005_upgrades_to_unique_keys_built_from_its_data(storage):
+    """0006 adds the unique-key tables empty; a kind's constraint is then built from what
+    0005 stored (refused while stored resources share a value), and holds from then on."""
+    assert await storage.migrate("0005") == (None, "0005")
+    for n, serial in enumerate(["S1", "S2", "S1"]):
+        await storage.create("bmcs", {**device(f"b-{n}", f"bmc-{n:08x}", {}),
+                                      "spec": {"serial": serial}})
+    assert await storage.migrate() == ("0005", migrations.head_revision())
+    await storage.check_schema()
+    with pytest.raises(DuplicateValues, match="bmc-00000000, bmc-00000002"):
+        await storage.prepare_unique("bmcs", ["spec.serial"])
+    await storage.delete("bmcs", "bmc-00000002")
+    await storage.prepare_unique("bmcs", ["spec.serial"])
+    with pytest.raises(AlreadyExists) as taken:
+        await storage.create("bmcs", {**device("b-9", "bmc-00000009", {}),
+                                      "spec": {"serial": "S2"}},
+                             unique={"spec.serial": unique_key(["S2"])})
+    assert taken.value.holder == "bmc-00000001"
+    await storage.downgrade("0005")  # and back: the tables go, the resources stay
+    assert len(await storage.list("bmcs")) == 2
