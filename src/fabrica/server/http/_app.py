@@ -139,11 +139,14 @@ def _mount(service: Service) -> Starlette:
         finally:
             await service.stop()
 
-    middleware = [Middleware(HTTPMetrics, registry=service.registry)]
+    middleware = [Middleware(HTTPMetrics, registry=service.registry,
+                             kinds=[cls.resource_info for cls in service.kinds])]
     if auth is not None:
         from ._auth import AuthMiddleware  # PyJWT and Casbin load only for services with auth
 
-        middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project))
+        middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project,
+                                     mode=service.options.auth_mode,
+                                     registry=service.registry))
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
                     middleware=middleware)
     app.state.service = service
