@@ -141,6 +141,10 @@ def _mount(service: Service) -> Starlette:
 
     middleware = [Middleware(HTTPMetrics, registry=service.registry,
                              kinds=[cls.resource_info for cls in service.kinds])]
+    if service.tracing is not None:  # outermost: auth and metrics are inside its span
+        from ._tracing import TraceRequests  # OpenTelemetry loads only for a tracing service
+
+        middleware.insert(0, Middleware(TraceRequests, tracing=service.tracing))
     if auth is not None:
         from ._auth import AuthMiddleware  # PyJWT and Casbin load only for services with auth
 
