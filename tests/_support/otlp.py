@@ -26,6 +26,7 @@ class Span:
     kind: int
     links: tuple[str, ...] = ()  # linked spans' trace ids
     attributes: dict[str, Any] = field(default_factory=dict)
+    instance: str = ""  # the resource's service.instance.id: which process
 
 
 def _value(v: Any) -> Any:
@@ -81,7 +82,8 @@ class Receiver:
                         s.name, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(),
                         resource.get("service.name", ""), s.kind,
                         tuple(link.trace_id.hex() for link in s.links),
-                        {a.key: _value(a.value) for a in s.attributes}))
+                        {a.key: _value(a.value) for a in s.attributes},
+                        resource.get("service.instance.id", "")))
         with self._lock:
             self.paths.add(path)
             self.spans.extend(found)
