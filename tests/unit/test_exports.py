@@ -72,7 +72,8 @@ EXPORTS = {
     ],
     "fabrica.reconcile": [
         "Controller", "ControllerMetrics", "EventSource", "ExponentialBackoff", "KindWorkers",
-        "OwnerHandler", "QueueShutDown", "RateLimiter", "ReconcileClient", "Request",
+        "OwnerHandler", "QueueShutDown", "RateLimiter", "ReconcileClient", "ReconcileTracing",
+        "Request",
         "ResourceReconciler", "Result", "Shards", "TerminalError", "WorkQueue",
     ],
     "fabrica.server": [

@@ -146,9 +146,15 @@ def _in_trace() -> bool:
     return trace.get_current_span().get_span_context().is_valid
 
 
+#: Not spans: the revision probe every cached read makes (a stat or one indexed row) would
+#: double the spans of the commonest request and tell nothing.
+_UNTRACED = frozenset({"latest"})
+
+
 class _TracedStorage:
     """Every coroutine method of a backend in a span named ``storage METHOD`` (as
-    `with_timeout` wraps them: a method added to a backend is traced too)."""
+    `with_timeout` wraps them: a method added to a backend is traced too), `_UNTRACED`
+    aside."""
 
     def __init__(self, storage: Storage, tracer: trace.Tracer) -> None:
         self.inner = storage
@@ -156,7 +162,8 @@ class _TracedStorage:
         self._tracer = tracer
         for name in dir(storage):
             method = getattr(storage, name, None)
-            if not name.startswith("_") and inspect.iscoroutinefunction(method):
+            if (not name.startswith("_") and name not in _UNTRACED
+                    and inspect.iscoroutinefunction(method)):
                 setattr(self, name, self._traced(name, method))
 
     def __getattr__(self, name: str) -> Any:
