@@ -9,6 +9,10 @@ HTTP server and the network that `http_crud.py` measures around it.
     .venv/bin/python bench/asgi_get.py [--requests N] [--profile] [--accept V]
 
 ``--profile`` runs the get loop under cProfile and prints the top functions by own time.
+``--observe`` measures what observability costs a cached get (SPEC section 13): the app
+without the request metrics, with them (the default), and with tracing at ratio 1.0 and
+an OTLP/HTTP exporter sending to a collector stand-in in another process; ratios to the
+app without metrics.
 ``--accept v1`` sends ``Accept: application/json;version=v1`` (the SPEC's Device serves
 only v1, so this exercises negotiation, not conversion).
 """
@@ -20,6 +24,7 @@ import asyncio
 import cProfile
 import json
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +75,85 @@ class Caller:
         return status, b"".join(chunks)
 
 
+#: A collector stand-in: answers every OTLP/HTTP export 200 without decoding it, in its own
+#: process so that its work is not counted as the service's CPU.
+_SINK = """
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+def _app(data: Path, variant: str, endpoint: str | None) -> Any:
+    from fabrica.server.http._observe import HTTPMetrics
+    from fabrica.service import Service, ServiceOptions
+
+    settings = ServiceSettings(project="device-api", package="device_api")
+    options = ServiceOptions(settings=settings,
+                             otlp_endpoint=endpoint if variant == "tracing" else None)
+    app = create_app(Service([Device], FileStorage(data), options))
+    if variant == "bare":  # before the middleware stack is built (at the first call)
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not HTTPMetrics]
+    return app
+
+
+async def observe(args: argparse.Namespace) -> None:
+    sink = subprocess.Popen([sys.executable, "-c", _SINK], stdout=subprocess.PIPE, text=True)
+    try:
+        endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"  # type: ignore[union-attr]
+        results: dict[str, list[float]] = {"bare": [], "metrics": [], "tracing": []}
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            data = Path(tmp_dir) / "data"
+            await _fill(data)
+            for _ in range(args.rounds):  # alternating, so the machine's drift hits all
+                for variant in results:
+                    app = _app(data, variant, endpoint)
+                    async with app.router.lifespan_context(app):
+                        caller = Caller(app, [])
+                        uids = await _uids(caller)
+                        results[variant].append(
+                            await run(variant, caller, [f"/devices/{u}" for u in uids], args))
+        bare = min(results["bare"])
+        for variant, times in results.items():
+            best = min(times)
+            print(f"{variant:8} best {best * 1e6:6.1f} us  ratio to bare {best / bare:5.2f}  "
+                  f"throughput {bare / best:5.1%}")
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+async def _fill(data: Path) -> None:
+    app = _app(data, "metrics", None)
+    async with app.router.lifespan_context(app):
+        writer = Caller(app, [(b"content-type", b"application/json")])
+        for i in range(100):
+            body = json.dumps({"metadata": {"name": f"dev-{i}"},
+                               "spec": {"type": "server", "ipAddress": "10.0.0.1"}})
+            status, _ = await writer.call("POST", "/devices", body.encode())
+            assert status == 201
+
+
+async def _uids(caller: Caller) -> list[str]:
+    status, data = await caller.call("GET", "/devices")
+    assert status == 200, status
+    uids = [d["metadata"]["uid"] for d in json.loads(data)]
+    for _ in range(50):  # until the cache is filled
+        status, _ = await caller.call("GET", f"/devices/{uids[0]}")
+        await asyncio.sleep(0.01)
+    return uids
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.observe:
+        await observe(args)
+        return
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         settings = ServiceSettings(project="device-api", package="device_api")
@@ -98,7 +181,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 async def run(label: str, caller: Caller, paths: list[str], args: argparse.Namespace,
-              n: int | None = None) -> None:
+              n: int | None = None) -> float:
     n = n or args.requests
     profile = cProfile.Profile() if args.profile and label == "get" else None
     best = float("inf")
@@ -116,6 +199,7 @@ async def run(label: str, caller: Caller, paths: list[str], args: argparse.Names
     print(f"{label:8} {best / n * 1e6:8.1f} us CPU/request (best of {args.repeat} x {n})")
     if profile:
         pstats.Stats(profile).sort_stats("tottime").print_stats(args.top)
+    return best / n
 
 
 if __name__ == "__main__":
@@ -125,4 +209,6 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--accept", default="")
+    parser.add_argument("--observe", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="--observe: alternations")
     asyncio.run(main(parser.parse_args()))

@@ -55,6 +55,12 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self.raw.aclose()
 
+    async def health(self) -> JSON:
+        return await self.raw.health()
+
+    async def ready(self) -> JSON:
+        return await self.raw.ready()
+
     async def __aenter__(self) -> AsyncClient:
         return self
 

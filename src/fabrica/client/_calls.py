@@ -84,6 +84,10 @@ class Call:
         return request
 
 
+HEALTH = Call("GET", "/health")
+READY = Call("GET", "/ready")
+
+
 def to_json(value: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     """A spec or status as the server spells it: camelCase JSON names, JSON-safe values."""
     if isinstance(value, BaseModel):

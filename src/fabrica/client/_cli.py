@@ -234,7 +234,42 @@ def client_cli(
     for cls in kinds:
         if cls.resource_info.rules.served:  # internal kinds have no HTTP routes
             cli.add_command(_kind_group(cls, prefix))
+    cli.add_command(_health())
+    cli.add_command(_ready())
     return cli
+
+
+def _health() -> click.Command:
+    @click.command("health", help="Is the service alive? Its /health answer (exit 1 when it "
+                   "cannot be reached or does not answer 200).")
+    @_output_option
+    @click.pass_obj
+    def command(session: _Session, output: str | None) -> None:
+        _echo_probe(session.client().health(), session.fmt(output, "json"))
+
+    return command
+
+
+def _ready() -> click.Command:
+    @click.command("ready", help="Is the service ready to serve? Its /ready checks; exit 1 "
+                   "when it is not (or cannot be reached).")
+    @_output_option
+    @click.pass_obj
+    def command(session: _Session, output: str | None) -> None:
+        body = session.client().ready()
+        _echo_probe(body, session.fmt(output, "json"))
+        if body.get("status") != "ready":
+            raise SystemExit(1)
+
+    return command
+
+
+def _echo_probe(body: dict[str, Any], fmt: str) -> None:
+    if fmt != "table":
+        echo_data(body, fmt)
+        return
+    checks = body.get("checks")  # /ready: its status, then one row per check
+    echo_table(key_value_table({"status": body["status"], **checks} if checks else body))
 
 
 def _check_api_version(ctx: click.Context, param: click.Parameter, value: str | None

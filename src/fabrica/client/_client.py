@@ -66,6 +66,16 @@ class Client:
     def close(self) -> None:
         self.raw.close()
 
+    def health(self) -> JSON:
+        """``GET /health`` (SPEC section 13): the process is alive; its service, instance,
+        version and kinds."""
+        return self.raw.health()
+
+    def ready(self) -> JSON:
+        """``GET /ready``: ``status`` is ``ready`` or ``not ready``, ``checks`` says which
+        part is not (a 503 is answered, not raised)."""
+        return self.raw.ready()
+
     def __enter__(self) -> Client:
         return self
 

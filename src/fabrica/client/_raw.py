@@ -26,9 +26,17 @@ import httpx
 from ..resource import Resource, ResourceInfo, ServedVersion
 from . import _calls as calls
 from ._calls import Call
-from ._errors import FabricaError
+from ._errors import FabricaError, error_from_response
 from ._kinds import KindRef, Kinds
-from ._send import Retry, open_stream, open_stream_async, send, send_async
+from ._send import (
+    Retry,
+    open_stream,
+    open_stream_async,
+    send,
+    send_async,
+    send_unchecked,
+    send_unchecked_async,
+)
 from ._sse import event_objects, event_objects_async
 from ._watch import watch_events, watch_events_async
 
@@ -122,6 +130,15 @@ class RawClient(_Base):
 
     def close(self) -> None:
         self.http.close()
+
+    def health(self) -> JSON:
+        """``GET /health``: the process is alive, and what it is (service, instance...)."""
+        return _object(send(self.http, calls.HEALTH, self.retry))
+
+    def ready(self) -> JSON:
+        """``GET /ready``: ``{"status": "ready" | "not ready", "checks": {...}}``, the 503
+        of a process not ready included (its checks say why)."""
+        return _readiness(send_unchecked(self.http, calls.READY, self.retry))
 
     def __enter__(self) -> RawClient:
         return self
@@ -281,6 +298,12 @@ class AsyncRawClient(_Base):
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    async def health(self) -> JSON:
+        return _object(await send_async(self.http, calls.HEALTH, self.retry))
+
+    async def ready(self) -> JSON:
+        return _readiness(await send_unchecked_async(self.http, calls.READY, self.retry))
+
     async def __aenter__(self) -> AsyncRawClient:
         return self
 
@@ -395,6 +418,16 @@ def _body(response: httpx.Response) -> Any:
     except ValueError:
         raise FabricaError(response.status_code,
                            f"{response.request.url} did not answer with JSON") from None
+
+
+def _readiness(response: httpx.Response) -> JSON:
+    if response.status_code not in (200, 503):
+        raise error_from_response(response)
+    body = _body(response)
+    if not isinstance(body, dict) or "status" not in body:
+        raise FabricaError(response.status_code, f"{response.request.url}: not a readiness "
+                           "answer")
+    return body
 
 
 def _object(response: httpx.Response) -> JSON:

@@ -21,7 +21,8 @@ import httpx
 from ._calls import Call
 from ._errors import ConnectionFailed, error_from_response
 
-__all__ = ["Retry", "open_stream", "open_stream_async", "send", "send_async"]
+__all__ = ["Retry", "open_stream", "open_stream_async", "send", "send_async", "send_unchecked",
+           "send_unchecked_async"]
 
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
@@ -87,6 +88,18 @@ async def open_stream_async(
         raise _connection_failed(http, exc) from exc
     finally:
         await response.aclose()
+
+
+def send_unchecked(http: httpx.Client, call: Call, retry: Retry) -> httpx.Response:
+    """`send` without turning an error status into an exception (``/ready``'s 503 has a body
+    worth reading)."""
+    return _send(http, call, retry)
+
+
+async def send_unchecked_async(http: httpx.AsyncClient, call: Call, retry: Retry
+                               ) -> httpx.Response:
+    """The async twin of `send_unchecked`."""
+    return await _send_async(http, call, retry)
 
 
 def _send(http: httpx.Client, call: Call, retry: Retry, stream: bool = False) -> httpx.Response:

@@ -22,6 +22,7 @@ from ._reconciler import ResourceReconciler
 from ._result import Request, Result, TerminalError
 from ._shards import Shards
 from ._source import EventSource
+from ._tracing import ReconcileTracing
 from ._workers import KindWorkers
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "QueueShutDown",
     "RateLimiter",
     "ReconcileClient",
+    "ReconcileTracing",
     "Request",
     "ResourceReconciler",
     "Result",

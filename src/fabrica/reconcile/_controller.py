@@ -30,6 +30,7 @@ from ._queue import WorkQueue
 from ._reconciler import ResourceReconciler
 from ._shards import Shards
 from ._source import EventSource
+from ._tracing import ReconcileTracing
 from ._workers import KindWorkers
 
 __all__ = ["Controller"]
@@ -52,6 +53,7 @@ class Controller:
         event_prefix: str = "io.fabrica",
         metrics: ControllerMetrics | None = None,
         shards: Shards | None = None,
+        tracing: ReconcileTracing | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -68,7 +70,8 @@ class Controller:
                 continue
             reconciler = cls(self.client, requeue_after=requeue_after)
             self._kinds[cls.kind.resource_info.kind] = KindWorkers(
-                reconciler, worker_count, timeout=timeout, metrics=self.metrics, shards=shards)
+                reconciler, worker_count, timeout=timeout, metrics=self.metrics, shards=shards,
+                tracing=tracing)
         self.source = EventSource(bus, event_prefix=event_prefix)
         self.handler = OwnerHandler(self._kinds, self.enqueue, self._load_owners)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..events import CloudEvent, EventBus, ResourceEvent, Subscription
+from ._tracing import CAUSE
 
 __all__ = ["EventSource"]
 
@@ -28,7 +29,12 @@ class EventSource:
         async def on_event(event: CloudEvent) -> None:
             parsed = ResourceEvent.parse(event)
             if parsed is not None and parsed.is_lifecycle:
-                await handler(parsed)
+                cause = event.extensions.get("traceparent")
+                token = CAUSE.set(cause if isinstance(cause, str) else None)
+                try:
+                    await handler(parsed)
+                finally:
+                    CAUSE.reset(token)
 
         self._subscription = await self.bus.subscribe(self.pattern, on_event, name=self.name)
 

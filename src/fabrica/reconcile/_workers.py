@@ -8,6 +8,7 @@ retried with the queue's per-key backoff (``requeue`` or an exception).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -18,10 +19,15 @@ from ._queue import QueueShutDown, WorkQueue
 from ._reconciler import OVERTAKEN, ResourceReconciler
 from ._result import Request, Result
 from ._shards import Shards
+from ._tracing import CAUSE, ReconcileTracing
 
 __all__ = ["KindWorkers"]
 
 log = logging.getLogger("fabrica.reconcile")
+
+#: Causes kept per queued key: a key written a thousand times before its reconcile links
+#: to the first few and the last.
+_MAX_CAUSES = 16
 
 
 class KindWorkers:
@@ -33,8 +39,12 @@ class KindWorkers:
         timeout: float,
         metrics: ControllerMetrics,
         shards: Shards | None = None,
+        tracing: ReconcileTracing | None = None,
     ) -> None:
         self.reconciler = reconciler
+        self.tracing = tracing
+        # uid → (the traceparents of the writes that queued it, when it was first queued)
+        self._causes: dict[str, tuple[list[str], float]] = {}
         self.kind = reconciler.kind.resource_info.kind
         self.queue: WorkQueue[str] = WorkQueue()
         self.worker_count = worker_count
@@ -48,6 +58,8 @@ class KindWorkers:
         return bool(len(self.queue) or self.queue.in_flight)
 
     def add(self, uid: str) -> None:
+        if self.tracing is not None:
+            self._note_cause(uid, CAUSE.get())
         self.queue.add(uid)
         self.metrics.depth.labels(self.kind).set(len(self.queue))
 
@@ -75,8 +87,7 @@ class KindWorkers:
                 continue
             started = time.perf_counter()
             try:
-                result = await asyncio.wait_for(
-                    self.reconciler.reconcile(Request(kind, uid)), self.timeout)
+                result = await asyncio.wait_for(self._reconcile(uid), self.timeout)
             except Exception as exc:
                 metrics.errors.labels(kind).inc()
                 metrics.retries.labels(kind).inc()
@@ -98,6 +109,23 @@ class KindWorkers:
                 if self.shards is not None:
                     self.shards.end(uid)
                 queue.done(uid)
+
+
+    def _note_cause(self, uid: str, cause: str | None) -> None:
+        causes, _ = self._causes.setdefault(uid, ([], time.time()))
+        if cause is not None and cause not in causes:
+            if len(causes) >= _MAX_CAUSES:
+                causes.pop()
+            causes.append(cause)
+
+    async def _reconcile(self, uid: str) -> Result:
+        """One reconcile, in its spans when tracing (its writes are their children)."""
+        spans: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        if self.tracing is not None:
+            causes, queued_at = self._causes.pop(uid, ([], None))
+            spans = self.tracing.reconcile(self.kind, causes, queued_at)
+        with spans:
+            return await self.reconciler.reconcile(Request(self.kind, uid))
 
 
 def _outcome(result: Result) -> str:

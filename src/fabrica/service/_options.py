@@ -36,6 +36,8 @@ DEFAULT_STORAGE_TIMEOUT = 10.0
 Role = Literal["all", "api", "controller"]
 ROLES: tuple[Role, ...] = ("all", "api", "controller")
 EventsBus = Literal["memory", "nats", "kafka"]
+LogFormat = Literal["text", "json"]
+AuthMode = Literal["enforce", "shadow"]
 #: The buses several processes share (SPEC sections 6 and 12).
 SHARED_BUSES = ("nats", "kafka")
 
@@ -92,6 +94,12 @@ class ServiceOptions:
 
     `encryption_key` (SPEC section 10): Fernet keys, comma-separated, that encrypt sensitive
     values at rest; the first encrypts, all decrypt (rotation). None: stored as written.
+
+    Observability (SPEC section 13): spans go over OTLP/HTTP to `otlp_endpoint` (the base
+    URL, as ``OTEL_EXPORTER_OTLP_ENDPOINT``; None: that variable, or no tracing), a share
+    `trace_sample_ratio` of new traces sampled (parent-based). `log_format` ``json``: one
+    JSON object per log line. `auth_mode` ``shadow`` decides and counts every request but
+    serves the ones ``enforce`` would refuse (403); a missing or bad token is 401 in both.
     """
 
     settings: ServiceSettings = field(default_factory=_default_settings)
@@ -124,6 +132,11 @@ class ServiceOptions:
     log_level: str = "info"
     access_log: bool = True
     encryption_key: str | None = field(default=None, repr=False)
+    # Observability (SPEC section 13)
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = 1.0
+    log_format: LogFormat = "text"
+    auth_mode: AuthMode = "enforce"
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -136,6 +149,7 @@ class ServiceOptions:
             self.jetstream()
         self._check_kafka()
         self.encryption()
+        self._check_observability()
 
     def encryption(self) -> Encryption | None:
         """The keys of `encryption_key`, or None without any."""
@@ -206,6 +220,27 @@ class ServiceOptions:
         if not _valid_topic(self.kafka_topic_name):
             raise OptionError(f"{self.kafka_topic_name!r} is not a Kafka topic name (at most "
                               "249 of the letters, digits, '.', '_' and '-')", "--kafka-topic")
+
+    @property
+    def tracing(self) -> bool:
+        """Spans are exported: an endpoint is given here or in the standard variables, and
+        ``OTEL_SDK_DISABLED`` does not turn the SDK off."""
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return False
+        return bool(self.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+    def _check_observability(self) -> None:
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            raise OptionError("the trace sample ratio is a number from 0 to 1",
+                              "--trace-sample-ratio")
+        if self.log_format not in ("text", "json"):
+            raise OptionError("the log format is text or json", "--log-format")
+        if self.auth_mode not in ("enforce", "shadow"):
+            raise OptionError("the auth mode is enforce or shadow", "--auth-mode")
+        if self.tracing and importlib.util.find_spec("opentelemetry.sdk") is None:
+            raise OptionError("tracing needs OpenTelemetry: pip install opentelemetry-sdk "
+                              "opentelemetry-exporter-otlp-proto-http", "--otlp-endpoint")
 
     def _check_processes(self) -> None:
         """Several processes need a bus they share: the memory bus stays in one process."""

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -55,8 +56,12 @@ class OutboxRelay:
         batch: int = 500,
         poll: float = 0.1,
         max_backoff: float = 5.0,
+        batch_span: Callable[[Sequence[OutboxEntry]],
+                             contextlib.AbstractContextManager[object]] | None = None,
     ) -> None:
         self.storage, self.bus, self.leases = storage, bus, leases
+        # When tracing: a batch is a trace of its own, linked to the writes it relays.
+        self.batch_span = batch_span
         self.batch, self.poll, self.max_backoff = batch, poll, max_backoff
         self.relayed = 0
         self.failures = 0
@@ -147,6 +152,12 @@ class OutboxRelay:
         entries = await self.storage.outbox_pending(self.batch)
         if not entries:
             return False
+        if self.batch_span is None:
+            return await self._relay_entries(entries)
+        with self.batch_span(entries):
+            return await self._relay_entries(entries)
+
+    async def _relay_entries(self, entries: list[OutboxEntry]) -> bool:
         chains: defaultdict[str, list[OutboxEntry]] = defaultdict(list)
         for entry in entries:
             chains[entry.resource].append(entry)

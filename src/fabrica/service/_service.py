@@ -11,6 +11,7 @@ among its parts: `fabrica.server.create_app` mounts the API on a service, and a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -47,6 +48,7 @@ from ._stopping import Step, stop_in_order
 
 if TYPE_CHECKING:
     from ..auth import Auth
+    from ._tracing import Tracing
 
 __all__ = ["Service"]
 
@@ -85,6 +87,9 @@ class Service:
         self.role, self.instance = options.role, options.instance_name
         if self.role == "api":
             reconcilers = ()
+        self.tracing = _tracing(options, self.settings.project, self.instance)
+        if self.tracing is not None:
+            storage = self.tracing.storage(storage)
         self.storage = with_timeout(storage, options.storage_timeout or None)
         self.api_versions = ApiVersionTable(kinds, versions)
         self.store = ResourceStore(self.storage, kinds, api_versions=self.api_versions,
@@ -136,16 +141,18 @@ class Service:
         relay, if any."""
         if self.bus is None:
             return None
-        settings, store = self.settings, self.store
-        publisher = ChangePublisher(self.bus, prefix=settings.event_prefix,
-                                    source=settings.source)
+        settings, store, tracing = self.settings, self.store, self.tracing
+        bus = self.bus if tracing is None else tracing.bus(self.bus)
+        publisher = ChangePublisher(bus, prefix=settings.event_prefix, source=settings.source,
+                                    traceparent=tracing.traceparent if tracing else None)
         register_bus_metrics(self.registry, self.bus, lambda: publisher.failures)
         if not self._durable():
             store.add_listener(publisher)
             store.add_emission_listener(publisher.emit)
             return None
-        relay = OutboxRelay(self.storage, self.bus, self.leases,  # type: ignore[arg-type]
-                            registry=self.registry)
+        relay = OutboxRelay(self.storage, bus, self.leases,  # type: ignore[arg-type]
+                            registry=self.registry,
+                            batch_span=tracing.relay_batch if tracing else None)
         store.use_outbox(publisher.messages, relay.wake)
         store.add_emission_listener(_recorded(store, publisher))
         return relay
@@ -168,7 +175,7 @@ class Service:
             self.store, self.bus, reconcilers, worker_count=settings.reconcile_workers,
             requeue_after=settings.reconcile_requeue_minutes * 60,
             event_prefix=settings.event_prefix, metrics=ControllerMetrics(self.registry),
-            shards=shards,
+            shards=shards, tracing=self.tracing,
         )
 
     # -- what probes answer --------------------------------------------------------------
@@ -246,7 +253,20 @@ class Service:
         steps += [("leases", lambda _: leases.close()), ("storage", lambda _: storage.close())]
         if auth is not None:
             steps.append(("authentication", lambda _: auth.close()))
+        if self.tracing is not None:  # last: the spans of the stop itself go out too
+            tracing = self.tracing
+            steps.append(("tracing", lambda _: asyncio.to_thread(tracing.shutdown)))
         return steps
+
+
+def _tracing(options: ServiceOptions, project: str, instance: str) -> Tracing | None:
+    """The service's tracing, when it has an endpoint (OpenTelemetry loads only then)."""
+    if not options.tracing:
+        return None
+    from ._tracing import Tracing
+
+    return Tracing(service_name=project, instance=instance, endpoint=options.otlp_endpoint,
+                   sample_ratio=options.trace_sample_ratio)
 
 
 def _recorded(store: ResourceStore, publisher: ChangePublisher) -> Any:

@@ -12,7 +12,9 @@ failure handling.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..events import (
@@ -33,10 +35,16 @@ log = logging.getLogger("fabrica.events")
 
 
 class ChangePublisher:
-    def __init__(self, bus: EventBus, *, prefix: str = "io.fabrica", source: str = "fabrica"):
+    """`traceparent`, when tracing (SPEC section 13), gives the W3C ``traceparent`` of the
+    span current where an event is made; the event carries it (CloudEvents' distributed
+    tracing extension), so what the event causes joins the write's trace."""
+
+    def __init__(self, bus: EventBus, *, prefix: str = "io.fabrica", source: str = "fabrica",
+                 traceparent: Callable[[], str | None] | None = None):
         self.bus = bus
         self.prefix = prefix
         self.source = source
+        self.traceparent = traceparent
         self.failures = 0
 
     async def __call__(self, change: Change) -> None:
@@ -84,14 +92,22 @@ class ChangePublisher:
                 prefix=self.prefix, source=self.source, previous_status=previous,
                 actor=change.actor,
             ))
-        return events
+        return self._traced(events)
+
+    def _traced(self, events: list[CloudEvent]) -> list[CloudEvent]:
+        parent = self.traceparent() if self.traceparent is not None else None
+        if parent is None:
+            return events
+        return [dataclasses.replace(e, extensions={**e.extensions, "traceparent": parent})
+                for e in events]
 
     def emission_event(self, emission: Emission) -> CloudEvent:
         obj = emission.resource
         info = obj.resource_info
-        return reason_event(emission.reason, info.kind, info.plural, obj.uid, obj.name,
-                            prefix=self.prefix, source=self.source, details=emission.details,
-                            id=emission.id, actor=emission.actor)
+        return self._traced([reason_event(
+            emission.reason, info.kind, info.plural, obj.uid, obj.name, prefix=self.prefix,
+            source=self.source, details=emission.details, id=emission.id,
+            actor=emission.actor)])[0]
 
     def emission_messages(self, emission: Emission) -> list[OutboxMessage]:
         event = self.emission_event(emission)

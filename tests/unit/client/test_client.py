@@ -760,3 +760,33 @@ def test_main_is_the_generated_entry_point(capsys: pytest.CaptureFixture[str]) -
         fabrica.client.main(KINDS, SETTINGS, ["device", "--help"])
     assert done.value.code == 0
     assert "Usage: python -m device_api.client device" in capsys.readouterr().out
+
+
+# ---- health and readiness (SPEC section 13) --------------------------------------------------
+
+def test_health_and_ready_of_a_running_service(server: str, client: Client) -> None:
+    health = client.health()
+    assert health["status"] == "healthy" and health["resources"] == ["Device", "Config"]
+    assert client.ready() == {"status": "ready", "checks": {"storage": "ok", "role": "ok"}}
+    ready = run(server, "ready")
+    assert ready.exit_code == 0 and json.loads(ready.stdout)["status"] == "ready"
+    table = run(server, "health", "-o", "table")
+    assert table.exit_code == 0 and "healthy" in table.stdout
+
+
+async def test_async_health_and_a_service_not_started_is_not_ready(tmp_path: Any) -> None:
+    # ASGITransport runs no lifespan: the service never started, so /ready is 503.
+    app = create_app(KINDS, FileStorage(tmp_path / "data"), settings=SETTINGS)
+    async with AsyncClient("http://t", kinds=KINDS, transport=httpx.ASGITransport(app=app)) as c:
+        assert (await c.health())["service"] == "device-api"
+        ready = await c.ready()
+    assert ready["status"] == "not ready"
+
+
+def test_ready_exits_non_zero_when_not_ready_or_unreachable() -> None:
+    body = {"status": "not ready", "checks": {"storage": "unreachable: timed out"}}
+    transport = httpx.MockTransport(lambda request: httpx.Response(503, json=body))
+    result = run("http://api.test", "ready", transport=transport)
+    assert result.exit_code == 1 and json.loads(result.stdout) == body
+    assert run(dead_url(), "--retries", "0", "ready").exit_code == 1
+    assert run(dead_url(), "--retries", "0", "health").exit_code == 1

@@ -129,7 +129,7 @@ async def test_failures_retry_with_backoff_then_succeed(client):
     assert 'fabrica_reconcile_errors_total{kind="Shelf"} 3.0' in metrics
     assert 'fabrica_workqueue_retries_total{kind="Shelf"} 3.0' in metrics
     assert "fabrica_reconcile_duration_seconds_bucket" in metrics
-    assert 'fabrica_http_requests_total{method="POST",route="/shelves",status="201"}' in metrics
+    assert 'fabrica_http_requests_total{code="201",kind="Shelf",verb="create"}' in metrics
 
 
 async def test_error_is_recorded_in_ready_condition(client):

@@ -283,3 +283,41 @@ def test_services_without_auth_do_not_load_pyjwt_or_casbin() -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+async def _decisions(client: httpx.AsyncClient) -> dict[str, float]:
+    text = (await client.get("/metrics", headers=admin())).text
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("fabrica_authz_decisions_total{"):
+            labels, value = line.rsplit(" ", 1)
+            found[labels.split('"')[1]] = float(value)
+    return found
+
+
+@pytest.mark.parametrize("mode", ["enforce", "shadow"])
+async def test_shadow_mode_serves_what_enforce_denies_and_counts_it(
+        tmp_path: Path, mode: str, caplog: pytest.LogCaptureFixture) -> None:
+    from fabrica.service import Service, ServiceOptions
+
+    settings = ServiceSettings(project="device-api", package="device_api", events=True)
+    service = Service([Device], FileStorage(tmp_path / "data"),
+                      ServiceOptions(settings=settings, auth_mode=mode),  # type: ignore[arg-type]
+                      bus=MemoryBus(), auth=make_auth(tmp_path))
+    caplog.set_level("INFO", logger="fabrica.auth")
+    async with serve_in_process(create_app(service)) as client:
+        created = await client.post("/devices", json=DEVICE, headers=as_role("viewer"))
+        assert created.status_code == (201 if mode == "shadow" else 403)
+        assert (await client.get("/devices", headers=as_role("viewer"))).status_code == 200
+        # No one to decide about: 401 in both modes, and no decision counted.
+        assert (await client.post("/devices", json=DEVICE)).status_code == 401
+        bad = await client.post("/devices", json=DEVICE, headers=bearer("not-a-token"))
+        assert bad.status_code == 401
+        # The viewer's denied create and allowed list; then the admin's /metrics read.
+        assert await _decisions(client) == {"allow": 2.0, "deny": 1.0}
+    shadowed = [r.getMessage() for r in caplog.records if "authz shadow" in r.getMessage()]
+    if mode == "enforce":
+        assert shadowed == []
+    else:
+        assert shadowed[:2] == ["authz shadow: deny (served) alice (roles: viewer) create devices",
+                                "authz shadow: allow alice (roles: viewer) list devices"]

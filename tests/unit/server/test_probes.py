@@ -34,7 +34,8 @@ async def test_probes_answer_as_an_api_process_does(tmp_path):
         metrics = await client.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain")
         assert 'fabrica_process_info{instance="ctl-1",role="controller"' in metrics.text
-        assert ('fabrica_http_requests_total{method="GET",route="/health",status="200"} 1.0'
+        # /health and /ready: the service's own paths are one kind, ""
+        assert ('fabrica_http_requests_total{code="200",kind="",verb="get"} 2.0'
                 in metrics.text)
         for path in ("/shelves", "/openapi.json", "/docs", "/events"):
             missing = await client.get(path)

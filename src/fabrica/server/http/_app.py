@@ -144,7 +144,12 @@ def _mount(service: Service) -> Starlette:
         finally:
             await service.stop()
 
-    middleware = [Middleware(HTTPMetrics, registry=service.registry)]
+    middleware = [Middleware(HTTPMetrics, registry=service.registry,
+                             kinds=[cls.resource_info for cls in service.kinds])]
+    if service.tracing is not None:  # outermost: auth and metrics are inside its span
+        from ._tracing import TraceRequests  # OpenTelemetry loads only for a tracing service
+
+        middleware.insert(0, Middleware(TraceRequests, tracing=service.tracing))
     public = public_plurals(service.kinds) if service.role != "controller" else frozenset()
     if public:  # said at every start: a kind open to anyone should never be a surprise
         log.warning("public kinds (no token needed%s): %s",
@@ -154,7 +159,8 @@ def _mount(service: Service) -> Starlette:
         from ._auth import AuthMiddleware  # PyJWT and Casbin load only for services with auth
 
         middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project,
-                                     public=public))
+                                     public=public, mode=service.options.auth_mode,
+                                     registry=service.registry))
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
                     middleware=middleware)
     app.state.service = service

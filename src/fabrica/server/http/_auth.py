@@ -10,6 +10,11 @@ shape (``list`` vs ``get``, ``watch`` for ``?watch=true``, ``status`` for any wr
 Failures follow RFC 6750: 401 with ``WWW-Authenticate: Bearer`` (with
 ``error="invalid_token"`` when a token was sent), 403 naming the action and the object, and
 the body every error has. The token's ``sub`` becomes the actor of the request's writes.
+
+Every decision is counted (``fabrica_authz_decisions_total{decision}``, allow or deny). In
+``shadow`` mode (SPEC section 13) each is also logged and a denied request is served, so a
+new policy can be watched on real traffic before it refuses anything; a missing or invalid
+token is 401 in both modes (there is no one to decide about).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+from prometheus_client import CollectorRegistry, Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...auth import Auth, InvalidToken, KeysUnavailable, Principal
@@ -38,11 +44,17 @@ ANONYMOUS_PRINCIPAL = Principal(ANONYMOUS)
 
 class AuthMiddleware:
     def __init__(self, app: ASGIApp, auth: Auth, realm: str,
-                 public: frozenset[str] = frozenset()) -> None:
+                 public: frozenset[str] = frozenset(), mode: str = "enforce",
+                 registry: CollectorRegistry | None = None) -> None:
         self.app = app
         self.auth = auth
         self.realm = _quote(realm)
         self.public = public  # plurals of exposure="public" kinds
+        self.shadow = mode == "shadow"
+        decisions = Counter("fabrica_authz_decisions_total",
+                            "Authorization decisions (in shadow mode the denied are served)",
+                            ["decision"], registry=registry or CollectorRegistry())
+        self._allowed, self._denied = decisions.labels("allow"), decisions.labels("deny")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -83,7 +95,15 @@ class AuthMiddleware:
                                   "keys are unavailable", headers={"Retry-After": "5"})
         obj, act = request_target(scope.get("method", "GET"), scope["path"],
                                   scope.get("query_string", b""))
-        if not public and not self.auth.policy.allows(principal, obj, act):
+        if public:  # an exposure="public" kind: a token sent is checked, no policy applies
+            return principal
+        allowed = self.auth.policy.allows(principal, obj, act)
+        (self._allowed if allowed else self._denied).inc()
+        if self.shadow:
+            log.info("authz shadow: %s %s %s %s", "allow" if allowed else "deny (served)",
+                     principal.describe(), act, obj)
+            return principal
+        if not allowed:
             message = f"{principal.describe()} may not {act} {obj}"
             return error_response(403, f"forbidden: {message}", headers={
                 "WWW-Authenticate": f'Bearer realm="{self.realm}", error="insufficient_scope", '

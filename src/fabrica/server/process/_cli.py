@@ -42,6 +42,7 @@ from ...store import DEFAULT_CACHE_SIZE, Hooks
 from ..http._app import create_app
 from ._auth_cli import auth_from_options, auth_options, reload_policy_on_sighup, token_command
 from ._backup_cli import backup_commands, storage_opener
+from ._logging import configure_logging
 from ._probes import probe_app
 from ._units import as_byte_size, as_duration, as_positive_byte_size
 from ._workers import run_app, serve_workers
@@ -174,6 +175,7 @@ def _serve_options(settings: ServiceSettings) -> Callable[[Callable[..., None]],
                      type=click.Choice(["debug", "info", "warning", "error"])),
         click.option("--access-log/--no-access-log", default=True, show_default=True,
                      envvar=f"{env}_ACCESS_LOG"),
+        *_observability_options(env),
         click.option("--encryption-key", default=None, envvar=f"{env}_ENCRYPTION_KEY",
                      help="Fernet keys, comma-separated, that encrypt sensitive fields at "
                           "rest: the first encrypts, all decrypt (rotation)."),
@@ -186,6 +188,31 @@ def _serve_options(settings: ServiceSettings) -> Callable[[Callable[..., None]],
         return serve
 
     return decorate
+
+
+def _observability_options(env: str) -> list[Callable[[Any], Any]]:
+    """``--log-format``, ``--otlp-endpoint``, ``--trace-sample-ratio`` and ``--auth-mode``
+    (SPEC section 13)."""
+    return [
+        click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+                     show_default=True, envvar=f"{env}_LOG_FORMAT",
+                     help="json: one JSON object per line, with trace_id and span_id."),
+        click.option("--otlp-endpoint", default=None, metavar="URL",
+                     envvar=f"{env}_OTLP_ENDPOINT",
+                     help="Export OpenTelemetry spans over OTLP/HTTP to this collector (its "
+                          "base URL, e.g. http://localhost:4318) [default: "
+                          "OTEL_EXPORTER_OTLP_ENDPOINT; neither: no tracing]. The other "
+                          "OTEL_* variables apply."),
+        click.option("--trace-sample-ratio", default=1.0, type=click.FloatRange(0, 1),
+                     show_default=True, envvar=f"{env}_TRACE_SAMPLE_RATIO",
+                     help="Share of new traces sampled; a request that comes with a "
+                          "traceparent follows its caller's choice."),
+        click.option("--auth-mode", type=click.Choice(["enforce", "shadow"]),
+                     default="enforce", show_default=True, envvar=f"{env}_AUTH_MODE",
+                     help="shadow: decide, log and count every request "
+                          "(fabrica_authz_decisions_total) but serve the denied ones; a "
+                          "missing or invalid token is still 401."),
+    ]
 
 
 def _kafka_options(settings: ServiceSettings) -> list[Callable[[Any], Any]]:
@@ -218,9 +245,20 @@ _OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(ServiceOpti
 def _serve(parts: _Parts, **values: Any) -> None:
     """``serve``: read the options, open the storage, serve in one process or several."""
     settings = parts.settings
-    _log_as(values["instance"] or default_instance(), values["log_level"])
+    configure_logging(values["instance"] or default_instance(), values["log_level"],
+                      values["log_format"])
     options = _read_options(settings, values)  # what is left: the auth options
     auth = auth_from_options(settings, values)
+    if auth is not None:
+        log.info("authorization: %s mode%s", options.auth_mode,
+                 " (every decision logged, denied requests served)"
+                 if options.auth_mode == "shadow" else "")
+    elif options.auth_mode == "shadow":
+        log.warning("--auth-mode shadow: this project has auth off, nothing to decide")
+    if options.tracing:
+        log.info("tracing: OTLP/HTTP to %s, sample ratio %g (parent-based)",
+                 options.otlp_endpoint or "the OTEL_EXPORTER_OTLP_* endpoint",
+                 options.trace_sample_ratio)
     storage = _open_storage(settings, options)
     active = _active_reconcilers(settings, parts.reconcilers)
     _log_features(options, parts.reconcilers, active if options.role != "api" else [])
@@ -256,7 +294,7 @@ def _worker(options: ServiceOptions, index: int) -> ServiceOptions:
     """Worker `index`'s options (in the worker, after the fork): its own name, and the
     reconcilers in the first one only, the others serving the API."""
     name = f"{options.instance}-{index}" if options.instance else default_instance()
-    _log_as(name, options.log_level)
+    configure_logging(name, options.log_level, options.log_format)
     role: Role = options.role if index == 0 or options.role == "api" else "api"
     return options.replace(instance=name, role=role)
 
@@ -291,11 +329,6 @@ def _migrate_command(settings: ServiceSettings) -> click.Command:
             click.echo(f"{shown}: schema migrated from {before or 'nothing'} to {after}")
 
     return migrate
-
-
-def _log_as(instance: str, level: str) -> None:
-    logging.basicConfig(level=level.upper(), force=True,
-                        format=f"%(asctime)s %(levelname)-7s [{instance}] %(name)s: %(message)s")
 
 
 def _open_storage(settings: ServiceSettings, options: ServiceOptions,

@@ -4,7 +4,7 @@
 A plain ASGI callable over the `Service`, without Starlette's routing, middleware stack or
 exception handlers: three fixed paths need none of them. Its lifespan starts and stops the
 service. The answers are those of the API process: the same bodies, headers and request
-metrics (``fabrica_http_requests_total`` labelled by path), and the same error bodies for any
+metrics (``fabrica_http_requests_total{kind,verb,code}``), and the same error bodies for any
 other path (404) or method (405).
 """
 
