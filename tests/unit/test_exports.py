@@ -47,11 +47,11 @@ EXPORTS = {
     ],
     "fabrica.store": [
         "ANONYMOUS", "Action", "Actor", "BadExport", "CachedRead", "Change",
-        "ChangeListener", "ChangePublisher", "DEFAULT_ATTEMPTS", "DEFAULT_CACHE_SIZE",
+        "ChangeListener", "ChangePublisher", "CreateManyError", "DEFAULT_ATTEMPTS", "DEFAULT_CACHE_SIZE",
         "DEFAULT_QUEUE_SIZE", "DEFAULT_VERSION_WAIT", "DEFAULT_WATCH_MEMORY",
         "EXPORT_FORMAT", "Emission", "EmissionListener", "Encryption", "EncryptionError",
         "GarbageCollector", "HookFailed", "Hooks", "ImmutableFieldError", "ImportMode",
-        "ImportPlan", "Operation", "OwnerReferenceError", "Part", "Reject", "ResourceStore",
+        "ImportPlan", "NewResource", "Operation", "OwnerReferenceError", "Part", "Reject", "ResourceStore",
         "ResourceVersionTooLarge", "SYSTEM_CONTROLLER", "UnknownKind", "UpdateType",
         "WatchCache", "Watcher", "WriteContext", "acting_as", "check_storage_key",
         "check_target", "current_actor", "current_roles", "error_line", "export_resources",

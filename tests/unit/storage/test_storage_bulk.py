@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from fabrica.resource import unique_key
 from fabrica.storage import AlreadyExists, BulkItem, BulkStorage, NotFound
 from tests._support.storage import doc, uid
 
@@ -144,3 +145,33 @@ async def test_export_while_writers_write_is_one_state(storage):
         assert version <= revision and logged[version] == document
     if storage.name in ("file", "sqlite"):  # numbers taken in commit order there
         assert exported == state
+
+
+async def test_a_batch_holds_the_unique_keys_of_its_documents(storage):
+    """Imported documents hold their unique values: a later create of a taken serial is
+    refused naming the imported holder, and a batch whose key is taken writes none of it
+    on SQL."""
+    serial = "spec.serial"
+    await storage.prepare_unique("devices", [serial])
+    items = [BulkItem(serialed(f"d-{n}", n, f"S{n}"), [], {serial: unique_key([f"S{n}"])})
+             for n in range(3)]
+    await storage.write_batch("devices", items, mode="create")
+    with pytest.raises(AlreadyExists) as refused:
+        await storage.create("devices", doc("late", uid(9), serial="S1"),
+                             unique={serial: unique_key(["S1"])})
+    assert (refused.value.field, refused.value.holder) == (serial, uid(1))
+    batch = [BulkItem(serialed("e-4", 4, "S4"), [], {serial: unique_key(["S4"])}),
+             BulkItem(serialed("e-5", 5, "S2"), [], {serial: unique_key(["S2"])})]
+    with pytest.raises(AlreadyExists) as refused:
+        await storage.write_batch("devices", batch, mode="create")
+    assert (refused.value.field, refused.value.holder) == (serial, uid(2))
+    with pytest.raises(NotFound):  # every backend: files take back what they wrote
+        await storage.get("devices", uid(4))
+    await storage.create("devices", doc("e-4", uid(4), serial="S4"),
+                         unique={serial: unique_key(["S4"])})
+
+
+def serialed(name: str, n: int, serial: str) -> dict:
+    d = imported(name, n)
+    d["spec"]["serial"] = serial
+    return d

@@ -80,11 +80,12 @@ def write_batch(conn: Connection, collection: str, items: Sequence[BulkItem], mo
         doc = item.document
         meta = doc["metadata"]
         if mode == "upsert":
-            stored.append(_upsert(conn, collection, doc, events, history))
+            stored.append(_upsert(conn, collection, item, events, history))
             conn.execute(delete(versions).where(versions.c.collection == collection,
                                                 versions.c.uid == meta["uid"]))
         else:
-            stored.append(ops.create(conn, collection, doc, None, events, history))
+            stored.append(ops.create(conn, collection, doc, None, events, history,
+                                     item.unique))
         snapshots.extend({"collection": collection, "uid": meta["uid"],
                           "version_id": s["versionId"], "number": int(s["versionId"][1:]),
                           "document": encode(s)} for s in item.history)
@@ -93,10 +94,11 @@ def write_batch(conn: Connection, collection: str, items: Sequence[BulkItem], mo
     return stored
 
 
-def _upsert(conn: Connection, collection: str, doc: Document, events: Outbox | None,
+def _upsert(conn: Connection, collection: str, item: BulkItem, events: Outbox | None,
             history: int) -> Document:
     """Overwrite the resource of the same uid (same name: an update, so watchers see it
     modified), else remove whatever holds the uid or the name and create."""
+    doc = item.document
     meta = doc["metadata"]
     holders = conn.execute(select(resources.c.uid, resources.c.name,
                                   resources.c.resource_version).where(
@@ -105,10 +107,10 @@ def _upsert(conn: Connection, collection: str, doc: Document, events: Outbox | N
     for uid, name, version in holders:
         if uid == meta["uid"] and name == meta["name"]:
             return ops.update_resource(conn, collection, doc, str(version), None, events,
-                                       history)
+                                       history, item.unique)
     for uid, _, _ in holders:
         _delete(conn, collection, uid, events, history)
-    return ops.create(conn, collection, doc, None, events, history)
+    return ops.create(conn, collection, doc, None, events, history, item.unique)
 
 
 def _delete(conn: Connection, collection: str, uid: str, events: Outbox | None,
