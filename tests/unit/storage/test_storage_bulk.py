@@ -175,3 +175,30 @@ def serialed(name: str, n: int, serial: str) -> dict:
     d = imported(name, n)
     d["spec"]["serial"] = serial
     return d
+
+
+async def test_a_batch_is_logged_between_single_writes_and_compacts(open_backend):
+    """A batch's revisions (a block on SQL) sit between the writes before and after it:
+    the log hands out every change once, in order, with no number twice; a batch that
+    crosses compaction points leaves the history the log keeps."""
+    storage = await open_backend(change_history=20)
+    first = await storage.create("devices", doc("before", uid(100)))
+    items = [BulkItem(imported(f"d-{n}", n)) for n in range(45)]
+    stored = await storage.write_batch("devices", items, mode="create")
+    after = await storage.create("devices", doc("after", uid(101)))
+    versions = [int(d["metadata"]["resourceVersion"]) for d in stored]
+    assert len(set(versions)) == 45
+    assert int(first["metadata"]["resourceVersion"]) < min(versions)
+    assert max(versions) < int(after["metadata"]["resourceVersion"])
+    for d in stored[:3]:  # each row carries its own version
+        got = await storage.get("devices", d["metadata"]["uid"])
+        assert got["metadata"]["resourceVersion"] == d["metadata"]["resourceVersion"]
+    latest = await storage.latest("devices")
+    assert latest == int(after["metadata"]["resourceVersion"])
+    horizon = await storage.horizon("devices")
+    assert horizon > int(first["metadata"]["resourceVersion"])  # compacted meanwhile
+    log = await storage.changes("devices", horizon)
+    assert [c.revision for c in log] == sorted(c.revision for c in log)
+    assert log[-1].document["metadata"]["name"] == "after"
+    by_uid = {d["metadata"]["uid"]: d["metadata"]["resourceVersion"] for d in stored}
+    assert all(by_uid[c.document["metadata"]["uid"]] == str(c.revision) for c in log[:-1])
