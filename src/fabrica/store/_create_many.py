@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..resource import Metadata, OwnerReference, Resource, check_metadata, new_uid
-from ..storage import AlreadyExists, BulkItem, BulkStorage
+from ..storage import AlreadyExists, BulkItem, BulkStorage, Document
 from ._changes import Change
 from ._owners import OwnerReferenceError, check_owners
 from ._secrets import seal_document
@@ -80,15 +80,24 @@ async def create_many(store: ResourceStore, children: Sequence[NewResource]
     prepared = [await _prepare(store, index, child) for index, child in enumerate(children)]
     _refuse_repeats(children, prepared)
     by_uid = {p.obj.uid: p.obj for p in prepared}
-    events = store._events(lambda doc: Change(
-        "created", _with_stored_version(by_uid[doc["metadata"]["uid"]], doc)))
+    stored_objects: dict[str, AnyResource] = {}  # each built once, for its events and here
+
+    def as_stored(doc: Document) -> AnyResource:
+        uid = doc["metadata"]["uid"]
+        found = stored_objects.get(uid)
+        if found is None or found.metadata.resource_version != doc["metadata"][
+                "resourceVersion"]:
+            found = stored_objects[uid] = _with_stored_version(by_uid[uid], doc)
+        return found
+
+    events = store._events(lambda doc: Change("created", as_stored(doc)))
     try:
         stored = await storage.write_batch(cls.resource_info.plural,
                                            [p.item for p in prepared], mode="create",
                                            outbox=events.get("outbox"))
     except AlreadyExists as exc:
         raise _naming(children, prepared, exc) from exc
-    created = [_with_stored_version(by_uid[doc["metadata"]["uid"]], doc) for doc in stored]
+    created = [as_stored(doc) for doc in stored]
     for obj in created:
         await store._notify(Change("created", obj), events)
     return created
