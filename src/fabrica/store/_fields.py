@@ -15,7 +15,8 @@ from typing import Any
 from ..resource import KindRules, Resource, field_value, unique_key
 from ..storage import Document, Storage
 
-__all__ = ["ImmutableFieldError", "check_immutable", "prepare_unique", "unique_keys"]
+__all__ = ["ImmutableFieldError", "check_immutable", "prepare_fields", "prepare_unique",
+           "unique_keys"]
 
 
 class ImmutableFieldError(ValueError):
@@ -62,3 +63,15 @@ async def prepare_unique(storage: Storage, kinds: Iterable[type[Resource[Any, An
             raise TypeError(f"{info.kind} has unique fields, which the {storage.name} "
                             "storage cannot keep")
         await prepare(info.plural, constraints)
+
+
+async def prepare_fields(storage: Storage, kinds: Iterable[type[Resource[Any, Any]]]) -> None:
+    """At start: every kind's selectable fields (`KindRules.selectable`) handed to the
+    storage, which indexes them (SQL builds the index of a field new to it from what is
+    stored), so that lists by ``?fieldSelector=`` read an index whoever serves them."""
+    prepare = getattr(storage, "prepare_fields", None)
+    if prepare is None:  # a backend of its own without field selectors: lists refuse them
+        return
+    for kind in kinds:
+        info = kind.resource_info
+        await prepare(info.plural, info.rules.selectable)

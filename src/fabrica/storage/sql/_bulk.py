@@ -68,8 +68,8 @@ def _histories(conn: Connection, collection: str) -> dict[str, builtins.list[Doc
 
 
 def write_batch(conn: Connection, collection: str, items: Sequence[BulkItem], mode: BatchMode,
-                remove: Sequence[str], events: Outbox | None, history: int
-                ) -> builtins.list[Document]:
+                remove: Sequence[str], events: Outbox | None, history: int,
+                indexed: Sequence[str] = ()) -> builtins.list[Document]:
     """The batch, in the caller's write transaction. In ``create`` mode a taken uid or name
     raises the database's IntegrityError (the caller says which: `taken`)."""
     for uid in remove:
@@ -80,11 +80,12 @@ def write_batch(conn: Connection, collection: str, items: Sequence[BulkItem], mo
         doc = item.document
         meta = doc["metadata"]
         if mode == "upsert":
-            stored.append(_upsert(conn, collection, doc, events, history))
+            stored.append(_upsert(conn, collection, doc, events, history, indexed))
             conn.execute(delete(versions).where(versions.c.collection == collection,
                                                 versions.c.uid == meta["uid"]))
         else:
-            stored.append(ops.create(conn, collection, doc, None, events, history))
+            stored.append(ops.create(conn, collection, doc, None, events, history,
+                                     indexed=indexed))
         snapshots.extend({"collection": collection, "uid": meta["uid"],
                           "version_id": s["versionId"], "number": int(s["versionId"][1:]),
                           "document": encode(s)} for s in item.history)
@@ -94,7 +95,7 @@ def write_batch(conn: Connection, collection: str, items: Sequence[BulkItem], mo
 
 
 def _upsert(conn: Connection, collection: str, doc: Document, events: Outbox | None,
-            history: int) -> Document:
+            history: int, indexed: Sequence[str]) -> Document:
     """Overwrite the resource of the same uid (same name: an update, so watchers see it
     modified), else remove whatever holds the uid or the name and create."""
     meta = doc["metadata"]
@@ -105,10 +106,10 @@ def _upsert(conn: Connection, collection: str, doc: Document, events: Outbox | N
     for uid, name, version in holders:
         if uid == meta["uid"] and name == meta["name"]:
             return ops.update_resource(conn, collection, doc, str(version), None, events,
-                                       history)
+                                       history, indexed=indexed)
     for uid, _, _ in holders:
         _delete(conn, collection, uid, events, history)
-    return ops.create(conn, collection, doc, None, events, history)
+    return ops.create(conn, collection, doc, None, events, history, indexed=indexed)
 
 
 def _delete(conn: Connection, collection: str, uid: str, events: Outbox | None,
