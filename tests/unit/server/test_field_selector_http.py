@@ -6,6 +6,7 @@ selection; the 400s of a field that cannot be selected and of a selector of 1,00
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 import time
 from collections.abc import AsyncIterator
@@ -198,3 +199,13 @@ async def test_a_watch_sees_resources_enter_and_leave_the_selection(place, cache
             assert (await c.put("/bmcs/b/status", json={"phase": "Gone"})).status_code == 200
             entered = "ADDED" if cache_size else "MODIFIED"
             assert await stream.take(2) == [(entered, "b"), ("DELETED", "b")]
+
+
+async def test_openapi_documents_the_parameter_with_the_kinds_fields(tmp_path):
+    async with serve_in_process(create_app([BMC], FileStorage(tmp_path / "d"))) as client:
+        document = (await client.get("/openapi.json")).json()
+    params = {p["name"]: p for p in document["paths"]["/bmcs"]["get"]["parameters"]}
+    assert SELECTABLE in params["fieldSelector"]["description"]
+    pattern = re.compile(params["fieldSelector"]["schema"]["pattern"])
+    assert pattern.search("spec.rackUID=r1, status.phase!=Ready")
+    assert not pattern.search("spec.serial=S1")
