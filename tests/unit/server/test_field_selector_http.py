@@ -6,8 +6,8 @@ selection; the 400s of a field that cannot be selected and of a selector of 1,00
 from __future__ import annotations
 
 import asyncio
-import re
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
