@@ -21,6 +21,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, not_, select
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from ...resource import FieldRequirement, Requirement, Selector
 from .._base import Document
@@ -110,6 +112,24 @@ def selector_clause(collection: str, requirement: Requirement) -> ColumnElement[
     return found if requirement.operator in ("=", "in", "exists") else not_(found)
 
 
+class _UnindexedName(ColumnElement[str]):
+    """The name column, written ``+name`` on SQLite (unary plus changes no value, and
+    keeps the column's collation) so that its planner cannot use the name index for it."""
+
+    inherit_cache = True
+    type = resources.c.name.type
+
+
+@compiles(_UnindexedName)
+def _unindexed_name(element: _UnindexedName, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(resources.c.name, **kw)
+
+
+@compiles(_UnindexedName, "sqlite")
+def _unindexed_name_sqlite(element: _UnindexedName, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(resources.c.name, **kw)
+
+
 def value_hash(text: str) -> str:
     """A field's value as the field index holds it: the SHA-256 of its text
     (`fabrica.resource.field_text`), hex."""
@@ -123,11 +143,12 @@ def field_clause(collection: str, requirement: FieldRequirement) -> ColumnElemen
         if requirement.operator == "=":
             return resources.c.name == requirement.value
         return resources.c.name != requirement.value
-    held = exists().where(and_(
+    holders = select(field_index.c.uid).where(
         field_index.c.collection == collection, field_index.c.field == requirement.path,
-        field_index.c.value_hash == value_hash(requirement.value),
-        field_index.c.uid == resources.c.uid))
-    return held if requirement.operator == "=" else not_(held)
+        field_index.c.value_hash == value_hash(requirement.value))
+    if requirement.operator == "=":
+        return resources.c.uid.in_(holders)
+    return resources.c.uid.not_in(holders)
 
 
 def list_query(
@@ -137,11 +158,18 @@ def list_query(
              .where(resources.c.collection == collection))
     for requirement in selector.requirements if selector else ():
         query = query.where(selector_clause(collection, requirement))
-    for field in selector.fields if selector else ():
+    fields = selector.fields if selector else ()
+    for field in fields:
         query = query.where(field_clause(collection, field))
+    name: ColumnElement[str] = resources.c.name
+    if any(f.operator == "=" and f.path != NAME_FIELD for f in fields):
+        # Few resources hold a value: read them by the index, then page and sort them.
+        # SQLite would rather walk the collection's name index (it has no statistics to
+        # know better), so there the name is one no index gives (`_UnindexedName`).
+        name = _UnindexedName()
     if after is not None:
-        query = query.where(resources.c.name > after)
-    query = query.order_by(resources.c.name)
+        query = query.where(name > after)
+    query = query.order_by(name)
     return query if limit is None else query.limit(limit)
 
 
