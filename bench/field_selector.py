@@ -15,10 +15,11 @@ time of:
 Each measure picks a random value per call. The growth line divides the time at the largest
 N by the time at the smallest. Backends: sqlite (a file in a temporary directory) and, with
 ``--backends sqlite,postgresql``, the machine's PostgreSQL (127.0.0.1:5432, database
-``test``, a schema of its own, dropped after), analyzed after loading as autovacuum would.
+``test``, a schema of its own) or ``mariadb`` (127.0.0.1:3306, a database of its own),
+dropped after, analyzed after loading as autovacuum and InnoDB would.
 
     .venv/bin/python bench/field_selector.py                     # sqlite, 1k and 100k
-    .venv/bin/python bench/field_selector.py --backends sqlite,postgresql
+    .venv/bin/python bench/field_selector.py --backends sqlite,postgresql,mariadb
     .venv/bin/python bench/field_selector.py --sizes 1000,10000 --repeat 100
 """
 
@@ -46,6 +47,7 @@ from fabrica.storage import BulkItem, SQLStorage
 from fabrica.store import ResourceStore, WatchCache
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+MARIADB = "mysql://root@127.0.0.1:3306/test"
 PER_RACK = 10
 BATCH = 1000
 
@@ -94,18 +96,25 @@ async def open_backend(name: str, workdir: Path) -> AsyncIterator[SQLStorage]:
         finally:
             await storage.close()
         return
-    if name != "postgresql":
-        raise SystemExit(f"unknown backend {name!r}: sqlite or postgresql")
-    schema = f"fabrica_bench_{secrets.token_hex(4)}"
-    admin = SQLStorage(POSTGRES)
-    await _execute(admin, f"CREATE SCHEMA {schema}")
-    storage = SQLStorage(f"{POSTGRES}?options={quote(f'-csearch_path={schema}')}")
+    place = f"fabrica_bench_{secrets.token_hex(4)}"
+    if name == "postgresql":
+        admin = SQLStorage(POSTGRES)
+        url = f"{POSTGRES}?options={quote(f'-csearch_path={place}')}"
+        create, drop = f"CREATE SCHEMA {place}", f"DROP SCHEMA {place} CASCADE"
+    elif name == "mariadb":
+        admin = SQLStorage(MARIADB)
+        url = f"{MARIADB.rsplit('/', 1)[0]}/{place}"
+        create, drop = f"CREATE DATABASE {place} CHARACTER SET utf8mb4", f"DROP DATABASE {place}"
+    else:
+        raise SystemExit(f"unknown backend {name!r}: sqlite, postgresql or mariadb")
+    await _execute(admin, create)
+    storage = SQLStorage(url)
     try:
         await storage.migrate()
         yield storage
     finally:
         await storage.close()
-        await _execute(admin, f"DROP SCHEMA {schema} CASCADE")
+        await _execute(admin, drop)
         await admin.close()
 
 
@@ -116,7 +125,9 @@ async def _execute(storage: SQLStorage, statement: str) -> None:
     assert isinstance(storage.engine, AsyncEngine)
     async with storage.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(statement))
+        result = await conn.execute(text(statement))
+        if result.returns_rows:  # MariaDB's ANALYZE TABLE answers with a status table
+            result.all()
 
 
 async def load(storage: SQLStorage, size: int) -> float:
@@ -125,8 +136,10 @@ async def load(storage: SQLStorage, size: int) -> float:
     for start in range(0, size, BATCH):
         items = [BulkItem(bmc(i)) for i in range(start, min(size, start + BATCH))]
         await storage.write_batch(COLLECTION, items, mode="create")
-    if storage.name == "postgresql":
+    if storage.name == "postgresql":  # what autovacuum does within a minute
         await _execute(storage, "ANALYZE fabrica_resources, fabrica_field_index")
+    elif storage.name != "sqlite":  # InnoDB's persistent statistics, likewise
+        await _execute(storage, "ANALYZE TABLE fabrica_resources, fabrica_field_index")
     return time.perf_counter() - began
 
 
