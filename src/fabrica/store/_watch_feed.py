@@ -326,7 +326,7 @@ class KindFeed:
                 continue
             old = cache.apply(change)
             records.append(Record(change, None) if old is None
-                           else Record(change, old.labels, old.value))
+                           else Record(change, old.labels, cache.values(old)))
         self.revision = batch[-1].revision
         ring = self.ring
         ring.extend(records)

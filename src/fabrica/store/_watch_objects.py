@@ -25,16 +25,19 @@ import bisect
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
-from ..resource import Selector, document_fields, field_text, field_value
+from ..resource import FieldValues, Selector, document_fields, field_text, field_value
 from ..storage import Document, Storage, StoredChange
 
 __all__ = ["Entry", "KindObjects", "Render", "exact_objects", "exact_snapshot", "revision_of"]
 
 #: The field every entry answers from its name (not kept twice).
 NAME_FIELD = "metadata.name"
-_NO_FIELDS: Mapping[str, str] = {}
+#: Uids holding one value of one field: the one uid as itself (a unique field's values
+#: cost no set each), a set once there are more.
+Holders = str | set[str]
 
 #: (document, API version) → the resource's wire JSON; the store's validated rendering.
 Render = Callable[[Document, str], bytes]
@@ -57,13 +60,15 @@ class Entry:
                  paths: tuple[str, ...] = ()) -> None:
         """`compact`: keep the document as JSON bytes rather than as Python objects (a
         tenth of the memory), for entries that may wait long for their first read.
-        `paths`: the selectable fields whose values (`field_text`) to keep."""
+        `paths`: the selectable fields whose values (`field_text`) to keep, in that order
+        (a tuple: a dict per entry would cost more than a small document), but the name,
+        which it has anyway."""
         meta = doc["metadata"]
         self.uid: str = meta["uid"]
         self.name: str = meta["name"]
         self.labels: Mapping[str, str] = meta.get("labels") or {}
-        self.fields: Mapping[str, str] = {
-            path: field_text(field_value(doc, path)) for path in paths} if paths else _NO_FIELDS
+        self.fields: tuple[str, ...] = tuple(field_text(field_value(doc, path))
+                                             for path in paths if path != NAME_FIELD)
         self.revision = revision_of(doc)
         self._doc: Document | None = None if compact else doc
         self._raw: bytes | None = _encode(doc) if compact else None
@@ -72,10 +77,6 @@ class Entry:
     @property
     def resource_version(self) -> str:
         return str(self.revision)
-
-    def value(self, path: str) -> str:
-        """A selectable field's value, as `field_text` gives it."""
-        return self.name if path == NAME_FIELD else self.fields.get(path, "")
 
     def document(self) -> Document:
         """The stored document (parsed again from the wire JSON once that is made)."""
@@ -110,6 +111,7 @@ class KindObjects:
     def __init__(self, entries: Iterable[Entry] = (), paths: Iterable[str] = ()) -> None:
         """`paths`: the selectable fields to index (the entries were made with them)."""
         self.paths = tuple(path for path in paths if path != NAME_FIELD)
+        self._position = {path: index for index, path in enumerate(self.paths)}
         self.entries: dict[str, Entry] = {}
         self.by_name: dict[str, str] = {}
         for entry in entries:
@@ -121,7 +123,7 @@ class KindObjects:
             self.entries[entry.uid] = entry
             self.by_name[entry.name] = entry.uid
         self.names: list[str] = sorted(self.by_name)
-        self.index: dict[str, dict[str, set[str]]] = {path: {} for path in self.paths}
+        self.index: list[dict[str, Holders]] = [{} for _ in self.paths]
         for entry in self.entries.values():
             self._index(entry)
 
@@ -146,18 +148,44 @@ class KindObjects:
             self._claim(entry)
         return old
 
+    def value(self, entry: Entry, path: str) -> str:
+        """One of `entry`'s selectable fields, as `field_text` gives it."""
+        if path == NAME_FIELD:
+            return entry.name
+        position = self._position.get(path)
+        return "" if position is None else entry.fields[position]
+
+    def values(self, entry: Entry) -> FieldValues:
+        return partial(self.value, entry)
+
+    def holders(self, path: str, value: str) -> set[str]:
+        """The uids whose `path` holds `value`."""
+        if path == NAME_FIELD:
+            uid = self.by_name.get(value)
+            return set() if uid is None else {uid}
+        position = self._position.get(path)
+        held = None if position is None else self.index[position].get(value)
+        return set() if held is None else {held} if isinstance(held, str) else held
+
     def _index(self, entry: Entry) -> None:
-        for path, values in self.index.items():
-            values.setdefault(entry.value(path), set()).add(entry.uid)
+        for values, value in zip(self.index, entry.fields, strict=True):
+            held = values.get(value)
+            if held is None:
+                values[value] = entry.uid
+            elif isinstance(held, str):
+                values[value] = {held, entry.uid}
+            else:
+                held.add(entry.uid)
 
     def _unindex(self, entry: Entry) -> None:
-        for path, values in self.index.items():
-            value = entry.value(path)
-            holders = values.get(value)
-            if holders is not None:
-                holders.discard(entry.uid)
-                if not holders:
-                    del values[value]
+        for values, value in zip(self.index, entry.fields, strict=True):
+            held = values.get(value)
+            if held == entry.uid:
+                del values[value]
+            elif isinstance(held, set):
+                held.discard(entry.uid)
+                if len(held) == 1:
+                    values[value] = held.pop()
 
     def _claim(self, entry: Entry) -> None:
         """Give `entry`'s name to it (a new uid in the cache)."""
@@ -197,7 +225,7 @@ class KindObjects:
         start = 0 if after is None else bisect.bisect_right(self.names, after)
         found: list[Entry] = []
         for entry in self._from(start):
-            if selector and not selector.matches(entry.labels, entry.value):
+            if selector and not selector.matches(entry.labels, self.values(entry)):
                 continue
             found.append(entry)
             if limit is not None and len(found) >= limit:
@@ -211,11 +239,7 @@ class KindObjects:
         for requirement in selector.fields if selector else ():
             if requirement.operator != "=":
                 continue
-            if requirement.path == NAME_FIELD:
-                uid = self.by_name.get(requirement.value)
-                held = {uid} if uid is not None else set()
-            else:
-                held = self.index.get(requirement.path, {}).get(requirement.value, set())
+            held = self.holders(requirement.path, requirement.value)
             if best is None or len(held) < len(best):
                 best = held
         return best
@@ -224,7 +248,7 @@ class KindObjects:
                  after: str | None) -> list[Entry]:
         found = [entry for uid in uids if (entry := self.entries.get(uid)) is not None
                  and (after is None or entry.name > after)
-                 and (not selector or selector.matches(entry.labels, entry.value))]
+                 and (not selector or selector.matches(entry.labels, self.values(entry)))]
         found.sort(key=_entry_name)
         return found[:limit] if limit is not None else found
 

@@ -28,11 +28,14 @@ def selected(objects: KindObjects, text: str, limit: int | None = None,
 
 def index_is_exact(objects: KindObjects) -> None:
     """The index holds each entry under its current value, and nothing else."""
-    for path, values in objects.index.items():
+    for path, values in zip(objects.paths, objects.index, strict=True):
         expected: dict[str, set[str]] = {}
         for entry in objects.entries.values():
-            expected.setdefault(entry.value(path), set()).add(entry.uid)
-        assert values == expected, path
+            expected.setdefault(objects.value(entry, path), set()).add(entry.uid)
+        assert {value: objects.holders(path, value) for value in values} == expected, path
+        # one holder is kept as its uid, not as a set of one
+        assert all(isinstance(held, str) == (len(expected[value]) == 1)
+                   for value, held in values.items()), path
 
 
 def test_the_index_follows_every_change() -> None:
