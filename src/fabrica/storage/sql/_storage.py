@@ -291,7 +291,15 @@ class SQLStorage:
         fields no longer named are dropped. Lists by these fields read the index."""
         check_collection(collection)
         wanted = tuple(dict.fromkeys(path for path in paths if path != "metadata.name"))
-        await self._run(ops.prepare_fields, collection, list(wanted), write=True)
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                await self._run(ops.prepare_fields, collection, list(wanted), write=True)
+                break
+            except sa_exc.IntegrityError:
+                # Another process built the same field at the same time (several workers'
+                # first start): its rows are there once it commits; look again.
+                if attempt + 1 == _WRITE_ATTEMPTS:
+                    raise
         self._indexed[collection] = wanted
 
     async def update(
