@@ -68,10 +68,19 @@ async def prepare_unique(storage: Storage, kinds: Iterable[type[Resource[Any, An
 async def prepare_fields(storage: Storage, kinds: Iterable[type[Resource[Any, Any]]]) -> None:
     """At start: every kind's selectable fields (`KindRules.selectable`) handed to the
     storage, which indexes them (SQL builds the index of a field new to it from what is
-    stored), so that lists by ``?fieldSelector=`` read an index whoever serves them."""
+    stored), so that lists by ``?fieldSelector=`` read an index whoever serves them.
+
+    Only kinds with a field besides ``metadata.name`` (which needs no index) are asked: a
+    service without any touches no storage at start (on MariaDB a read made in the
+    lifespan's task left a connection behind, see `check_storage_key`). So, as for unique
+    constraints, a kind that drops *all* its indexed fields (and has no ``status.phase``)
+    keeps their rows, no longer kept current; declaring one of them again later needs its
+    rows dropped (``DELETE FROM fabrica_indexed_fields WHERE collection = ...``) to be
+    built afresh."""
     prepare = getattr(storage, "prepare_fields", None)
     if prepare is None:  # a backend of its own without field selectors: lists refuse them
         return
     for kind in kinds:
         info = kind.resource_info
-        await prepare(info.plural, info.rules.selectable)
+        if any(path != "metadata.name" for path in info.rules.selectable):
+            await prepare(info.plural, info.rules.selectable)
