@@ -14,14 +14,14 @@ someone else's newer one (see `ResourceReconciler`).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from ..resource import Resource, Selector, parse_selector
 from ..storage import AlreadyExists, NotFound
-from ..store import Emission, Part, ResourceStore
+from ..store import Emission, NewResource, Part, ResourceStore
 
 __all__ = ["ReconcileClient", "own_writes"]
 
@@ -100,6 +100,30 @@ class ReconcileClient:
             cls, name, spec_model, labels=dict(labels or {}), annotations=dict(annotations or {}),
             owner_references=owners, finalizers=finalizers,
         )
+
+    @staticmethod
+    def new(
+        cls: type[R],
+        name: str,
+        spec: Any,
+        *,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        owner: AnyResource | None = None,
+        finalizers: builtins.list[str] | None = None,
+    ) -> NewResource:
+        """One child for `create_many`, described as `create` takes it."""
+        return NewResource(cls, name, spec, labels=dict(labels or {}),
+                           annotations=dict(annotations or {}),
+                           owner_references=[owner.owner_reference()] if owner else [],
+                           finalizers=list(finalizers or []))
+
+    async def create_many(self, children: Iterable[NewResource]) -> builtins.list[Any]:
+        """Create many resources of one kind in one step (one transaction on SQL, one
+        batched durable write on files), each validated, admitted and published as by
+        `create` (build them with `new`). If any child cannot be created, none is:
+        `fabrica.store.CreateManyError` names it (``index``, ``name``, ``error``)."""
+        return await self._store.create_many(list(children))
 
     async def ensure(
         self,

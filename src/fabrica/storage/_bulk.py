@@ -10,7 +10,8 @@ contract rather than in it: a backend that offers them is a `BulkStorage`.
   one transaction, so a batch is all there or not at all; on files each document whole or
   not at all. Each document goes through the backend's own create/update/delete, so every
   per-write duty of the backend (labels, change log, indexes of unique fields, the outbox)
-  is done for imported documents as for any other.
+  is done for imported documents as for any other, unique keys included (each item's
+`BulkItem.unique`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from ._base import Document, Storage
+from ._base import Document, Storage, UniqueKeys
 from ._outbox import Outbox
 
 __all__ = ["BatchMode", "BulkItem", "BulkStorage", "SnapshotWriter"]
@@ -31,10 +32,12 @@ BatchMode = Literal["create", "upsert"]
 
 @dataclass(frozen=True, slots=True)
 class BulkItem:
-    """One document to write, with its spec snapshots (oldest first)."""
+    """One document to write, with its spec snapshots (oldest first) and the unique keys
+    it holds (the ``unique=`` of a single write; None for a kind without unique fields)."""
 
     document: Document
     history: builtins.list[Document] = field(default_factory=list)
+    unique: UniqueKeys | None = None
 
 
 class SnapshotWriter(Protocol):

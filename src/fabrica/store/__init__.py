@@ -15,6 +15,7 @@ from ._actor import (
     set_roles,
 )
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
+from ._create_many import CreateManyError, NewResource
 from ._export import EXPORT_FORMAT, export_resources
 from ._fields import ImmutableFieldError, prepare_fields, prepare_unique
 from ._gc import GarbageCollector
@@ -60,6 +61,7 @@ __all__ = [
     "BadExport",
     "CachedRead",
     "Change",
+    "CreateManyError",
     "ChangeListener",
     "ChangePublisher",
     "Emission",
@@ -72,6 +74,7 @@ __all__ = [
     "Operation",
     "ImportMode",
     "ImportPlan",
+    "NewResource",
     "OwnerReferenceError",
     "Part",
     "Reject",

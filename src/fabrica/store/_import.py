@@ -29,7 +29,7 @@ from ..resource import ApiVersionTable, Resource, is_dns1123_subdomain, sensitiv
 from ..storage import AlreadyExists, BulkItem, BulkStorage, Document, NotFound
 from ._changes import Change
 from ._export import EXPORT_FORMAT
-from ._fields import prepare_fields
+from ._fields import prepare_fields, unique_keys
 from ._publisher import ChangePublisher
 from ._secrets import MARKER_COLLECTION, is_envelope
 
@@ -300,7 +300,7 @@ async def import_resources(
             counts[f"{info.kind} removed"] = len(gone)
         counts[info.kind] = 0
         for start in range(0, len(items), batch_size):
-            batch = items[start:start + batch_size]
+            batch = _with_unique_keys(cls, items[start:start + batch_size])
             stored = await storage.write_batch(
                 info.plural, batch, mode="create" if mode == "create" else "upsert")
             counts[info.kind] += len(stored)
@@ -309,6 +309,16 @@ async def import_resources(
             if progress is not None:
                 progress(info.kind, counts[info.kind], len(items))
     return counts
+
+
+def _with_unique_keys(cls: type[AnyResource], items: Sequence[BulkItem]
+                      ) -> builtins.list[BulkItem]:
+    """`items` holding their unique keys, as a create of each would (SPEC section 10)."""
+    rules = cls.resource_info.rules
+    if not rules.unique:
+        return list(items)
+    return [BulkItem(item.document, item.history, unique_keys(rules, item.document))
+            for item in items]
 
 
 async def _write_marker(storage: BulkStorage, plan: ImportPlan) -> None:

@@ -162,6 +162,8 @@ async def check_storage_key(storage: Storage, encryption: Encryption | None,
     """At start: refuse (`EncryptionError`) when storage holds encrypted values and no key
     given opens them; with keys, record that it holds them (the marker) and move the
     marker to the first key."""
+    if not any(sensitive_fields(k.resource_info.spec_type) for k in kinds):
+        return  # no kind has sensitive values to open: nothing to check
     marker = await _marker(storage)
     if marker is None:
         if encryption is not None and any(sensitive_fields(k.resource_info.spec_type)

@@ -42,7 +42,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..resource import (
     ApiVersionTable,
@@ -71,6 +71,9 @@ from ..storage import (
 from ._actor import current_actor, current_roles
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._fields import check_immutable, unique_keys
+
+if TYPE_CHECKING:
+    from ._create_many import NewResource
 from ._hooks import (
     Actor,
     Hooks,
@@ -319,6 +322,15 @@ class ResourceStore:
             await self._notify(Change("created", created), events)
             return created
         raise AssertionError("unreachable")
+
+    async def create_many(self, children: Sequence[NewResource]) -> builtins.list[AnyResource]:
+        """Create many resources of one kind in one storage write: one transaction on SQL,
+        one batch on files; each child validated, admitted, given its unique keys and
+        events as by `create`, all before anything is written. `CreateManyError` names the
+        first child that cannot be created (by index and name), and then none is."""
+        from ._create_many import create_many  # (it builds on this module's helpers)
+
+        return await create_many(self, children)
 
     async def modify(
         self,

@@ -48,8 +48,8 @@ def numbered(n: int, kind: str = "Rack") -> list[CloudEvent]:
 def test_public_exports():
     assert sorted(fabrica.events.__all__) == sorted([
         "LIFECYCLE_ACTIONS", "REASON_PATTERN", "BusClosed", "CloudEvent", "EventBus",
-        "EventBusError", "EventStream", "ExtensionValue", "Handler", "JetStream", "MemoryBus",
-        "NatsBus", "ResourceEvent", "Subscription", "SubscriptionStats", "TypePattern",
+        "EventBusError", "EventStream", "ExtensionValue", "Handler", "JetStream", "KafkaBus",
+        "MemoryBus", "NatsBus", "ResourceEvent", "Subscription", "SubscriptionStats", "TypePattern",
         "check_reason", "compile_pattern", "condition_event", "format_sse", "format_time",
         "lifecycle_event", "reason_event", "sse_frames", "sse_stream", "type_matches",
     ])  # fmt: skip

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from fabrica.resource import unique_key
 from fabrica.storage import AlreadyExists, BulkItem, BulkStorage, NotFound
 from tests._support.storage import doc, uid
 
@@ -144,3 +145,60 @@ async def test_export_while_writers_write_is_one_state(storage):
         assert version <= revision and logged[version] == document
     if storage.name in ("file", "sqlite"):  # numbers taken in commit order there
         assert exported == state
+
+
+async def test_a_batch_holds_the_unique_keys_of_its_documents(storage):
+    """Imported documents hold their unique values: a later create of a taken serial is
+    refused naming the imported holder, and a batch whose key is taken writes none of it
+    on SQL."""
+    serial = "spec.serial"
+    await storage.prepare_unique("devices", [serial])
+    items = [BulkItem(serialed(f"d-{n}", n, f"S{n}"), [], {serial: unique_key([f"S{n}"])})
+             for n in range(3)]
+    await storage.write_batch("devices", items, mode="create")
+    with pytest.raises(AlreadyExists) as refused:
+        await storage.create("devices", doc("late", uid(9), serial="S1"),
+                             unique={serial: unique_key(["S1"])})
+    assert (refused.value.field, refused.value.holder) == (serial, uid(1))
+    batch = [BulkItem(serialed("e-4", 4, "S4"), [], {serial: unique_key(["S4"])}),
+             BulkItem(serialed("e-5", 5, "S2"), [], {serial: unique_key(["S2"])})]
+    with pytest.raises(AlreadyExists) as refused:
+        await storage.write_batch("devices", batch, mode="create")
+    assert (refused.value.field, refused.value.holder) == (serial, uid(2))
+    with pytest.raises(NotFound):  # every backend: files take back what they wrote
+        await storage.get("devices", uid(4))
+    await storage.create("devices", doc("e-4", uid(4), serial="S4"),
+                         unique={serial: unique_key(["S4"])})
+
+
+def serialed(name: str, n: int, serial: str) -> dict:
+    d = imported(name, n)
+    d["spec"]["serial"] = serial
+    return d
+
+
+async def test_a_batch_is_logged_between_single_writes_and_compacts(open_backend):
+    """A batch's revisions (a block on SQL) sit between the writes before and after it:
+    the log hands out every change once, in order, with no number twice; a batch that
+    crosses compaction points leaves the history the log keeps."""
+    storage = await open_backend(change_history=20)
+    first = await storage.create("devices", doc("before", uid(100)))
+    items = [BulkItem(imported(f"d-{n}", n)) for n in range(45)]
+    stored = await storage.write_batch("devices", items, mode="create")
+    after = await storage.create("devices", doc("after", uid(101)))
+    versions = [int(d["metadata"]["resourceVersion"]) for d in stored]
+    assert len(set(versions)) == 45
+    assert int(first["metadata"]["resourceVersion"]) < min(versions)
+    assert max(versions) < int(after["metadata"]["resourceVersion"])
+    for d in stored[:3]:  # each row carries its own version
+        got = await storage.get("devices", d["metadata"]["uid"])
+        assert got["metadata"]["resourceVersion"] == d["metadata"]["resourceVersion"]
+    latest = await storage.latest("devices")
+    assert latest == int(after["metadata"]["resourceVersion"])
+    horizon = await storage.horizon("devices")
+    assert horizon > int(first["metadata"]["resourceVersion"])  # compacted meanwhile
+    log = await storage.changes("devices", horizon)
+    assert [c.revision for c in log] == sorted(c.revision for c in log)
+    assert log[-1].document["metadata"]["name"] == "after"
+    by_uid = {d["metadata"]["uid"]: d["metadata"]["resourceVersion"] for d in stored}
+    assert all(by_uid[c.document["metadata"]["uid"]] == str(c.revision) for c in log[:-1])

@@ -43,6 +43,19 @@ async def test_lists_by_fields_follow_every_write(storage):
     assert await names(storage, "status.phase=") == ["b0", "b2", "b3", "b4"]
 
 
+async def test_batches_keep_the_field_index(storage):
+    """Imports and reconcilers' create_many write in batches (`write_batch`): their
+    resources are listed by their fields like any other's."""
+    await storage.prepare_fields("bmcs", FIELDS)
+    await storage.write_batch("bmcs", [BulkItem(doc(f"b{n}", uid(n), rack=f"r{n % 2}"))
+                                       for n in range(4)], mode="create")
+    assert await names(storage, "spec.rack=r1") == ["b1", "b3"]
+    await storage.write_batch("bmcs", [BulkItem(doc("b1", uid(1), rack="r0")),
+                                       BulkItem(doc("b7", uid(7), rack="r1"))], mode="upsert")
+    assert await names(storage, "spec.rack=r1") == ["b3", "b7"]
+    assert await names(storage, "spec.rack=r0") == ["b0", "b1", "b2"]
+
+
 async def test_processes_preparing_a_new_field_at_once_all_start(open_backend):
     first = await open_backend()
     await first.write_batch("bmcs", [BulkItem(doc(f"b{n:04d}", uid(n), rack=f"r{n % 5}"))

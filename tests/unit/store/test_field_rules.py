@@ -129,3 +129,26 @@ async def test_a_kind_whose_stored_resources_share_a_value_refuses_to_start(tmp_
         await prepare_unique(storage, [unique_bmc])
     assert len(refused.value.duplicates) == 1
     await storage.close()
+
+
+async def test_imported_resources_hold_their_unique_values(store, tmp_path):
+    """An import writes its batches holding each document's unique keys, as a create does:
+    a later create of an imported serial is refused naming the imported holder."""
+    import io
+
+    from fabrica.store import export_resources, import_resources, read_export
+
+    first = await store.create(BMC, "a", BMCSpec(serial="S1", mac="m1", rackUID="r", slot=1))
+    out = io.StringIO()
+    await export_resources(store.storage, [BMC], "p", out)
+    target = FileStorage(tmp_path / "target")
+    await prepare_unique(target, [BMC])
+    plan = read_export(out.getvalue().splitlines(keepends=True), [BMC], "p")
+    await import_resources(target, plan, "create")
+    imported = ResourceStore(target, [BMC])
+    for spec, field in [(BMCSpec(serial="S1"), "spec.serial"),
+                        (BMCSpec(serial="S2", rackUID="r", slot=1), "spec.rackUID+spec.slot")]:
+        with pytest.raises(AlreadyExists) as refused:
+            await imported.create(BMC, "b", spec)
+        assert (refused.value.field, refused.value.holder) == (field, first.uid)
+    await target.close()

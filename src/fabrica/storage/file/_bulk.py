@@ -33,7 +33,7 @@ import shutil
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .._base import Document, Gone, NotFound
+from .._base import AlreadyExists, Document, Gone, NotFound
 from .._bulk import BatchMode, BulkItem, SnapshotWriter
 from .._checks import check_new
 
@@ -123,9 +123,32 @@ async def write_batch(storage: FileStorage, collection: str, items: Sequence[Bul
     for item in items:
         check_new(item.document)
     await asyncio.gather(*(storage._run(_remove, storage, collection, uid) for uid in remove))
-    write = _upsert if mode == "upsert" else _create
-    return list(await asyncio.gather(*(storage._run(write, storage, collection, item)
-                                       for item in items)))
+    if mode == "upsert":
+        return list(await asyncio.gather(*(storage._run(_upsert, storage, collection, item)
+                                           for item in items)))
+    await storage._run(_refuse_taken_names, storage, collection, items)
+    done = await asyncio.gather(*(storage._run(_create, storage, collection, item)
+                                  for item in items), return_exceptions=True)
+    failed = next((d for d in done if isinstance(d, BaseException)), None)
+    if failed is None:
+        return [d for d in done if not isinstance(d, BaseException)]
+    # Refused midway (a name or unique value taken since the check): what this batch
+    # wrote goes again, so the caller finds none of it, as on SQL (watchers saw it come
+    # and go: files have no transaction to hide it in).
+    await asyncio.gather(*(storage._run(_remove, storage, collection, d["metadata"]["uid"])
+                           for d in done if not isinstance(d, BaseException)))
+    raise failed
+
+
+def _refuse_taken_names(storage: FileStorage, collection: str, items: Sequence[BulkItem]
+                        ) -> None:
+    """`AlreadyExists` for the first name of `items` a resource holds, before any write."""
+    storage._ensure_collection(collection)
+    for item in items:
+        name = item.document["metadata"]["name"]
+        if os.path.lexists(storage._name_link(collection, name)) and \
+                storage._lookup_name(collection, name) is not None:
+            raise AlreadyExists(collection, "name", name)
 
 
 def _create(storage: FileStorage, collection: str, item: BulkItem) -> Document:
@@ -133,7 +156,7 @@ def _create(storage: FileStorage, collection: str, item: BulkItem) -> Document:
     for snapshot in item.history[:-1]:
         storage._write_snapshot(collection, uid, snapshot)
     return storage._create_sync(collection, item.document,
-                                item.history[-1] if item.history else None)
+                                item.history[-1] if item.history else None, item.unique)
 
 
 def _upsert(storage: FileStorage, collection: str, item: BulkItem) -> Document:
@@ -148,7 +171,8 @@ def _upsert(storage: FileStorage, collection: str, item: BulkItem) -> Document:
             storage._write_snapshot(collection, uid, snapshot)
         return storage._update_sync(collection, item.document,
                                     current["metadata"]["resourceVersion"],
-                                    item.history[-1] if item.history else None)
+                                    item.history[-1] if item.history else None,
+                                    item.unique)
     if current is not None:
         _remove(storage, collection, uid)
     holder = storage._lookup_name(collection, name)

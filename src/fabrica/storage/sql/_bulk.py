@@ -6,10 +6,13 @@ READ (a snapshot taken at its first read), SQLite in an explicit read transactio
 mode: a reader keeps the state it began on). The counts and revisions come first, from the
 same snapshot, so the writer can open its file with them.
 
-A batch is written by the storage's own operations (`_ops.create`, `update_resource`,
-`delete_resource`) in one write transaction: each document gets its labels, revision,
-change-log entry and events exactly as a single write would, and a crash or an error
-leaves the batch wholly there or wholly absent.
+A batch is written in one write transaction, so a crash or an error leaves it wholly there
+or wholly absent. Creates (import's ``create`` mode, `create_many`) are set-based: each
+table gets one executemany per batch, and the batch's revisions are drawn as a block, last
+(`_changes.take_many`); each document still gets its labels, unique keys, revision,
+change-log entry and events as a single create gives them. Upserts and removals go through
+the storage's own operations (`_ops.update_resource`, `create`, `delete_resource`), one
+document at a time.
 """
 
 from __future__ import annotations
@@ -18,18 +21,21 @@ import builtins
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select
+from sqlalchemy import Connection, Table, delete, func, insert, or_, select
 
 from .._base import Document, NotFound
 from .._bulk import BatchMode, BulkItem, SnapshotWriter
 from .._outbox import Outbox
+from .._unique import key_hash
+from . import _changes as change_log
 from . import _ops as ops
-from ._query import decode, encode, with_stored_version
-from ._schema import changes, resources, versions
+from ._fields import field_rows
+from ._query import decode, encode, resource_columns, with_stored_version
+from ._schema import changes, field_index, labels, resources, unique_keys, versions
 
 __all__ = ["export_snapshot", "taken", "write_batch"]
 
-_VERSION_ROWS = 1000  # spec snapshots inserted per statement
+_ROWS = 1000  # rows inserted per executemany
 
 
 def export_snapshot(conn: Connection, collections: Sequence[str], writer: SnapshotWriter
@@ -74,30 +80,75 @@ def write_batch(conn: Connection, collection: str, items: Sequence[BulkItem], mo
     raises the database's IntegrityError (the caller says which: `taken`)."""
     for uid in remove:
         _delete(conn, collection, uid, events, history)
+    if mode == "create":
+        return _create_all(conn, collection, items, events, history, indexed)
     stored = []
-    snapshots: list[dict[str, Any]] = []
     for item in items:
-        doc = item.document
-        meta = doc["metadata"]
-        if mode == "upsert":
-            stored.append(_upsert(conn, collection, doc, events, history, indexed))
-            conn.execute(delete(versions).where(versions.c.collection == collection,
-                                                versions.c.uid == meta["uid"]))
-        else:
-            stored.append(ops.create(conn, collection, doc, None, events, history,
-                                     indexed=indexed))
-        snapshots.extend({"collection": collection, "uid": meta["uid"],
-                          "version_id": s["versionId"], "number": int(s["versionId"][1:]),
-                          "document": encode(s)} for s in item.history)
-    for start in range(0, len(snapshots), _VERSION_ROWS):
-        conn.execute(insert(versions), snapshots[start:start + _VERSION_ROWS])
+        stored.append(_upsert(conn, collection, item, events, history, indexed))
+        conn.execute(delete(versions).where(versions.c.collection == collection,
+                                            versions.c.uid == item.document["metadata"]["uid"]))
+    _insert_snapshots(conn, collection, items)
     return stored
 
 
-def _upsert(conn: Connection, collection: str, doc: Document, events: Outbox | None,
+def _create_all(conn: Connection, collection: str, items: Sequence[BulkItem],
+                events: Outbox | None, history: int, indexed: Sequence[str] = ()
+                ) -> builtins.list[Document]:
+    """The creates of a batch, set-based: one executemany per table (resources, labels,
+    unique keys, spec snapshots), then the revisions of the whole batch as a block, last
+    before the change log and the outbox (see `_changes.take_many`). What one create does
+    (`_ops.create`), for many: the rows go in with a pending version no reader sees; a
+    taken uid, name or unique key fails an INSERT before any revision is drawn."""
+    if not items:
+        return []
+    bodies = [encode(ops.without_version(item.document)) for item in items]
+    _insert_rows(conn, resources, [
+        {"collection": collection, "uid": item.document["metadata"]["uid"],
+         "name": item.document["metadata"]["name"], "resource_version": ops.PENDING,
+         "document": body, **resource_columns(item.document)}
+        for item, body in zip(items, bodies, strict=True)])
+    _insert_rows(conn, labels, [
+        {"collection": collection, "uid": item.document["metadata"]["uid"], "key": key,
+         "value": value}
+        for item in items for key, value in (item.document["metadata"].get("labels")
+                                             or {}).items()])
+    _insert_rows(conn, unique_keys, [
+        {"collection": collection, "constraint_name": constraint, "key_hash": key_hash(key),
+         "uid": item.document["metadata"]["uid"]}
+        for item in items for constraint, key in sorted((item.unique or {}).items())
+        if key is not None])
+    _insert_rows(conn, field_index, [
+        row for item in items
+        for row in field_rows(collection, item.document["metadata"]["uid"], item.document,
+                              indexed)])
+    _insert_snapshots(conn, collection, items)
+    revisions = change_log.take_many(conn, collection, "ADDED", [
+        (item.document["metadata"]["uid"], item.document["metadata"]["name"], body)
+        for item, body in zip(items, bodies, strict=True)], history)
+    stored = [ops.with_version(item.document, revision)
+              for item, revision in zip(items, revisions, strict=True)]
+    if events is not None:
+        ops.record_events_of(conn, collection, stored, events)
+    return stored
+
+
+def _insert_rows(conn: Connection, table: Table, rows: builtins.list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), _ROWS):
+        conn.execute(insert(table), rows[start:start + _ROWS])
+
+
+def _insert_snapshots(conn: Connection, collection: str, items: Sequence[BulkItem]) -> None:
+    _insert_rows(conn, versions, [
+        {"collection": collection, "uid": item.document["metadata"]["uid"],
+         "version_id": s["versionId"], "number": int(s["versionId"][1:]),
+         "document": encode(s)} for item in items for s in item.history])
+
+
+def _upsert(conn: Connection, collection: str, item: BulkItem, events: Outbox | None,
             history: int, indexed: Sequence[str]) -> Document:
     """Overwrite the resource of the same uid (same name: an update, so watchers see it
     modified), else remove whatever holds the uid or the name and create."""
+    doc = item.document
     meta = doc["metadata"]
     holders = conn.execute(select(resources.c.uid, resources.c.name,
                                   resources.c.resource_version).where(
@@ -106,10 +157,10 @@ def _upsert(conn: Connection, collection: str, doc: Document, events: Outbox | N
     for uid, name, version in holders:
         if uid == meta["uid"] and name == meta["name"]:
             return ops.update_resource(conn, collection, doc, str(version), None, events,
-                                       history, indexed=indexed)
+                                       history, item.unique, indexed)
     for uid, _, _ in holders:
         _delete(conn, collection, uid, events, history)
-    return ops.create(conn, collection, doc, None, events, history, indexed=indexed)
+    return ops.create(conn, collection, doc, None, events, history, item.unique, indexed)
 
 
 def _delete(conn: Connection, collection: str, uid: str, events: Outbox | None,

@@ -85,6 +85,7 @@ __all__ = [
     "sequence_name",
     "sequenced",
     "take",
+    "take_many",
 ]
 
 #: The type of a number no change will ever have (see the module docstring).
@@ -167,11 +168,70 @@ def take(conn: Connection, collection: str, uid: str, name: str, kind: ChangeTyp
     return revision
 
 
+def take_many(conn: Connection, collection: str, kind: ChangeType,
+              entries: Sequence[tuple[str, str, str]], history: int) -> builtins.list[int]:
+    """`take` for many writes of one transaction, (uid, name, body) each, in a few
+    statements whatever their number; their revisions, in the order of `entries`.
+
+    Where the row counts it is raised by the whole block at once (locked until commit, as
+    by `take`), so the block's numbers are consecutive and commit together. PostgreSQL
+    draws the numbers, gives them to the rows and logs the changes in one statement; it
+    takes no advisory lock per number (thousands of locks would fill the lock table): a
+    reader probing a number of the block meets its uncommitted change row instead and
+    waits for the commit on the primary key, and a number a reader settled between its
+    draw and its insert fails the insert: `RevisionTaken`, and the batch runs again.
+    MariaDB takes each number as `take` does."""
+    if not entries:
+        return []
+    dialect = conn.dialect
+    if dialect.name == "postgresql":
+        taken = _take_many_postgresql(conn, collection, kind, entries)
+    elif sequenced(dialect):
+        return [take(conn, collection, uid, name, kind, body, history)
+                for uid, name, body in entries]
+    else:
+        last = _count_block(conn, collection, len(entries))
+        taken = list(range(last - len(entries) + 1, last + 1))
+        if kind != "DELETED":
+            conn.execute(_SET_VERSION, [
+                {"collection": collection, "uid": uid, "name": name, "resource_version": r}
+                for (uid, name, _), r in zip(entries, taken, strict=True)])
+        conn.execute(_LOG_CHANGE, [
+            {"collection": collection, "uid": uid, "type": kind, "document": body,
+             "revision": r} for (uid, _, body), r in zip(entries, taken, strict=True)])
+    step = _compaction_step(history) if history else 0
+    due = [r for r in taken if step and r % step == 0]
+    if due:
+        _drop_before(conn, collection, max(due) - history)
+    return taken
+
+
+def _take_many_postgresql(conn: Connection, collection: str, kind: ChangeType,
+                          entries: Sequence[tuple[str, str, str]]) -> builtins.list[int]:
+    try:
+        rows = conn.execute(_TAKE_MANY_POSTGRESQL, {
+            "collection": collection, "type": kind, "sequence": sequence_name(collection),
+            "uids": [e[0] for e in entries], "names": [e[1] for e in entries],
+            "documents": [e[2] for e in entries]}).all()
+    except sa_exc.IntegrityError as exc:
+        raise RevisionTaken(collection) from exc
+    except sa_exc.ProgrammingError as exc:
+        if _no_such_sequence(exc):
+            raise NoCollectionRow(collection) from exc
+        raise
+    by_uid = {str(uid): int(revision) for uid, revision in rows}
+    return [by_uid[uid] for uid, _, _ in entries]
+
+
 _THIS_COLLECTION = collections.c.collection == bindparam("w_collection")
 _COUNT_MYSQL = update(collections).where(_THIS_COLLECTION).values(
     settled=sql.last_insert_id(collections.c.settled + 1))
 _COUNT = update(collections).where(_THIS_COLLECTION).values(
     settled=collections.c.settled + 1).returning(collections.c.settled)
+_COUNT_MANY_MYSQL = update(collections).where(_THIS_COLLECTION).values(
+    settled=sql.last_insert_id(collections.c.settled + bindparam("w_count")))
+_COUNT_MANY = update(collections).where(_THIS_COLLECTION).values(
+    settled=collections.c.settled + bindparam("w_count")).returning(collections.c.settled)
 _SET_VERSION = text("""\
 UPDATE fabrica_resources SET resource_version = :resource_version
 WHERE collection = :collection AND uid = :uid AND name = :name""")
@@ -188,6 +248,20 @@ def _count(conn: Connection, collection: str) -> int:
         # LAST_INSERT_ID(expr) is also the statement's insert id: no second round trip.
         return int(result.lastrowid)
     revision = conn.execute(_COUNT, where).scalar()
+    if revision is None:
+        raise NoCollectionRow(collection)
+    return int(revision)
+
+
+def _count_block(conn: Connection, collection: str, count: int) -> int:
+    """`_count` for `count` revisions at once: the last of them."""
+    where = {"w_collection": collection, "w_count": count}
+    if conn.dialect.name in ("mysql", "mariadb"):
+        result = conn.execute(_COUNT_MANY_MYSQL, where)
+        if result.rowcount != 1:
+            raise NoCollectionRow(collection)
+        return int(result.lastrowid)
+    revision = conn.execute(_COUNT_MANY, where).scalar()
     if revision is None:
         raise NoCollectionRow(collection)
     return int(revision)
@@ -218,6 +292,24 @@ SELECT CAST(:collection AS VARCHAR), revision, CAST(:uid AS VARCHAR), CAST(:type
        CAST(:document AS TEXT)
 FROM taken
 RETURNING revision""")  # noqa: E501
+
+
+# `_TAKE_POSTGRESQL` for a block: a number per entry, the rows' versions and the log.
+_TAKE_MANY_POSTGRESQL = text("""\
+WITH taken AS (
+    SELECT nextval(CAST(:sequence AS REGCLASS)) AS revision, entry.uid, entry.name,
+           entry.document
+    FROM unnest(CAST(:uids AS VARCHAR[]), CAST(:names AS VARCHAR[]),
+                CAST(:documents AS TEXT[])) AS entry(uid, name, document)
+), moved AS (
+    UPDATE fabrica_resources SET resource_version = taken.revision FROM taken
+    WHERE fabrica_resources.collection = CAST(:collection AS VARCHAR)
+      AND fabrica_resources.uid = taken.uid AND fabrica_resources.name = taken.name
+)
+INSERT INTO fabrica_changes (collection, revision, uid, type, document)
+SELECT CAST(:collection AS VARCHAR), revision, uid, CAST(:type AS VARCHAR), document
+FROM taken
+RETURNING uid, revision""")
 
 
 @cache

@@ -13,7 +13,7 @@ from .._base import Document
 from ._query import decode, value_hash
 from ._schema import field_index, indexed_fields, resources
 
-__all__ = ["prepare_fields", "write_fields"]
+__all__ = ["field_rows", "prepare_fields", "write_fields"]
 
 _BACKFILL_PAGE = 1000
 _INSERT = insert(field_index)
@@ -21,8 +21,9 @@ _DELETE_HELD = delete(field_index).where(field_index.c.collection == bindparam("
                                          field_index.c.uid == bindparam("w_uid"))
 
 
-def _rows(collection: str, uid: str, doc: Document, paths: Sequence[str]
-          ) -> list[dict[str, str]]:
+def field_rows(collection: str, uid: str, doc: Document, paths: Sequence[str]
+               ) -> list[dict[str, str]]:
+    """The index rows of `doc`'s fields `paths`."""
     return [{"collection": collection, "field": path, "uid": uid,
              "value_hash": value_hash(field_text(field_value(doc, path)))} for path in paths]
 
@@ -33,7 +34,7 @@ def write_fields(conn: Connection, collection: str, uid: str, doc: Document,
     ones it had first)."""
     if replace:
         conn.execute(_DELETE_HELD, {"w_collection": collection, "w_uid": uid})
-    conn.execute(_INSERT, _rows(collection, uid, doc, paths))
+    conn.execute(_INSERT, field_rows(collection, uid, doc, paths))
 
 
 def prepare_fields(conn: Connection, collection: str, paths: Sequence[str]) -> None:
@@ -56,7 +57,7 @@ def prepare_fields(conn: Connection, collection: str, paths: Sequence[str]) -> N
             resources.c.collection == collection, resources.c.uid > after)
             .order_by(resources.c.uid).limit(_BACKFILL_PAGE)).all()
         rows = [row for uid, document in page
-                for row in _rows(collection, uid, decode(document), new)]
+                for row in field_rows(collection, uid, decode(document), new)]
         if rows:
             conn.execute(_INSERT, rows)
         if len(page) < _BACKFILL_PAGE:

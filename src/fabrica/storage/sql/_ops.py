@@ -52,6 +52,7 @@ from ._schema import (
 )
 
 __all__ = [
+    "PENDING",
     "append_outbox",
     "create",
     "delete_resource",
@@ -68,16 +69,19 @@ __all__ = [
     "outbox_stats",
     "prepare_fields",
     "prepare_unique",
+    "record_events_of",
     "uid_taken",
     "unique_holder",
     "update_resource",
+    "with_version",
+    "without_version",
 ]
 
 _VERSION_ID = re.compile(r"^v[0-9]{1,12}\Z")
 _REVISION_ROWS_KEPT = 100  # fabrica_revisions is pruned every this many writes
 # The resource_version of a row written before its write took its revision (`_finish`
 # sets it before commit, so no reader sees it); no expected version ever matches it.
-_PENDING = -2
+_PENDING = PENDING = -2
 
 
 # Statements built once: SQLAlchemy then finds each one's compiled form by a cache key
@@ -434,6 +438,17 @@ def _record_events(conn: Connection, collection: str, uid: str, stored: Document
              "payload": m.payload, "created_at": now} for m in messages])
 
 
+def record_events_of(conn: Connection, collection: str, stored: Sequence[Document],
+                     events: Outbox) -> None:
+    """`_record_events` of many writes: one executemany."""
+    now = datetime.now(UTC)
+    rows = [{"resource": f"{collection}/{doc['metadata']['uid']}", "subject": m.subject,
+             "event_id": m.id, "payload": m.payload, "created_at": now}
+            for doc in stored for m in events(doc)]
+    for start in range(0, len(rows), 1000):
+        conn.execute(_INSERT_OUTBOX, rows[start:start + 1000])
+
+
 def append_outbox(conn: Connection, resource: str, messages: Sequence[OutboxMessage]) -> None:
     now = datetime.now(UTC)
     conn.execute(_INSERT_OUTBOX, [
@@ -543,3 +558,8 @@ def _version_number(version: str) -> int:
         if str(number) == version:
             return number
     return -1
+
+
+# (for `_bulk`'s set-based creates, which build what `create` builds, many at once)
+with_version = _with_version
+without_version = _without_version

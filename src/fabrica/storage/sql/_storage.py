@@ -446,9 +446,16 @@ class SQLStorage:
             metas = [item.document["metadata"] for item in items]
             found = await self._run(bulk.taken, collection, [m["uid"] for m in metas],
                                     [m["name"] for m in metas])
-            if found is None:
-                raise
-            raise AlreadyExists(collection, *found) from None
+            if found is not None:
+                raise AlreadyExists(collection, *found) from None
+            for item in items:  # else a unique key: whose, and who holds it
+                if not item.unique:
+                    continue
+                held = await self._run(ops.unique_holder, collection,
+                                       item.document["metadata"]["uid"], item.unique)
+                if held is not None:
+                    raise AlreadyExists(collection, *held) from None
+            raise
 
     # -- running operations ----------------------------------------------------------------
 
