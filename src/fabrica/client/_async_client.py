@@ -68,17 +68,21 @@ class AsyncClient:
         await self.aclose()
 
     async def iter_list(
-        self, kind: type[R] | str, selector: str | None = None, limit: int | None = None
+        self, kind: type[R] | str, selector: str | None = None, limit: int | None = None, *,
+        field_selector: str | None = None,
     ) -> AsyncIterator[R]:
         cls = resolve(self.kinds, kind)
-        async for page in self.raw.iter_pages(cls, selector, limit):
+        async for page in self.raw.iter_pages(cls, selector, limit,
+                                              field_selector=field_selector):
             for item in page:
                 yield cls.model_validate(item)
 
     async def list(
-        self, kind: type[R] | str, selector: str | None = None, limit: int | None = None
+        self, kind: type[R] | str, selector: str | None = None, limit: int | None = None, *,
+        field_selector: str | None = None,
     ) -> list[R]:
-        return [obj async for obj in self.iter_list(kind, selector, limit)]
+        return [obj async for obj in self.iter_list(kind, selector, limit,
+                                                    field_selector=field_selector)]
 
     async def watch(
         self,
@@ -88,20 +92,24 @@ class AsyncClient:
         resource_version: str | None = None,
         allow_bookmarks: bool = False,
         timeout_seconds: int | None = None,
+        field_selector: str | None = None,
     ) -> AsyncGenerator[WatchEvent[R]]:
         """As `Client.watch`; close it (``aclose()``) or leave ``async for`` to hang up."""
         cls = resolve(self.kinds, kind)
         events = self.raw.watch(cls, label_selector, resource_version=resource_version,
-                                allow_bookmarks=allow_bookmarks, timeout_seconds=timeout_seconds)
+                                allow_bookmarks=allow_bookmarks, timeout_seconds=timeout_seconds,
+                                field_selector=field_selector)
         async with contextlib.aclosing(events):
             async for event in events:
                 yield typed_event(event, cls.model_validate)
 
     async def list_with_version(
-        self, kind: type[R] | str, label_selector: str | None = None
+        self, kind: type[R] | str, label_selector: str | None = None, *,
+        field_selector: str | None = None,
     ) -> tuple[builtins.list[R], str | None]:
         cls = resolve(self.kinds, kind)
-        items, version = await self.raw.list_with_version(cls, label_selector)
+        items, version = await self.raw.list_with_version(cls, label_selector,
+                                                          field_selector=field_selector)
         return [cls.model_validate(item) for item in items], version
 
     async def get(self, kind: type[R] | str, id: str) -> R:

@@ -35,6 +35,7 @@ async def follow_async(
     label_selector: str | None = None,
     timeout_seconds: int | None = None,
     backoff: Backoff | None = None,
+    field_selector: str | None = None,
 ) -> AsyncGenerator[list[CacheChange[Any]]]:
     """The async `follow`: list, then watch into `cache`, resuming and relisting for ever
     (until the caller stops iterating or cancels)."""
@@ -42,9 +43,11 @@ async def follow_async(
     while True:
         try:
             if state.relist:
-                yield state.listed(*await raw.list_with_version(kind, label_selector))
+                yield state.listed(*await raw.list_with_version(
+                    kind, label_selector, field_selector=field_selector))
             async for event in raw.watch(kind, label_selector, resource_version=state.watch_from(),
-                                         allow_bookmarks=True, timeout_seconds=timeout_seconds):
+                                         allow_bookmarks=True, timeout_seconds=timeout_seconds,
+                                         field_selector=field_selector):
                 if (change := state.apply(event)) is not None:
                     yield [change]
             if (delay := state.ended()) is not None:
@@ -104,6 +107,7 @@ class AsyncInformer(InformerBase[AsyncClient, R]):
     async def _run(self) -> None:
         changes = follow_async(self.client.raw, self.kind, self._cache,
                                label_selector=self.label_selector,
+                               field_selector=self.field_selector,
                                timeout_seconds=self.timeout_seconds, backoff=self._backoff)
         async with contextlib.aclosing(changes):
             async for batch in changes:

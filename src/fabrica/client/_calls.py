@@ -131,11 +131,14 @@ def if_match_value(version: str) -> str:
     return f'"{version}"'
 
 
-def list_call(info: ResourceInfo, selector: str | None, limit: int | None) -> Call:
+def list_call(info: ResourceInfo, selector: str | None, limit: int | None,
+              field_selector: str | None = None) -> Call:
     _offered(info, "list")
     params: dict[str, str | int] = {}
     if selector:
         params["labelSelector"] = selector
+    if field_selector:
+        params["fieldSelector"] = field_selector
     if limit is not None:
         params["limit"] = limit
     return Call("GET", f"/{info.plural}", params=params)
@@ -147,6 +150,7 @@ def watch_call(
     selector: str | None,
     bookmarks: bool,
     timeout_seconds: int | None,
+    field_selector: str | None = None,
 ) -> Call:
     """``GET /PLURAL?watch=true`` (SPEC section 8): the changes after `resource_version`
     (without one: every current match as ADDED first), one JSON event per line."""
@@ -156,6 +160,8 @@ def watch_call(
         params["resourceVersion"] = resource_version
     if selector:
         params["labelSelector"] = selector
+    if field_selector:
+        params["fieldSelector"] = field_selector
     if bookmarks:
         params["allowWatchBookmarks"] = "true"
     if timeout_seconds is not None:

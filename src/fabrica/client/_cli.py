@@ -453,6 +453,9 @@ def _list(cls: Kind, event_prefix: str | None) -> click.Command:
     @click.command("list", help=f"List {info.plural} (all pages).{watch_help}")
     @click.option("-l", "--selector", metavar="SELECTOR",
                   help="Label selector: k=v, k!=v, 'k in (a,b)', 'k notin (a)', k, !k.")
+    @click.option("--field-selector", metavar="SELECTOR",
+                  help=f"Field selector: f=v, f==v, f!=v, comma-separated; fields: "
+                  f"{', '.join(info.rules.selectable)}.")
     @click.option("--limit", type=click.IntRange(1), help="Page size to request.")
     @click.option("-w", "--watch", "follow", is_flag=True,
                   help="Then follow the changes (GET ?watch=true), one row per change (-o json:"
@@ -463,19 +466,24 @@ def _list(cls: Kind, event_prefix: str | None) -> click.Command:
     @_output_option
     @_events_options(event_prefix is not None, root=False)
     @click.pass_obj
-    def command(session: _Session, /, selector: str | None, limit: int | None, follow: bool,
-                watch_timeout: int | None, output: str | None, **watch: Any) -> None:
+    def command(session: _Session, /, selector: str | None, field_selector: str | None,
+                limit: int | None, follow: bool, watch_timeout: int | None,
+                output: str | None, **watch: Any) -> None:
         def show() -> None:
-            _show_resources(session, session.client().list(cls, selector, limit), output,
-                            "table")
+            _show_resources(session, session.client().list(
+                cls, selector, limit, field_selector=field_selector), output, "table")
 
         if follow:
             if watch.get("watch_events"):
                 raise click.UsageError("give --watch or --watch-events, not both")
             _check_selector(selector)
             watch_rows(session.client(), cls, selector, session.fmt(output, "table"),
-                       watch_timeout)
+                       watch_timeout, field_selector)
             return
+        if field_selector and watch.get("watch_events"):
+            # Events carry no field index to select by; --watch follows a field selection.
+            raise click.UsageError("--field-selector goes with a list or --watch, not "
+                                   "--watch-events")
         if not watch.get("watch_events"):
             show()
             return

@@ -35,11 +35,13 @@ def watch_rows(
     selector: str | None,
     fmt: str,
     timeout_seconds: int | None = None,
+    field_selector: str | None = None,
 ) -> None:
     """Print `kind`'s resources and then their changes in `fmt` until stopped (see above)."""
     rows = _Rows()
     changes = follow(client, kind, Cache[JSON](lambda raw: raw), label_selector=selector,
-                     timeout_seconds=timeout_seconds, retry=_transient, until_end=True)
+                     timeout_seconds=timeout_seconds, retry=_transient, until_end=True,
+                     field_selector=field_selector)
     try:
         for batch in changes:
             if fmt == "table":

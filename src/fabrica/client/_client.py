@@ -83,18 +83,23 @@ class Client:
         self.close()
 
     def iter_list(
-        self, kind: type[R] | str, selector: str | None = None, limit: int | None = None
+        self, kind: type[R] | str, selector: str | None = None, limit: int | None = None, *,
+        field_selector: str | None = None,
     ) -> Iterator[R]:
-        """Every matching resource, fetching pages of `limit` lazily as you iterate."""
+        """Every matching resource, fetching pages of `limit` lazily as you iterate.
+        `selector` selects by labels, `field_selector` by fields (``"spec.mac=aa:bb"``,
+        ``"status.phase=Ready,metadata.name!=x"``: the kind's Indexed fields, metadata.name
+        and status.phase; the server answers others with 400)."""
         cls = resolve(self.kinds, kind)
-        for page in self.raw.iter_pages(cls, selector, limit):
+        for page in self.raw.iter_pages(cls, selector, limit, field_selector=field_selector):
             yield from (cls.model_validate(item) for item in page)
 
     def list(
-        self, kind: type[R] | str, selector: str | None = None, limit: int | None = None
+        self, kind: type[R] | str, selector: str | None = None, limit: int | None = None, *,
+        field_selector: str | None = None,
     ) -> list[R]:
         """All matching resources across all pages; `limit` is the page size asked for."""
-        return list(self.iter_list(kind, selector, limit))
+        return list(self.iter_list(kind, selector, limit, field_selector=field_selector))
 
     def watch(
         self,
@@ -104,6 +109,7 @@ class Client:
         resource_version: str | None = None,
         allow_bookmarks: bool = False,
         timeout_seconds: int | None = None,
+        field_selector: str | None = None,
     ) -> Generator[WatchEvent[R]]:
         """Follow the changes of `kind` (``GET /PLURAL?watch=true``, SPEC section 8), each a
         `WatchEvent` whose object is an instance of the class, until the server ends the
@@ -111,7 +117,9 @@ class Client:
 
         Without `resource_version` every current match comes first as ``ADDED``; with one
         (a list's, see `list_with_version`, or an event's), every change after it, in order.
-        `label_selector` narrows it (``"env=prod"``); `allow_bookmarks` lets the server send
+        `label_selector` narrows it (``"env=prod"``), and `field_selector` (``"spec.mac=x"``,
+        as for `list`: a resource whose field changes out of it is ``DELETED``, into it
+        ``ADDED``); `allow_bookmarks` lets the server send
         ``BOOKMARK`` events that only move `resource_version` on. A version too old for the
         server raises `Expired` (list again); a broken connection `ConnectionFailed`. A quiet
         watch waits forever: no read timeout applies. `Informer` does the listing, resuming
@@ -119,18 +127,21 @@ class Client:
         """
         cls = resolve(self.kinds, kind)
         events = self.raw.watch(cls, label_selector, resource_version=resource_version,
-                                allow_bookmarks=allow_bookmarks, timeout_seconds=timeout_seconds)
+                                allow_bookmarks=allow_bookmarks, timeout_seconds=timeout_seconds,
+                                field_selector=field_selector)
         with contextlib.closing(events):
             for event in events:
                 yield typed_event(event, cls.model_validate)
 
     def list_with_version(
-        self, kind: type[R] | str, label_selector: str | None = None
+        self, kind: type[R] | str, label_selector: str | None = None, *,
+        field_selector: str | None = None,
     ) -> tuple[builtins.list[R], str | None]:
         """All matching resources and the ``resourceVersion`` a `watch` continues from
         without a gap (the list's ``X-Resource-Version``; None from a server without it)."""
         cls = resolve(self.kinds, kind)
-        items, version = self.raw.list_with_version(cls, label_selector)
+        items, version = self.raw.list_with_version(cls, label_selector,
+                                                    field_selector=field_selector)
         return [cls.model_validate(item) for item in items], version
 
     def get(self, kind: type[R] | str, id: str) -> R:

@@ -115,11 +115,14 @@ class InformerBase(Generic[C, R]):
         timeout_seconds: int | None = None,
         backoff: float = 0.2,
         max_backoff: float = 10.0,
+        field_selector: str | None = None,
     ) -> None:
         self.client = client
         self.kind: type[R] = resolve(client.kinds, kind)
         self.plural = client.kinds.info(self.kind).plural
         self.label_selector = label_selector
+        # Narrowed by the server (list and watch), so the cache holds only the selection.
+        self.field_selector = field_selector
         self.timeout_seconds = timeout_seconds
         self.handlers: Handlers[R] = Handlers()
         for which, handler in (("add", on_add), ("update", on_update), ("delete", on_delete)):

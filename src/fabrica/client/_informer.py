@@ -47,6 +47,7 @@ def follow(
     timeout_seconds: int | None = None,
     backoff: Backoff | None = None,
     stop: threading.Event | None = None,
+    field_selector: str | None = None,
     on_open: Callable[[httpx.Response], None] | None = None,
     retry: Callable[[FabricaError], bool] = lambda error: True,
     until_end: bool = False,
@@ -60,10 +61,11 @@ def follow(
     while not stop.is_set():
         try:
             if state.relist:
-                yield state.listed(*raw.list_with_version(kind, label_selector))
+                yield state.listed(*raw.list_with_version(kind, label_selector,
+                                                          field_selector=field_selector))
             with raw.open_watch(kind, label_selector, resource_version=state.watch_from(),
-                                allow_bookmarks=True, timeout_seconds=timeout_seconds
-                                ) as response:
+                                allow_bookmarks=True, timeout_seconds=timeout_seconds,
+                                field_selector=field_selector) as response:
                 if on_open is not None:
                     on_open(response)
                 for event in watch_events(response.iter_lines()):
@@ -152,6 +154,7 @@ class Informer(InformerBase[Client, R]):
     def _run(self) -> None:
         changes = follow(self.client.raw, self.kind, self._cache,
                          label_selector=self.label_selector,
+                         field_selector=self.field_selector,
                          timeout_seconds=self.timeout_seconds, backoff=self._backoff,
                          stop=self._stop, on_open=self._opened)
         try:

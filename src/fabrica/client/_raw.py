@@ -90,10 +90,10 @@ class _Base:
 
     def _watch_call(
         self, kind: KindRef, label_selector: str | None, resource_version: str | None,
-        allow_bookmarks: bool, timeout_seconds: int | None,
+        allow_bookmarks: bool, timeout_seconds: int | None, field_selector: str | None = None,
     ) -> Call:
         call = calls.watch_call(self._info(kind), resource_version, label_selector,
-                                allow_bookmarks, timeout_seconds)
+                                allow_bookmarks, timeout_seconds, field_selector)
         return self._versioned(call, kind)
 
     def _versioned(self, call: Call, kind: KindRef) -> Call:
@@ -147,25 +147,32 @@ class RawClient(_Base):
         self.close()
 
     def iter_pages(
-        self, kind: KindRef, selector: str | None = None, limit: int | None = None
+        self, kind: KindRef, selector: str | None = None, limit: int | None = None, *,
+        field_selector: str | None = None,
     ) -> Iterator[JSONList]:
-        """Each page of the list, following ``Link: rel="next"`` until there is none."""
-        for response in self._pages(kind, selector, limit):
+        """Each page of the list, following ``Link: rel="next"`` until there is none.
+        `selector` is a label selector; `field_selector` selects by fields
+        (``"spec.mac=aa:bb"``: the kind's Indexed fields, metadata.name, status.phase)."""
+        for response in self._pages(kind, selector, limit, field_selector):
             yield _items(response)
 
     def list(
-        self, kind: KindRef, selector: str | None = None, limit: int | None = None
+        self, kind: KindRef, selector: str | None = None, limit: int | None = None, *,
+        field_selector: str | None = None,
     ) -> JSONList:
-        return [item for page in self.iter_pages(kind, selector, limit) for item in page]
+        return [item for page in self.iter_pages(kind, selector, limit,
+                                                 field_selector=field_selector)
+                for item in page]
 
     def list_with_version(
-        self, kind: KindRef, selector: str | None = None
+        self, kind: KindRef, selector: str | None = None, *, field_selector: str | None = None
     ) -> tuple[JSONList, str | None]:
         """All matching resources and the list's ``X-Resource-Version``: a watch from that
         version sees every change after the list, none twice (SPEC section 8). With several
         pages, the first page's version: later pages may show some of the replayed changes
         already, which a watcher recognises by each object's own resourceVersion."""
-        return _joined(_page(response) for response in self._pages(kind, selector, None))
+        return _joined(_page(response)
+                       for response in self._pages(kind, selector, None, field_selector))
 
     def watch(
         self,
@@ -175,12 +182,13 @@ class RawClient(_Base):
         resource_version: str | None = None,
         allow_bookmarks: bool = False,
         timeout_seconds: int | None = None,
+        field_selector: str | None = None,
     ) -> Generator[JSON]:
         """The watch events of `kind` as their JSON (``{"type", "object"}``), until the
         server ends the stream or the caller stops iterating; see `Client.watch`."""
         with self.open_watch(kind, label_selector, resource_version=resource_version,
-                             allow_bookmarks=allow_bookmarks,
-                             timeout_seconds=timeout_seconds) as response:
+                             allow_bookmarks=allow_bookmarks, timeout_seconds=timeout_seconds,
+                             field_selector=field_selector) as response:
             yield from watch_events(response.iter_lines())
 
     @contextlib.contextmanager
@@ -192,11 +200,12 @@ class RawClient(_Base):
         resource_version: str | None = None,
         allow_bookmarks: bool = False,
         timeout_seconds: int | None = None,
+        field_selector: str | None = None,
     ) -> Iterator[httpx.Response]:
         """The open response of a watch, for reading its lines (``watch`` does) or cutting
         it short from another thread (the informer's ``stop``)."""
         call = self._watch_call(kind, label_selector, resource_version, allow_bookmarks,
-                                timeout_seconds)
+                                timeout_seconds, field_selector)
         with open_stream(self.http, call, self.retry) as response:
             yield self._warn(response)
 
@@ -258,9 +267,10 @@ class RawClient(_Base):
             yield from event_objects(response.iter_lines(), on_open)
 
     def _pages(
-        self, kind: KindRef, selector: str | None, limit: int | None
+        self, kind: KindRef, selector: str | None, limit: int | None,
+        field_selector: str | None = None,
     ) -> Iterator[httpx.Response]:
-        call: Call | None = calls.list_call(self._info(kind), selector, limit)
+        call: Call | None = calls.list_call(self._info(kind), selector, limit, field_selector)
         while call is not None:
             response = self._send(call, kind)
             yield response
@@ -311,21 +321,27 @@ class AsyncRawClient(_Base):
         await self.aclose()
 
     async def iter_pages(
-        self, kind: KindRef, selector: str | None = None, limit: int | None = None
+        self, kind: KindRef, selector: str | None = None, limit: int | None = None, *,
+        field_selector: str | None = None,
     ) -> AsyncIterator[JSONList]:
-        async with contextlib.aclosing(self._pages(kind, selector, limit)) as pages:
+        async with contextlib.aclosing(self._pages(kind, selector, limit,
+                                                   field_selector)) as pages:
             async for response in pages:
                 yield _items(response)
 
     async def list(
-        self, kind: KindRef, selector: str | None = None, limit: int | None = None
+        self, kind: KindRef, selector: str | None = None, limit: int | None = None, *,
+        field_selector: str | None = None,
     ) -> JSONList:
-        return [item async for page in self.iter_pages(kind, selector, limit) for item in page]
+        return [item async for page in self.iter_pages(kind, selector, limit,
+                                                       field_selector=field_selector)
+                for item in page]
 
     async def list_with_version(
-        self, kind: KindRef, selector: str | None = None
+        self, kind: KindRef, selector: str | None = None, *, field_selector: str | None = None
     ) -> tuple[JSONList, str | None]:
-        return _joined([_page(response) async for response in self._pages(kind, selector, None)])
+        return _joined([_page(response) async for response
+                        in self._pages(kind, selector, None, field_selector)])
 
     async def watch(
         self,
@@ -335,9 +351,10 @@ class AsyncRawClient(_Base):
         resource_version: str | None = None,
         allow_bookmarks: bool = False,
         timeout_seconds: int | None = None,
+        field_selector: str | None = None,
     ) -> AsyncGenerator[JSON]:
         call = self._watch_call(kind, label_selector, resource_version, allow_bookmarks,
-                                timeout_seconds)
+                                timeout_seconds, field_selector)
         async with open_stream_async(self.http, call, self.retry) as response:
             self._warn(response)
             async for event in watch_events_async(response.aiter_lines()):
@@ -397,9 +414,10 @@ class AsyncRawClient(_Base):
                 yield event
 
     async def _pages(
-        self, kind: KindRef, selector: str | None, limit: int | None
+        self, kind: KindRef, selector: str | None, limit: int | None,
+        field_selector: str | None = None,
     ) -> AsyncGenerator[httpx.Response]:
-        call: Call | None = calls.list_call(self._info(kind), selector, limit)
+        call: Call | None = calls.list_call(self._info(kind), selector, limit, field_selector)
         while call is not None:
             response = await self._send(call, kind)
             yield response

@@ -10,6 +10,16 @@ from ._conditions import (
     remove_condition,
     set_condition,
 )
+from ._fields import (
+    MAX_FIELD_SELECTOR_LENGTH,
+    MAX_FIELD_SELECTOR_REQUIREMENTS,
+    FieldRequirement,
+    FieldSelectorError,
+    FieldValues,
+    document_fields,
+    field_text,
+    parse_field_selector,
+)
 from ._labels import (
     LABEL_KEY_MAX_LENGTH,
     LABEL_KEY_PATTERN,
@@ -93,6 +103,14 @@ __all__ = [
     "Verb",
     "field_value",
     "unique_key",
+    "MAX_FIELD_SELECTOR_LENGTH",
+    "MAX_FIELD_SELECTOR_REQUIREMENTS",
+    "FieldRequirement",
+    "FieldSelectorError",
+    "FieldValues",
+    "document_fields",
+    "field_text",
+    "parse_field_selector",
     "keep_left_out",
     "left_out",
     "redact_details",

@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ._fields import FieldRequirement, FieldValues
 
 __all__ = [
     "LABEL_KEY_MAX_LENGTH",
@@ -87,13 +90,23 @@ class Requirement:
 
 @dataclass(frozen=True)
 class Selector:
-    requirements: tuple[Requirement, ...] = ()
+    """Label requirements and, from ``?fieldSelector=``, field requirements (all must
+    hold). Where a selector may have field requirements, `matches` needs the object's
+    field values too."""
 
-    def matches(self, labels: Mapping[str, str]) -> bool:
+    requirements: tuple[Requirement, ...] = ()
+    fields: tuple[FieldRequirement, ...] = ()
+
+    def matches(self, labels: Mapping[str, str], fields: FieldValues | None = None) -> bool:
+        if self.fields:
+            if fields is None:  # a caller that forgot them would select wrongly
+                raise TypeError("this selector has field requirements: pass the fields")
+            if not all(r.matches(fields) for r in self.fields):
+                return False
         return all(r.matches(labels) for r in self.requirements)
 
     def __bool__(self) -> bool:
-        return bool(self.requirements)
+        return bool(self.requirements or self.fields)
 
 
 #: Bounds of a selector, so that parsing and matching one costs little whoever sent it

@@ -33,6 +33,7 @@ from ..store import (
     ResourceStore,
     WatchCache,
     check_storage_key,
+    prepare_fields,
     prepare_unique,
 )
 from ._metrics import (
@@ -212,6 +213,7 @@ class Service:
             log.error("refusing to start: %s", exc)
             raise
         await prepare_unique(self.storage, self.kinds)  # refuses to serve over duplicates
+        await prepare_fields(self.storage, self.kinds)
         if self.auth is not None:
             await self.auth.start()
         if self.bus is not None:

@@ -179,9 +179,10 @@ class Storage(Protocol):
         limit: int | None = None,
         after: str | None = None,
     ) -> list[Document]:
-        """Documents matching `selector` whose name sorts after `after`, by name, at most
-        `limit` of them. Keyset paging on the immutable, unique name means a client walking
-        pages while others write sees each resource that existed throughout exactly once."""
+        """Documents matching `selector` (labels, and fields prepared by `prepare_fields`)
+        whose name sorts after `after`, by name, at most `limit` of them. Keyset paging on
+        the immutable, unique name means a client walking pages while others write sees
+        each resource that existed throughout exactly once."""
         ...
 
     async def create(self, collection: str, doc: Document, snapshot: Document | None = None,
@@ -210,6 +211,12 @@ class Storage(Protocol):
         start: keys of a new constraint are built from the stored documents (or
         `DuplicateValues` when some share one: nothing is dropped), constraints no longer
         wanted are forgotten."""
+        ...
+
+    async def prepare_fields(self, collection: str, paths: Sequence[str]) -> None:
+        """Make `paths` (JSON field paths) the collection's selectable fields, at start: a
+        backend with a field index keeps them in it from now on, built for the stored
+        documents when new (see each backend for how it answers field selectors)."""
         ...
 
     async def list_versions(self, collection: str, uid: str) -> builtins.list[Document]:

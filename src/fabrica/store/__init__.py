@@ -17,7 +17,7 @@ from ._actor import (
 from ._changes import Action, Change, ChangeListener, Emission, EmissionListener, UpdateType
 from ._create_many import CreateManyError, NewResource
 from ._export import EXPORT_FORMAT, export_resources
-from ._fields import ImmutableFieldError, prepare_unique
+from ._fields import ImmutableFieldError, prepare_fields, prepare_unique
 from ._gc import GarbageCollector
 from ._hooks import Actor, HookFailed, Hooks, Operation, Reject, WriteContext
 from ._import import (
@@ -46,6 +46,7 @@ from ._watchers import Watcher, error_line
 
 __all__ = [
     "ImmutableFieldError",
+    "prepare_fields",
     "prepare_unique",
     "ANONYMOUS",
     "DEFAULT_ATTEMPTS",

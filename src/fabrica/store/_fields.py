@@ -15,7 +15,8 @@ from typing import Any
 from ..resource import KindRules, Resource, field_value, unique_key
 from ..storage import Document, Storage
 
-__all__ = ["ImmutableFieldError", "check_immutable", "prepare_unique", "unique_keys"]
+__all__ = ["ImmutableFieldError", "check_immutable", "prepare_fields", "prepare_unique",
+           "unique_keys"]
 
 
 class ImmutableFieldError(ValueError):
@@ -62,3 +63,24 @@ async def prepare_unique(storage: Storage, kinds: Iterable[type[Resource[Any, An
             raise TypeError(f"{info.kind} has unique fields, which the {storage.name} "
                             "storage cannot keep")
         await prepare(info.plural, constraints)
+
+
+async def prepare_fields(storage: Storage, kinds: Iterable[type[Resource[Any, Any]]]) -> None:
+    """At start: every kind's selectable fields (`KindRules.selectable`) handed to the
+    storage, which indexes them (SQL builds the index of a field new to it from what is
+    stored), so that lists by ``?fieldSelector=`` read an index whoever serves them.
+
+    Only kinds with a field besides ``metadata.name`` (which needs no index) are asked: a
+    service without any touches no storage at start (on MariaDB a read made in the
+    lifespan's task left a connection behind, see `check_storage_key`). So, as for unique
+    constraints, a kind that drops *all* its indexed fields (and has no ``status.phase``)
+    keeps their rows, no longer kept current; declaring one of them again later needs its
+    rows dropped (``DELETE FROM fabrica_indexed_fields WHERE collection = ...``) to be
+    built afresh."""
+    prepare = getattr(storage, "prepare_fields", None)
+    if prepare is None:  # a backend of its own without field selectors: lists refuse them
+        return
+    for kind in kinds:
+        info = kind.resource_info
+        if any(path != "metadata.name" for path in info.rules.selectable):
+            await prepare(info.plural, info.rules.selectable)

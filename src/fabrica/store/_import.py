@@ -29,7 +29,7 @@ from ..resource import ApiVersionTable, Resource, is_dns1123_subdomain, sensitiv
 from ..storage import AlreadyExists, BulkItem, BulkStorage, Document, NotFound
 from ._changes import Change
 from ._export import EXPORT_FORMAT
-from ._fields import unique_keys
+from ._fields import prepare_fields, unique_keys
 from ._publisher import ChangePublisher
 from ._secrets import MARKER_COLLECTION, is_envelope
 
@@ -287,6 +287,7 @@ async def import_resources(
     Returns the resources written per kind (removed ones as ``KIND removed``)."""
     counts: dict[str, int] = {}
     await _write_marker(storage, plan)
+    await prepare_fields(storage, plan.items)  # imported resources go into the field index
     for cls, items in plan.items.items():
         info = cls.resource_info
         gone = (remove or {}).get(cls, [])

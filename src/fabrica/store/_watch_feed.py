@@ -43,7 +43,7 @@ from typing import Any
 from ..resource import Resource, Selector
 from ..storage import Document, Gone, Storage, StorageError
 from ._watch_memory import WatchMemory
-from ._watch_objects import Entry, KindObjects, exact_objects, exact_snapshot
+from ._watch_objects import NAME_FIELD, Entry, KindObjects, exact_objects, exact_snapshot
 from ._watchers import UNKNOWN, Encode, Record, Watcher
 
 __all__ = ["FeedSettings", "KindFeed", "ResourceVersionTooLarge"]
@@ -95,6 +95,9 @@ class KindFeed:
         self.cls = cls
         self.info = cls.resource_info
         self.collection = self.info.plural
+        # The fields `?fieldSelector=` may name, indexed by the cache (a name is its own).
+        self.paths = tuple(path for path in self.info.rules.selectable
+                           if path != NAME_FIELD)
         self.storage = storage
         self.settings = settings
         self.encode = encode
@@ -318,8 +321,12 @@ class KindFeed:
         records = []
         cache = self.cache
         for change in batch:
-            prev = cache.apply(change) if cache is not None else UNKNOWN
-            records.append(Record(change, prev))
+            if cache is None:
+                records.append(Record(change, UNKNOWN))
+                continue
+            old = cache.apply(change)
+            records.append(Record(change, None) if old is None
+                           else Record(change, old.labels, cache.values(old)))
         self.revision = batch[-1].revision
         ring = self.ring
         ring.extend(records)
@@ -357,12 +364,13 @@ class KindFeed:
     async def _fill(self) -> None:
         try:
             revision, entries = await exact_objects(self.storage, self.collection,
-                                                    most=self.settings.max_objects)
+                                                    most=self.settings.max_objects,
+                                                    paths=self.paths)
             if len(entries) > self.settings.max_objects:
                 self._drop_cache(f"it holds {len(entries)} resources, more than "
                                  f"{self.settings.max_objects}")
                 return
-            cache = KindObjects(entries)
+            cache = KindObjects(entries, self.paths)
             async with self._lock:
                 await self._start(revision)
                 assert self.revision is not None

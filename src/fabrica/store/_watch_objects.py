@@ -3,9 +3,12 @@ storage exactly.
 
 `KindObjects` is the watch cache's copy of a collection: entries by uid, the uid of each
 name and the names in order (lists page by name), with what a list or a get needs at hand:
-name, labels, resourceVersion and, once first asked for, the wire JSON in the storage API
-version (the parsed document is then dropped: a cached Device costs its bytes, not a tree of
-Python objects).
+name, labels, resourceVersion, the values of the kind's selectable fields and, once first
+asked for, the wire JSON in the storage API version (the parsed document is then dropped: a
+cached Device costs its bytes, not a tree of Python objects). For ``?fieldSelector=`` it
+keeps an index per selectable field (value → uids): a list by ``spec.mac=X`` looks at the
+resources holding X, not at the whole kind (only a selector of ``!=`` terms alone, whose
+answer is most of the kind anyway, walks the names).
 
 `exact_snapshot` answers "which documents, at which revision?" from storage alone, for a
 cache being filled and for lists served from storage: a storage list is no snapshot (writes
@@ -22,12 +25,19 @@ import bisect
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
-from ..resource import Selector
+from ..resource import FieldValues, Selector, document_fields, field_text, field_value
 from ..storage import Document, Storage, StoredChange
 
 __all__ = ["Entry", "KindObjects", "Render", "exact_objects", "exact_snapshot", "revision_of"]
+
+#: The field every entry answers from its name (not kept twice).
+NAME_FIELD = "metadata.name"
+#: Uids holding one value of one field: the one uid as itself (a unique field's values
+#: cost no set each), a set once there are more.
+Holders = str | set[str]
 
 #: (document, API version) → the resource's wire JSON; the store's validated rendering.
 Render = Callable[[Document, str], bytes]
@@ -44,15 +54,21 @@ def revision_of(doc: Document) -> int:
 class Entry:
     """One cached resource: what reads need, and its wire JSON in the storage version."""
 
-    __slots__ = ("_doc", "_raw", "_wire", "labels", "name", "revision", "uid")
+    __slots__ = ("_doc", "_raw", "_wire", "fields", "labels", "name", "revision", "uid")
 
-    def __init__(self, doc: Document, *, compact: bool = False) -> None:
+    def __init__(self, doc: Document, *, compact: bool = False,
+                 paths: tuple[str, ...] = ()) -> None:
         """`compact`: keep the document as JSON bytes rather than as Python objects (a
-        tenth of the memory), for entries that may wait long for their first read."""
+        tenth of the memory), for entries that may wait long for their first read.
+        `paths`: the selectable fields whose values (`field_text`) to keep, in that order
+        (a tuple: a dict per entry would cost more than a small document), but the name,
+        which it has anyway."""
         meta = doc["metadata"]
         self.uid: str = meta["uid"]
         self.name: str = meta["name"]
         self.labels: Mapping[str, str] = meta.get("labels") or {}
+        self.fields: tuple[str, ...] = tuple(field_text(field_value(doc, path))
+                                             for path in paths if path != NAME_FIELD)
         self.revision = revision_of(doc)
         self._doc: Document | None = None if compact else doc
         self._raw: bytes | None = _encode(doc) if compact else None
@@ -92,7 +108,10 @@ class KindObjects:
     of a name wins, as a fresh list of the storage would show it.
     """
 
-    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+    def __init__(self, entries: Iterable[Entry] = (), paths: Iterable[str] = ()) -> None:
+        """`paths`: the selectable fields to index (the entries were made with them)."""
+        self.paths = tuple(path for path in paths if path != NAME_FIELD)
+        self._position = {path: index for index, path in enumerate(self.paths)}
         self.entries: dict[str, Entry] = {}
         self.by_name: dict[str, str] = {}
         for entry in entries:
@@ -104,24 +123,69 @@ class KindObjects:
             self.entries[entry.uid] = entry
             self.by_name[entry.name] = entry.uid
         self.names: list[str] = sorted(self.by_name)
+        self.index: list[dict[str, Holders]] = [{} for _ in self.paths]
+        for entry in self.entries.values():
+            self._index(entry)
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def apply(self, change: StoredChange) -> Mapping[str, str] | None:
-        """Apply one change (newer than every state held); the labels the resource had
-        before it, None when it did not exist."""
+    def apply(self, change: StoredChange) -> Entry | None:
+        """Apply one change (newer than every state held); the resource's entry before it
+        (its labels and fields), None when it did not exist."""
         uid = change.document["metadata"]["uid"]
         old = self.entries.get(uid)
         if change.type == "DELETED":
             if old is not None:
                 self._remove(old)
-            return None if old is None else old.labels
-        entry = Entry(change.document)
+            return old
+        entry = Entry(change.document, paths=self.paths)
+        if old is not None:
+            self._unindex(old)
         self.entries[uid] = entry
+        self._index(entry)
         if old is None:
             self._claim(entry)
-        return None if old is None else old.labels
+        return old
+
+    def value(self, entry: Entry, path: str) -> str:
+        """One of `entry`'s selectable fields, as `field_text` gives it."""
+        if path == NAME_FIELD:
+            return entry.name
+        position = self._position.get(path)
+        return "" if position is None else entry.fields[position]
+
+    def values(self, entry: Entry) -> FieldValues:
+        return partial(self.value, entry)
+
+    def holders(self, path: str, value: str) -> set[str]:
+        """The uids whose `path` holds `value`."""
+        if path == NAME_FIELD:
+            uid = self.by_name.get(value)
+            return set() if uid is None else {uid}
+        position = self._position.get(path)
+        held = None if position is None else self.index[position].get(value)
+        return set() if held is None else {held} if isinstance(held, str) else held
+
+    def _index(self, entry: Entry) -> None:
+        for values, value in zip(self.index, entry.fields, strict=True):
+            held = values.get(value)
+            if held is None:
+                values[value] = entry.uid
+            elif isinstance(held, str):
+                values[value] = {held, entry.uid}
+            else:
+                held.add(entry.uid)
+
+    def _unindex(self, entry: Entry) -> None:
+        for values, value in zip(self.index, entry.fields, strict=True):
+            held = values.get(value)
+            if held == entry.uid:
+                del values[value]
+            elif isinstance(held, set):
+                held.discard(entry.uid)
+                if len(held) == 1:
+                    values[value] = held.pop()
 
     def _claim(self, entry: Entry) -> None:
         """Give `entry`'s name to it (a new uid in the cache)."""
@@ -132,10 +196,13 @@ class KindObjects:
             return
         log.warning("change %s gives the name %r to %s while %s still holds it in the "
                     "cache; %s is dropped", entry.revision, entry.name, entry.uid, held, held)
-        self.entries.pop(held, None)
+        dropped = self.entries.pop(held, None)
+        if dropped is not None:
+            self._unindex(dropped)
 
     def _remove(self, entry: Entry) -> None:
         del self.entries[entry.uid]
+        self._unindex(entry)
         if self.by_name.get(entry.name) == entry.uid:
             del self.by_name[entry.name]
             index = bisect.bisect_left(self.names, entry.name)
@@ -152,15 +219,38 @@ class KindObjects:
     def page(self, selector: Selector | None, limit: int | None, after: str | None
              ) -> list[Entry]:
         """Matching entries by name, after `after`, at most `limit` (as `Storage.list`)."""
+        candidates = self._candidates(selector)
+        if candidates is not None:
+            return self._page_of(candidates, selector, limit, after)
         start = 0 if after is None else bisect.bisect_right(self.names, after)
         found: list[Entry] = []
         for entry in self._from(start):
-            if selector and not selector.matches(entry.labels):
+            if selector and not selector.matches(entry.labels, self.values(entry)):
                 continue
             found.append(entry)
             if limit is not None and len(found) >= limit:
                 break
         return found
+
+    def _candidates(self, selector: Selector | None) -> set[str] | None:
+        """The uids an equality field requirement allows (the fewest of any), or None
+        when the selector has none (then every entry is a candidate)."""
+        best: set[str] | None = None
+        for requirement in selector.fields if selector else ():
+            if requirement.operator != "=":
+                continue
+            held = self.holders(requirement.path, requirement.value)
+            if best is None or len(held) < len(best):
+                best = held
+        return best
+
+    def _page_of(self, uids: set[str], selector: Selector | None, limit: int | None,
+                 after: str | None) -> list[Entry]:
+        found = [entry for uid in uids if (entry := self.entries.get(uid)) is not None
+                 and (after is None or entry.name > after)
+                 and (not selector or selector.matches(entry.labels, self.values(entry)))]
+        found.sort(key=_entry_name)
+        return found[:limit] if limit is not None else found
 
     def _from(self, start: int) -> Iterator[Entry]:
         entries, by_name = self.entries, self.by_name
@@ -188,7 +278,8 @@ async def exact_snapshot(
 
 
 async def exact_objects(storage: Storage, collection: str, page_size: int = 1000,
-                        most: int | None = None) -> tuple[int, list[Entry]]:
+                        most: int | None = None, paths: tuple[str, ...] = ()
+                        ) -> tuple[int, list[Entry]]:
     """(R, every resource as of revision R) as compact entries, read page by page so that
     no more than a page of parsed documents is held at once (a cache of 100,000 resources
     is filled without first holding 100,000 documents as Python objects). Past `most`
@@ -199,7 +290,7 @@ async def exact_objects(storage: Storage, collection: str, page_size: int = 1000
     while True:
         docs = await storage.list(collection, limit=page_size, after=after)
         for doc in docs:
-            entry = Entry(doc, compact=True)
+            entry = Entry(doc, compact=True, paths=paths)
             states[entry.uid] = (entry.revision, entry)
             newest = max(newest, entry.revision)
         if len(docs) < page_size:
@@ -208,7 +299,7 @@ async def exact_objects(storage: Storage, collection: str, page_size: int = 1000
             return start, [entry for _, entry in states.values() if entry is not None]
         after = docs[-1]["metadata"]["name"]
     revision = await _catch_up(storage, collection, start, newest, states,
-                               lambda doc: Entry(doc, compact=True))
+                               lambda doc: Entry(doc, compact=True, paths=paths))
     return revision, [entry for _, entry in states.values() if entry is not None]
 
 
@@ -249,11 +340,16 @@ def _page(states: dict[str, tuple[int, Document | None]], listed: list[Document]
         name = doc["metadata"]["name"]
         if after is not None and name <= after or last is not None and name > last:
             continue
-        if selector and not selector.matches(doc["metadata"].get("labels") or {}):
+        if selector and not selector.matches(doc["metadata"].get("labels") or {},
+                                             document_fields(doc)):
             continue
         page.append(doc)
     page.sort(key=_name)
     return page[:limit] if limit else page
+
+
+def _entry_name(entry: Entry) -> str:
+    return entry.name
 
 
 def _name(doc: Document) -> Any:

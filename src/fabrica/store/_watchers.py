@@ -8,13 +8,13 @@ bound has fallen too far behind: its queue is dropped and it ends with an ERROR 
 after which its client lists and watches again (as a Kubernetes informer does).
 
 Each event line is encoded once per (change, event type, API version) and shared by every
-watcher that sends it. With a label selector an event follows Kubernetes: a resource that
-starts to match is ADDED, one that stops matching is DELETED (with its new state). That
-needs the labels the resource had before the change, which the feed records while the kind
-is cached; for changes read back from the storage log (a resume older than the feed's
-memory, or a kind too large to cache) the labels before are known from the second change
-of a resource on, and before that a change that does not match is sent as DELETED (a
-client deletes what it may not have: informers ignore that).
+watcher that sends it. With a label or field selector an event follows Kubernetes: a
+resource that starts to match is ADDED, one that stops matching is DELETED (with its new
+state). That needs the labels and selectable fields the resource had before the change,
+which the feed records while the kind is cached; for changes read back from the storage log
+(a resume older than the feed's memory, or a kind too large to cache) they are known from
+the second change of a resource on, and before that a change that does not match is sent
+as DELETED (a client deletes what it may not have: informers ignore that).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..resource import API_VERSION, Selector
+from ..resource import API_VERSION, FieldValues, Selector, document_fields
 from ..storage import Document, Gone, Storage, StoredChange
 from ._watch_memory import WatchMemory
 
@@ -45,31 +45,41 @@ _INITIAL_CHUNK_BYTES = 64 * 1024
 _BATCH = 1000
 
 
+def _no_fields(path: str) -> str:
+    return ""
+
+
 class Record:
-    """One change as the feed applied it, with the labels the resource had before (None:
-    it did not exist; `UNKNOWN`), and its encoded event lines."""
+    """One change as the feed applied it, with the labels and field values the resource
+    had before (`prev` None: it did not exist; `UNKNOWN`), and its encoded event lines."""
 
-    __slots__ = ("_lines", "change", "labels", "prev", "revision")
+    __slots__ = ("_lines", "change", "labels", "prev", "prev_fields", "revision")
 
-    def __init__(self, change: StoredChange, prev: Mapping[str, str] | None) -> None:
+    def __init__(self, change: StoredChange, prev: Mapping[str, str] | None,
+                 prev_fields: FieldValues = _no_fields) -> None:
         self.change = change
         self.revision = change.revision
         self.labels: Mapping[str, str] = change.document["metadata"].get("labels") or {}
         self.prev = prev
+        self.prev_fields = prev_fields
         self._lines: dict[tuple[str, str], bytes] = {}
+
+    def fields(self) -> FieldValues:
+        """The resource's field values after the change."""
+        return document_fields(self.change.document)
 
     def event_type(self, selector: Selector | None) -> str | None:
         """The event this change is for a watcher of `selector`, None if none."""
         kind = self.change.type
         if not selector:
             return kind
-        now = kind != "DELETED" and selector.matches(self.labels)
+        now = kind != "DELETED" and selector.matches(self.labels, self.fields())
         if kind == "ADDED":  # nothing before it, whatever the feed knows
             was: bool | None = False
         elif self.prev is UNKNOWN:
-            was = None if kind != "DELETED" else selector.matches(self.labels)
+            was = None if kind != "DELETED" else selector.matches(self.labels, self.fields())
         else:
-            was = self.prev is not None and selector.matches(self.prev)
+            was = self.prev is not None and selector.matches(self.prev, self.prev_fields)
         if kind == "DELETED":
             return "DELETED" if was else None
         if now:
@@ -140,7 +150,7 @@ class Watcher:
         self._handed: deque[int] = deque((0, 0), maxlen=2)  # the last chunks' sizes
         self._queue: deque[Record] = deque(backlog)
         self._fetch = fetch  # (storage, collection, until): a backlog still in the log
-        self._seen: dict[str, Mapping[str, str]] = {}
+        self._seen: dict[str, Record] = {}  # each resource's last change of a backlog
         self._ready = asyncio.Event()
         self._stopped = asyncio.Event()
         self._error: bytes | None = None
@@ -274,8 +284,10 @@ class Watcher:
             if change.revision > until:
                 break
             uid = change.document["metadata"]["uid"]
-            records.append(Record(change, self._seen.get(uid, UNKNOWN)))
-            self._seen[uid] = records[-1].labels
+            seen = self._seen.get(uid)
+            records.append(Record(change, UNKNOWN) if seen is None
+                           else Record(change, seen.labels, seen.fields()))
+            self._seen[uid] = records[-1]
         if not batch or batch[-1].revision >= until:
             self._fetch = None
             self._seen.clear()

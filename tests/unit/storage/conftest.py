@@ -13,6 +13,7 @@ from fabrica.storage import FileStorage, SQLStorage
 from fabrica.storage.sql._schema import (
     changes,
     collections,
+    indexed_fields,
     resources,
     revisions,
     unique_constraints,
@@ -54,6 +55,7 @@ def _empty(conn):
     """Each test starts with no resources (labels and versions go with them)."""
     conn.execute(delete(unique_keys))
     conn.execute(delete(unique_constraints))
+    conn.execute(delete(indexed_fields))
     conn.execute(delete(resources))
     conn.execute(delete(revisions))
     conn.execute(delete(changes))

@@ -53,6 +53,7 @@ from ._bounds import measure
 from ._conditional import etag, etag_of, if_match_precondition, if_none_match_hits
 from ._dry_run import parse_dry_run
 from ._errors import APIError, validation_details
+from ._fields import with_fields
 from ._negotiate import Negotiated, Negotiator, warning_header
 from ._paging import decode_continue, encode_continue, parse_limit
 from ._patch import apply_patch, patch_format
@@ -124,6 +125,7 @@ class KindEndpoints:
         except SelectorError as exc:
             raise APIError(400, f"invalid labelSelector: {exc}",
                            [{"field": "labelSelector", "message": str(exc)}]) from None
+        selector = with_fields(selector, query.get("fieldSelector"), self.info.rules)
         watch = parse_watch_params(query)
         self._offers("watch" if watch.watch and request.method == "GET" else "list")
         limit = parse_limit(query.get("limit"))

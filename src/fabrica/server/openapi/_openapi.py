@@ -33,6 +33,7 @@ from ...resource import (
 from ..http._conditional import ENTITY_TAGS_PATTERN
 from ..http._table import ID_PARAM, VERSION_PARAM, offered_operations
 from ..http._watch import MAX_TIMEOUT_SECONDS, RESOURCE_VERSION_PATTERN, WATCH_MEDIA_TYPE
+from ._field_selector import field_selector_param
 from ._openapi_versions import document_versions, version_models
 
 __all__ = ["build_openapi"]
@@ -431,7 +432,8 @@ def _kind_operations(
                              "content": {**_json({"type": "array",
                                                   "items": {"$ref": refs["resource"]}}),
                                          WATCH_MEDIA_TYPE: {"schema": _WATCH_EVENT}}}},
-                    params=_LIST_PARAMS, errors=("400",)),
+                    params=[*_LIST_PARAMS, field_selector_param(info.rules)],
+                    errors=("400",)),
         "create": _op(f"create{kind}", f"Create a {kind}", tags, created,
                       body={"required": True, "content": _json({"$ref": refs["create"]})},
                       params=[_DRY_RUN], errors=("400", "409", "413", "415", "422")),

@@ -13,6 +13,13 @@ Documents copied in by hand get their links on first use of the collection. A pa
 (``limit``, ``after``) takes its names, in order, from the links and reads only the documents
 it returns, so walking a collection by pages reads it once.
 
+Field selectors (``?fieldSelector=``): ``metadata.name=X`` reads the one ``@X`` link; other
+fields are matched by reading the collection, with no index on disk. That is a choice:
+this backend is the small-scale one, and a kind of up to ``--watch-cache-size`` resources
+is answered from the watch cache's own per-field index, never from here; only a kind too
+large for the cache would be scanned, and such a kind belongs in a SQL database, which
+keeps a field index in the write's transaction.
+
 Concurrency, within a process and across processes sharing the data dir: a write takes an
 exclusive ``flock`` on one of 64 lock files picked by hashing the uid (updates, deletes) or
 the name (creates), so writers of different resources run in parallel, fsyncs included,
@@ -66,7 +73,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ...resource import UID_PATTERN, Selector, is_dns1123_subdomain, is_uid
+from ...resource import UID_PATTERN, Selector, document_fields, is_dns1123_subdomain, is_uid
 from .._base import (
     DEFAULT_CHANGE_HISTORY,
     AlreadyExists,
@@ -180,6 +187,10 @@ class FileStorage:
 
     async def prepare_unique(self, collection: str, constraints: Sequence[str]) -> None:
         await self._run(self._prepare_unique_sync, collection, tuple(constraints))
+
+    async def prepare_fields(self, collection: str, paths: Sequence[str]) -> None:
+        """Nothing to build: this backend keeps no field index (see the module docstring)."""
+        check_collection(collection)
 
     async def delete(
         self, collection: str, uid: str, expected_version: str | None = None
@@ -387,6 +398,14 @@ class FileStorage:
         limit: int | None = None,
         after: str | None = None,
     ) -> builtins.list[Document]:
+        name = _selected_name(selector)
+        if name is not None:  # one link, whatever else the selector asks
+            if not self._collection_dir(collection).is_dir():
+                return []
+            self._ensure_collection(collection)  # documents copied in by hand get links
+            doc = self._lookup_name(collection, name)
+            return [doc] if doc is not None and _selected(doc, selector) and (
+                after is None or name > after) and limit != 0 else []
         if limit is not None or after is not None:
             return self._page_sync(collection, selector, limit, after)
         docs = [doc for doc in self._read_all(collection) if _selected(doc, selector)]
@@ -665,7 +684,15 @@ def _read_named(link: str, name: str) -> Document | None:
 
 
 def _selected(doc: Document, selector: Selector | None) -> bool:
-    return not selector or selector.matches(doc["metadata"].get("labels", {}))
+    return not selector or selector.matches(doc["metadata"].get("labels", {}),
+                                            document_fields(doc))
+
+
+def _selected_name(selector: Selector | None) -> str | None:
+    for requirement in selector.fields if selector else ():
+        if requirement.path == "metadata.name" and requirement.operator == "=":
+            return requirement.value
+    return None
 
 
 def _encode(doc: Document) -> bytes:

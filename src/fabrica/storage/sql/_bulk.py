@@ -29,8 +29,9 @@ from .._outbox import Outbox
 from .._unique import key_hash
 from . import _changes as change_log
 from . import _ops as ops
+from ._fields import field_rows
 from ._query import decode, encode, resource_columns, with_stored_version
-from ._schema import changes, labels, resources, unique_keys, versions
+from ._schema import changes, field_index, labels, resources, unique_keys, versions
 
 __all__ = ["export_snapshot", "taken", "write_batch"]
 
@@ -73,17 +74,17 @@ def _histories(conn: Connection, collection: str) -> dict[str, builtins.list[Doc
 
 
 def write_batch(conn: Connection, collection: str, items: Sequence[BulkItem], mode: BatchMode,
-                remove: Sequence[str], events: Outbox | None, history: int
-                ) -> builtins.list[Document]:
+                remove: Sequence[str], events: Outbox | None, history: int,
+                indexed: Sequence[str] = ()) -> builtins.list[Document]:
     """The batch, in the caller's write transaction. In ``create`` mode a taken uid or name
     raises the database's IntegrityError (the caller says which: `taken`)."""
     for uid in remove:
         _delete(conn, collection, uid, events, history)
     if mode == "create":
-        return _create_all(conn, collection, items, events, history)
+        return _create_all(conn, collection, items, events, history, indexed)
     stored = []
     for item in items:
-        stored.append(_upsert(conn, collection, item, events, history))
+        stored.append(_upsert(conn, collection, item, events, history, indexed))
         conn.execute(delete(versions).where(versions.c.collection == collection,
                                             versions.c.uid == item.document["metadata"]["uid"]))
     _insert_snapshots(conn, collection, items)
@@ -91,7 +92,8 @@ def write_batch(conn: Connection, collection: str, items: Sequence[BulkItem], mo
 
 
 def _create_all(conn: Connection, collection: str, items: Sequence[BulkItem],
-                events: Outbox | None, history: int) -> builtins.list[Document]:
+                events: Outbox | None, history: int, indexed: Sequence[str] = ()
+                ) -> builtins.list[Document]:
     """The creates of a batch, set-based: one executemany per table (resources, labels,
     unique keys, spec snapshots), then the revisions of the whole batch as a block, last
     before the change log and the outbox (see `_changes.take_many`). What one create does
@@ -115,6 +117,10 @@ def _create_all(conn: Connection, collection: str, items: Sequence[BulkItem],
          "uid": item.document["metadata"]["uid"]}
         for item in items for constraint, key in sorted((item.unique or {}).items())
         if key is not None])
+    _insert_rows(conn, field_index, [
+        row for item in items
+        for row in field_rows(collection, item.document["metadata"]["uid"], item.document,
+                              indexed)])
     _insert_snapshots(conn, collection, items)
     revisions = change_log.take_many(conn, collection, "ADDED", [
         (item.document["metadata"]["uid"], item.document["metadata"]["name"], body)
@@ -139,7 +145,7 @@ def _insert_snapshots(conn: Connection, collection: str, items: Sequence[BulkIte
 
 
 def _upsert(conn: Connection, collection: str, item: BulkItem, events: Outbox | None,
-            history: int) -> Document:
+            history: int, indexed: Sequence[str]) -> Document:
     """Overwrite the resource of the same uid (same name: an update, so watchers see it
     modified), else remove whatever holds the uid or the name and create."""
     doc = item.document
@@ -151,10 +157,10 @@ def _upsert(conn: Connection, collection: str, item: BulkItem, events: Outbox | 
     for uid, name, version in holders:
         if uid == meta["uid"] and name == meta["name"]:
             return ops.update_resource(conn, collection, doc, str(version), None, events,
-                                       history, item.unique)
+                                       history, item.unique, indexed)
     for uid, _, _ in holders:
         _delete(conn, collection, uid, events, history)
-    return ops.create(conn, collection, doc, None, events, history, item.unique)
+    return ops.create(conn, collection, doc, None, events, history, item.unique, indexed)
 
 
 def _delete(conn: Connection, collection: str, uid: str, events: Outbox | None,

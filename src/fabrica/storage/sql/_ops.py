@@ -39,6 +39,7 @@ from .._base import (
 from .._outbox import Outbox, OutboxEntry, OutboxMessage, OutboxStats
 from .._unique import duplicates, key_hash
 from . import _changes as change_log
+from ._fields import prepare_fields, write_fields
 from ._query import decode, encode, resource_columns, with_stored_version
 from ._schema import (
     labels,
@@ -66,6 +67,7 @@ __all__ = [
     "outbox_done",
     "outbox_pending",
     "outbox_stats",
+    "prepare_fields",
     "prepare_unique",
     "record_events_of",
     "uid_taken",
@@ -167,8 +169,10 @@ def create(
     events: Outbox | None = None,
     history: int = 0,
     unique: UniqueKeys | None = None,
+    indexed: Sequence[str] = (),
 ) -> Document:
-    """INSERT; a taken uid, name or unique key raises the database's IntegrityError."""
+    """INSERT; a taken uid, name or unique key raises the database's IntegrityError.
+    `indexed`: the collection's fields kept in the field index."""
     meta = doc["metadata"]
     body = encode(_without_version(doc))
     row = {"collection": collection, "uid": meta["uid"], "name": meta["name"],
@@ -182,6 +186,8 @@ def create(
         _write_labels(conn, collection, meta["uid"], values)
     if unique:
         _hold_keys(conn, collection, meta["uid"], unique, {})
+    if indexed:
+        write_fields(conn, collection, meta["uid"], doc, indexed, replace=False)
     if snapshot is not None:
         _write_snapshot(conn, collection, meta["uid"], snapshot)
     return _finish(conn, collection, "ADDED", doc, body, events, history)
@@ -214,6 +220,7 @@ def update_resource(
     events: Outbox | None = None,
     history: int = 0,
     unique: UniqueKeys | None = None,
+    indexed: Sequence[str] = (),
 ) -> Document:
     """Compare-and-swap on resource_version: one UPDATE that matches only the expected row
     (and locks it); the row's new version is set by `_finish`, last. A unique key held by
@@ -236,6 +243,8 @@ def update_resource(
         _write_labels(conn, collection, uid, values)
     if unique:  # (after the swap: only the winner's row is locked, and changes its keys)
         _hold_keys(conn, collection, uid, unique, _keys_held(conn, collection, uid))
+    if indexed:
+        write_fields(conn, collection, uid, doc, indexed, replace=True)
     if snapshot is not None:
         _write_snapshot(conn, collection, uid, snapshot)
     return _finish(conn, collection, "MODIFIED", doc, body, events, history)

@@ -3,7 +3,9 @@
 Selectors become EXISTS subqueries on ``fabrica_labels``, one per requirement, so the
 database filters and pages (``WHERE name > :after ORDER BY name LIMIT :n``) and returns only
 the page. As in Kubernetes, ``!=`` and ``notin`` match resources without the key, which
-``NOT EXISTS`` gives for free.
+``NOT EXISTS`` gives for free. Field requirements (``?fieldSelector=``) become EXISTS
+subqueries on ``fabrica_field_index`` by the hash of the value (``metadata.name`` compares
+the name column).
 
 Errors: anything that says "the database cannot be reached right now" (refused or dropped
 connections, a server shutting down or starting, a pool or lock timeout) becomes
@@ -19,21 +21,29 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, not_, select
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
-from ...resource import Requirement, Selector
+from ...resource import FieldRequirement, Requirement, Selector
 from .._base import Document
-from ._schema import labels, resources
+from .._unique import key_hash
+from ._schema import field_index, labels, resources
 
 __all__ = [
     "decode",
     "encode",
+    "field_clause",
     "is_deadlock",
     "is_unavailable",
     "list_query",
     "resource_columns",
     "selector_clause",
+    "value_hash",
     "with_stored_version",
 ]
+
+#: Selected by the resources' own name column, not the field index.
+NAME_FIELD = "metadata.name"
 
 # SQLSTATE classes: 08 connection exception, 53 insufficient resources, 57 operator
 # intervention (admin shutdown, cannot connect now), 40 transaction rollback (serialisation
@@ -102,6 +112,45 @@ def selector_clause(collection: str, requirement: Requirement) -> ColumnElement[
     return found if requirement.operator in ("=", "in", "exists") else not_(found)
 
 
+class _UnindexedName(ColumnElement[str]):
+    """The name column, written ``+name`` on SQLite (unary plus changes no value, and
+    keeps the column's collation) so that its planner cannot use the name index for it."""
+
+    inherit_cache = True
+    type = resources.c.name.type
+
+
+@compiles(_UnindexedName)
+def _unindexed_name(element: _UnindexedName, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(resources.c.name, **kw)
+
+
+@compiles(_UnindexedName, "sqlite")
+def _unindexed_name_sqlite(element: _UnindexedName, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(resources.c.name, **kw)
+
+
+def value_hash(text: str) -> str:
+    """A field's value as the field index holds it: the SHA-256 of its text
+    (`fabrica.resource.field_text`), hex."""
+    return key_hash(text)
+
+
+def field_clause(collection: str, requirement: FieldRequirement) -> ColumnElement[bool]:
+    """`requirement` as a condition on a `resources` row: by the name column, or by the
+    field index's rows of the value."""
+    if requirement.path == NAME_FIELD:
+        if requirement.operator == "=":
+            return resources.c.name == requirement.value
+        return resources.c.name != requirement.value
+    holders = select(field_index.c.uid).where(
+        field_index.c.collection == collection, field_index.c.field == requirement.path,
+        field_index.c.value_hash == value_hash(requirement.value))
+    if requirement.operator == "=":
+        return resources.c.uid.in_(holders)
+    return resources.c.uid.not_in(holders)
+
+
 def list_query(
     collection: str, selector: Selector | None, limit: int | None, after: str | None
 ) -> Select[str, int]:
@@ -109,9 +158,18 @@ def list_query(
              .where(resources.c.collection == collection))
     for requirement in selector.requirements if selector else ():
         query = query.where(selector_clause(collection, requirement))
+    fields = selector.fields if selector else ()
+    for field in fields:
+        query = query.where(field_clause(collection, field))
+    name: ColumnElement[str] = resources.c.name
+    if any(f.operator == "=" and f.path != NAME_FIELD for f in fields):
+        # Few resources hold a value: read them by the index, then page and sort them.
+        # SQLite would rather walk the collection's name index (it has no statistics to
+        # know better), so there the name is one no index gives (`_UnindexedName`).
+        name = _UnindexedName()
     if after is not None:
-        query = query.where(resources.c.name > after)
-    query = query.order_by(resources.c.name)
+        query = query.where(name > after)
+    query = query.order_by(name)
     return query if limit is None else query.limit(limit)
 
 

@@ -27,6 +27,13 @@ compares them).
   with the uid holding it; the primary key refuses a second holder inside the write's
   transaction. Deleted with their resource. ``fabrica_unique_constraints``: the
   constraints whose keys have been built from the stored resources.
+- ``fabrica_field_index``: the values of kinds' selectable fields (``Indexed()`` spec fields,
+  ``status.phase``), one row per (resource, field) with the SHA-256 of the value's text
+  (`fabrica.resource.field_text`; fixed size, so a 64 KiB value indexes like a short one),
+  written in the write's transaction and indexed by (collection, field, value), so a list by
+  ``?fieldSelector=`` reads the rows holding the value. Deleted with their resource.
+  ``fabrica_indexed_fields``: the fields whose rows have been built from the stored
+  resources (at start, `SQLStorage.prepare_fields`).
 - ``fabrica_changes``: the change log, one row per write (create, update, delete) with the
   document as it became (its version is the change's revision), written in the write's
   transaction, and skip markers for numbers no change will have; compacted from the oldest.
@@ -62,6 +69,8 @@ __all__ = [
     "changes",
     "collections",
     "document_type",
+    "field_index",
+    "indexed_fields",
     "key_type",
     "labels",
     "metadata",
@@ -219,5 +228,31 @@ unique_constraints = Table(
     Column("collection", key_type(63), nullable=False),
     Column("constraint_name", key_type(255), nullable=False),
     PrimaryKeyConstraint("collection", "constraint_name", name="pk_fabrica_unique_constraints"),
+    **MYSQL_TABLE_ARGS,
+)
+
+field_index = Table(
+    "fabrica_field_index",
+    metadata,
+    Column("collection", key_type(63), nullable=False),
+    Column("field", key_type(255), nullable=False),
+    Column("value_hash", key_type(64), nullable=False),
+    Column("uid", key_type(100), nullable=False),
+    PrimaryKeyConstraint("collection", "field", "uid", name="pk_fabrica_field_index"),
+    ForeignKeyConstraint(
+        ["collection", "uid"], ["fabrica_resources.collection", "fabrica_resources.uid"],
+        ondelete="CASCADE", name="fk_fabrica_field_index_resource",
+    ),
+    Index("ix_fabrica_field_index_value", "collection", "field", "value_hash"),
+    Index("ix_fabrica_field_index_holder", "collection", "uid"),
+    **MYSQL_TABLE_ARGS,
+)
+
+indexed_fields = Table(
+    "fabrica_indexed_fields",
+    metadata,
+    Column("collection", key_type(63), nullable=False),
+    Column("field", key_type(255), nullable=False),
+    PrimaryKeyConstraint("collection", "field", name="pk_fabrica_indexed_fields"),
     **MYSQL_TABLE_ARGS,
 )

@@ -58,6 +58,7 @@ from .._base import (
     DEFAULT_CHANGE_HISTORY,
     AlreadyExists,
     Document,
+    Invalid,
     NotFound,
     StorageError,
     StoredChange,
@@ -113,6 +114,8 @@ class SQLStorage:
         self._write_lock: asyncio.Lock | None = None
         self._collections: set[str] = set()  # known to have their change-log row
         self._settled: dict[str, int] = {}  # a revision known settled, per collection
+        # The fields each collection keeps in the field index (`prepare_fields`).
+        self._indexed: dict[str, tuple[str, ...]] = {}
         if self.database.is_sqlite:
             self.engine = _sqlite_engine(self.database, engine_options)
             self._write_lock = asyncio.Lock()
@@ -234,6 +237,11 @@ class SQLStorage:
         after: str | None = None,
     ) -> list[Document]:
         check_collection(collection)
+        for field in selector.fields if selector else ():
+            if field.path != "metadata.name" and field.path not in self._indexed.get(
+                    collection, ()):
+                raise Invalid(f"{collection}: {field.path} is not in the field index "
+                              "(prepare_fields)")
         return await self._run(ops.list_resources,
                                list_query(collection, selector, limit, after))
 
@@ -249,7 +257,8 @@ class SQLStorage:
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 return await self._write(collection, ops.create, collection, doc, snapshot,
-                                         outbox, self.change_history, unique)
+                                         outbox, self.change_history, unique,
+                                         self._indexed.get(collection, ()))
             except sa_exc.IntegrityError:  # which one: ask, now the transaction is over
                 if await self._run(ops.uid_taken, collection, meta["uid"]):
                     raise AlreadyExists(collection, "uid", meta["uid"]) from None
@@ -276,6 +285,23 @@ class SQLStorage:
         check_collection(collection)
         await self._run(ops.prepare_unique, collection, list(constraints), write=True)
 
+    async def prepare_fields(self, collection: str, paths: Sequence[str]) -> None:
+        """Keep `paths` (``status.phase``, ``spec.mac``...) of the collection in the field
+        index from now on, building their rows for the stored resources when new; rows of
+        fields no longer named are dropped. Lists by these fields read the index."""
+        check_collection(collection)
+        wanted = tuple(dict.fromkeys(path for path in paths if path != "metadata.name"))
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                await self._run(ops.prepare_fields, collection, list(wanted), write=True)
+                break
+            except sa_exc.IntegrityError:
+                # Another process built the same field at the same time (several workers'
+                # first start): its rows are there once it commits; look again.
+                if attempt + 1 == _WRITE_ATTEMPTS:
+                    raise
+        self._indexed[collection] = wanted
+
     async def update(
         self,
         collection: str,
@@ -295,7 +321,8 @@ class SQLStorage:
             try:
                 return await self._write(collection, ops.update_resource, collection, doc,
                                          expected_version, snapshot, outbox,
-                                         self.change_history, unique)
+                                         self.change_history, unique,
+                                         self._indexed.get(collection, ()))
             except sa_exc.IntegrityError:
                 if not unique:
                     raise
@@ -413,7 +440,8 @@ class SQLStorage:
             check_new(item.document)
         try:
             return await self._write(collection, bulk.write_batch, collection, list(items),
-                                     mode, list(remove), outbox, self.change_history)
+                                     mode, list(remove), outbox, self.change_history,
+                                     self._indexed.get(collection, ()))
         except sa_exc.IntegrityError:  # which one: ask, now the transaction is over
             metas = [item.document["metadata"] for item in items]
             found = await self._run(bulk.taken, collection, [m["uid"] for m in metas],
