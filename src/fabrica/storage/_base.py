@@ -206,6 +206,11 @@ class Storage(Protocol):
         the keys it holds stay as they are."""
         ...
 
+    async def check_unique(self, collection: str, uid: str, unique: UniqueKeys) -> None:
+        """`AlreadyExists` (with its holder) when another resource holds one of `unique`'s
+        keys now; holds nothing. For dry runs: a real write holds its keys atomically."""
+        ...
+
     async def prepare_unique(self, collection: str, constraints: Sequence[str]) -> None:
         """Make `constraints` (names as in `UniqueKeys`) the collection's unique ones, at
         start: keys of a new constraint are built from the stored documents (or

@@ -304,6 +304,7 @@ class ResourceStore:
             )
             obj = await self._admit_create(obj, dry_run)
             if dry_run:
+                await self._check_unique(obj)
                 return obj
             snapshot = _snapshot(obj, _FIRST_VERSION, now) if info.versioning else None
             events = self._events(lambda doc, obj=obj: Change(  # type: ignore[misc]
@@ -387,6 +388,8 @@ class ResourceStore:
                                             _dump(admitted))
                     wanted = admitted
                 if dry_run:
+                    if part == "main":
+                        await self._check_unique(wanted)
                     return await commit(current, wanted, action, dry_run=True)
                 try:
                     return await commit(current, wanted, action)
@@ -444,6 +447,14 @@ class ResourceStore:
         raise AssertionError("unreachable")
 
     # -- internals -----------------------------------------------------------------------
+
+    async def _check_unique(self, obj: AnyResource) -> None:
+        """A dry run's uniqueness: `AlreadyExists` if another resource holds a value `obj`
+        would hold (a real write holds them atomically instead)."""
+        rules = obj.resource_info.rules
+        if rules.unique:
+            await self.storage.check_unique(obj.resource_info.plural, obj.uid,
+                                            unique_keys(rules, _dump(obj)))
 
     def _context(self, operation: Operation, dry_run: bool) -> WriteContext:
         return WriteContext(self, operation, Actor(current_actor(), current_roles()), dry_run)

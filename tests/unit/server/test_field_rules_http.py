@@ -125,3 +125,29 @@ async def test_a_service_over_stored_duplicates_refuses_to_start(place):
         await refusing.close()  # (a process that cannot start exits; a test goes on)
     assert "spec.serial" in str(refused.value) and all(uid in str(refused.value)
                                                         for uid in uids)
+
+
+async def test_a_dry_run_reports_a_unique_clash_and_holds_nothing(place):
+    """SPEC 10: ``?dryRun=All`` runs uniqueness too. The check only reads: the value stays
+    free for a real write."""
+    async with serve_in_process(create_app([BMC], open_storage(place))) as client:
+        held = await client.post("/bmcs", json={"name": "a", "serial": "SN-9", "mac": "ma"})
+        holder = held.json()["metadata"]["uid"]
+        clash = await client.post("/bmcs?dryRun=All",
+                                  json={"name": "b", "serial": "SN-9", "mac": "mb"})
+        assert clash.status_code == 409
+        assert clash.json()["details"] == [{"field": "spec.serial",
+                                            "message": f"must be unique: held by {holder}"}]
+        free = await client.post("/bmcs?dryRun=All",
+                                 json={"name": "b", "serial": "SN-10", "mac": "mb"})
+        assert free.status_code == 201
+        other = await client.post("/bmcs", json={"name": "c", "serial": "SN-11", "mac": "mc"})
+        patched = await client.patch("/bmcs/c?dryRun=All", json={"mac": "ma"},
+                                     headers={"Content-Type": "application/merge-patch+json"})
+        assert patched.status_code == 409, patched.text
+        same = await client.patch("/bmcs/c?dryRun=All", json={"mac": "mc"},
+                                  headers={"Content-Type": "application/merge-patch+json"})
+        assert same.status_code == 200, same.text  # its own value is no clash
+        real = await client.post("/bmcs", json={"name": "d", "serial": "SN-10", "mac": "md"})
+        assert real.status_code == 201  # the dry run held nothing
+        assert other.status_code == 201

@@ -92,7 +92,7 @@ from .._unique import document_key
 from . import _bulk as bulk
 from ._changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
 from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
-from ._unique import build, claim, constraints_on_disk, release
+from ._unique import build, claim, constraints_on_disk, held_by, release
 
 __all__ = ["FileStorage"]
 
@@ -184,6 +184,20 @@ class FileStorage:
     ) -> Document:
         return await self._run(self._update_sync, collection, doc, expected_version, snapshot,
                                unique)
+
+    async def check_unique(self, collection: str, uid: str, unique: UniqueKeys) -> None:
+        check_collection(collection)
+        await self._read(self._check_unique_sync, collection, uid, dict(unique))
+
+    def _check_unique_sync(self, collection: str, uid: str, unique: UniqueKeys) -> None:
+        directory = self._collection_dir(collection)
+        for constraint, key in sorted(unique.items()):
+            if key is None:
+                continue
+            holder = held_by(directory, constraint, key,
+                             lambda held: self._stored(collection, held))
+            if holder is not None and holder != uid:
+                raise AlreadyExists(collection, constraint, key, holder)
 
     async def prepare_unique(self, collection: str, constraints: Sequence[str]) -> None:
         await self._run(self._prepare_unique_sync, collection, tuple(constraints))

@@ -24,7 +24,7 @@ from .._base import AlreadyExists, Document, DuplicateValues
 from .._unique import document_key, duplicates, key_hash
 from ._io import atomic_write, fsync_dir
 
-__all__ = ["UNIQUE_DIR", "build", "claim", "constraints_on_disk", "release"]
+__all__ = ["UNIQUE_DIR", "build", "claim", "constraints_on_disk", "held_by", "release"]
 
 UNIQUE_DIR = ".unique"
 _BUILT = ".built"
@@ -73,6 +73,16 @@ def claim(directory: Path, collection: str, constraint: str, key: str, uid: str,
     os.symlink(target, stale)
     os.replace(stale, link)
     return True
+
+
+def held_by(directory: Path, constraint: str, key: str,
+            read: Callable[[str], Document | None]) -> str | None:
+    """The uid whose live link holds `key` now, or None (no link, or one a crash left)."""
+    holder = _holder(_link(directory, constraint, key))
+    if holder is None:
+        return None
+    held = read(holder)
+    return holder if held is not None and document_key(held, constraint) == key else None
 
 
 def release(directory: Path, constraint: str, key: str, uid: str) -> None:

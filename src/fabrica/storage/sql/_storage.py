@@ -285,6 +285,13 @@ class SQLStorage:
         check_collection(collection)
         await self._run(ops.prepare_unique, collection, list(constraints), write=True)
 
+    async def check_unique(self, collection: str, uid: str, unique: UniqueKeys) -> None:
+        check_collection(collection)
+        held = await self._run(ops.unique_holder, collection, uid, dict(unique))
+        if held is not None:
+            constraint, key, holder = held
+            raise AlreadyExists(collection, constraint, key, holder)
+
     async def prepare_fields(self, collection: str, paths: Sequence[str]) -> None:
         """Keep `paths` (``status.phase``, ``spec.mac``...) of the collection in the field
         index from now on, building their rows for the stored resources when new; rows of
