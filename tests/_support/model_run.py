@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -100,7 +101,7 @@ def run_model(project: Path, package: str, tmp: Path, config: RunConfig) -> RunR
         server = ServerProcess(project, package, target)
         server.start()
         try:
-            history = asyncio.run(_drive(server, config))
+            history = asyncio.run(_bounded(_drive(server, config), config))
         finally:
             server.stop()
         log = read_change_log(target, PATH.strip("/"))
@@ -109,6 +110,16 @@ def run_model(project: Path, package: str, tmp: Path, config: RunConfig) -> RunR
     findings = check(history, index, patience=config.patience,
                      stall_budget=config.stall_budget, read_budget=config.read_budget)
     return RunReport(config, history, index, findings, _figures(history, index))
+
+
+async def _bounded(run: Coroutine[Any, Any, History], config: RunConfig) -> History:
+    """The run, failing (not waiting for ever) when it takes far longer than planned: one
+    full CI run once sat here with the server idle; this turns such a hang into a report."""
+    limit = 120 + 20 * config.seconds + 60 * config.kills
+    try:
+        return await asyncio.wait_for(run, limit)
+    except TimeoutError:
+        raise AssertionError(f"the model run did not finish within {limit} s") from None
 
 
 async def _drive(server: ServerProcess, config: RunConfig) -> History:
