@@ -161,6 +161,66 @@ async def test_a_stream_resumes_right_after_an_event(broker: Tansu) -> None:
             assert [e.id for e in await lost.next_batch(5.0) or []] == [fresh.id]
 
 
+async def test_a_resumed_stream_misses_no_later_event_on_any_partition(broker: Tansu
+                                                                       ) -> None:
+    """Hundreds of records per partition, published side by side (batches of several
+    records): every event published after the resume point arrives, on every partition,
+    and with no overlap nothing from before it does."""
+    async with KafkaBus(broker.bootstrap, topic=topic_name(), partitions=3,
+                        resume_overlap=0.0) as bus:
+        before = [rack(n % 40) for n in range(300)]
+        await asyncio.gather(*(bus.publish(e) for e in before))
+        await asyncio.sleep(0.05)  # later timestamps, whatever the clock's resolution
+        mark = rack(1000)
+        await bus.publish(mark)
+        after = [rack(2000 + n % 40, "updated") for n in range(300)]
+        await asyncio.gather(*(bus.publish(e) for e in after))
+        where = {json.loads(r.value)["id"]: r.partition
+                 for r in await read_topic(broker.bootstrap, bus.topic, 601)}
+        assert len(set(where.values())) == 3, "the events did not spread over partitions"
+        last = rack(3000)
+        got: list[str] = []
+        async with bus.stream("**", after=mark.id, maxsize=1000) as stream:
+            assert not stream.resume_failed
+            await bus.publish(last)
+            while last.id not in got:
+                batch = await stream.next_batch(5.0)
+                assert batch, f"the stream ended or stalled after {len(got)} events"
+                got.extend(e.id for e in batch)
+    missed = [e.id for e in after if e.id not in got]
+    assert not missed, f"{len(missed)} later events missed, on partitions " \
+        f"{sorted({where[i] for i in missed})}"
+    assert not {e.id for e in before} & set(got), "read again from before the resume point"
+    assert mark.id not in got
+
+
+async def test_a_resumed_stream_reads_no_partition_again_from_its_start(broker: Tansu
+                                                                        ) -> None:
+    """Partitions with nothing since the resume point are read from their end: a broker
+    answering ListOffsets by time with offset 0 for them (Tansu does) must not make a
+    resumed stream read them again from the start."""
+    async with KafkaBus(broker.bootstrap, topic=topic_name(), partitions=3,
+                        resume_overlap=0.0) as bus:
+        before = [rack(n) for n in range(30)]
+        for event in before:
+            await bus.publish(event)
+        await asyncio.sleep(0.05)
+        mark = rack(1000)
+        await bus.publish(mark)
+        later = [rack(n, "updated") for n in range(30)]
+        got: list[str] = []
+        async with bus.stream("**", after=mark.id, maxsize=1000) as stream:
+            assert not stream.resume_failed
+            for event in later:
+                await bus.publish(event)
+            while not {e.id for e in later} <= set(got):
+                batch = await stream.next_batch(5.0)
+                assert batch, f"the stream ended or stalled after {len(got)} events"
+                got.extend(e.id for e in batch)
+    again = {e.id for e in before} & set(got)
+    assert not again, f"{len(again)} events from before the resume point read again"
+
+
 async def test_close_delivers_what_was_published(broker: Tansu) -> None:
     got: list[str] = []
 

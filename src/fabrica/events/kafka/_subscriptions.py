@@ -20,7 +20,7 @@ from .._cloudevent import CloudEvent
 from .._delivery import Delivery
 from .._waiting_stream import WaitingStream
 from ._reader import Connect, Feed
-from ._topic import Position, find_position, log_ends
+from ._topic import Position, find_position, offsets_since
 
 __all__ = ["KafkaEventStream", "KafkaSubscription"]
 
@@ -88,17 +88,13 @@ class KafkaEventStream(WaitingStream):
             found = await find_position(consumer, topic, event_id, timeout=timeout)
             if found is not None:
                 since = found.timestamp - int(1000 * self._overlap)
-                tps = consumer.assignment()
-                times = await consumer.offsets_for_times({tp: since for tp in tps})
-                for tp in tps:
-                    if tp.partition == found.partition:
-                        self.feed.positions[tp.partition] = found.offset + 1
-                    elif (hit := times.get(tp)) is not None:
-                        self.feed.positions[tp.partition] = hit.offset
-                # Nothing since then: from their end as of now, not as of the reader's start.
-                rest = [tp for tp in tps if tp.partition not in self.feed.positions]
-                ends = await log_ends(consumer, rest, timeout) if rest else {}
-                self.feed.positions.update({tp.partition: end for tp, end in ends.items()})
+                others = [tp for tp in sorted(consumer.assignment(), key=lambda t: t.partition)
+                          if tp.partition != found.partition]
+                # Where nothing is that recent: from their end as of now, not as of the
+                # reader's start.
+                places = await offsets_since(consumer, others, since, timeout) if others else {}
+                self.feed.positions.update({tp.partition: at for tp, at in places.items()})
+                self.feed.positions[found.partition] = found.offset + 1
             return found
         except (TimeoutError, KafkaError) as exc:
             log.warning("subscriber %s cannot look up event %s in Kafka topic %s: %r",

@@ -11,6 +11,11 @@ log end, so this fetches once from there: a fetch's high watermark is right on b
 `find_position` finds an event by id (``GET /events`` with ``Last-Event-ID``): Kafka
 indexes records by offset and time, not by id, so it reads values backwards from each
 partition's end in growing windows, within a bound, as `find_sequence` does on JetStream.
+
+`offsets_since` places partitions at a time by reading records' timestamps (a bisection
+over offsets), not with ListOffsets by time: Tansu answers that at the granularity of its
+record batches, and with offset 0, not "none", when every record is older, which would
+make a resumed stream read a whole partition again.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,7 +32,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 from .._bus import EventBusError
 from ._records import decode, id_needle
 
-__all__ = ["Position", "ensure_topic", "find_position", "log_ends", "partitions_of"]
+__all__ = ["Position", "ensure_topic", "find_position", "log_ends", "offsets_since",
+           "partitions_of"]
 
 log = logging.getLogger("fabrica.events")
 
@@ -109,6 +116,52 @@ async def find_position(consumer: AIOKafkaConsumer, topic: str, event_id: str, *
         scanned += window
         window *= 4
     return None
+
+
+async def offsets_since(consumer: AIOKafkaConsumer, tps: list[TopicPartition], since: int,
+                        timeout: float) -> dict[TopicPartition, int]:
+    """The first offset of each partition whose record has a timestamp of `since` (ms) or
+    later, else its log end as of now. It bisects over offsets (O(log n) fetches, all
+    partitions in step, each step within `timeout`), taking timestamps as rising along a
+    partition: out of order, it may place a partition earlier, never past a record it
+    would have reached by reading from the start. It moves `consumer`'s positions."""
+    ends = await log_ends(consumer, tps, timeout)
+    low: dict[TopicPartition, int] = dict(await consumer.beginning_offsets(tps))
+    high = dict(ends)
+    while pending := [tp for tp in tps if low[tp] < high[tp]]:
+        mids = {tp: (low[tp] + high[tp]) // 2 for tp in pending}
+        async with asyncio.timeout(timeout):
+            firsts = await _first_records(consumer, mids)
+        for tp, mid in mids.items():
+            record = firsts.get(tp)
+            # No record from `mid` to `high` (a gap), or one of `since` or later: the answer
+            # is at most `mid`. A record without a timestamp (-1) counts as later.
+            if (record is None or record.offset >= high[tp]
+                    or not 0 <= record.timestamp < since):
+                high[tp] = mid
+            else:
+                low[tp] = record.offset + 1
+    return low
+
+
+async def _first_records(consumer: AIOKafkaConsumer, at: dict[TopicPartition, int]
+                         ) -> dict[TopicPartition, Any]:
+    """The first record at or after each given offset, or None where the partition holds
+    none there (its position has reached the high watermark of a fetch)."""
+    for tp, offset in at.items():
+        consumer.seek(tp, offset)
+    firsts: dict[TopicPartition, Any] = {}
+    waiting = set(at)
+    while waiting:
+        batch = await consumer.getmany(*waiting, timeout_ms=100)
+        for tp in list(waiting):
+            if records := batch.get(tp):
+                firsts[tp] = records[0]
+                waiting.discard(tp)
+            elif (hw := consumer.highwater(tp)) is not None and await consumer.position(tp) >= hw:
+                firsts[tp] = None
+                waiting.discard(tp)
+    return firsts
 
 
 async def _scan(consumer: AIOKafkaConsumer, tp: TopicPartition, low: int, high: int,
