@@ -30,24 +30,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from .._bus import (
-    BusClosed,
-    BusContext,
-    EventBusError,
-    EventStream,
-    Handler,
-    Subscription,
-    SubscriptionStats,
-)
+from .._broker_bus import BrokerBus
+from .._bus import BusClosed, EventBusError, EventStream, Handler
 from .._cloudevent import CloudEvent
-from .._delivery import drain as drain_deliveries
 from .._patterns import compile_pattern
 from ._records import HEADERS, encode
 from ._subscriptions import KafkaEventStream, KafkaSubscription
@@ -60,7 +51,7 @@ log = logging.getLogger("fabrica.events")
 _Sub = KafkaSubscription | KafkaEventStream
 
 
-class KafkaBus(BusContext):
+class KafkaBus(BrokerBus[_Sub]):
     """An `EventBus` on one Kafka topic.
 
     `bootstrap` is ``HOST:PORT`` or several separated by commas. `topic` is created with
@@ -91,8 +82,7 @@ class KafkaBus(BusContext):
         linger: float = 0.0,
         client_id: str | None = None,
     ) -> None:
-        if queue_size < 1 or stream_size < 1:
-            raise ValueError("queue sizes must be at least 1")
+        super().__init__(queue_size, stream_size)
         if min(publish_timeout, request_timeout, fetch_wait) <= 0 or resume_overlap < 0:
             raise ValueError("timeouts must be positive numbers of seconds")
         if partitions < 1:
@@ -104,19 +94,10 @@ class KafkaBus(BusContext):
             raise ValueError("a Kafka bootstrap server is required")
         self.bootstrap, self.topic = bootstrap, topic
         self.partitions, self._replication = partitions, replication
-        self._queue_size, self._stream_size = queue_size, stream_size
         self._publish_timeout, self._request_timeout = publish_timeout, request_timeout
         self._fetch_wait, self._overlap, self._linger = fetch_wait, resume_overlap, linger
         self._client_id = client_id or "fabrica"
         self._producer: AIOKafkaProducer | None = None
-        self._subs: list[_Sub] = []
-        self._early: deque[CloudEvent] = deque()
-        self._start_lock = asyncio.Lock()
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def connected(self) -> bool:
@@ -137,52 +118,13 @@ class KafkaBus(BusContext):
             why = f"within {timeout:g} s" if isinstance(exc, TimeoutError) else f"({exc!r})"
             raise EventBusError(f"no answer from Kafka at {self.bootstrap} {why}") from exc
 
-    async def start(self) -> None:
-        """Connect, set up the topic, start what was subscribed and send what was
-        published so far. Raises `EventBusError` naming the servers when it cannot."""
-        if self._closed:
-            raise BusClosed("the event bus is closed and cannot be started again")
-        async with self._start_lock:
-            if self._producer is None:
-                await self._setup_topic()
-                self._producer = await self._connect_producer()
-            for sub in list(self._subs):
-                await self._attach(sub)
-            while self._early and not self._closed:
-                await self._send(self._early.popleft())
-
     async def publish(self, event: CloudEvent) -> None:
         """Append `event` to the topic; returns once every in-sync replica has it.
 
         `BusClosed` after close; `EventBusError` if the broker did not acknowledge it in
         time (the caller may send it again).
         """
-        if self._closed:
-            raise BusClosed(f"cannot publish {event.type}: the event bus is closed")
-        if self._producer is None:
-            if len(self._early) >= self._queue_size:
-                dropped = self._early.popleft()
-                log.error("event %s (id %s) dropped: %d events published before the bus "
-                          "started", dropped.type, dropped.id, self._queue_size)
-            self._early.append(event)
-            return
-        await self._send(event)
-
-    async def subscribe(
-        self, pattern: str, handler: Handler, *, name: str | None = None
-    ) -> Subscription:
-        """Call `handler` for each event whose type matches `pattern` (ValueError if invalid).
-
-        Once this returns on a started bus, it reads every event stored from then on.
-        """
-        self._open_check(pattern)
-        label = name or getattr(handler, "__qualname__", None) or repr(handler)
-        sub = KafkaSubscription(self._forget, handler, label, pattern, self._queue_size,
-                                self._publish_timeout)
-        self._subs.append(sub)
-        if self._producer is not None:
-            await self._attach(sub)
-        return sub
+        await super().publish(event)
 
     def stream(self, pattern: str = "**", *, maxsize: int | None = None,
                after: str | None = None) -> EventStream:
@@ -192,52 +134,35 @@ class KafkaBus(BusContext):
         reads. With `after` (an event id), it reads from right after that event (see
         `KafkaEventStream`), then on live.
         """
-        self._open_check(pattern)
-        stream = KafkaEventStream(self._forget, pattern, maxsize or self._stream_size, after,
-                                  self._overlap)
-        self._subs.append(stream)
-        if self._producer is not None:
-            stream.ready = asyncio.create_task(self._attach_quietly(stream),
-                                               name=f"fabrica.events:{stream.name}")
-        return stream
+        return super().stream(pattern, maxsize=maxsize, after=after)
 
-    async def close(self, drain: bool = True, timeout: float = 5.0) -> None:
-        """Stop. With `drain`, first let every subscriber read what the topic holds for it
-        and deliver what is queued, all within `timeout` seconds."""
-        if self._closed:
-            return
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        subs = list(self._subs)
-        streams = [s for s in subs if isinstance(s, KafkaEventStream)]
-        handlers = [s for s in subs if isinstance(s, KafkaSubscription)]
-        for stream in streams:
-            if stream.ready is not None:
-                stream.ready.cancel()
-        if self._early:
-            log.warning("event bus closed before it started: %d events unsent", len(self._early))
-            self._early.clear()
-        async with self._start_lock:
-            await asyncio.gather(*(s.feed.stop(drain, timeout) for s in subs))
-            producer, self._producer = self._producer, None
-            if producer is not None:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(max(0.1, deadline - loop.time())):
-                        await producer.stop()
-        for stream in streams:
-            if drain:
-                stream.finish()
-            else:
-                await stream.close()
-        if drain:
-            await drain_deliveries(handlers, max(0.0, deadline - loop.time()))
-        for handler in handlers:
-            await handler.close()
-        self._subs.clear()
+    # -- the transport (see BrokerBus) ----------------------------------------------------
 
-    def stats(self) -> list[SubscriptionStats]:
-        return [sub.stats for sub in self._subs]
+    @property
+    def _started(self) -> bool:
+        return self._producer is not None
+
+    async def _connect_broker(self) -> None:
+        await self._setup_topic()
+        self._producer = await self._connect_producer()
+
+    async def _disconnect_broker(self, deadline: float) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            loop = asyncio.get_running_loop()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(max(0.1, deadline - loop.time())):
+                    await producer.stop()
+
+    def _new_subscription(self, handler: Handler, name: str, pattern: str) -> _Sub:
+        return KafkaSubscription(self._forget, handler, name, pattern, self._queue_size,
+                                 self._publish_timeout)
+
+    def _new_stream(self, pattern: str, size: int, after: str | None) -> _Sub:
+        return KafkaEventStream(self._forget, pattern, size, after, self._overlap)
+
+    def _check_pattern(self, pattern: str) -> None:
+        compile_pattern(pattern)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -288,23 +213,6 @@ class KafkaBus(BusContext):
         except (TimeoutError, KafkaError, OSError) as exc:
             raise EventBusError(f"cannot subscribe {sub.name} on Kafka topic {self.topic} at "
                                 f"{self.bootstrap}: {exc!r}") from exc
-
-    async def _attach_quietly(self, stream: KafkaEventStream) -> BaseException | None:
-        try:
-            await self._attach(stream)
-        except Exception as exc:  # reported by the stream's __aenter__
-            log.error("%s", exc)
-            return exc
-        return None
-
-    def _open_check(self, pattern: str) -> None:
-        if self._closed:
-            raise BusClosed(f"cannot subscribe to {pattern!r}: the event bus is closed")
-        compile_pattern(pattern)
-
-    def _forget(self, sub: _Sub) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
 
     async def _send(self, event: CloudEvent) -> None:
         producer = self._producer

@@ -24,27 +24,17 @@ what is queued, all within its timeout, and then closes the connection.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections import deque
 from typing import Any
 
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from .._bus import (
-    BusClosed,
-    BusContext,
-    EventBusError,
-    EventStream,
-    Handler,
-    Subscription,
-    SubscriptionStats,
-)
+from .._broker_bus import BrokerBus
+from .._bus import BusClosed, EventBusError, EventStream, Handler
 from .._cloudevent import CloudEvent
-from .._delivery import drain as drain_deliveries
 from ._jetstream import JetStream, ensure_stream
 from ._subjects import subject_of, subjects_of
 from ._subscriptions import NatsEventStream, NatsSubscription
@@ -56,7 +46,7 @@ log = logging.getLogger("fabrica.events")
 _Sub = NatsSubscription | NatsEventStream
 
 
-class NatsBus(BusContext):
+class NatsBus(BrokerBus[_Sub]):
     """An `EventBus` on NATS JetStream: events on subjects equal to their types, kept in
     the stream `jetstream` describes.
 
@@ -82,32 +72,22 @@ class NatsBus(BusContext):
         connect_timeout: float = 2.0,
         reconnect_time_wait: float = 0.5,
     ) -> None:
-        if queue_size < 1 or stream_size < 1:
-            raise ValueError("queue sizes must be at least 1")
+        super().__init__(queue_size, stream_size)
         if publish_timeout <= 0 or connect_timeout <= 0 or reconnect_time_wait < 0:
             raise ValueError("timeouts must be positive numbers of seconds")
         self._servers = [u.strip() for u in url.split(",") if u.strip()]
         if not self._servers:
             raise ValueError("a NATS URL is required")
         self.url, self.jetstream = url, jetstream
-        self._queue_size, self._stream_size = queue_size, stream_size
         self._publish_timeout = publish_timeout
         self._name = name or "fabrica"
         self._connect_timeout, self._reconnect_time_wait = connect_timeout, reconnect_time_wait
         self._nc: Client | None = None
-        self._subs: list[_Sub] = []
-        self._early: deque[CloudEvent] = deque()
-        self._start_lock = asyncio.Lock()
-        self._closed = False
         self._last_error: BaseException | None = None
         self._quiet = False  # connection errors already reported since the last (re)connect
 
     subject = staticmethod(subject_of)
     subjects = staticmethod(subjects_of)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def request_timeout(self) -> float:
@@ -119,59 +99,13 @@ class NatsBus(BusContext):
         """Whether the connection to NATS is up right now (False while reconnecting)."""
         return self._nc is not None and self._nc.is_connected
 
-    async def start(self) -> None:
-        """Connect, set up the stream, start what was subscribed and send what was
-        published so far. Raises `EventBusError` naming the URL when it cannot."""
-        if self._closed:
-            raise BusClosed("the event bus is closed and cannot be started again")
-        async with self._start_lock:
-            if self._nc is None:
-                nc = await self._connect()
-                try:
-                    await ensure_stream(nc.jetstream(timeout=self.request_timeout),
-                                        self.jetstream, self.url)
-                except BaseException:
-                    await nc.close()
-                    raise
-                self._nc = nc
-            for sub in list(self._subs):
-                await sub.attach(self._js(), self.jetstream)
-            while self._early and not self._closed:
-                await self._send(self._early.popleft())
-
     async def publish(self, event: CloudEvent) -> None:
         """Store `event` in the stream on the subject `event.type`; returns once stored.
 
         ValueError if the type cannot be a NATS subject; `BusClosed` after close;
         `EventBusError` if JetStream did not acknowledge it (the caller may re-send it).
         """
-        if self._closed:
-            raise BusClosed(f"cannot publish {event.type}: the event bus is closed")
-        subject_of(event.type)
-        if self._nc is None:
-            if len(self._early) >= self._queue_size:
-                dropped = self._early.popleft()
-                log.error("event %s (id %s) dropped: %d events published before the bus "
-                          "started", dropped.type, dropped.id, self._queue_size)
-            self._early.append(event)
-            return
-        await self._send(event)
-
-    async def subscribe(
-        self, pattern: str, handler: Handler, *, name: str | None = None
-    ) -> Subscription:
-        """Call `handler` for each event whose type matches `pattern` (ValueError if invalid).
-
-        Once this returns on a started bus, it reads every event stored from then on.
-        """
-        self._open_check(pattern)
-        label = name or getattr(handler, "__qualname__", None) or repr(handler)
-        sub = NatsSubscription(self._forget, handler, label, pattern, self._queue_size,
-                               self._publish_timeout)
-        self._subs.append(sub)
-        if self._nc is not None:
-            await sub.attach(self._js(), self.jetstream)
-        return sub
+        await super().publish(event)
 
     def stream(self, pattern: str = "**", *, maxsize: int | None = None,
                after: str | None = None) -> EventStream:
@@ -181,71 +115,52 @@ class NatsBus(BusContext):
         reads. With `after` (an event id), it reads the stream from right after that
         event, then on live, without gap or duplicate.
         """
-        self._open_check(pattern)
-        stream = NatsEventStream(self._forget, pattern, maxsize or self._stream_size, after)
-        self._subs.append(stream)
+        return super().stream(pattern, maxsize=maxsize, after=after)
+
+    # -- the transport (see BrokerBus) ----------------------------------------------------
+
+    @property
+    def _started(self) -> bool:
+        return self._nc is not None
+
+    async def _connect_broker(self) -> None:
+        nc = await self._connect()
+        try:
+            await ensure_stream(nc.jetstream(timeout=self.request_timeout), self.jetstream,
+                                self.url)
+        except BaseException:
+            await nc.close()
+            raise
+        self._nc = nc
+
+    async def _disconnect_broker(self, deadline: float) -> None:
         if self._nc is not None:
-            stream.ready = asyncio.create_task(self._attach_quietly(stream),
-                                               name=f"fabrica.events:{stream.name}")
-        return stream
+            await self._disconnect(self._nc)
 
-    async def close(self, drain: bool = True, timeout: float = 5.0) -> None:
-        """Stop. With `drain`, first let every subscriber read what the stream holds for it
-        and deliver what is queued, all within `timeout` seconds."""
-        if self._closed:
-            return
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        subs = list(self._subs)
-        streams = [s for s in subs if isinstance(s, NatsEventStream)]
-        handlers = [s for s in subs if isinstance(s, NatsSubscription)]
-        for stream in streams:
-            if stream.ready is not None:
-                stream.ready.cancel()
-        if self._early:
-            log.warning("event bus closed before it started: %d events unsent", len(self._early))
-            self._early.clear()
-        async with self._start_lock:
-            await asyncio.gather(*(s.feed.stop(drain, timeout) for s in subs))
-            if self._nc is not None:
-                await self._disconnect(self._nc)
-        for stream in streams:
-            if drain:
-                stream.finish()
-            else:
-                await stream.close()
-        if drain:
-            await drain_deliveries(handlers, max(0.0, deadline - loop.time()))
-        for handler in handlers:
-            await handler.close()
-        self._subs.clear()
+    def _new_subscription(self, handler: Handler, name: str, pattern: str) -> _Sub:
+        return NatsSubscription(self._forget, handler, name, pattern, self._queue_size,
+                                self._publish_timeout)
 
-    def stats(self) -> list[SubscriptionStats]:
-        return [sub.stats for sub in self._subs]
+    def _new_stream(self, pattern: str, size: int, after: str | None) -> _Sub:
+        return NatsEventStream(self._forget, pattern, size, after)
+
+    async def _attach(self, sub: _Sub) -> None:
+        await sub.attach(self._js(), self.jetstream)
+
+    def _check_pattern(self, pattern: str) -> None:
+        subjects_of(pattern)
+
+    def _check_event(self, event: CloudEvent) -> None:
+        subject_of(event.type)
+
+    def _attach_failure(self, stream: _Sub, exc: Exception) -> str:
+        return f"cannot subscribe {stream.name} on NATS at {self.url}: {exc}"
 
     # -- internals ------------------------------------------------------------------------
 
     def _js(self) -> JetStreamContext:
         assert self._nc is not None
         return self._nc.jetstream(timeout=self.request_timeout)
-
-    def _open_check(self, pattern: str) -> None:
-        if self._closed:
-            raise BusClosed(f"cannot subscribe to {pattern!r}: the event bus is closed")
-        subjects_of(pattern)
-
-    def _forget(self, sub: _Sub) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
-
-    async def _attach_quietly(self, stream: NatsEventStream) -> BaseException | None:
-        try:
-            await stream.attach(self._js(), self.jetstream)
-        except Exception as exc:  # reported by the stream's __aenter__
-            log.error("cannot subscribe %s on NATS at %s: %s", stream.name, self.url, exc)
-            return exc
-        return None
 
     async def _connect(self) -> Client:
         nc = Client()
