@@ -221,6 +221,40 @@ async def test_a_resumed_stream_reads_no_partition_again_from_its_start(broker: 
     assert not again, f"{len(again)} events from before the resume point read again"
 
 
+async def test_partitions_are_placed_at_the_first_record_of_a_time(broker: Tansu) -> None:
+    """`offsets_since` against every partition read in full: for timestamps before, among
+    and after the records, the first offset at or after each, else the log end. Fetches of
+    1 KB make each step see a few records only, so it bisects over many steps."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from fabrica.events.kafka._topic import offsets_since
+
+    async with KafkaBus(broker.bootstrap, topic=topic_name(), partitions=3) as bus:
+        for group in range(40):  # records side by side share batches; groups differ in time
+            await asyncio.gather(*(bus.publish(rack(10 * group + n)) for n in range(10)))
+            await asyncio.sleep(0.003)
+        records = await read_topic(broker.bootstrap, bus.topic, 400)
+    stamps: dict[int, list[tuple[int, int]]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        stamps.setdefault(record.partition, []).append((record.offset, record.timestamp))
+    times = sorted({ts for part in stamps.values() for _, ts in part})
+    samples = [times[0] - 1, *times[:: max(1, len(times) // 8)], times[-1], times[-1] + 1]
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False,
+                                max_partition_fetch_bytes=1024, fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(bus.topic, p) for p in range(3)]
+        consumer.assign(tps)
+        for since in samples:
+            placed = await offsets_since(consumer, tps, since, timeout=10.0)
+            for tp in tps:
+                part = stamps.get(tp.partition, [])
+                want = next((o for o, ts in part if ts >= since), len(part))
+                assert placed[tp] == want, (since, tp.partition, part)
+    finally:
+        await consumer.stop()
+
+
 async def test_close_delivers_what_was_published(broker: Tansu) -> None:
     got: list[str] = []
 

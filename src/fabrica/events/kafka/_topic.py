@@ -122,46 +122,48 @@ async def offsets_since(consumer: AIOKafkaConsumer, tps: list[TopicPartition], s
                         timeout: float) -> dict[TopicPartition, int]:
     """The first offset of each partition whose record has a timestamp of `since` (ms) or
     later, else its log end as of now. It bisects over offsets (O(log n) fetches, all
-    partitions in step, each step within `timeout`), taking timestamps as rising along a
-    partition: out of order, it may place a partition earlier, never past a record it
-    would have reached by reading from the start. It moves `consumer`'s positions."""
+    partitions in step, each step within `timeout`; a fetch's whole run of records narrows
+    it, so it mostly ends in a few), taking timestamps as rising along a partition: out of
+    order, it may place a partition earlier or later by the disorder (the caller's overlap
+    covers it). It moves `consumer`'s positions."""
     ends = await log_ends(consumer, tps, timeout)
     low: dict[TopicPartition, int] = dict(await consumer.beginning_offsets(tps))
     high = dict(ends)
     while pending := [tp for tp in tps if low[tp] < high[tp]]:
         mids = {tp: (low[tp] + high[tp]) // 2 for tp in pending}
         async with asyncio.timeout(timeout):
-            firsts = await _first_records(consumer, mids)
+            runs = await _records_from(consumer, mids)
         for tp, mid in mids.items():
-            record = firsts.get(tp)
-            # No record from `mid` to `high` (a gap), or one of `since` or later: the answer
-            # is at most `mid`. A record without a timestamp (-1) counts as later.
-            if (record is None or record.offset >= high[tp]
-                    or not 0 <= record.timestamp < since):
-                high[tp] = mid
+            records = [r for r in runs[tp] if r.offset < high[tp]]
+            # A record without a timestamp (-1) counts as recent: read rather than skip.
+            recent = next((r for r in records if not 0 <= r.timestamp < since), None)
+            if recent is None and records:
+                low[tp] = records[-1].offset + 1
+            elif recent is None or recent is records[0]:
+                high[tp] = mid  # nothing from `mid` to `high` (a gap), or recent from `mid`
             else:
-                low[tp] = record.offset + 1
+                low[tp] = high[tp] = recent.offset  # the one before it is older
     return low
 
 
-async def _first_records(consumer: AIOKafkaConsumer, at: dict[TopicPartition, int]
-                         ) -> dict[TopicPartition, Any]:
-    """The first record at or after each given offset, or None where the partition holds
-    none there (its position has reached the high watermark of a fetch)."""
+async def _records_from(consumer: AIOKafkaConsumer, at: dict[TopicPartition, int]
+                        ) -> dict[TopicPartition, list[Any]]:
+    """The records one fetch gives from each given offset on, in order; none where the
+    partition holds none there (its position has reached the high watermark)."""
     for tp, offset in at.items():
         consumer.seek(tp, offset)
-    firsts: dict[TopicPartition, Any] = {}
+    runs: dict[TopicPartition, list[Any]] = {}
     waiting = set(at)
     while waiting:
         batch = await consumer.getmany(*waiting, timeout_ms=100)
         for tp in list(waiting):
             if records := batch.get(tp):
-                firsts[tp] = records[0]
+                runs[tp] = records
                 waiting.discard(tp)
             elif (hw := consumer.highwater(tp)) is not None and await consumer.position(tp) >= hw:
-                firsts[tp] = None
+                runs[tp] = []
                 waiting.discard(tp)
-    return firsts
+    return runs
 
 
 async def _scan(consumer: AIOKafkaConsumer, tp: TopicPartition, low: int, high: int,
