@@ -12,12 +12,13 @@ An invalid child stops the whole call before the write: `CreateManyError` names 
 index and name and carries the child's own error as its cause (``__cause__``) and as
 `CreateManyError.error`, so a caller can tell a 422 from a 409.
 
-Owner references are checked once per distinct owner, not once per child: a rack's 5,376
-nodes name 672 blades.
+Owner references are checked once per distinct owner, not once per child (a rack's 5,376
+nodes name 672 blades), several at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from ._store import ResourceStore, _dump, _keys, _snapshot, _with_stored_version
 __all__ = ["CreateManyError", "NewResource", "create_many"]
 
 AnyResource = Resource[Any, Any]
+_OWNER_READS = 8  # owner reads in flight
 
 
 @dataclass(frozen=True)
@@ -104,17 +106,28 @@ async def create_many(store: ResourceStore, children: Sequence[NewResource]
 
 
 async def _check_owners(store: ResourceStore, children: Sequence[NewResource]) -> None:
-    checked: set[tuple[str, str]] = set()
+    """Each distinct owner read once, `_OWNER_READS` at a time (one after the other, a
+    rack's 672 blades took a second of round trips on PostgreSQL); a missing one is
+    reported for the first child naming it."""
+    first: dict[tuple[str, str], tuple[int, int, OwnerReference]] = {}
     for index, child in enumerate(children):
         for position, ref in enumerate(child.owner_references):
-            if (ref.kind, ref.uid) in checked:
-                continue
+            first.setdefault((ref.kind, ref.uid), (index, position, ref))
+    limit = asyncio.Semaphore(_OWNER_READS)
+
+    async def refused(ref: OwnerReference) -> OwnerReferenceError | None:
+        async with limit:
             try:
                 await check_owners(store.storage, store.kinds, [ref])
             except OwnerReferenceError as exc:
-                exc.field = f"metadata.ownerReferences.{position}.{exc.part}"
-                raise CreateManyError(index, child.name, exc) from exc
-            checked.add((ref.kind, ref.uid))
+                return exc
+            return None
+
+    found = await asyncio.gather(*(refused(ref) for _, _, ref in first.values()))
+    for (index, position, _), exc in zip(first.values(), found, strict=True):
+        if exc is not None:
+            exc.field = f"metadata.ownerReferences.{position}.{exc.part}"
+            raise CreateManyError(index, children[index].name, exc) from exc
 
 
 async def _prepare(store: ResourceStore, index: int, child: NewResource) -> _Prepared:
