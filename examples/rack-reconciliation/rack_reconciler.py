@@ -119,9 +119,9 @@ class RackReconciler(RackReconcilerBase):
                             node_number=number), blades[b.name])
             for c in plan for b in c.blades for name, number, bmc in b.nodes
             if name not in nodes], labels)
-        for chassis_plan in plan:
-            await self._record_children(chassis[chassis_plan.name], chassis_plan, blades,
-                                        bmcs, nodes)
+        await _limited(update for chassis_plan in plan
+                       for update in self._record_children(chassis[chassis_plan.name],
+                                                           chassis_plan, blades, bmcs, nodes))
         rack.status.total_chassis = len(chassis)
         rack.status.total_blades, rack.status.total_bmcs = len(blades), len(bmcs)
         rack.status.total_nodes = len(nodes)
@@ -146,16 +146,18 @@ class RackReconciler(RackReconcilerBase):
             return
         into.update((child.name, child) for child in created)
 
-    async def _record_children(
+    def _record_children(
         self, box: Chassis, plan: _ChassisPlan, blades: dict[str, Blade],
         bmcs: dict[str, BMC], nodes: dict[str, Node],
-    ) -> None:
-        """Chassis list their blades, blades their nodes and BMCs (observed state)."""
+    ) -> list[Callable[[], Awaitable[Any]]]:
+        """The status writes that make chassis list their blades, blades their nodes and
+        BMCs (observed state); the caller runs a rack's at once (PARALLEL_CREATES in
+        flight), not a chassis after another."""
+        updates: list[Callable[[], Awaitable[Any]]] = []
         blade_uids = [blades[b.name].uid for b in plan.blades]
         if box.status.blade_uids != blade_uids:
             box.status.blade_uids = blade_uids
-            await self.client.update_status(box)
-        updates = []
+            updates.append(partial(self.client.update_status, box))
         for b in plan.blades:
             blade = blades[b.name]
             node_uids = [nodes[name].uid for name, _, _ in b.nodes]
@@ -163,7 +165,7 @@ class RackReconciler(RackReconcilerBase):
             if blade.status.node_uids != node_uids or blade.status.bmc_uids != bmc_uids:
                 blade.status.node_uids, blade.status.bmc_uids = node_uids, bmc_uids
                 updates.append(partial(self.client.update_status, blade))
-        await _limited(updates)
+        return updates
 
     async def _remove_unwanted(
         self, plan: list[_ChassisPlan], chassis: dict[str, Chassis], blades: dict[str, Blade],
