@@ -1,7 +1,8 @@
 """Backup and moving between backends as a user does it (SPEC section 11): a generated
 project's ``python -m PKG.server export`` and ``import``, file → PostgreSQL → SQLite →
 MariaDB → file, with spec history and encrypted sensitive values; and an import killed
-with SIGKILL mid-way leaves whole batches (SQL) or whole documents (files)."""
+with SIGKILL mid-way leaves whole batches (SQLite, PostgreSQL in a database of its own) or
+whole documents (files)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -17,7 +19,7 @@ from cryptography.fernet import Fernet
 
 from tests._support.crash import file_documents_checked, kill_when, sql_counts
 from tests._support.e2e import Server, fabrica, make_device_project
-from tests._support.sqldb import mysql_database, postgres_schema
+from tests._support.sqldb import mysql_database, postgres_database, postgres_schema
 
 pytestmark = pytest.mark.e2e
 
@@ -204,10 +206,17 @@ def synthetic_export(path: Path, count: int) -> None:
                 "spec": {"type": "server", "ipAddress": "10.0.0.1"}, "status": {}}) + "\n")
 
 
-def test_kill_9_mid_import_leaves_whole_batches_on_sql(project, tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_kill_9_mid_import_leaves_whole_batches_on_sql(project, tmp_path, backend):
     source = tmp_path / "many.ndjson"
     synthetic_export(source, 20_000)
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    with ExitStack() as stack:
+        url = (f"sqlite:///{tmp_path / 'crash.db'}" if backend == "sqlite"
+               else stack.enter_context(postgres_database()))
+        killed_mid_import(project, source, url)
+
+
+def killed_mid_import(project: Path, source: Path, url: str) -> None:
     server_command(project, "migrate", "--database-url", url)
     kill_when([sys.executable, "-m", "device_api.server", "import", "--input", str(source),
                "--database-url", url, "--batch-size", "700"], project,
