@@ -67,3 +67,8 @@ class BulkStorage(Storage, Protocol):
         as one batch; return the documents as stored. `AlreadyExists` in ``create`` mode
         for a uid or name that exists (nothing of the batch is written on SQL)."""
         ...
+
+    async def existing(self, collection: str, uids: Sequence[str]) -> builtins.set[str]:
+        """Which of `uids` `collection` holds now (on SQL one read, not one per uid: the
+        owners a `create_many` names)."""
+        ...

@@ -280,6 +280,16 @@ class FileStorage:
         (files have no outbox: `outbox` is ignored, as by `create`)."""
         return await bulk.write_batch(self, collection, items, mode, remove)
 
+    async def existing(self, collection: str, uids: Sequence[str]) -> builtins.set[str]:
+        found = set()
+        for uid in uids:
+            try:
+                self._get_sync(collection, uid)
+            except NotFound:
+                continue
+            found.add(uid)
+        return found
+
     # -- writes --------------------------------------------------------------------------
 
     def _create_sync(

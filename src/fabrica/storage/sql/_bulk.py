@@ -33,7 +33,7 @@ from ._fields import field_rows
 from ._query import decode, encode, resource_columns, with_stored_version
 from ._schema import changes, field_index, labels, resources, unique_keys, versions
 
-__all__ = ["export_snapshot", "taken", "write_batch"]
+__all__ = ["existing", "export_snapshot", "taken", "write_batch"]
 
 _ROWS = 1000  # rows inserted per executemany
 
@@ -182,3 +182,12 @@ def taken(conn: Connection, collection: str, uids: Sequence[str], names: Sequenc
         if row is not None:
             return ("uid", row.uid) if row.uid in chunk_uids else ("name", row.name)
     return None
+
+
+def existing(conn: Connection, collection: str, uids: Sequence[str]) -> builtins.set[str]:
+    found: builtins.set[str] = set()
+    for start in range(0, len(uids), 500):
+        found.update(conn.execute(select(resources.c.uid).where(
+            resources.c.collection == collection,
+            resources.c.uid.in_(uids[start:start + 500]))).scalars())
+    return found

@@ -464,6 +464,11 @@ class SQLStorage:
                     raise AlreadyExists(collection, *held) from None
             raise
 
+    async def existing(self, collection: str, uids: Sequence[str]) -> builtins.set[str]:
+        check_collection(collection)
+        wanted = sorted({uid for uid in uids if is_uid(uid)})
+        return await self._run(bulk.existing, collection, wanted) if wanted else set()
+
     # -- running operations ----------------------------------------------------------------
 
     async def _write(self, collection: str, operation: Callable[..., T], *args: Any) -> T:
