@@ -105,7 +105,7 @@ async def create_many(store: ResourceStore, children: Sequence[NewResource]
 
 async def _check_owners(store: ResourceStore, storage: BulkStorage,
                         children: Sequence[NewResource]) -> None:
-    """Each kind's distinct owners looked up in one read (`BulkStorage.existing`; one at a
+    """Each kind's distinct owners looked up in one read (`BulkStorage.get_many`; one at a
     time, a rack's 672 blades took a second of round trips on PostgreSQL). A kind not
     served or an owner missing is reported for the first child naming it, as `create`
     reports it (checked again on its own: it may have been created meanwhile)."""
@@ -120,7 +120,7 @@ async def _check_owners(store: ResourceStore, storage: BulkStorage,
     for kind, uids in by_kind.items():
         cls = store.kinds.get(kind)
         if cls is not None:
-            found.update((kind, uid) for uid in await storage.existing(
+            found.update((kind, uid) for uid in await storage.get_many(
                 cls.resource_info.plural, [u for u in uids if cls.resource_info.is_uid(u)]))
     for key, (index, position, ref) in first.items():
         if key in found:

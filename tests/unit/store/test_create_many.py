@@ -153,14 +153,14 @@ async def test_owners_are_read_once_per_kind_and_the_first_missing_one_is_named(
     client = ReconcileClient(store)
     switches = [await client.create(Switch, f"sw-{n}", {"ports": 8}) for n in range(4)]
     reads = []
-    for name in ("get", "existing"):
+    for name in ("get", "get_many"):
         real = getattr(store.storage, name)
         monkeypatch.setattr(store.storage, name, lambda *a, real=real, name=name: (
             reads.append(name) or real(*a)))
     children = [client.new(Port, f"p-{n}", {"serial": f"S{n}"}, owner=switches[n % 4])
                 for n in range(40)]
     assert len(await client.create_many(children)) == 40
-    assert reads == ["existing"]
+    assert reads == ["get_many"]
     await client.delete(Switch, "sw-3")
     await client.delete(Switch, "sw-2")
     more = [client.new(Port, f"q-{n}", {"serial": f"T{n}"}, owner=switches[n % 4])

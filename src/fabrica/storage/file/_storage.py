@@ -280,14 +280,14 @@ class FileStorage:
         (files have no outbox: `outbox` is ignored, as by `create`)."""
         return await bulk.write_batch(self, collection, items, mode, remove)
 
-    async def existing(self, collection: str, uids: Sequence[str]) -> builtins.set[str]:
-        found = set()
+    async def get_many(self, collection: str, uids: Sequence[str]
+                       ) -> builtins.dict[str, Document]:
+        found = {}
         for uid in uids:
             try:
-                self._get_sync(collection, uid)
+                found[uid] = self._get_sync(collection, uid)
             except NotFound:
                 continue
-            found.add(uid)
         return found
 
     # -- writes --------------------------------------------------------------------------
