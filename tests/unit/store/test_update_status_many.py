@@ -8,7 +8,7 @@ import pytest
 
 from fabrica import Conflict, Hooks, Model, Reject, Resource, WriteContext
 from fabrica.reconcile import ReconcileClient
-from fabrica.storage import BulkItem, FileStorage, NotFound, SQLStorage
+from fabrica.storage import BulkItem, FileStorage, NotFound, OutboxMessage, SQLStorage
 from fabrica.store import Change, ResourceStore
 from tests._support.sqldb import database, migrate
 
@@ -32,7 +32,7 @@ class BoxHooks(Hooks[Box]):
         return None
 
 
-@pytest.fixture(params=["file", "sqlite", "postgresql"])
+@pytest.fixture(params=["file", "sqlite", "postgresql", "mariadb"])
 def url(request, tmp_path):
     """None for the file backend, else a fresh migrated database."""
     if request.param == "file":
@@ -120,3 +120,17 @@ async def test_on_sql_a_swap_that_fails_in_the_batch_rolls_the_batch_back(store)
     with pytest.raises(Conflict):
         await store.storage.write_batch("boxes", [BulkItem(d) for d in docs], mode="update")
     assert [b.status.phase for b in await client.list(Box)] == ["", ""]
+
+
+
+async def test_on_sql_the_events_are_recorded_in_the_outbox(store):
+    if not store.use_outbox(lambda change: [OutboxMessage(
+            "s", f"{change.update_type}-{change.resource.name}", "{}")]):
+        pytest.skip("files have no outbox")
+    client = ReconcileClient(store)
+    made = await boxes(client, 2)
+    for box in made:
+        box.status.phase = "counted"
+    await client.update_status_many(made)
+    ids = [e.id for e in await store.storage.outbox_pending()]  # type: ignore[attr-defined]
+    assert ids == ["None-b-0", "None-b-1", "status-b-0", "status-b-1"]

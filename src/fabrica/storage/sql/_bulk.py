@@ -83,10 +83,8 @@ def write_batch(conn: Connection, collection: str, items: Sequence[BulkItem], mo
         _delete(conn, collection, uid, events, history)
     if mode == "create":
         return _create_all(conn, collection, items, events, history, indexed)
-    if mode == "update":  # (a swap that fails raises, and the transaction rolls back)
-        return [ops.update_resource(conn, collection, item.document,
-                                    item.document["metadata"]["resourceVersion"], None, events,
-                                    history, item.unique, indexed) for item in items]
+    if mode == "update":
+        return _update_all(conn, collection, items, events, history, indexed)
     stored = []
     for item in items:
         stored.append(_upsert(conn, collection, item, events, history, indexed))
@@ -130,6 +128,27 @@ def _create_all(conn: Connection, collection: str, items: Sequence[BulkItem],
     revisions = change_log.take_many(conn, collection, "ADDED", [
         (item.document["metadata"]["uid"], item.document["metadata"]["name"], body)
         for item, body in zip(items, bodies, strict=True)], history)
+    stored = [ops.with_version(item.document, revision)
+              for item, revision in zip(items, revisions, strict=True)]
+    if events is not None:
+        ops.record_events_of(conn, collection, stored, events)
+    return stored
+
+
+def _update_all(conn: Connection, collection: str, items: Sequence[BulkItem],
+                events: Outbox | None, history: int, indexed: Sequence[str] = ()
+                ) -> builtins.list[Document]:
+    """The compare-and-swaps of a batch (a swap that fails raises, and the transaction rolls
+    back), then their revisions as a block, last, as `_create_all` draws them: one statement
+    for all on PostgreSQL and SQLite (not three round trips and an advisory lock each), and
+    the collection's row locked after every resource row, as by a single write."""
+    entries = []
+    for item in items:
+        meta = item.document["metadata"]
+        entries.append((meta["uid"], meta["name"], ops.swap_resource(
+            conn, collection, item.document, meta["resourceVersion"], None, item.unique,
+            indexed)))
+    revisions = change_log.take_many(conn, collection, "MODIFIED", entries, history)
     stored = [ops.with_version(item.document, revision)
               for item, revision in zip(items, revisions, strict=True)]
     if events is not None:
