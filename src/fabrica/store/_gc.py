@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..resource import Resource
-from ..storage import Conflict, Document, NotFound
+from ..storage import BulkStorage, Conflict, Document, NotFound
 from ._actor import SYSTEM_CONTROLLER, set_actor
 from ._changes import Change
 from ._owners import owner_exists
@@ -160,10 +160,12 @@ class GarbageCollector:
         """Dependents just written with new owners: an owner deleted meanwhile may have
         been collected before the dependent was there to be found.
 
-        Each owner is looked up once a wave (a rack's 5,376 nodes name 672 blades): every
-        dependent here was written before the wave began, so an owner alive now outlived
-        their writes (its deletion from now on is `_collect`'s), and a uid gone stays gone."""
-        exists: dict[str, bool] = {}
+        Each owner is looked up once a wave (a rack's 5,376 nodes name 672 blades), in one
+        read per kind where the storage reads many at once: every dependent here was
+        written before the wave began, so an owner alive now outlived their writes (its
+        deletion from now on is `_collect`'s), and a uid gone stays gone."""
+        written = list(written)
+        exists = await self._owners_now(written)
         for obj in written:
             if not await self._owners_gone(obj, exists):
                 continue
@@ -173,6 +175,24 @@ class GarbageCollector:
                 continue
             if await self._owners_gone(current, exists):
                 await self._delete(_Dependent.of(current), "owner_gone_at_write")
+
+    async def _owners_now(self, written: list[AnyResource]) -> dict[str, bool]:
+        """Whether each owner `written` names exists, by uid (empty where the storage
+        cannot read many at once: then `_owners_gone` reads each)."""
+        storage = self.store.storage
+        if not isinstance(storage, BulkStorage):
+            return {}
+        wanted: dict[type[AnyResource], set[str]] = {}
+        for obj in written:
+            for ref in obj.metadata.owner_references:
+                cls = self.store.kinds.get(ref.kind)
+                if cls is not None and cls.resource_info.is_uid(ref.uid):
+                    wanted.setdefault(cls, set()).add(ref.uid)
+        exists: dict[str, bool] = {}
+        for cls, uids in wanted.items():
+            found = await storage.get_many(cls.resource_info.plural, sorted(uids))
+            exists.update((uid, uid in found) for uid in uids)
+        return exists
 
     async def _owners_gone(self, obj: AnyResource, exists: dict[str, bool]) -> bool:
         refs = obj.metadata.owner_references

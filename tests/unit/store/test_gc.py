@@ -158,11 +158,13 @@ async def test_the_recheck_of_new_dependents_reads_each_owner_once(store, monkey
     orphan = await store.create(Device, "orphan", WEB, owner_references=[gone.owner_reference()])
     await store.storage.delete("devices", gone.uid)  # the owner went before its dependent
     reads = []
-    real_get = store.storage.get
+    real_get, real_get_many = store.storage.get, store.storage.get_many
     monkeypatch.setattr(store.storage, "get",
-                        lambda collection, uid: reads.append(uid) or real_get(collection, uid))
+                        lambda collection, uid: reads.append([uid]) or real_get(collection, uid))
+    monkeypatch.setattr(store.storage, "get_many", lambda collection, uids: reads.append(
+        list(uids)) or real_get_many(collection, uids))
     await GarbageCollector(store)._recheck([*dependents, orphan])
     assert not await exists(store, "orphan")
     assert await exists(store, "dep-29")
-    assert sorted(r for r in reads if r != orphan.uid) == sorted(
-        [o.uid for o in owners] + [gone.uid])
+    assert reads[0] == sorted([o.uid for o in owners] + [gone.uid])  # one read for all
+    assert all(r == [orphan.uid] for r in reads[1:])  # the orphan, read again as it goes
