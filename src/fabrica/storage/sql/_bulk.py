@@ -10,10 +10,11 @@ A batch is written in one write transaction, so a crash or an error leaves it wh
 or wholly absent. Creates (import's ``create`` mode, `create_many`) are set-based: each
 table gets one executemany per batch, and the batch's revisions are drawn as a block, last
 (`_changes.take_many`); each document still gets its labels, unique keys, revision,
-change-log entry and events as a single create gives them. Updates, upserts and removals go
-through the storage's own operations (`_ops.update_resource`, `create`, `delete_resource`),
-one document at a time, in the batch's one transaction (one commit: on SQLite one sync to
-disk instead of one a document).
+change-log entry and events as a single create gives them. Updates (``update`` mode,
+`update_status_many`) compare-and-swap each row (`_ops.swap_resource`), then draw their
+revisions as a block the same way. Upserts and removals go through the storage's own
+operations (`_ops.update_resource`, `create`, `delete_resource`), one document at a time.
+Every mode commits once a batch (on SQLite one sync to disk, not one a document).
 """
 
 from __future__ import annotations
