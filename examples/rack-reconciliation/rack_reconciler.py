@@ -119,9 +119,13 @@ class RackReconciler(RackReconcilerBase):
                             node_number=number), blades[b.name])
             for c in plan for b in c.blades for name, number, bmc in b.nodes
             if name not in nodes], labels)
+        boxes: list[Chassis] = []
+        changed: list[Blade] = []
         for chassis_plan in plan:
-            await self._record_children(chassis[chassis_plan.name], chassis_plan, blades,
-                                        bmcs, nodes)
+            self._record_children(chassis[chassis_plan.name], chassis_plan, blades, bmcs,
+                                  nodes, boxes, changed)
+        await self.client.update_status_many(boxes)
+        await self.client.update_status_many(changed)
         rack.status.total_chassis = len(chassis)
         rack.status.total_blades, rack.status.total_bmcs = len(blades), len(bmcs)
         rack.status.total_nodes = len(nodes)
@@ -146,24 +150,25 @@ class RackReconciler(RackReconcilerBase):
             return
         into.update((child.name, child) for child in created)
 
-    async def _record_children(
+    def _record_children(
         self, box: Chassis, plan: _ChassisPlan, blades: dict[str, Blade],
-        bmcs: dict[str, BMC], nodes: dict[str, Node],
+        bmcs: dict[str, BMC], nodes: dict[str, Node], boxes: list[Chassis],
+        changed: list[Blade],
     ) -> None:
-        """Chassis list their blades, blades their nodes and BMCs (observed state)."""
+        """Chassis list their blades, blades their nodes and BMCs (observed state): those
+        whose status must change go to `boxes` and `changed`, for the caller to write each
+        kind in one step (one transaction on SQL, not one a resource)."""
         blade_uids = [blades[b.name].uid for b in plan.blades]
         if box.status.blade_uids != blade_uids:
             box.status.blade_uids = blade_uids
-            await self.client.update_status(box)
-        updates = []
+            boxes.append(box)
         for b in plan.blades:
             blade = blades[b.name]
             node_uids = [nodes[name].uid for name, _, _ in b.nodes]
             bmc_uids = [bmcs[name].uid for name in b.bmcs]
             if blade.status.node_uids != node_uids or blade.status.bmc_uids != bmc_uids:
                 blade.status.node_uids, blade.status.bmc_uids = node_uids, bmc_uids
-                updates.append(partial(self.client.update_status, blade))
-        await _limited(updates)
+                changed.append(blade)
 
     async def _remove_unwanted(
         self, plan: list[_ChassisPlan], chassis: dict[str, Chassis], blades: dict[str, Blade],

@@ -1,10 +1,11 @@
 """Real databases for the SQL tests, each test run in a place of its own.
 
 PostgreSQL (127.0.0.1:5432, database ``test``) gets a randomly named schema, reached through
-``?options=-csearch_path=...``; MariaDB (127.0.0.1:3306) a randomly named database. Both are
-dropped when the run ends. `.ci/run` starts the servers when they are down; set
-``FABRICA_TEST_POSTGRES_URL`` / ``FABRICA_TEST_MYSQL_URL`` to use others. A server that is
-not there fails the tests that need it (never a silent skip).
+``?options=-csearch_path=...`` (or, with `postgres_database`, a database of its own);
+MariaDB (127.0.0.1:3306) a randomly named database. All are dropped when the run ends.
+`.ci/run` starts the servers when they are down; set ``FABRICA_TEST_POSTGRES_URL`` /
+``FABRICA_TEST_MYSQL_URL`` to use others. A server that is not there fails the tests that
+need it (never a silent skip).
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ def postgres_schema() -> Iterator[str]:
         yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
     finally:
         _run([f"DROP SCHEMA IF EXISTS {schema} CASCADE"], POSTGRES_URL)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database of its own on the PostgreSQL server (for a test that must own the
+    whole database, e.g. one whose writer is killed mid-transaction); yields its URL. It is
+    dropped with whatever sessions a killed process left on it."""
+    name = f"fabrica_test_{secrets.token_hex(4)}"
+    _run([f"CREATE DATABASE {name}"], POSTGRES_URL)
+    base, _, query = POSTGRES_URL.partition("?")
+    try:
+        yield f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    finally:
+        _run([f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], POSTGRES_URL)
 
 
 @contextmanager

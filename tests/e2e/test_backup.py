@@ -1,24 +1,25 @@
 """Backup and moving between backends as a user does it (SPEC section 11): a generated
 project's ``python -m PKG.server export`` and ``import``, file → PostgreSQL → SQLite →
 MariaDB → file, with spec history and encrypted sensitive values; and an import killed
-with SIGKILL mid-way leaves whole batches (SQL) or whole documents (files)."""
+with SIGKILL mid-way leaves whole batches (SQLite, PostgreSQL in a database of its own) or
+whole documents (files)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from tests._support.crash import file_documents_checked, kill_when, sql_counts
 from tests._support.e2e import Server, fabrica, make_device_project
-from tests._support.sqldb import mysql_database, postgres_schema
+from tests._support.sqldb import mysql_database, postgres_database, postgres_schema
 
 pytestmark = pytest.mark.e2e
 
@@ -205,43 +206,27 @@ def synthetic_export(path: Path, count: int) -> None:
                 "spec": {"type": "server", "ipAddress": "10.0.0.1"}, "status": {}}) + "\n")
 
 
-def kill_when(command: list[str], cwd: Path, started: callable) -> None:
-    """Run `command`, SIGKILL it once `started()` says it has written something."""
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not started():
-        assert process.poll() is None, "the import ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-
-
-def test_kill_9_mid_import_leaves_whole_batches_on_sql(project, tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_kill_9_mid_import_leaves_whole_batches_on_sql(project, tmp_path, backend):
     source = tmp_path / "many.ndjson"
     synthetic_export(source, 20_000)
-    db = tmp_path / "crash.db"
-    url = f"sqlite:///{db}"
+    with ExitStack() as stack:
+        url = (f"sqlite:///{tmp_path / 'crash.db'}" if backend == "sqlite"
+               else stack.enter_context(postgres_database()))
+        killed_mid_import(project, source, url)
+
+
+def killed_mid_import(project: Path, source: Path, url: str) -> None:
     server_command(project, "migrate", "--database-url", url)
-    import sqlite3
-
-    def count() -> int:
-        with sqlite3.connect(db) as conn:
-            return int(conn.execute("SELECT count(*) FROM fabrica_resources").fetchone()[0])
-
     kill_when([sys.executable, "-m", "device_api.server", "import", "--input", str(source),
-               "--database-url", url, "--batch-size", "700"], project, lambda: count() > 0)
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT count(*) FROM fabrica_resources").fetchone()[0]
-        logged = conn.execute("SELECT count(*) FROM fabrica_changes WHERE type = 'ADDED'"
-                              ).fetchone()[0]
-        labels = conn.execute("SELECT count(*) FROM fabrica_labels").fetchone()[0]
-    assert 0 < rows < 20_000 and rows % 700 == 0  # whole batches only
-    assert logged == rows and labels == rows
+               "--database-url", url, "--batch-size", "700"], project,
+              lambda: sql_counts(url).rows > 0)
+    left = sql_counts(url)
+    assert 0 < left.rows < 20_000 and left.rows % 700 == 0  # whole batches only
+    assert left.logged == left.rows and left.labels == left.rows and left.pending == 0
     done = server_command(project, "import", "--input", str(source), "--database-url", url,
                           "--mode", "upsert")
-    assert "Device: 20000" in done.stdout and count() == 20_000
+    assert "Device: 20000" in done.stdout and sql_counts(url).rows == 20_000
 
 
 def test_kill_9_mid_import_leaves_whole_documents_and_a_consistent_log_on_files(
@@ -256,27 +241,7 @@ def test_kill_9_mid_import_leaves_whole_documents_and_a_consistent_log_on_files(
 
     kill_when([sys.executable, "-m", "device_api.server", "import", "--input", str(source),
                "--data-dir", str(data)], project, started)
-    check = f"""
-import asyncio, json, pathlib
-from fabrica.storage import FileStorage
-async def main():
-    storage = FileStorage({str(data)!r})
-    docs = {{d["metadata"]["uid"]: d for d in await storage.list("devices")}}
-    for path in pathlib.Path({str(devices)!r}).glob("dev-*.json"):
-        json.loads(path.read_bytes())  # whole, or this fails
-    added, after = {{}}, await storage.horizon("devices")
-    while page := await storage.changes("devices", after):
-        added.update((c.document["metadata"]["uid"], c.revision) for c in page)
-        after = page[-1].revision
-    assert added == {{u: int(d["metadata"]["resourceVersion"]) for u, d in docs.items()}}
-    print(len(docs))
-    await storage.close()
-asyncio.run(main())
-"""
-    survived = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                              timeout=120)
-    assert survived.returncode == 0, survived.stderr
-    assert 200 < int(survived.stdout) < 5_000
+    assert 200 < file_documents_checked(data, "devices", "dev-*.json") < 5_000
     done = server_command(project, "import", "--input", str(source), "--data-dir", str(data),
                           "--mode", "upsert")
     assert "Device: 5000" in done.stdout

@@ -157,6 +157,12 @@ class ReconcileClient:
         """Write status; `fabrica.Conflict` if `obj` is stale."""
         return _note(await self._store.update_status(obj))
 
+    async def update_status_many(self, objs: Iterable[R]) -> builtins.list[R]:
+        """Write the status of many resources of one kind in one step (one transaction on
+        SQL), each as `update_status` would; if any is stale (`fabrica.Conflict`) or gone,
+        none is written (on SQL)."""
+        return [_note(obj) for obj in await self._store.update_status_many(list(objs))]
+
     async def delete(self, cls: type[R], id: str) -> None:
         try:
             await self._store.delete(cls, id)

@@ -9,8 +9,9 @@ store checks every document it writes, whoever wrote it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from pydantic_core import PydanticSerializationError, to_json
 
 __all__ = ["InvalidText", "check_text", "invalid_text_path"]
 
@@ -25,14 +26,14 @@ class InvalidText(ValueError):
 
 def invalid_text_path(value: Any, prefix: str = "") -> str | None:
     """The JSON path (``spec.tags.x``) of the first string or key that is not valid Unicode
-    text, or None when all are. Cheap on valid input: one C-speed encode of the whole."""
+    text, or None when all are. Cheap on valid input: one encode of the whole to UTF-8 by
+    pydantic-core (a lone surrogate fails it), several times faster than `json`'s; on any
+    failure the walk decides."""
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        to_json(value)
         return None
-    except UnicodeEncodeError:
-        return _find(value, prefix)
-    except (TypeError, ValueError, RecursionError):
-        return _find(value, prefix)  # not plain JSON: walk it
+    except (PydanticSerializationError, ValueError, RecursionError):
+        return _find(value, prefix)  # a bad string, or not plain JSON: walk it
 
 
 def check_text(value: Any, prefix: str = "") -> None:

@@ -26,8 +26,10 @@ from ._outbox import Outbox
 
 __all__ = ["BatchMode", "BulkItem", "BulkStorage", "SnapshotWriter"]
 
-#: ``create`` refuses a uid or name that exists; ``upsert`` overwrites it.
-BatchMode = Literal["create", "upsert"]
+#: ``create`` refuses a uid or name that exists; ``upsert`` overwrites it; ``update``
+#: compare-and-swaps each document on the resourceVersion it carries (`Conflict` or
+#: `NotFound` otherwise; on SQL then none of the batch is written).
+BatchMode = Literal["create", "upsert", "update"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,4 +68,11 @@ class BulkStorage(Storage, Protocol):
         """Write `items` (uids, names and metadata kept) and delete the uids in `remove`,
         as one batch; return the documents as stored. `AlreadyExists` in ``create`` mode
         for a uid or name that exists (nothing of the batch is written on SQL)."""
+        ...
+
+    async def get_many(self, collection: str, uids: Sequence[str]
+                       ) -> builtins.dict[str, Document]:
+        """The documents of `collection` with these uids, by uid; those it does not hold
+        are left out (on SQL one read, not one per uid: the owners a `create_many` names,
+        the resources of an `update_status_many`)."""
         ...

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..resource import Resource
-from ..storage import Conflict, Document, NotFound
+from ..storage import BulkStorage, Conflict, Document, NotFound
 from ._actor import SYSTEM_CONTROLLER, set_actor
 from ._changes import Change
 from ._owners import owner_exists
@@ -158,23 +158,53 @@ class GarbageCollector:
 
     async def _recheck(self, written: Iterable[AnyResource]) -> None:
         """Dependents just written with new owners: an owner deleted meanwhile may have
-        been collected before the dependent was there to be found."""
+        been collected before the dependent was there to be found.
+
+        Each owner is looked up once a wave (a rack's 5,376 nodes name 672 blades), in one
+        read per kind where the storage reads many at once: every dependent here was
+        written before the wave began, so an owner alive now outlived their writes (its
+        deletion from now on is `_collect`'s), and a uid gone stays gone."""
+        written = list(written)
+        exists = await self._owners_now(written)
         for obj in written:
-            if not await self._owners_gone(obj):
+            if not await self._owners_gone(obj, exists):
                 continue
             try:
                 current = await self.store.get(type(obj), obj.uid)
             except NotFound:
                 continue
-            if await self._owners_gone(current):
+            if await self._owners_gone(current, exists):
                 await self._delete(_Dependent.of(current), "owner_gone_at_write")
 
-    async def _owners_gone(self, obj: AnyResource) -> bool:
+    async def _owners_now(self, written: list[AnyResource]) -> dict[str, bool]:
+        """Whether each owner `written` names exists, by uid (empty where the storage
+        cannot read many at once: then `_owners_gone` reads each)."""
+        storage = self.store.storage
+        if not isinstance(storage, BulkStorage):
+            return {}
+        wanted: dict[type[AnyResource], set[str]] = {}
+        for obj in written:
+            for ref in obj.metadata.owner_references:
+                cls = self.store.kinds.get(ref.kind)
+                if cls is not None and cls.resource_info.is_uid(ref.uid):
+                    wanted.setdefault(cls, set()).add(ref.uid)
+        exists: dict[str, bool] = {}
+        for cls, uids in wanted.items():
+            found = await storage.get_many(cls.resource_info.plural, sorted(uids))
+            exists.update((uid, uid in found) for uid in uids)
+        return exists
+
+    async def _owners_gone(self, obj: AnyResource, exists: dict[str, bool]) -> bool:
         refs = obj.metadata.owner_references
         for ref in refs:
             cls = self.store.kinds.get(ref.kind)
-            if cls is None or await owner_exists(self.store.storage, cls, ref.uid):
-                return False  # alive, or of a kind this service cannot tell about
+            if cls is None:
+                return False  # of a kind this service cannot tell about
+            alive = exists.get(ref.uid)
+            if alive is None:
+                alive = exists[ref.uid] = await owner_exists(self.store.storage, cls, ref.uid)
+            if alive:
+                return False
         return bool(refs)
 
     async def _orphans(self, report: bool = False) -> list[_Dependent]:

@@ -333,6 +333,16 @@ class ResourceStore:
 
         return await create_many(self, children)
 
+    async def update_status_many(self, objs: Sequence[R]) -> builtins.list[R]:
+        """Write the status of many resources of one kind in one storage write: one
+        transaction on SQL; each checked as by `update_status` (compare-and-swap on its
+        resourceVersion, the kind's hook) before anything is written, and published.
+        `Conflict` or `NotFound` for the first that cannot be written, and then none is
+        (on SQL)."""
+        from ._update_many import update_status_many  # (it builds on this module's helpers)
+
+        return await update_status_many(self, objs)  # type: ignore[return-value]
+
     async def modify(
         self,
         cls: type[R],

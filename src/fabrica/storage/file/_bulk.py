@@ -121,8 +121,14 @@ def _version_number(version: object) -> int:
 async def write_batch(storage: FileStorage, collection: str, items: Sequence[BulkItem],
                       mode: BatchMode, remove: Sequence[str]) -> builtins.list[Document]:
     for item in items:
-        check_new(item.document)
+        if mode != "update":  # (an update checks its document as `update` does)
+            check_new(item.document)
     await asyncio.gather(*(storage._run(_remove, storage, collection, uid) for uid in remove))
+    if mode == "update":  # each swapped on its own: files have no transaction
+        return list(await asyncio.gather(*(storage._run(
+            storage._update_sync, collection, item.document,
+            item.document["metadata"]["resourceVersion"], None, item.unique)
+            for item in items)))
     if mode == "upsert":
         return list(await asyncio.gather(*(storage._run(_upsert, storage, collection, item)
                                            for item in items)))

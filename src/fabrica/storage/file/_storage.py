@@ -280,6 +280,16 @@ class FileStorage:
         (files have no outbox: `outbox` is ignored, as by `create`)."""
         return await bulk.write_batch(self, collection, items, mode, remove)
 
+    async def get_many(self, collection: str, uids: Sequence[str]
+                       ) -> builtins.dict[str, Document]:
+        found = {}
+        for uid in uids:
+            try:
+                found[uid] = self._get_sync(collection, uid)
+            except NotFound:
+                continue
+        return found
+
     # -- writes --------------------------------------------------------------------------
 
     def _create_sync(

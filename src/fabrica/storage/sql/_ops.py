@@ -68,6 +68,7 @@ __all__ = [
     "outbox_pending",
     "outbox_stats",
     "prepare_fields",
+    "swap_resource",
     "prepare_unique",
     "record_events_of",
     "uid_taken",
@@ -225,6 +226,15 @@ def update_resource(
     """Compare-and-swap on resource_version: one UPDATE that matches only the expected row
     (and locks it); the row's new version is set by `_finish`, last. A unique key held by
     another resource raises the database's IntegrityError."""
+    body = swap_resource(conn, collection, doc, expected, snapshot, unique, indexed)
+    return _finish(conn, collection, "MODIFIED", doc, body, events, history)
+
+
+def swap_resource(conn: Connection, collection: str, doc: Document, expected: str,
+                  snapshot: Document | None, unique: UniqueKeys | None = None,
+                  indexed: Sequence[str] = ()) -> str:
+    """`update_resource` but its last statements (the revision, the change log, the
+    events): the row swapped to `doc` with a pending version. Returns the stored body."""
     meta = doc["metadata"]
     uid, name = meta["uid"], meta["name"]
     body = encode(_without_version(doc))
@@ -247,7 +257,7 @@ def update_resource(
         write_fields(conn, collection, uid, doc, indexed, replace=True)
     if snapshot is not None:
         _write_snapshot(conn, collection, uid, snapshot)
-    return _finish(conn, collection, "MODIFIED", doc, body, events, history)
+    return body
 
 
 # PostgreSQL: compare-and-swap, then (only if it swapped) the labels made what the document

@@ -444,7 +444,7 @@ class SQLStorage:
         """`items` and the removal of `remove` in one transaction (see `_bulk`)."""
         check_collection(collection)
         for item in items:
-            check_new(item.document)
+            (check_update if mode == "update" else check_new)(item.document)
         try:
             return await self._write(collection, bulk.write_batch, collection, list(items),
                                      mode, list(remove), outbox, self.change_history,
@@ -463,6 +463,12 @@ class SQLStorage:
                 if held is not None:
                     raise AlreadyExists(collection, *held) from None
             raise
+
+    async def get_many(self, collection: str, uids: Sequence[str]
+                       ) -> builtins.dict[str, Document]:
+        check_collection(collection)
+        wanted = sorted({uid for uid in uids if is_uid(uid)})
+        return await self._run(bulk.get_many, collection, wanted) if wanted else {}
 
     # -- running operations ----------------------------------------------------------------
 
