@@ -5,7 +5,8 @@ loads no OpenTelemetry. Each service has its own `TracerProvider` (not the proce
 one: tests and benchmarks run several services in one process), sampling a share of new
 traces and following the caller's choice for the rest (parent-based).
 
-Spans and where they come from: the HTTP server span (`fabrica.server.http`), storage
+Spans and where they come from: the HTTP server span (`fabrica.server.http`; a lean span of
+its own, `fabrica.service._otlp`, as the commonest one), storage
 operations (`traced_storage`: only inside a trace, so the relay's and the watch cache's
 background polls start none), event publishes (`traced_bus`: a child of the event's own
 ``traceparent`` when it has one, as the relay's events do), an outbox batch (a trace of its
@@ -30,7 +31,6 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource as OtelResource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -38,11 +38,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from .._version import __version__
 from ..events import CloudEvent, EventBus
 from ..storage import OutboxEntry, Storage
+from ._otlp import ServerSpan, SpanPipeline, new_context
 
 __all__ = ["Tracing"]
 
 T = TypeVar("T")
 _PROPAGATOR = TraceContextTextMapPropagator()
+#: The bits of a trace id `TraceIdRatioBased` compares with its bound.
+_RATIO_MASK = TraceIdRatioBased.TRACE_ID_LIMIT
 
 
 class Tracing:
@@ -57,8 +60,33 @@ class Tracing:
         self.provider = TracerProvider(resource=OtelResource.create(attributes),
                                        sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
         exporter = OTLPSpanExporter(endpoint=_traces_url(endpoint) if endpoint else None)
-        self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self.pipeline = SpanPipeline(exporter, self.provider.resource, ("fabrica", __version__))
+        self.provider.add_span_processor(self.pipeline)
         self.tracer = self.provider.get_tracer("fabrica", __version__)
+        self._bound = TraceIdRatioBased(sample_ratio).bound
+        self._ids = self.provider.id_generator
+
+    def server_span(self, method: str, path: str, traceparent: bytes | None,
+                    tracestate: bytes | None) -> ServerSpan:
+        """A started (not yet current) span for an HTTP request, sampled as the provider's
+        sampler would (parent-based, the ratio for a new trace), its parent the caller's
+        ``traceparent`` when valid."""
+        parent = None
+        if traceparent is not None:
+            headers = {"traceparent": traceparent.decode("latin-1")}
+            if tracestate is not None:
+                headers["tracestate"] = tracestate.decode("latin-1")
+            parent = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
+        if parent is not None and parent.is_valid:
+            context = new_context(parent.trace_id, self._ids.generate_span_id(),
+                                  parent.trace_flags.sampled, parent.trace_state)
+        else:
+            parent = None
+            trace_id = self._ids.generate_trace_id()
+            context = new_context(trace_id, self._ids.generate_span_id(),
+                                  trace_id & _RATIO_MASK < self._bound)
+        return ServerSpan(context, parent, method, path,
+                          self.pipeline if context.trace_flags.sampled else None)
 
     def shutdown(self) -> None:
         """Export what is left and stop."""

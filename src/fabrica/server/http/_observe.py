@@ -11,18 +11,14 @@ hold the gauge up for hours.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import parse_qsl
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,30 +72,35 @@ def _watching(query: bytes) -> bool:
     return any(v.lower() not in ("", "false", "0") for v in values)
 
 
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+#: The ``le`` labels of the buckets, as prometheus_client writes them ("1.0", "+Inf").
+_LE = tuple(floatToGoString(b) for b in (*_BUCKETS, float("inf")))  # type: ignore[no-untyped-call]
+
+
 class HTTPMetrics:
     """ASGI middleware counting requests (``fabrica_http_requests_total{kind,verb,code}``),
     timing them (``fabrica_http_request_duration_seconds{kind,verb}``) and counting those
-    in flight (``fabrica_http_requests_in_flight``)."""
+    in flight (``fabrica_http_requests_in_flight``).
+
+    The counts are plain numbers the registry reads at a scrape (`_RequestCollector`), not
+    prometheus_client metrics: a labelled `Counter` and `Histogram` take a lock and
+    validate on every update, which cost a cached get 5-10% of its throughput; these are
+    updated by the event loop's thread only."""
 
     def __init__(self, app: ASGIApp, registry: CollectorRegistry,
                  kinds: Iterable[ResourceInfo] = ()) -> None:
         self.app = app
         self.labels = RequestLabels(kinds)
-        self.requests = Counter("fabrica_http_requests_total", "HTTP requests",
-                                ["kind", "verb", "code"], registry=registry)
-        self.latency = Histogram("fabrica_http_request_duration_seconds", "HTTP latency",
-                                 ["kind", "verb"], registry=registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                          0.5, 1, 2.5, 5, 10))
+        #: (kind, verb, code) -> [requests, first seen (epoch seconds)]
+        self.counts: dict[tuple[str, str, int], list[float]] = {}
+        #: (kind, verb) -> [sum of seconds, then the count per bucket (the last +Inf)]
+        self.durations: dict[tuple[str, str], list[float]] = {}
+        registry.register(_RequestCollector(self))
         self.in_flight = Gauge("fabrica_http_requests_in_flight",
                                "HTTP requests being answered (watches and /events aside)",
                                registry=registry)
         self._active = 0
         self.in_flight.set_function(lambda: self._active)
-        # The labelled series, looked up once each: `labels()` validates and hashes its
-        # arguments under a lock on every call, a tenth of a cached get's own cost.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._timers: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,7 +109,8 @@ class HTTPMetrics:
         started = time.perf_counter()
         status = 500
         # Before the router ran the route is unknown: a watch is known by its query.
-        streaming = scope["path"] == "/events" or _watching(scope.get("query_string", b""))
+        query = scope.get("query_string", b"")
+        streaming = scope["path"] == "/events" or (b"watch" in query and _watching(query))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -127,15 +129,38 @@ class HTTPMetrics:
             self._record(kind, verb, status, time.perf_counter() - started)
 
     def _record(self, kind: str, verb: str, status: int, seconds: float) -> None:
-        counter = self._counters.get((kind, verb, status))
-        if counter is None:
-            counter = self.requests.labels(kind, verb, str(status))
-            self._counters[(kind, verb, status)] = counter
-        counter.inc()
-        timer = self._timers.get((kind, verb))
-        if timer is None:
-            timer = self._timers[(kind, verb)] = self.latency.labels(kind, verb)
-        timer.observe(seconds)
+        count = self.counts.get((kind, verb, status))
+        if count is None:
+            count = self.counts[(kind, verb, status)] = [0, time.time()]
+        count[0] += 1
+        series = self.durations.get((kind, verb))
+        if series is None:
+            series = self.durations[(kind, verb)] = [0.0] * (len(_BUCKETS) + 2)
+        series[0] += seconds
+        series[1 + bisect_left(_BUCKETS, seconds)] += 1  # "le": a bound is its own bucket's
+
+
+class _RequestCollector(Collector):
+    """`HTTPMetrics`' counts as the two labelled families, at a scrape."""
+
+    def __init__(self, metrics: HTTPMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily("fabrica_http_requests_total", "HTTP requests",
+                                       labels=["kind", "verb", "code"])
+        for (kind, verb, code), (count, created) in list(self.metrics.counts.items()):
+            requests.add_metric([kind, verb, str(code)], count, created=created)
+        yield requests
+        latency = HistogramMetricFamily("fabrica_http_request_duration_seconds",
+                                        "HTTP latency", labels=["kind", "verb"])
+        for (kind, verb), series in list(self.metrics.durations.items()):
+            total, counts = series[0], series[1:]
+            buckets: list[tuple[str, float]] = []
+            for le, count in zip(_LE, counts, strict=True):
+                buckets.append((le, (buckets[-1][1] if buckets else 0) + count))
+            latency.add_metric([kind, verb], buckets, total)
+        yield latency
 
 
 def metrics_endpoint(registry: CollectorRegistry):  # type: ignore[no-untyped-def]

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._observe import RequestLabels
 
 if TYPE_CHECKING:
+    from ...service._otlp import ServerSpan
     from ...service._tracing import Tracing
 
 __all__ = ["TraceRequests"]
@@ -29,39 +31,46 @@ _UNTRACED = frozenset({"/health", "/ready", "/metrics"})
 class TraceRequests:
     def __init__(self, app: ASGIApp, tracing: Tracing) -> None:
         self.app = app
-        self.tracer = tracing.tracer
-        self.context_of = tracing.context_of
+        self.start = tracing.server_span
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _UNTRACED:
             await self.app(scope, receive, send)
             return
+        traceparent = tracestate = None
+        for key, value in scope["headers"]:
+            if key == b"traceparent":
+                traceparent = value
+            elif key == b"tracestate":
+                tracestate = value
         method = scope["method"]
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
-                   if k in (b"traceparent", b"tracestate")}
-        with self.tracer.start_as_current_span(
-                method, context=self.context_of(headers), kind=SpanKind.SERVER,
-                attributes={"http.request.method": method, "url.path": scope["path"]}
-        ) as span:
-            status = 500
+        span = self.start(method, scope["path"], traceparent, tracestate)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        status = 500
 
-            async def send_wrapper(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
 
-            try:
-                await self.app(scope, receive, send_wrapper)
-            finally:
-                _finish(span, scope, method, status)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:  # as the SDK's `start_as_current_span` does
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            otel_context.detach(token)
+            _finish(span, scope, method, status)
 
 
-def _finish(span: trace.Span, scope: Scope, method: str, status: int) -> None:
+def _finish(span: ServerSpan, scope: Scope, method: str, status: int) -> None:
     route = RequestLabels.route(scope)
     if route is not None:
-        span.update_name(f"{method} {route}")
-        span.set_attribute("http.route", route)
-    span.set_attribute("http.response.status_code", status)
-    if status >= 500:
+        span.name = f"{method} {route}"
+        span.route = route
+    span.status = status
+    if status >= 500 and span.error is None:
         span.set_status(Status(StatusCode.ERROR))
+    span.end()
