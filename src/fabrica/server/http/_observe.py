@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
+from time import perf_counter
 from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
@@ -47,15 +48,17 @@ class RequestLabels:
                 self._ops[(op.path, op.method)] = (info.kind, _VERBS.get(op.name, "other"))
 
     def __call__(self, scope: Scope) -> tuple[str, str]:
-        method = scope["method"]
-        route = scope.get("route")  # set by Starlette's router on the shared scope
-        path = getattr(route, "path", None)
-        found = self._ops.get((path, "GET" if method == "HEAD" else method)) if path else None
-        if found is None:
-            return "", _METHODS.get(method, "other")
+        # The route is set by Starlette's router on the shared scope.
+        found = self.of(getattr(scope.get("route"), "path", None), scope["method"])
         if found[1] == "list" and _watching(scope.get("query_string", b"")):
             return found[0], "watch"
         return found
+
+    def of(self, path: str | None, method: str) -> tuple[str, str]:
+        """(kind, verb) of a request the route of template `path` answered (None: none
+        matched)."""
+        found = self._ops.get((path, "GET" if method == "HEAD" else method)) if path else None
+        return ("", _METHODS.get(method, "other")) if found is None else found
 
     @staticmethod
     def route(scope: Scope) -> str | None:
@@ -82,19 +85,20 @@ class HTTPMetrics:
     timing them (``fabrica_http_request_duration_seconds{kind,verb}``) and counting those
     in flight (``fabrica_http_requests_in_flight``).
 
-    The counts are plain numbers the registry reads at a scrape (`_RequestCollector`), not
-    prometheus_client metrics: a labelled `Counter` and `Histogram` take a lock and
-    validate on every update, which cost a cached get 5-10% of its throughput; these are
-    updated by the event loop's thread only."""
+    Why not prometheus_client's labelled `Counter` and `Histogram`: they take a lock and
+    check their labels at every update, and the labels themselves take a few look-ups; all
+    that cost a cached get 8-13% of its throughput. A request adds to one plain list, found
+    by the template of the route Starlette matched (a bounded set), the method and the
+    status; a scrape turns those into the labelled series (`_RequestCollector`).
+    Only the event loop's thread updates them."""
 
     def __init__(self, app: ASGIApp, registry: CollectorRegistry,
                  kinds: Iterable[ResourceInfo] = ()) -> None:
         self.app = app
         self.labels = RequestLabels(kinds)
-        #: (kind, verb, code) -> [requests, first seen (epoch seconds)]
-        self.counts: dict[tuple[str, str, int], list[float]] = {}
-        #: (kind, verb) -> [sum of seconds, then the count per bucket (the last +Inf)]
-        self.durations: dict[tuple[str, str], list[float]] = {}
+        #: (route template, method, status) -> a series: [requests, seconds, per bucket (the last
+        #: +Inf) ..., first seen]; `_WATCH` as the method: a watch of the route's list.
+        self.series: dict[tuple[str | None, str, int], list[float]] = {}
         registry.register(_RequestCollector(self))
         self.in_flight = Gauge("fabrica_http_requests_in_flight",
                                "HTTP requests being answered (watches and /events aside)",
@@ -103,14 +107,43 @@ class HTTPMetrics:
         self.in_flight.set_function(lambda: self._active)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Before the router ran the route is unknown: a watch is known by its query.
+        if (scope["type"] != "http" or scope["path"] == "/events"
+                or b"watch" in scope.get("query_string", b"")):
+            await self._other(scope, receive, send)
+            return
+        status = 500
+
+        def send_status(message: Message) -> Awaitable[None]:
+            # Not a coroutine of its own: the caller awaits `send`'s.
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            return send(message)
+
+        self._active += 1
+        started = perf_counter()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            seconds = perf_counter() - started
+            self._active -= 1
+            path = getattr(scope.get("route"), "path", None)
+            series = self.series.get((path, scope["method"], status))
+            if series is None:
+                series = self._series(path, scope["method"], status)
+            series[0] += 1
+            series[1] += seconds
+            series[2 + bisect_left(_BUCKETS, seconds)] += 1  # "le": a bound is its own
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Not HTTP, or HTTP that may be a watch or ``/events`` (counted and timed as any,
+        not in flight): `__call__`'s work, the general way."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        streaming = scope["path"] == "/events" or _watching(scope.get("query_string", b""))
         status = 500
-        # Before the router ran the route is unknown: a watch is known by its query.
-        query = scope.get("query_string", b"")
-        streaming = scope["path"] == "/events" or (b"watch" in query and _watching(query))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -120,46 +153,67 @@ class HTTPMetrics:
 
         if not streaming:
             self._active += 1
+        started = perf_counter()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            seconds = perf_counter() - started
             if not streaming:
                 self._active -= 1
-            kind, verb = self.labels(scope)
-            self._record(kind, verb, status, time.perf_counter() - started)
+            method = _WATCH if self.labels(scope)[1] == "watch" else scope["method"]
+            series = self._series(getattr(scope.get("route"), "path", None), method, status)
+            series[0] += 1
+            series[1] += seconds
+            series[2 + bisect_left(_BUCKETS, seconds)] += 1
 
-    def _record(self, kind: str, verb: str, status: int, seconds: float) -> None:
-        count = self.counts.get((kind, verb, status))
-        if count is None:
-            count = self.counts[(kind, verb, status)] = [0, time.time()]
-        count[0] += 1
-        series = self.durations.get((kind, verb))
-        if series is None:
-            series = self.durations[(kind, verb)] = [0.0] * (len(_BUCKETS) + 2)
-        series[0] += seconds
-        series[1 + bisect_left(_BUCKETS, seconds)] += 1  # "le": a bound is its own bucket's
+    def _series(self, path: str | None, method: str, status: int) -> list[float]:
+        """The series of a new (route template, method, status); an unknown method is kept as one,
+        whatever its name, so that the keys stay a bounded set."""
+        if method not in _METHODS and method != _WATCH:
+            method = _OTHER
+        key = (path, method, status)
+        found = self.series.get(key)
+        if found is None:
+            found = self.series[key] = [0, 0.0, *([0] * (len(_BUCKETS) + 1)), time.time()]
+        return found
+
+
+#: Not HTTP methods (upper case): the key of a watch, of any other method.
+_WATCH, _OTHER = "watch", "other"
 
 
 class _RequestCollector(Collector):
-    """`HTTPMetrics`' counts as the two labelled families, at a scrape."""
+    """`HTTPMetrics`' series, labelled, at a scrape."""
 
     def __init__(self, metrics: HTTPMetrics) -> None:
         self.metrics = metrics
 
     def collect(self) -> Iterable[Metric]:
+        counts: dict[tuple[str, str, str], list[float]] = {}
+        durations: dict[tuple[str, str], list[float]] = {}
+        for (path, method, status), series in list(self.metrics.series.items()):
+            if method == _WATCH:
+                kind, verb = self.metrics.labels.of(path, "GET")[0], "watch"
+            else:
+                kind, verb = self.metrics.labels.of(path, method)
+            count = counts.setdefault((kind, verb, str(status)), [0, series[-1]])
+            count[0] += series[0]
+            count[1] = min(count[1], series[-1])
+            summed = durations.setdefault((kind, verb), [0.0] * (len(series) - 2))
+            for i, value in enumerate(series[1:-1]):
+                summed[i] += value
         requests = CounterMetricFamily("fabrica_http_requests_total", "HTTP requests",
                                        labels=["kind", "verb", "code"])
-        for (kind, verb, code), (count, created) in list(self.metrics.counts.items()):
-            requests.add_metric([kind, verb, str(code)], count, created=created)
+        for code_labels, (requests_count, created) in counts.items():
+            requests.add_metric(code_labels, requests_count, created=created)
         yield requests
         latency = HistogramMetricFamily("fabrica_http_request_duration_seconds",
                                         "HTTP latency", labels=["kind", "verb"])
-        for (kind, verb), series in list(self.metrics.durations.items()):
-            total, counts = series[0], series[1:]
+        for labels, (seconds, *per_bucket) in durations.items():
             buckets: list[tuple[str, float]] = []
-            for le, count in zip(_LE, counts, strict=True):
-                buckets.append((le, (buckets[-1][1] if buckets else 0) + count))
-            latency.add_metric([kind, verb], buckets, total)
+            for le, in_bucket in zip(_LE, per_bucket, strict=True):
+                buckets.append((le, (buckets[-1][1] if buckets else 0) + in_bucket))
+            latency.add_metric(labels, buckets, seconds)
         yield latency
 
 
