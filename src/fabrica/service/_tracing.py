@@ -13,7 +13,8 @@ background polls start none), event publishes (`traced_bus`: a child of the even
 own, linked to the writes it relays), and per reconcile the queue wait and the reconcile
 (children of the write that queued the key; a key several writes queued, or a resync,
 starts a trace of its own linked to them). Span names never hold a uid: route templates,
-storage method names, event types and kinds.
+storage method names, event types and kinds. Each call of a kind's admission hook is a span
+too (``hook admit Rack``), a child of the write it admits.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource as OtelResource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .._version import __version__
 from ..events import CloudEvent, EventBus
 from ..storage import OutboxEntry, Storage
+from ..store import Reject, WriteContext
 from ._otlp import ServerSpan, SpanPipeline, new_context
 
 __all__ = ["Tracing"]
@@ -130,6 +132,29 @@ class Tracing:
                 links=links, attributes={"messaging.batch.message_count": len(entries)}
         ) as span:
             yield span
+
+    @contextlib.contextmanager
+    def hook(self, phase: str, kind: str, hook: str, ctx: WriteContext) -> Iterator[object]:
+        """A span ``hook PHASE KIND`` around one call of a kind's admission hook, inside a
+        trace only (as storage's: the garbage collector's deletes start none). A `Reject`
+        is the hook's answer, not an error: an attribute; anything else is an error."""
+        if not _in_trace():
+            yield None
+            return
+        with self.tracer.start_as_current_span(
+                f"hook {phase} {kind}", record_exception=False, set_status_on_exception=False,
+                attributes={"fabrica.kind": kind, "fabrica.hook": hook,
+                            "fabrica.operation": ctx.operation, "fabrica.dry_run": ctx.dry_run}
+        ) as span:
+            try:
+                yield span
+            except Reject as exc:
+                span.set_attribute("fabrica.hook.rejected", exc.status)
+                raise
+            except BaseException as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise
 
     @contextlib.contextmanager
     def reconcile(self, kind: str, causes: Sequence[str], queued_at: float | None
