@@ -146,6 +146,10 @@ async def observe(args: argparse.Namespace) -> None:
                 took = pick(times)
                 print(f"{variant:8} {label:6} {took * 1e6:6.1f} us  ratio to bare "
                       f"{took / bare:5.2f}  throughput {bare / took:5.1%}")
+        # Each turn against the bare turn of its own round (the same moment's machine).
+        for variant, times in results.items():
+            ratio = statistics.median(t / b for t, b in zip(times, results["bare"]))
+            print(f"{variant:8} paired median ratio {ratio:5.2f}  throughput {1 / ratio:5.1%}")
     finally:
         sink.terminate()
         sink.wait()
@@ -232,6 +236,6 @@ if __name__ == "__main__":
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--accept", default="")
     parser.add_argument("--observe", action="store_true")
-    parser.add_argument("--rounds", type=int, default=60, help="--observe: alternations")
-    parser.add_argument("--chunk", type=int, default=1024, help="--observe: gets per turn")
+    parser.add_argument("--rounds", type=int, default=30, help="--observe: alternations")
+    parser.add_argument("--chunk", type=int, default=2048, help="--observe: gets per turn")
     asyncio.run(main(parser.parse_args()))

@@ -25,6 +25,7 @@ import inspect
 import json
 import os
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from random import getrandbits
 from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
@@ -40,7 +41,7 @@ from .._version import __version__
 from ..events import CloudEvent, EventBus
 from ..storage import OutboxEntry, Storage
 from ..store import Reject, WriteContext
-from ._otlp import ServerSpan, SpanPipeline, new_context
+from ._otlp import ServerSpan, SpanPipeline
 
 __all__ = ["Tracing"]
 
@@ -66,29 +67,32 @@ class Tracing:
         self.provider.add_span_processor(self.pipeline)
         self.tracer = self.provider.get_tracer("fabrica", __version__)
         self._bound = TraceIdRatioBased(sample_ratio).bound
-        self._ids = self.provider.id_generator
 
     def server_span(self, method: str, path: str, traceparent: bytes | None,
                     tracestate: bytes | None) -> ServerSpan:
         """A started (not yet current) span for an HTTP request, sampled as the provider's
         sampler would (parent-based, the ratio for a new trace), its parent the caller's
-        ``traceparent`` when valid."""
-        parent = None
+        ``traceparent`` when valid. (The ids as the SDK's `RandomIdGenerator` makes them.)"""
         if traceparent is not None:
-            headers = {"traceparent": traceparent.decode("latin-1")}
-            if tracestate is not None:
-                headers["tracestate"] = tracestate.decode("latin-1")
-            parent = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
-        if parent is not None and parent.is_valid:
-            context = new_context(parent.trace_id, self._ids.generate_span_id(),
-                                  parent.trace_flags.sampled, parent.trace_state)
-        else:
-            parent = None
-            trace_id = self._ids.generate_trace_id()
-            context = new_context(trace_id, self._ids.generate_span_id(),
-                                  trace_id & _RATIO_MASK < self._bound)
-        return ServerSpan(context, parent, method, path,
-                          self.pipeline if context.trace_flags.sampled else None)
+            return self._continued(method, path, traceparent, tracestate)
+        trace_id = getrandbits(128) or getrandbits(128)
+        return ServerSpan(trace_id, getrandbits(64) or getrandbits(64), method, path,
+                          self.pipeline if trace_id & _RATIO_MASK < self._bound else None)
+
+    def _continued(self, method: str, path: str, traceparent: bytes,
+                   tracestate: bytes | None) -> ServerSpan:
+        headers = {"traceparent": traceparent.decode("latin-1")}
+        if tracestate is not None:
+            headers["tracestate"] = tracestate.decode("latin-1")
+        parent = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
+        if not parent.is_valid:
+            return self.server_span(method, path, None, None)
+        span = ServerSpan(parent.trace_id, getrandbits(64) or getrandbits(64), method, path,
+                          self.pipeline if parent.trace_flags.sampled else None)
+        span.parent = parent
+        if parent.trace_state:
+            span.trace_state = parent.trace_state
+        return span
 
     def shutdown(self) -> None:
         """Export what is left and stop."""

@@ -144,12 +144,14 @@ def _mount(service: Service) -> Starlette:
         finally:
             await service.stop()
 
-    middleware = [Middleware(HTTPMetrics, registry=service.registry,
-                             kinds=[cls.resource_info for cls in service.kinds])]
-    if service.tracing is not None:  # outermost: auth and metrics are inside its span
-        from ._tracing import TraceRequests  # OpenTelemetry loads only for a tracing service
+    kinds = [cls.resource_info for cls in service.kinds]
+    if service.tracing is None:
+        middleware = [Middleware(HTTPMetrics, registry=service.registry, kinds=kinds)]
+    else:  # outermost either way: auth is inside the span and the timing
+        from ._tracing import TracedHTTPMetrics  # OpenTelemetry loads only when tracing
 
-        middleware.insert(0, Middleware(TraceRequests, tracing=service.tracing))
+        middleware = [Middleware(TracedHTTPMetrics, registry=service.registry, kinds=kinds,
+                                 tracing=service.tracing)]
     public = public_plurals(service.kinds) if service.role != "controller" else frozenset()
     if public:  # said at every start: a kind open to anyone should never be a surprise
         log.warning("public kinds (no token needed%s): %s",

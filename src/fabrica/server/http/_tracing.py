@@ -1,41 +1,54 @@
-"""`TraceRequests`: one server span per HTTP request (SPEC section 13), mounted only when the
-service traces.
+"""`TracedHTTPMetrics`: the request metrics and one server span per HTTP request (SPEC
+section 13), in place of `HTTPMetrics` when the service traces.
 
 The span is named by the route template Starlette matched (``GET /racks/{id}``), never by
-the concrete path, and is the parent of everything the request does (storage, publishing,
-its log lines' ``trace_id``). An incoming ``traceparent`` is honoured: the span continues the
-caller's trace and follows its sampling decision. The probes (``/health``, ``/ready``,
-``/metrics``) are not traced: a kubelet asks every few seconds.
+the concrete path, and is the parent of everything the request does (storage, hooks,
+publishing, its log lines' ``trace_id``); auth runs inside it. An incoming ``traceparent``
+is honoured: the span continues the caller's trace and follows its sampling decision. The
+probes (``/health``, ``/ready``, ``/metrics``) are not traced: a kubelet asks every few
+seconds.
+
+Why one middleware for both: every request pays for a layer (its coroutine, its wrapper of
+``send``, its clock reads), and a cached get is cheap enough for a second layer to show;
+here the span's start and end times are the duration the metrics record.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Awaitable, Iterable
+from time import time_ns
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._observe import RequestLabels
+from ...resource import ResourceInfo
+from ._observe import _BUCKETS, HTTPMetrics
 
 if TYPE_CHECKING:
     from ...service._otlp import ServerSpan
     from ...service._tracing import Tracing
 
-__all__ = ["TraceRequests"]
+__all__ = ["TracedHTTPMetrics"]
 
 _UNTRACED = frozenset({"/health", "/ready", "/metrics"})
 
 
-class TraceRequests:
-    def __init__(self, app: ASGIApp, tracing: Tracing) -> None:
-        self.app = app
+class TracedHTTPMetrics(HTTPMetrics):
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry, tracing: Tracing,
+                 kinds: Iterable[ResourceInfo] = ()) -> None:
+        super().__init__(app, registry, kinds)
         self.start = tracing.server_span
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _UNTRACED:
-            await self.app(scope, receive, send)
+        path = scope["path"]
+        if (scope["type"] != "http" or path in _UNTRACED or path == "/events"
+                or b"watch" in scope.get("query_string", b"")):
+            await self._traced_other(scope, receive, send)
             return
         traceparent = tracestate = None
         for key, value in scope["headers"]:
@@ -44,33 +57,79 @@ class TraceRequests:
             elif key == b"tracestate":
                 tracestate = value
         method = scope["method"]
-        span = self.start(method, scope["path"], traceparent, tracestate)
+        span = self.start(method, path, traceparent, tracestate)
         token = otel_context.attach(trace.set_span_in_context(span))
         status = 500
 
-        async def send_wrapper(message: Message) -> None:
+        def send_status(message: Message) -> Awaitable[None]:
+            # Not a coroutine of its own: the caller awaits `send`'s.
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
+
+        self._active += 1
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as exc:
+            _failed(span, exc)
+            raise
+        finally:
+            end = time_ns()
+            otel_context.detach(token)
+            self._active -= 1
+            seconds = (end - span.start) / 1e9
+            route = getattr(scope.get("route"), "path", None)
+            series = self.series.get((route, method, status))
+            if series is None:
+                series = self._series(route, method, status)
+            series[0] += 1
+            series[1] += seconds
+            series[2 + bisect_left(_BUCKETS, seconds)] += 1
+            _finish(span, route, status, end)
+
+    async def _traced_other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`HTTPMetrics`' general way (not HTTP, a watch, ``/events``) in a span, the
+        probes aside."""
+        if scope["type"] != "http" or scope["path"] in _UNTRACED:
+            await self._other(scope, receive, send)
+            return
+        traceparent = tracestate = None
+        for key, value in scope["headers"]:
+            if key == b"traceparent":
+                traceparent = value
+            elif key == b"tracestate":
+                tracestate = value
+        span = self.start(scope["method"], scope["path"], traceparent, tracestate)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        status = 500
+
+        def send_status(message: Message) -> Awaitable[None]:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            return send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
-        except BaseException as exc:  # as the SDK's `start_as_current_span` does
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            await self._other(scope, receive, send_status)
+        except BaseException as exc:
+            _failed(span, exc)
             raise
         finally:
             otel_context.detach(token)
-            _finish(span, scope, method, status)
+            _finish(span, getattr(scope.get("route"), "path", None), status, None)
 
 
-def _finish(span: ServerSpan, scope: Scope, method: str, status: int) -> None:
-    route = RequestLabels.route(scope)
-    if route is not None:
-        span.name = f"{method} {route}"
-        span.route = route
+def _failed(span: ServerSpan, exc: BaseException) -> None:
+    """As the SDK's `start_as_current_span` records an exception that ends its span."""
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+
+def _finish(span: ServerSpan, route: str | None, status: int, end: int | None) -> None:
+    """The route (the span is named by it when exported), the status, the end."""
+    span.route = route
     span.status = status
     if status >= 500 and span.error is None:
-        span.set_status(Status(StatusCode.ERROR))
-    span.end()
+        span.error = ""
+    span.end(end)
