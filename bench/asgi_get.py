@@ -148,7 +148,7 @@ async def observe(args: argparse.Namespace) -> None:
                       f"{took / bare:5.2f}  throughput {bare / took:5.1%}")
         # Each turn against the bare turn of its own round (the same moment's machine).
         for variant, times in results.items():
-            ratio = statistics.median(t / b for t, b in zip(times, results["bare"]))
+            ratio = statistics.median(t / b for t, b in zip(times, results["bare"], strict=True))
             print(f"{variant:8} paired median ratio {ratio:5.2f}  throughput {1 / ratio:5.1%}")
     finally:
         sink.terminate()
