@@ -90,4 +90,10 @@ async def test_counts_and_histogram_render_as_prometheus_client_would(
                      got, re.M)
     assert "# TYPE fabrica_http_request_duration_seconds histogram" in got
     # Two unknown methods, one series: the keys stay bounded whatever the methods sent.
+    # The same once the pending requests are folded into their series.
+    metrics._fold()
+    assert not metrics.pending
+    folded = generate_latest(ours).decode()
+    for name in ("fabrica_http_requests_total", "fabrica_http_request_duration_seconds"):
+        assert _samples(folded, name) == _samples(want, name), name
     assert len([k for k in metrics.series if k[0] is None and k[2] == 405]) == 1

@@ -15,7 +15,6 @@ here the span's start and end times are the duration the metrics record.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Awaitable, Iterable
 from time import time_ns
 from typing import TYPE_CHECKING
@@ -27,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...resource import ResourceInfo
-from ._observe import _BUCKETS, HTTPMetrics
+from ._observe import _PENDING, HTTPMetrics
 
 if TYPE_CHECKING:
     from ...service._otlp import ServerSpan
@@ -78,15 +77,12 @@ class TracedHTTPMetrics(HTTPMetrics):
             end = time_ns()
             otel_context.detach(token)
             self._active -= 1
-            seconds = (end - span.start) / 1e9
-            route = getattr(scope.get("route"), "path", None)
-            series = self.series.get((route, method, status))
-            if series is None:
-                series = self._series(route, method, status)
-            series[0] += 1
-            series[1] += seconds
-            series[2 + bisect_left(_BUCKETS, seconds)] += 1
-            _finish(span, route, status, end)
+            route = scope.get("route")
+            pending = self.pending
+            pending.append((route, method, status, (end - span.start) / 1e9))
+            if len(pending) >= _PENDING:
+                self._fold()
+            _finish(span, getattr(route, "path", None), status, end)
 
     async def _traced_other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """`HTTPMetrics`' general way (not HTTP, a watch, ``/events``) in a span, the
