@@ -23,6 +23,7 @@ import logging
 import os
 import struct
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from time import time_ns
 from typing import Any
@@ -162,12 +163,20 @@ class SpanPipeline(SpanProcessor):
         # compression and retries); an exporter without one gets SDK spans (slower).
         send = getattr(getattr(exporter, "_client", None), "export", None)
         self._send: Callable[[bytes], bool] | None = (
-            (lambda data: bool(send(data).success)) if callable(send) else None)
+            (lambda data: bool(getattr(send(data), "success", True))) if callable(send)
+            else None)
         self._resource = resource
         self._scope = InstrumentationScope(*scope)
+        self._stopped = False
+        self._start()
+        if hasattr(os, "register_at_fork"):  # a forked child has no thread: its own
+            restart = weakref.WeakMethod(self._start)
+            os.register_at_fork(after_in_child=lambda: (r := restart()) and r())
+
+    def _start(self) -> None:
+        self._queue.clear()  # the parent's spans are the parent's to export
         self._wake = threading.Event()
         self._lock = threading.Lock()  # one export at a time (worker, flush, shutdown)
-        self._stopped = False
         self._worker = threading.Thread(target=self._work, name="fabrica-otlp", daemon=True)
         self._worker.start()
 
