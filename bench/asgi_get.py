@@ -102,6 +102,7 @@ def _app(data: Path, variant: str, endpoint: str | None) -> Any:
                              otlp_endpoint=endpoint if variant == "tracing" else None)
     app = create_app(Service([Device], FileStorage(data), options))
     if variant == "bare":  # before the middleware stack is built (at the first call)
+        app.request_metrics = None  # (in the outermost layer, FabricaApp)
         app.user_middleware = [m for m in app.user_middleware if m.cls is not HTTPMetrics]
     return app
 

@@ -97,3 +97,43 @@ async def test_counts_and_histogram_render_as_prometheus_client_would(
     for name in ("fabrica_http_requests_total", "fabrica_http_request_duration_seconds"):
         assert _samples(folded, name) == _samples(want, name), name
     assert len([k for k in metrics.series if k[0] is None and k[2] == 405]) == 1
+
+
+async def test_the_outermost_layer_answers_an_unhandled_error_and_counts_it() -> None:
+    """`FabricaApp` folds the metrics into Starlette's error layer: the exception is still
+    answered by the app's 500 handler (and raised on to the server), and counted."""
+    import httpx
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route as StarletteRoute
+
+    from fabrica.server.http._observe import FabricaApp, MeteredServerErrors
+
+    async def broken(request: Request) -> PlainTextResponse:
+        raise RuntimeError("boom")
+
+    async def fine(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"reason": "InternalError"}, status_code=500)
+
+    registry = CollectorRegistry()
+    app = FabricaApp(routes=[StarletteRoute("/broken", broken), StarletteRoute("/fine", fine)],
+                     exception_handlers={Exception: unexpected})
+    app.request_metrics = HTTPMetrics(_unused, registry=registry)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.get("/broken")
+        assert (answer.status_code, answer.json()) == (500, {"reason": "InternalError"})
+        assert (await client.get("/fine")).text == "ok"
+        assert (await client.get("/fine?watch=false")).text == "ok"  # the general way
+    assert isinstance(app.middleware_stack, MeteredServerErrors)
+    text = generate_latest(registry).decode()
+    assert 'fabrica_http_requests_total{code="500",kind="",verb="get"} 1.0' in text
+    assert 'fabrica_http_requests_total{code="200",kind="",verb="get"} 2.0' in text
+    assert "fabrica_http_requests_in_flight 0.0" in text
+
+
+async def _unused(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("set by FabricaApp")

@@ -43,7 +43,7 @@ from ._console import console_routes
 from ._docs import docs_routes
 from ._errors import exception_handlers
 from ._events import EventStreams, events_endpoint
-from ._observe import HTTPMetrics, metrics_endpoint
+from ._observe import FabricaApp, HTTPMetrics, metrics_endpoint
 from ._routes import KindEndpoints
 from ._watch import WatchStreams
 
@@ -145,13 +145,15 @@ def _mount(service: Service) -> Starlette:
             await service.stop()
 
     kinds = [cls.resource_info for cls in service.kinds]
-    if service.tracing is None:
-        middleware = [Middleware(HTTPMetrics, registry=service.registry, kinds=kinds)]
-    else:  # outermost either way: auth is inside the span and the timing
+    middleware: list[Middleware] = []
+    metrics = None
+    if service.tracing is None:  # the metrics in Starlette's outermost layer (FabricaApp)
+        metrics = HTTPMetrics(_unset, registry=service.registry, kinds=kinds)
+    else:  # outermost: auth is inside the span and the timing
         from ._tracing import TracedHTTPMetrics  # OpenTelemetry loads only when tracing
 
-        middleware = [Middleware(TracedHTTPMetrics, registry=service.registry, kinds=kinds,
-                                 tracing=service.tracing)]
+        middleware.append(Middleware(TracedHTTPMetrics, registry=service.registry,
+                                     kinds=kinds, tracing=service.tracing))
     public = public_plurals(service.kinds) if service.role != "controller" else frozenset()
     if public:  # said at every start: a kind open to anyone should never be a surprise
         log.warning("public kinds (no token needed%s): %s",
@@ -163,10 +165,15 @@ def _mount(service: Service) -> Starlette:
         middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project,
                                      public=public, mode=service.options.auth_mode,
                                      registry=service.registry))
-    app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
-                    middleware=middleware)
+    app = FabricaApp(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
+                     middleware=middleware)
+    app.request_metrics = metrics
     app.state.service = service
     return app
+
+
+async def _unset(scope: Any, receive: Any, send: Any) -> None:
+    raise RuntimeError("the request metrics' app is set when the middleware stack is built")
 
 
 def _document(service: Service) -> dict[str, Any]:
