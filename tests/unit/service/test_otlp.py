@@ -114,3 +114,42 @@ def test_children_of_the_request_span_are_sdk_spans_in_its_trace(tracing: Tracin
     assert child.name == "storage get" and parent.name == "GET"
     assert child.parent.span_id == parent.context.span_id
     assert child.context.trace_id == parent.context.trace_id
+
+
+async def test_an_unhandled_error_ends_the_request_span_as_an_error(tracing: Tracing) -> None:
+    import httpx
+    from prometheus_client import CollectorRegistry, generate_latest
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from fabrica.server.http._observe import FabricaApp
+    from fabrica.server.http._tracing import TracedHTTPMetrics, TracedServerErrors
+
+    async def broken(request: Request) -> JSONResponse:
+        raise RuntimeError("boom")
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"reason": "InternalError"}, status_code=500)
+
+    kept = Kept()
+    tracing.pipeline.exporter, tracing.pipeline._send = kept, None
+    registry = CollectorRegistry()
+    app = FabricaApp(routes=[Route("/racks/{id}", broken)],
+                     exception_handlers={Exception: unexpected})
+    app.request_metrics = TracedHTTPMetrics(broken, registry=registry,  # type: ignore[arg-type]
+                                            tracing=tracing)
+    app.metered_errors = TracedServerErrors
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.get("/racks/r1", headers={"traceparent": CALLER.decode()})
+    assert (answer.status_code, answer.json()) == (500, {"reason": "InternalError"})
+    assert isinstance(app.middleware_stack, TracedServerErrors)
+    tracing.pipeline.force_flush()
+    (span,) = kept.spans
+    assert span.name == "GET /racks/{id}" and span.status.status_code is StatusCode.ERROR
+    assert span.attributes["http.response.status_code"] == 500
+    assert [e.name for e in span.events] == ["exception"]
+    assert format(span.context.trace_id, "032x") == CALLER[3:35].decode()
+    assert 'fabrica_http_requests_total{code="500",kind="",verb="get"} 1.0' in \
+        generate_latest(registry).decode()

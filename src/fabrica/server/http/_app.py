@@ -43,7 +43,7 @@ from ._console import console_routes
 from ._docs import docs_routes
 from ._errors import exception_handlers
 from ._events import EventStreams, events_endpoint
-from ._observe import FabricaApp, HTTPMetrics, metrics_endpoint
+from ._observe import FabricaApp, HTTPMetrics, MeteredServerErrors, metrics_endpoint
 from ._routes import KindEndpoints
 from ._watch import WatchStreams
 
@@ -145,15 +145,19 @@ def _mount(service: Service) -> Starlette:
             await service.stop()
 
     kinds = [cls.resource_info for cls in service.kinds]
+    # The metrics (and the request spans) in Starlette's outermost layer (FabricaApp):
+    # auth is inside the span and the timing.
     middleware: list[Middleware] = []
-    metrics = None
-    if service.tracing is None:  # the metrics in Starlette's outermost layer (FabricaApp)
+    metrics: HTTPMetrics
+    metered: type[MeteredServerErrors] = MeteredServerErrors
+    if service.tracing is None:
         metrics = HTTPMetrics(_unset, registry=service.registry, kinds=kinds)
-    else:  # outermost: auth is inside the span and the timing
-        from ._tracing import TracedHTTPMetrics  # OpenTelemetry loads only when tracing
+    else:
+        from ._tracing import TracedHTTPMetrics, TracedServerErrors  # OpenTelemetry: only then
 
-        middleware.append(Middleware(TracedHTTPMetrics, registry=service.registry,
-                                     kinds=kinds, tracing=service.tracing))
+        metrics = TracedHTTPMetrics(_unset, registry=service.registry, kinds=kinds,
+                                    tracing=service.tracing)
+        metered = TracedServerErrors
     public = public_plurals(service.kinds) if service.role != "controller" else frozenset()
     if public:  # said at every start: a kind open to anyone should never be a surprise
         log.warning("public kinds (no token needed%s): %s",
@@ -167,7 +171,7 @@ def _mount(service: Service) -> Starlette:
                                      registry=service.registry))
     app = FabricaApp(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
                      middleware=middleware)
-    app.request_metrics = metrics
+    app.request_metrics, app.metered_errors = metrics, metered
     app.state.service = service
     return app
 

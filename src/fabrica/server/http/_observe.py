@@ -272,13 +272,15 @@ class FabricaApp(Starlette):
     is set (before the first request): `MeteredServerErrors`."""
 
     request_metrics: HTTPMetrics | None = None
+    #: The layer that does both (a tracing service's traces too).
+    metered_errors: type[MeteredServerErrors] | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
         if self.request_metrics is None or type(stack) is not ServerErrorMiddleware:
             return stack
-        return MeteredServerErrors(stack.app, self.request_metrics, handler=stack.handler,
-                                   debug=stack.debug)
+        return (self.metered_errors or MeteredServerErrors)(
+            stack.app, self.request_metrics, handler=stack.handler, debug=stack.debug)
 
 
 #: Not HTTP methods (upper case): the key of a watch, of any other method.
