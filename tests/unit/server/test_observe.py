@@ -36,6 +36,7 @@ REQUESTS = [
     ("GET", None, b"", 404, 11.0, ("", "get")),  # beyond the last bound
     ("BREW", None, b"", 405, 0.01, ("", "other")),
     ("TEAPOT", None, b"", 405, 0.01, ("", "other")),
+    ("watch", ITEM, b"", 405, 0.01, ("", "other")),  # a method, not the watch key
     ("GET", LIST, b"", 200, 1, ("Rack", "list")),
     ("GET", LIST, b"watch=true", 200, 30.0, ("Rack", "watch")),
     ("GET", LIST, b"watch=false", 200, 0.02, ("Rack", "list")),

@@ -283,8 +283,8 @@ class FabricaApp(Starlette):
             stack.app, self.request_metrics, handler=stack.handler, debug=stack.debug)
 
 
-#: Not HTTP methods (upper case): the key of a watch, of any other method.
-_WATCH, _OTHER = "watch", "other"
+#: Not HTTP methods (no method holds parentheses): the key of a watch, of any other method.
+_WATCH, _OTHER = "(watch)", "(other)"
 #: How many requests wait to be added to their series: a request only appends to a list
 #: (in a service's whole request path, the look-up and the additions cost a cached get 3%
 #: of its throughput, about as much as in a loop of many).
