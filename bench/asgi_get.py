@@ -12,7 +12,8 @@ HTTP server and the network that `http_crud.py` measures around it.
 ``--observe`` measures what observability costs a cached get (SPEC section 13): the app
 without the request metrics, with them (the default), and with tracing at ratio 1.0 and
 an OTLP/HTTP exporter sending to a collector stand-in in another process; ratios to the
-app without metrics.
+app without metrics. The three run side by side, alternating ``--chunk`` gets each for
+``--rounds`` turns (a tracing turn ends with its spans exported); best and median turn.
 ``--accept v1`` sends ``Accept: application/json;version=v1`` (the SPEC's Device serves
 only v1, so this exercises negotiation, not conversion).
 """
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import json
 import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,6 +102,7 @@ def _app(data: Path, variant: str, endpoint: str | None) -> Any:
                              otlp_endpoint=endpoint if variant == "tracing" else None)
     app = create_app(Service([Device], FileStorage(data), options))
     if variant == "bare":  # before the middleware stack is built (at the first call)
+        app.request_metrics = None  # (in the outermost layer, FabricaApp)
         app.user_middleware = [m for m in app.user_middleware if m.cls is not HTTPMetrics]
     return app
 
@@ -107,23 +111,47 @@ async def observe(args: argparse.Namespace) -> None:
     sink = subprocess.Popen([sys.executable, "-c", _SINK], stdout=subprocess.PIPE, text=True)
     try:
         endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"  # type: ignore[union-attr]
-        results: dict[str, list[float]] = {"bare": [], "metrics": [], "tracing": []}
+        variants = ("bare", "metrics", "tracing")
+        results: dict[str, list[float]] = {v: [] for v in variants}
         with tempfile.TemporaryDirectory() as tmp_dir:
             data = Path(tmp_dir) / "data"
             await _fill(data)
-            for _ in range(args.rounds):  # alternating, so the machine's drift hits all
-                for variant in results:
+            async with contextlib.AsyncExitStack() as stack:
+                callers, paths = {}, []
+                for variant in variants:
                     app = _app(data, variant, endpoint)
-                    async with app.router.lifespan_context(app):
-                        caller = Caller(app, [])
-                        uids = await _uids(caller)
-                        results[variant].append(
-                            await run(variant, caller, [f"/devices/{u}" for u in uids], args))
-        bare = min(results["bare"])
+                    await stack.enter_async_context(app.router.lifespan_context(app))
+                    callers[variant] = Caller(app, [])
+                    uids = await _uids(callers[variant])
+                    paths = [f"/devices/{u}" for u in uids]
+                tracing = callers["tracing"].app.state.service.tracing
+                flush = tracing.provider.force_flush
+                # Short chunks, the variants alternating, so that the machine's drift hits
+                # all alike; a tracing chunk ends when its spans are exported (the export
+                # thread's CPU is the process's), so each chunk pays for its own spans.
+                for _ in range(args.rounds):
+                    for variant in variants:
+                        caller = callers[variant]
+                        started = time.process_time()
+                        for i in range(args.chunk):
+                            status, _ = await caller.call("GET", paths[i % len(paths)])
+                            if status != 200:
+                                raise SystemExit(f"{variant}: status {status}")
+                        if variant == "tracing":
+                            flush()
+                        results[variant].append((time.process_time() - started) / args.chunk)
+        dropped = getattr(getattr(tracing, "pipeline", None), "dropped", "?")
+        print(f"{args.rounds} rounds of {args.chunk} gets per app; spans dropped: {dropped}")
+        for label, pick in (("best", min), ("median", statistics.median)):
+            bare = pick(results["bare"])
+            for variant, times in results.items():
+                took = pick(times)
+                print(f"{variant:8} {label:6} {took * 1e6:6.1f} us  ratio to bare "
+                      f"{took / bare:5.2f}  throughput {bare / took:5.1%}")
+        # Each turn against the bare turn of its own round (the same moment's machine).
         for variant, times in results.items():
-            best = min(times)
-            print(f"{variant:8} best {best * 1e6:6.1f} us  ratio to bare {best / bare:5.2f}  "
-                  f"throughput {bare / best:5.1%}")
+            ratio = statistics.median(t / b for t, b in zip(times, results["bare"], strict=True))
+            print(f"{variant:8} paired median ratio {ratio:5.2f}  throughput {1 / ratio:5.1%}")
     finally:
         sink.terminate()
         sink.wait()
@@ -210,5 +238,6 @@ if __name__ == "__main__":
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--accept", default="")
     parser.add_argument("--observe", action="store_true")
-    parser.add_argument("--rounds", type=int, default=3, help="--observe: alternations")
+    parser.add_argument("--rounds", type=int, default=30, help="--observe: alternations")
+    parser.add_argument("--chunk", type=int, default=2048, help="--observe: gets per turn")
     asyncio.run(main(parser.parse_args()))

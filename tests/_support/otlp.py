@@ -27,6 +27,7 @@ class Span:
     links: tuple[str, ...] = ()  # linked spans' trace ids
     attributes: dict[str, Any] = field(default_factory=dict)
     instance: str = ""  # the resource's service.instance.id: which process
+    status: int = 0  # the status code: 0 unset, 1 ok, 2 error
 
 
 def _value(v: Any) -> Any:
@@ -83,7 +84,7 @@ class Receiver:
                         resource.get("service.name", ""), s.kind,
                         tuple(link.trace_id.hex() for link in s.links),
                         {a.key: _value(a.value) for a in s.attributes},
-                        resource.get("service.instance.id", "")))
+                        resource.get("service.instance.id", ""), s.status.code))
         with self._lock:
             self.paths.add(path)
             self.spans.extend(found)

@@ -95,7 +95,7 @@ class Service:
         self.api_versions = ApiVersionTable(kinds, versions)
         self.store = ResourceStore(self.storage, kinds, api_versions=self.api_versions,
                                    encryption=options.encryption())
-        self.store.use_hooks(hooks)
+        self.store.use_hooks(hooks, spans=self.tracing.hook if self.tracing else None)
         self.watch_cache = self._watch_cache()
         self.garbage_collector = GarbageCollector(self.store)
         self.registry = CollectorRegistry()

@@ -5,14 +5,16 @@ loads no OpenTelemetry. Each service has its own `TracerProvider` (not the proce
 one: tests and benchmarks run several services in one process), sampling a share of new
 traces and following the caller's choice for the rest (parent-based).
 
-Spans and where they come from: the HTTP server span (`fabrica.server.http`), storage
+Spans and where they come from: the HTTP server span (`fabrica.server.http`; a lean span of
+its own, `fabrica.service._otlp`, as the commonest one), storage
 operations (`traced_storage`: only inside a trace, so the relay's and the watch cache's
 background polls start none), event publishes (`traced_bus`: a child of the event's own
 ``traceparent`` when it has one, as the relay's events do), an outbox batch (a trace of its
 own, linked to the writes it relays), and per reconcile the queue wait and the reconcile
 (children of the write that queued the key; a key several writes queued, or a resync,
 starts a trace of its own linked to them). Span names never hold a uid: route templates,
-storage method names, event types and kinds.
+storage method names, event types and kinds. Each call of a kind's admission hook is a span
+too (``hook admit Rack``), a child of the write it admits.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import inspect
 import json
 import os
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from random import getrandbits
 from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
@@ -30,19 +33,22 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource as OtelResource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .._version import __version__
 from ..events import CloudEvent, EventBus
 from ..storage import OutboxEntry, Storage
+from ..store import Reject, WriteContext
+from ._otlp import ServerSpan, SpanPipeline
 
 __all__ = ["Tracing"]
 
 T = TypeVar("T")
 _PROPAGATOR = TraceContextTextMapPropagator()
+#: The bits of a trace id `TraceIdRatioBased` compares with its bound.
+_RATIO_MASK = TraceIdRatioBased.TRACE_ID_LIMIT
 
 
 class Tracing:
@@ -57,8 +63,36 @@ class Tracing:
         self.provider = TracerProvider(resource=OtelResource.create(attributes),
                                        sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
         exporter = OTLPSpanExporter(endpoint=_traces_url(endpoint) if endpoint else None)
-        self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self.pipeline = SpanPipeline(exporter, self.provider.resource, ("fabrica", __version__))
+        self.provider.add_span_processor(self.pipeline)
         self.tracer = self.provider.get_tracer("fabrica", __version__)
+        self._bound = TraceIdRatioBased(sample_ratio).bound
+
+    def server_span(self, method: str, path: str, traceparent: bytes | None,
+                    tracestate: bytes | None) -> ServerSpan:
+        """A started (not yet current) span for an HTTP request, sampled as the provider's
+        sampler would (parent-based, the ratio for a new trace), its parent the caller's
+        ``traceparent`` when valid. (The ids as the SDK's `RandomIdGenerator` makes them.)"""
+        if traceparent is not None:
+            return self._continued(method, path, traceparent, tracestate)
+        trace_id = getrandbits(128) or getrandbits(128)
+        return ServerSpan(trace_id, getrandbits(64) or getrandbits(64), method, path,
+                          self.pipeline if trace_id & _RATIO_MASK < self._bound else None)
+
+    def _continued(self, method: str, path: str, traceparent: bytes,
+                   tracestate: bytes | None) -> ServerSpan:
+        headers = {"traceparent": traceparent.decode("latin-1")}
+        if tracestate is not None:
+            headers["tracestate"] = tracestate.decode("latin-1")
+        parent = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
+        if not parent.is_valid:
+            return self.server_span(method, path, None, None)
+        span = ServerSpan(parent.trace_id, getrandbits(64) or getrandbits(64), method, path,
+                          self.pipeline if parent.trace_flags.sampled else None)
+        span.parent = parent
+        if parent.trace_state:
+            span.trace_state = parent.trace_state
+        return span
 
     def shutdown(self) -> None:
         """Export what is left and stop."""
@@ -102,6 +136,29 @@ class Tracing:
                 links=links, attributes={"messaging.batch.message_count": len(entries)}
         ) as span:
             yield span
+
+    @contextlib.contextmanager
+    def hook(self, phase: str, kind: str, hook: str, ctx: WriteContext) -> Iterator[object]:
+        """A span ``hook PHASE KIND`` around one call of a kind's admission hook, inside a
+        trace only (as storage's: the garbage collector's deletes start none). A `Reject`
+        is the hook's answer, not an error: an attribute; anything else is an error."""
+        if not _in_trace():
+            yield None
+            return
+        with self.tracer.start_as_current_span(
+                f"hook {phase} {kind}", record_exception=False, set_status_on_exception=False,
+                attributes={"fabrica.kind": kind, "fabrica.hook": hook,
+                            "fabrica.operation": ctx.operation, "fabrica.dry_run": ctx.dry_run}
+        ) as span:
+            try:
+                yield span
+            except Reject as exc:
+                span.set_attribute("fabrica.hook.rejected", exc.status)
+                raise
+            except BaseException as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise
 
     @contextlib.contextmanager
     def reconcile(self, kind: str, causes: Sequence[str], queued_at: float | None

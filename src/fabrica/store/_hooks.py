@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, TypeVar, get_args
 
@@ -44,6 +45,7 @@ __all__ = [
     "REJECT_STATUSES",
     "Actor",
     "HookFailed",
+    "HookSpans",
     "Hooks",
     "Operation",
     "Reject",
@@ -182,12 +184,19 @@ def hooks_by_kind(hooks: Iterable[type[Hooks[Any]] | Hooks[Any]]
     return found
 
 
-async def run_admit(hooks: Hooks[Any], ctx: WriteContext, new: R, old: R | None) -> R:
+#: Puts each hook call in a span (the service's, when it traces; this package never imports
+#: OpenTelemetry): called with the phase (``admit``, ``admit_delete``), the kind, the hook
+#: class and the `WriteContext`.
+HookSpans = Callable[[str, str, str, WriteContext], AbstractContextManager[object]]
+
+
+async def run_admit(hooks: Hooks[Any], ctx: WriteContext, new: R, old: R | None,
+                    spans: HookSpans | None = None) -> R:
     """`new` as the hook admits it. The hook gets a copy of `new` (and `old` must be the
     caller's own copy), so what it returns is the one way to change the write (None: `new`
     as it is); a returned object is validated again."""
     name = f"{type(hooks).__name__}.admit"
-    changed = await _bounded(hooks, name,
+    changed = await _bounded(hooks, name, "admit", ctx, spans,
                              lambda: hooks.admit(ctx, new.model_copy(deep=True), old))
     if changed is None:
         return new
@@ -202,16 +211,23 @@ async def run_admit(hooks: Hooks[Any], ctx: WriteContext, new: R, old: R | None)
         raise HookFailed(name, "returned an invalid resource") from None
 
 
-async def run_admit_delete(hooks: Hooks[Any], ctx: WriteContext, old: AnyResource) -> None:
+async def run_admit_delete(hooks: Hooks[Any], ctx: WriteContext, old: AnyResource,
+                           spans: HookSpans | None = None) -> None:
     """`old` must be the caller's own copy (the hook may change it; nothing reads it after)."""
     name = f"{type(hooks).__name__}.admit_delete"
-    await _bounded(hooks, name, lambda: hooks.admit_delete(ctx, old))
+    await _bounded(hooks, name, "admit_delete", ctx, spans,
+                   lambda: hooks.admit_delete(ctx, old))
 
 
-async def _bounded(hooks: Hooks[Any], name: str, call: Callable[[], Awaitable[Any]]) -> Any:
+async def _bounded(hooks: Hooks[Any], name: str, phase: str, ctx: WriteContext,
+                   spans: HookSpans | None, call: Callable[[], Awaitable[Any]]) -> Any:
     try:
         async with asyncio.timeout(hooks.timeout):
-            return await call()
+            if spans is None:
+                return await call()
+            # Inside the timeout: a hook that overran ends its span as cancelled.
+            with spans(phase, hooks.kind.resource_info.kind, type(hooks).__name__, ctx):
+                return await call()
     except Reject:
         raise
     except TimeoutError:

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 from ._hooks import (
     Actor,
     Hooks,
+    HookSpans,
     Operation,
     WriteContext,
     hooks_by_kind,
@@ -134,10 +135,13 @@ class ResourceStore:
         self._locks = KeyedLocks()
         self._hooks: dict[type[AnyResource], Hooks[Any]] = {}  # those that define admit
         self._delete_hooks: dict[type[AnyResource], Hooks[Any]] = {}  # ... admit_delete
+        self._hook_spans: HookSpans | None = None
 
-    def use_hooks(self, hooks: Iterable[type[Hooks[Any]] | Hooks[Any]]) -> None:
+    def use_hooks(self, hooks: Iterable[type[Hooks[Any]] | Hooks[Any]], *,
+                  spans: HookSpans | None = None) -> None:
         """Run these admission hooks (`Hooks` classes or instances, one per kind) on every
-        write of their kinds (see `fabrica.store._hooks`)."""
+        write of their kinds (see `fabrica.store._hooks`), each call in one of `spans`."""
+        self._hook_spans = spans
         found = hooks_by_kind(hooks)
         unknown = [cls.__name__ for cls in found if cls not in self.kinds.values()]
         if unknown:
@@ -390,7 +394,7 @@ class ResourceStore:
                     await self._check_main(wanted, stored)
                 if hooks is not None and old is not None:
                     admitted = await run_admit(hooks, self._context(
-                        _operation(part, action), dry_run), wanted, old)
+                        _operation(part, action), dry_run), wanted, old, self._hook_spans)
                     if admitted is not wanted and part == "main":
                         await self._check_main(admitted, stored)  # the hook's, as any write
                         if before is not None:
@@ -445,7 +449,7 @@ class ResourceStore:
                 hooks = self._delete_hooks.get(cls)
                 if hooks is not None:
                     await run_admit_delete(hooks, self._context("delete", dry_run),
-                                           obj.model_copy(deep=True))
+                                           obj.model_copy(deep=True), self._hook_spans)
                 if dry_run:
                     return self._marked(obj) if _marks_only(obj) else obj
                 try:
@@ -476,7 +480,8 @@ class ResourceStore:
         hooks = self._hooks.get(type(obj))
         if hooks is None:
             return obj
-        admitted = await run_admit(hooks, self._context("create", dry_run), obj, None)
+        admitted = await run_admit(hooks, self._context("create", dry_run), obj, None,
+                                   self._hook_spans)
         if admitted is obj:
             return obj
         mine = obj.metadata

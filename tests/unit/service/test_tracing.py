@@ -17,6 +17,7 @@ from fabrica.reconcile import ResourceReconciler, Result
 from fabrica.server import create_app
 from fabrica.service import Service, ServiceOptions
 from fabrica.storage import FileStorage, prepare_storage
+from fabrica.store import Hooks, Reject, WriteContext
 from tests._support import nats as test_nats
 from tests._support.app import serve_in_process
 from tests._support.otlp import Receiver, Span
@@ -40,6 +41,14 @@ class CrateReconciler(ResourceReconciler[Crate]):
     async def reconcile_crate(self, crate: Crate) -> Result | None:
         crate.status.filled = crate.spec.slots
         return None
+
+
+class CrateHooks(Hooks[Crate]):
+    async def admit(self, ctx: WriteContext, new: Crate, old: Crate | None) -> Crate | None:
+        return None
+
+    async def admit_delete(self, ctx: WriteContext, old: Crate) -> None:
+        raise Reject(409, "crates are kept")
 
 
 SETTINGS = ServiceSettings(project="crates", package="crates", events=True, reconcile=True)
@@ -145,6 +154,39 @@ async def test_a_ratio_of_zero_samples_no_new_trace_but_follows_a_sampled_caller
         spans = otlp.wait_for(lambda found: any(s.name == "POST /crates" for s in found))
     posts = [s for s in spans if s.name == "POST /crates"]
     assert [p.trace_id for p in posts] == [CALLER[3:35]]
+
+
+async def test_each_hook_call_is_a_span_of_the_write_it_admits(tmp_path: Path) -> None:
+    with Receiver() as otlp:
+        svc = Service([Crate], FileStorage(tmp_path / "data"),
+                      ServiceOptions(settings=SETTINGS, otlp_endpoint=otlp.url),
+                      bus=MemoryBus(), reconcilers=[CrateReconciler], hooks=[CrateHooks])
+        async with serve_in_process(create_app(svc)) as client:
+            created = await client.post("/crates", json={"name": "c1", "slots": 1})
+            assert created.status_code == 201
+            uid = created.json()["metadata"]["uid"]
+            kept = await client.delete(f"/crates/{uid}")
+            assert kept.status_code == 409
+            await svc.controller.wait_idle()  # type: ignore[union-attr]
+        spans = otlp.wait_for(lambda found: any(s.name == "DELETE /crates/{id}"
+                                                for s in found))
+    index = by_id(spans)
+    post = next(s for s in spans if s.name == "POST /crates")
+    admit = next(s for s in spans if s.name == "hook admit Crate"
+                 and s.trace_id == post.trace_id)
+    assert "POST /crates" in ancestors(admit, index)
+    assert admit.attributes == {"fabrica.kind": "Crate", "fabrica.hook": "CrateHooks",
+                                "fabrica.operation": "create", "fabrica.dry_run": False}
+    assert admit.status == 0
+    # The reconciler's status write runs the hook too, under its reconcile.
+    assert any(s.name == "hook admit Crate" and "reconcile Crate" in ancestors(s, index)
+               for s in spans)
+    delete = next(s for s in spans if s.name == "DELETE /crates/{id}")
+    refused = next(s for s in spans if s.name == "hook admit_delete Crate")
+    assert refused.parent_id == delete.span_id or delete.name in ancestors(refused, index)
+    # A refusal is the hook's answer, not a failure of the service.
+    assert refused.attributes["fabrica.hook.rejected"] == 409 and refused.status == 0
+    assert not [s.name for s in spans if "c1" in s.name or uid in s.name]
 
 
 def test_a_service_without_tracing_loads_no_opentelemetry(tmp_path: Path) -> None:

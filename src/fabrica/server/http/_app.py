@@ -43,7 +43,7 @@ from ._console import console_routes
 from ._docs import docs_routes
 from ._errors import exception_handlers
 from ._events import EventStreams, events_endpoint
-from ._observe import HTTPMetrics, metrics_endpoint
+from ._observe import FabricaApp, HTTPMetrics, MeteredServerErrors, metrics_endpoint
 from ._routes import KindEndpoints
 from ._watch import WatchStreams
 
@@ -144,12 +144,20 @@ def _mount(service: Service) -> Starlette:
         finally:
             await service.stop()
 
-    middleware = [Middleware(HTTPMetrics, registry=service.registry,
-                             kinds=[cls.resource_info for cls in service.kinds])]
-    if service.tracing is not None:  # outermost: auth and metrics are inside its span
-        from ._tracing import TraceRequests  # OpenTelemetry loads only for a tracing service
+    kinds = [cls.resource_info for cls in service.kinds]
+    # The metrics (and the request spans) in Starlette's outermost layer (FabricaApp):
+    # auth is inside the span and the timing.
+    middleware: list[Middleware] = []
+    metrics: HTTPMetrics
+    metered: type[MeteredServerErrors] = MeteredServerErrors
+    if service.tracing is None:
+        metrics = HTTPMetrics(_unset, registry=service.registry, kinds=kinds)
+    else:
+        from ._tracing import TracedHTTPMetrics, TracedServerErrors  # OpenTelemetry: only then
 
-        middleware.insert(0, Middleware(TraceRequests, tracing=service.tracing))
+        metrics = TracedHTTPMetrics(_unset, registry=service.registry, kinds=kinds,
+                                    tracing=service.tracing)
+        metered = TracedServerErrors
     public = public_plurals(service.kinds) if service.role != "controller" else frozenset()
     if public:  # said at every start: a kind open to anyone should never be a surprise
         log.warning("public kinds (no token needed%s): %s",
@@ -161,10 +169,15 @@ def _mount(service: Service) -> Starlette:
         middleware.append(Middleware(AuthMiddleware, auth=auth, realm=settings.project,
                                      public=public, mode=service.options.auth_mode,
                                      registry=service.registry))
-    app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
-                    middleware=middleware)
+    app = FabricaApp(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
+                     middleware=middleware)
+    app.request_metrics, app.metered_errors = metrics, metered
     app.state.service = service
     return app
+
+
+async def _unset(scope: Any, receive: Any, send: Any) -> None:
+    raise RuntimeError("the request metrics' app is set when the middleware stack is built")
 
 
 def _document(service: Service) -> dict[str, Any]:
