@@ -67,7 +67,7 @@ from .._base import ChangeType, Document, Gone, StoredChange
 from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
 from ._writers import WriterLocks
 
-__all__ = ["ChangeWrite", "FileChangeLog", "REVISION_WIDTH", "is_prepared_change",
+__all__ = ["ChangeWrite", "FileChangeLog", "REVISION_WIDTH", "encode", "is_prepared_change",
            "read_counter"]
 
 log = logging.getLogger("fabrica.storage")
@@ -168,13 +168,15 @@ class FileChangeLog:
         self.writers.release(directory, write.revision)
         self.published(directory, write.revision)
 
-    def prepare(self, directory: Path, revision: int, kind: ChangeType, document: Document
-                ) -> Path:
-        """The change written and fsynced to a temp file, for `publish` once the document
-        is in place."""
-        data = json.dumps({"type": kind, "document": document}, separators=(",", ":"),
-                          ensure_ascii=False).encode()
-        return write_temp(directory / ".changes", str(revision), data)
+    def prepare(self, directory: Path, revision: int, kind: ChangeType, document: Document,
+                encoded: bytes | None = None, sync: bool = True) -> Path:
+        """The change written to a temp file (fsynced, unless the caller's group sync
+        will before the document moves), for `publish` once the document is in place;
+        `encoded`: the document's JSON, when the caller has it already."""
+        if encoded is None:
+            encoded = encode(document)
+        data = b'{"type":"%s","document":%s}' % (kind.encode(), encoded)
+        return write_temp(f"{directory}{os.sep}.changes", str(revision), data, sync)
 
     def publish(self, directory: Path, revision: int, prepared: Path) -> None:
         """Rename the prepared change into place (over a skip marker too: a late writer is
@@ -185,6 +187,12 @@ class FileChangeLog:
         except FileNotFoundError:  # a reader took this writer, slower than `wait`, for
             if not path.exists():  # dead, saw its write in place and logged it for it
                 raise
+
+    def finish(self, write: ChangeWrite) -> None:
+        """A write's change is in place: let its revision's lock go, compact if due."""
+        write.publish()
+        self.writers.release(write.directory, write.revision)
+        self.published(write.directory, write.revision)
 
     def published(self, directory: Path, revision: int) -> None:
         """After a write: compact every tenth of the history, amortised."""
@@ -381,17 +389,21 @@ class ChangeWrite:
     written at that revision, its change prepared (fsynced) beside the log."""
 
     def __init__(self, changes: FileChangeLog, directory: Path, current: str, kind: ChangeType,
-                 document: Document) -> None:
+                 document: Document, sync: bool = True) -> None:
         self._log, self.directory, self.kind, self._document = changes, directory, kind, document
+        self._sync = sync
         self.revision = changes.allocate(directory, current)
         self._prepared: Path | None = None
+        self.encoded = b""  # `stored` as JSON: the change's document and the document file's
         self.stored = self._prepare()
 
     def _prepare(self) -> Document:
         meta = {**self._document["metadata"], "resourceVersion": str(self.revision)}
         stored = {**self._document, "metadata": meta}
         try:
-            self._prepared = self._log.prepare(self.directory, self.revision, self.kind, stored)
+            self.encoded = encode(stored)
+            self._prepared = self._log.prepare(self.directory, self.revision, self.kind, stored,
+                                               self.encoded, self._sync)
         except BaseException:
             self._log.skip(self.directory, self.revision)
             self._log.writers.release(self.directory, self.revision)
@@ -419,6 +431,11 @@ class ChangeWrite:
             self._prepared = None
             self._log.skip(self.directory, self.revision)
         self._log.writers.release(self.directory, self.revision)
+
+
+def encode(document: Document) -> bytes:
+    """A document as stored: compact JSON, UTF-8."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _compaction_step(history: int) -> int:

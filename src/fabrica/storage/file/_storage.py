@@ -90,8 +90,14 @@ from .._leases import Leases, LocalLeases
 from .._outbox import Outbox
 from .._unique import document_key
 from . import _bulk as bulk
-from ._changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
-from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
+from ._changes import (
+    REVISION_WIDTH,
+    ChangeWrite,
+    FileChangeLog,
+    is_prepared_change,
+    read_counter,
+)
+from ._io import GroupSync, atomic_write, flock, fsync_dir, read_bytes, write_temp
 from ._unique import build, claim, constraints_on_disk, held_by, release
 
 __all__ = ["FileStorage"]
@@ -130,6 +136,7 @@ class FileStorage:
         self._changes = FileChangeLog(change_wait, change_history)
         self._latest_dirs: dict[str, Path] = {}
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._group = GroupSync(self.data_dir)  # creates share their syncs (see `_io`)
         self._ready: set[str] = set()
         # Per collection: its directory's mtime and its sorted names (see `_sorted_names`).
         self._names: dict[str, tuple[int, builtins.list[str]]] = {}
@@ -286,48 +293,122 @@ class FileStorage:
         self, collection: str, doc: Document, snapshot: Document | None = None,
         unique: UniqueKeys | None = None,
     ) -> Document:
+        """One create, in the phases of `_create_many_sync`: its two syncs are shared
+        with whichever writers wait for one at the same time (group commit)."""
+        return self._create_many_sync(collection, [(doc, snapshot, unique)])[0]
+
+    def _create_many_sync(
+        self, collection: str,
+        items: Sequence[tuple[Document, Document | None, UniqueKeys | None]],
+    ) -> builtins.list[Document]:
+        """Creates in three phases, each over every item before the next begins:
+
+        1. prepare: a revision each, its change and its document written to temp files
+           (unsynced when the group sync covers file data);
+        2. sync 1 (shared): both temp files of every item are durable before any of them
+           moves, as a per-file fsync made them before;
+        3. place: under each name's lock, the name link, the document linked into place,
+           its change renamed into the log; then sync 2 (shared): those entries are
+           durable. Only then does this return, so only then is a create acknowledged.
+
+        Crash safety is that of a single write (see `_changes`): a process killed at any
+        point leaves each document either absent (its revision a hole whose writer lock
+        the kernel dropped: the next reader finds its prepared change, sees the document
+        never took effect, and writes a skip marker) or in place with its change logged
+        or loggable (the prepared change is there: `_settle` links it in). After an OS
+        crash, sync 1 guarantees that no document or change can be in place without its
+        data and its prepared change, and sync 2 that every acknowledged create survives.
+        A batch refused midway (a name or uid taken) removes what it placed."""
         check_collection(collection)
-        check_new(doc)
+        for doc, _, _ in items:
+            check_new(doc)
+        self._ensure_collection(collection)
+        directory = self._collection_dir(collection)
+        pending: builtins.list[_Create] = []
+        placed: builtins.list[_Create] = []
+        try:
+            for doc, _, _ in items:
+                pending.append(self._prepare_create(directory, doc))
+            if self._group.covers_files:
+                self._group.sync()  # sync 1: every temp file before any rename
+            for create, (_, snapshot, unique) in zip(pending, items, strict=True):
+                self._place_create(collection, create, snapshot, unique)
+                placed.append(create)
+        except BaseException:
+            for create in pending[len(placed):]:
+                create.abandon()
+            for create in placed:  # a batch refused midway: none of it stays
+                self._finish_create(create)
+            if placed:
+                self._group.sync((directory, directory / ".changes"))
+                for create in placed:
+                    _remove(self, collection, create.uid)
+            raise
+        for create in placed:
+            self._finish_create(create)
+        # sync 2: the links and renames above (journaling filesystems commit the log's
+        # rename with the document's; the fallback fsyncs both directories)
+        self._group.sync((directory, directory / ".changes"))
+        return [create.write.stored for create in placed]
+
+    def _prepare_create(self, directory: Path, doc: Document) -> _Create:
         meta = doc["metadata"]
         uid, name = meta["uid"], meta["name"]
-        path = self._doc_path(collection, uid)
-        link = self._name_link(collection, name)
-        directory = path.parent
-        self._ensure_collection(collection)
-        named: builtins.list[Path] = []  # the name link, once this create made it
-        with self._changes.writing(directory, "0", "ADDED", doc) as write:
-            tmp = write_temp(directory, path.name, _encode(write.stored))  # slow, unlocked
-            try:
-                with self._lock(collection, "n", name) as lock:
-                    fresh = self._claim_name(collection, link, uid, name)
-                    named.append(link)
-                    if not fresh or _released(lock) > write.revision:
-                        # The name was let go by a delete numbered after this create took
-                        # its number (or one still at work, or one that died): number the
-                        # create again, so the log never gives the name out twice at once.
-                        tmp.unlink(missing_ok=True)
-                        write.renumber()
-                        tmp = write_temp(directory, path.name, _encode(write.stored))
-                    # The document's keys are held from before it appears until it is
-                    # there: nobody takes them for a crash's leftovers meanwhile.
-                    with self._holding_keys(collection, uid, unique or {}) as claimed:
-                        if snapshot is not None:
-                            self._write_snapshot(collection, uid, snapshot)
-                        try:
-                            os.link(tmp, path)  # unlike rename, never replaces a file
-                        except FileExistsError:
-                            raise AlreadyExists(collection, "uid", uid) from None
-                        claimed.clear()  # (the document is there: they stay held)
-                write.publish()
-                fsync_dir(directory)
-            except AlreadyExists:
-                for made in named:  # the name was this create's: it goes with it
-                    with self._lock(collection, "n", name):
-                        _unlink_if_points_to(made, uid)
-                raise
-            finally:
-                tmp.unlink(missing_ok=True)
-        return write.stored
+        sync = not self._group.covers_files
+        write = ChangeWrite(self._changes, directory, "0", "ADDED", doc, sync)
+        try:
+            tmp = write_temp(directory, f"{uid}.json", write.encoded, sync)
+        except BaseException:
+            write.abandon()
+            raise
+        return _Create(write, tmp, uid, name, directory)
+
+    def _place_create(self, collection: str, create: _Create, snapshot: Document | None,
+                      unique: UniqueKeys | None) -> None:
+        """Phase 3 of one create (see `_create_many_sync`); its change is published by
+        `_finish_create`. On failure its name link goes again and its revision is left to
+        the caller's `abandon`."""
+        write, uid, name = create.write, create.uid, create.name
+        directory = create.directory
+        link = directory / f"@{name}"
+        named = False
+        try:
+            with self._lock(collection, "n", name) as lock:
+                fresh = self._claim_name(collection, link, uid, name)
+                named = True
+                if not fresh or _released(lock) > write.revision:
+                    # The name was let go by a delete numbered after this create took
+                    # its number (or one still at work, or one that died): number the
+                    # create again, so the log never gives the name out twice at once.
+                    create.tmp.unlink(missing_ok=True)
+                    sync = not self._group.covers_files
+                    write.renumber()
+                    create.tmp = write_temp(directory, f"{uid}.json", write.encoded, sync)
+                    if not sync:
+                        self._group.sync()  # sync 1 again, for the new temp files
+                # The document's keys are held from before it appears until it is
+                # there: nobody takes them for a crash's leftovers meanwhile.
+                with self._holding_keys(collection, uid, unique or {}) as claimed:
+                    if snapshot is not None:
+                        self._write_snapshot(collection, uid, snapshot)
+                    try:
+                        os.link(create.tmp, directory / f"{uid}.json")  # never replaces
+                    except FileExistsError:
+                        raise AlreadyExists(collection, "uid", uid) from None
+                    claimed.clear()  # (the document is there: they stay held)
+        except AlreadyExists:
+            if named:  # the name was this create's: it goes with it
+                with self._lock(collection, "n", name):
+                    _unlink_if_points_to(link, uid)
+            create.tmp.unlink(missing_ok=True)
+            raise
+        except BaseException:
+            create.tmp.unlink(missing_ok=True)
+            raise
+        create.tmp.unlink(missing_ok=True)
+
+    def _finish_create(self, create: _Create) -> None:
+        self._changes.finish(create.write)
 
     def _update_sync(
         self,
@@ -658,6 +739,29 @@ class FileStorage:
                 if is_dns1123_subdomain(meta["name"]) and not os.path.lexists(link):
                     os.symlink(entry.name, link)
         fsync_dir(directory)
+
+
+class _Create:
+    """One create between its phases (see `FileStorage._create_many_sync`)."""
+
+    __slots__ = ("directory", "name", "tmp", "uid", "write")
+
+    def __init__(self, write: ChangeWrite, tmp: Path, uid: str, name: str,
+                 directory: Path) -> None:
+        self.write, self.tmp, self.uid, self.name, self.directory = (write, tmp, uid, name,
+                                                                      directory)
+
+    def abandon(self) -> None:
+        """Never placed: its temp file goes, its revision gets a skip marker."""
+        self.tmp.unlink(missing_ok=True)
+        self.write.abandon()
+
+
+def _remove(storage: FileStorage, collection: str, uid: str) -> None:
+    try:
+        storage._delete_sync(collection, uid)
+    except NotFound:
+        pass  # gone meanwhile: what a removal wants
 
 
 def _changed_keys(unique: UniqueKeys, current: Document) -> tuple[UniqueKeys, UniqueKeys]:
