@@ -1,0 +1,98 @@
+"""Group commit of the file backend (`_io.GroupSync`): writers that ask for a sync while one
+is in flight share the next one, and each gets a sync that began after it asked."""
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fabrica.storage import FileStorage
+from fabrica.storage.file._io import GroupSync
+from tests._support.storage import short_doc as doc
+
+
+class HeldSync(GroupSync):
+    """The real sync, held at its start until `go` is set, counting who it began for."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.go = threading.Event()
+        self.began = threading.Event()
+        self.fail: OSError | None = None
+
+    def _sync(self, dirs: set[str]) -> None:
+        self.began.set()
+        assert self.go.wait(10)
+        if self.fail is not None:
+            raise self.fail
+        super()._sync(dirs)
+
+
+def _asking(group: GroupSync, count: int, errors: list[BaseException]) -> list[threading.Thread]:
+    def ask() -> None:
+        try:
+            group.sync((group._root,))
+        except OSError as exc:
+            errors.append(exc)
+    threads = [threading.Thread(target=ask) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def test_writers_arriving_during_a_sync_share_the_next_one(tmp_path):
+    group = HeldSync(tmp_path)
+    errors: list[BaseException] = []
+    first = _asking(group, 1, errors)
+    assert group.began.wait(10)  # the first sync is in flight, held
+    group.began.clear()
+    later = _asking(group, 7, errors)
+    deadline = time.monotonic() + 10
+    while len(group._cond._waiters) < 7:  # (CPython's Condition) all 7 wait for a sync
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not group.began.is_set()  # none of them began a sync of its own meanwhile
+    group.go.set()
+    for thread in first + later:
+        thread.join(10)
+    assert not errors
+    assert group.syncs == 2  # one for the first, one shared by the seven that came later
+
+
+def test_a_failed_sync_fails_every_writer_that_waited_for_it(tmp_path):
+    group = HeldSync(tmp_path)
+    group.fail = OSError(5, "Input/output error")
+    errors: list[BaseException] = []
+    threads = _asking(group, 4, errors)
+    group.go.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(errors) == 4 and all(isinstance(e, OSError) for e in errors)
+    group.fail = None
+    assert _asking(group, 1, errors)[0].join(10) is None and len(errors) == 4  # recovers
+
+
+async def test_concurrent_creates_share_syncs(tmp_path):
+    storage = FileStorage(tmp_path)
+    if not storage._group.covers_files:
+        pytest.skip("no syncfs here: each writer fsyncs its own files")
+    created = await asyncio.gather(*(storage.create("devices", doc(f"d-{n}", f"dev-{n:08x}"))
+                                     for n in range(64)))
+    await storage.close()
+    assert len(created) == 64
+    assert storage._group.syncs < 2 * 64  # two syncs a create, unless shared
+
+
+async def test_create_many_is_one_batched_write(tmp_path):
+    storage = FileStorage(tmp_path)
+    items = [(doc(f"d-{n}", f"dev-{n:08x}"), None, None) for n in range(200)]
+    created = await storage._run(storage._create_many_sync, "devices", items)
+    assert [c["metadata"]["resourceVersion"] for c in created] == [str(n) for n in
+                                                                    range(1, 201)]
+    assert [c.revision for c in await storage.changes("devices", 0, 1000)] == list(
+        range(1, 201))
+    await storage.close()
+    if storage._group.covers_files:
+        assert storage._group.syncs == 2  # all temp files, then all renames
