@@ -153,12 +153,13 @@ class FileChangeLog:
         return revision
 
     @contextmanager
-    def writing(self, directory: Path, current: str, kind: ChangeType, document: Document
-                ) -> Iterator[ChangeWrite]:
-        """Around one write: a revision and its change, prepared; the write puts its file
-        in place and calls `ChangeWrite.publish` before its directory fsync. A write that
-        fails leaves a skip marker instead, so readers never wait for it."""
-        write = ChangeWrite(self, directory, current, kind, document)
+    def writing(self, directory: Path, current: str, kind: ChangeType, document: Document,
+                sync: bool = True) -> Iterator[ChangeWrite]:
+        """Around one write: a revision and its change, prepared (fsynced unless `sync` is
+        False: the caller's group sync does it before the document moves); the write puts
+        its file in place and calls `ChangeWrite.publish` before its directory sync. A
+        write that fails leaves a skip marker instead, so readers never wait for it."""
+        write = ChangeWrite(self, directory, current, kind, document, sync)
         try:
             yield write
         except BaseException:

@@ -430,15 +430,29 @@ class FileStorage:
                 raise Invalid("metadata.name is immutable")
             self._settle_before_write(path.parent, actual)
             new_keys, old_keys = _changed_keys(unique or {}, current)
+            directory = path.parent
+            grouped = self._group.covers_files
             with self._holding_keys(collection, uid, new_keys, old_keys) as claimed, \
-                    self._changes.writing(path.parent, actual, "MODIFIED", doc) as write:
+                    self._changes.writing(directory, actual, "MODIFIED", doc,
+                                          sync=not grouped) as write:
                 if snapshot is not None:
                     self._write_snapshot(collection, uid, snapshot)
-                atomic_write(path, _encode(write.stored), before_sync=write.publish)
+                # As a create (`_create_many_sync`): both temp files durable before the
+                # rename (a shared sync), the rename and the change durable before return.
+                tmp = write_temp(directory, path.name, write.encoded, not grouped)
+                try:
+                    if grouped:
+                        self._group.sync()
+                    os.replace(tmp, path)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                write.publish()
+                self._group.sync((directory, directory / ".changes"))
                 claimed.clear()  # written: the new keys stay held, the old ones go
                 for constraint, old in old_keys.items():
                     if old is not None:
-                        release(path.parent, constraint, old, uid)
+                        release(directory, constraint, old, uid)
         return write.stored
 
     def _delete_sync(
@@ -452,14 +466,19 @@ class FileStorage:
                 raise Conflict(collection, uid, expected_version, actual)
             self._settle_before_write(path.parent, actual)
             # a delete takes a version too
-            with self._changes.writing(path.parent, actual, "DELETED", current) as write:
+            directory = path.parent
+            grouped = self._group.covers_files
+            with self._changes.writing(directory, actual, "DELETED", current,
+                                       sync=not grouped) as write:
+                if grouped:
+                    self._group.sync()  # its prepared change durable before the unlink
                 path.unlink()
                 name = current["metadata"]["name"]
                 with self._lock(collection, "n", name) as lock:
                     _note_release(lock, write.revision)
                     _unlink_if_points_to(self._name_link(collection, name), uid)
                 write.publish()
-                fsync_dir(path.parent)
+                self._group.sync((directory, directory / ".changes"))
             self._release_keys(collection, current)
             shutil.rmtree(self._versions_dir(collection, uid), ignore_errors=True)
         return write.stored
