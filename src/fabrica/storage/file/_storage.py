@@ -64,6 +64,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -145,6 +146,13 @@ class FileStorage:
         # parsing, which holds the GIL: more than a couple of threads only fight over it.
         self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="fabrica-file")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="fabrica-file-read")
+        # Creates go to one thread of their own, which takes every create waiting and
+        # writes them together (`_create_each_sync`): one pair of syncs for all, and no
+        # dozens of threads handing the GIL about for their many small system calls.
+        self._creator = ThreadPoolExecutor(1, thread_name_prefix="fabrica-file-create")
+        self._queue: builtins.list[_Queued] = []
+        self._queue_lock = threading.Lock()
+        self._draining = False
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
@@ -161,7 +169,58 @@ class FileStorage:
         self, collection: str, doc: Document, snapshot: Document | None = None,
         *, unique: UniqueKeys | None = None,
     ) -> Document:
-        return await self._run(self._create_sync, collection, doc, snapshot, unique)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Document] = loop.create_future()
+        with self._queue_lock:
+            self._queue.append((collection, doc, snapshot, unique, future, loop))
+            idle, self._draining = not self._draining, True
+        if idle:
+            self._creator.submit(self._drain_creates)
+        return await future
+
+    def _drain_creates(self) -> None:
+        """The create thread: every create queued meanwhile, written as one group, and
+        pipelined: each sync is the second of the group placed before it (its renames
+        durable, then it is answered) and the first of the group prepared after it (its
+        temp files durable, then it is placed). One sync per group, two per create."""
+        waiting: _Group | None = None  # placed, waiting for its second sync
+        while True:
+            with self._queue_lock:
+                batch, self._queue = self._queue, []
+                if not batch and waiting is None:
+                    self._draining = False
+                    return
+            group = _Group(batch)
+            try:
+                self._prepare_each(group)
+                if waiting is not None or (group.creates and self._group.covers_files):
+                    try:
+                        self._group.sync(tuple(waiting.dirs) if waiting else ())
+                    except OSError as exc:
+                        for create in group.creates.values():
+                            create.abandon()
+                        group.fail_all(exc)
+                        if waiting is not None:
+                            waiting.fail_placed(exc)
+                            waiting.answer()
+                            waiting = None
+                        group.answer()
+                        continue
+                if waiting is not None:
+                    waiting.succeed_placed()
+                    waiting.answer()
+                    waiting = None
+                self._place_each(group)
+            except BaseException as exc:  # noqa: BLE001 (each waiter gets it)
+                for pending in (waiting, group):
+                    if pending is not None:
+                        pending.fail_all(exc)
+                        pending.answer()
+                raise
+            if group.placed:
+                waiting = group
+            else:
+                group.answer()
 
     async def get(self, collection: str, uid: str) -> Document:
         # A single small read is faster inline than a thread hop.
@@ -268,6 +327,7 @@ class FileStorage:
         await self._run(self._changes.compact, self._ready_dir(collection), keep)
 
     async def close(self) -> None:
+        self._creator.shutdown(wait=True)
         self._executor.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self._changes.writers.close()  # (after the writers: closing drops their locks)
@@ -350,6 +410,56 @@ class FileStorage:
         # rename with the document's; the fallback fsyncs both directories)
         self._group.sync((directory, directory / ".changes"))
         return [create.write.stored for create in placed]
+
+    def _create_each_sync(
+        self, items: Sequence[tuple[str, Document, Document | None, UniqueKeys | None]],
+    ) -> builtins.list[Document | BaseException]:
+        """Independent creates (of any collections) in the phases of `_create_many_sync`,
+        their syncs shared; each succeeds or fails on its own: a result or an error each.
+        (The create thread runs the same phases, pipelined: `_drain_creates`.)"""
+        group = _Group([(*item, None, None) for item in items])
+        self._prepare_each(group)
+        try:
+            if group.creates and self._group.covers_files:
+                self._group.sync()  # sync 1
+            self._place_each(group)
+            if group.placed:
+                self._group.sync(tuple(group.dirs))  # sync 2: only now are they answered
+        except OSError as exc:
+            for index, create in group.creates.items():
+                if index not in group.placed:
+                    create.abandon()
+            group.fail_all(exc)
+            return group.results
+        group.succeed_placed()
+        return group.results
+
+    def _prepare_each(self, group: _Group) -> None:
+        """Phase 1 of each create of `group`: revision, change and document temp files."""
+        for index, (collection, doc, _, _, _, _) in enumerate(group.batch):
+            try:
+                check_collection(collection)
+                check_new(doc)
+                self._ensure_collection(collection)
+                group.creates[index] = self._prepare_create(self._collection_dir(collection),
+                                                            doc)
+            except Exception as exc:  # noqa: BLE001 (this create's answer)
+                group.results[index] = exc
+
+    def _place_each(self, group: _Group) -> None:
+        """Phase 3 of each prepared create of `group`, its change published; a failure
+        is that create's answer alone."""
+        for index, create in group.creates.items():
+            collection, _, snapshot, unique, _, _ = group.batch[index]
+            try:
+                self._place_create(collection, create, snapshot, unique)
+            except Exception as exc:  # noqa: BLE001 (this create's answer)
+                create.abandon()
+                group.results[index] = exc
+                continue
+            self._finish_create(create)
+            group.placed.append(index)
+            group.dirs.update((create.directory, create.directory / ".changes"))
 
     def _prepare_create(self, directory: Path, doc: Document) -> _Create:
         meta = doc["metadata"]
@@ -758,6 +868,56 @@ class FileStorage:
                 if is_dns1123_subdomain(meta["name"]) and not os.path.lexists(link):
                     os.symlink(entry.name, link)
         fsync_dir(directory)
+
+
+_Queued = tuple[str, Document, "Document | None", "UniqueKeys | None",
+                "asyncio.Future[Document]", asyncio.AbstractEventLoop]
+
+
+class _Group:
+    """Creates written together (see `FileStorage._drain_creates`): what each became."""
+
+    def __init__(self, batch: Sequence[_Queued | tuple[Any, ...]]) -> None:
+        self.batch = batch
+        self.results: builtins.list[Any] = [RuntimeError("not written")] * len(batch)
+        self.creates: dict[int, _Create] = {}  # prepared
+        self.placed: builtins.list[int] = []  # in place, their changes published
+        self.dirs: set[Path] = set()  # to sync for the placed ones
+
+    def succeed_placed(self) -> None:
+        for index in self.placed:
+            self.results[index] = self.creates[index].write.stored
+
+    def fail_placed(self, exc: BaseException) -> None:
+        for index in self.placed:
+            self.results[index] = exc
+
+    def fail_all(self, exc: BaseException) -> None:
+        self.results = [exc] * len(self.batch)
+
+    def answer(self) -> None:
+        """Each create's result or error, to its waiter's loop."""
+        answers: dict[asyncio.AbstractEventLoop,
+                      builtins.list[tuple[asyncio.Future[Document], Any]]] = {}
+        for entry, result in zip(self.batch, self.results, strict=True):
+            if entry[5] is not None:
+                answers.setdefault(entry[5], []).append((entry[4], result))
+        for loop, done in answers.items():
+            try:
+                loop.call_soon_threadsafe(_answer, done)
+            except RuntimeError:
+                pass  # its loop is closed: nobody waits for these any more
+
+
+def _answer(done: builtins.list[tuple[asyncio.Future[Document], Any]]) -> None:
+    """On the waiters' loop: each queued create's result or error."""
+    for future, result in done:
+        if future.done():
+            continue  # its caller gave up waiting (cancelled); the create stands
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 class _Create:
