@@ -2,11 +2,12 @@
 
 Revisions come from the collection's counter (``PLURAL/.revision``), one number per write,
 so the log of a collection is the consecutive run of numbers from its horizon up to the
-counter. A writer allocates its number, writes its change to a fsynced temp file
-beside its document's, puts the document in place, renames the change into place, and only
-then fsyncs the document's directory: journaling filesystems (ext4, XFS) commit metadata in
-order, so that one directory fsync makes both renames durable, and a change costs one small
-fsync more than the write did before (a directory fsync of its own would cost twice that).
+counter. A writer allocates its number, writes its change to a temp file beside its
+document's and makes both durable (its own fsyncs, or the group's sync 1: `_io.GroupSync`),
+puts the document in place, renames the change into place, and only then makes the
+directory durable (the group's sync 2), after which the write is acknowledged: journaling
+filesystems (ext4, XFS) commit metadata in order, so the document's link or rename is never
+durable without the change's rename before it, nor the change's without the document's.
 On a filesystem without that ordering an OS crash may lose the newest change files: holes,
 skipped as below. Writers of different resources run in parallel,
 so change files appear out of order: a reader walks revisions one by one from `after` and
@@ -24,8 +25,9 @@ flight, the restarted process (or any other) passes every such hole at the first
 Where the kernel cannot tell (no such locks), a hole still missing `wait` seconds after it
 was first seen is taken for a dead writer's instead, as before.
 
-Settling a dead writer's hole keeps the log equal to the documents: a writer fsyncs its
-change to a temp file (``.changes/.tmp-REVISION-*``) before it touches its document, so
+Settling a dead writer's hole keeps the log equal to the documents: a writer makes its
+change durable in a temp file (``.changes/.tmp-REVISION-*``) before it touches its document
+(in a group of creates, every member's before any member's), so
 the reader finds what the write was and whether it took effect (the document is at that
 revision, or gone for a delete): then that change goes into the log, else a *skip marker*
 (``{"type":"SKIP"}``); both are linked in without replacing anything, and every reader in

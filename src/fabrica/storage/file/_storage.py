@@ -1,8 +1,15 @@
 """File storage: one JSON document per resource, ``DATA_DIR/PLURAL/UID.json``.
 
-Durability: every document is written to a temporary file in its directory, fsynced, moved
-into place by an atomic rename (or hard link, for a create) and the directory is fsynced, so
-a crash leaves the old or the new document, never a torn one.
+Durability: every document is written to a temporary file in its directory, made durable,
+moved into place by an atomic rename (or hard link, for a create) and the directory made
+durable, so a crash leaves the old or the new document, never a torn one. Writers share
+those syncs (group commit, `_io.GroupSync`): a write's temp files (its document and its
+prepared change) are written unsynced, then one sync that began after they were written
+makes them durable (sync 1) before anything moves; after the moves, another shared sync
+(sync 2) makes the renames and the directories durable, and only then does the write
+return, so only then is it acknowledged. Creates go further: one create thread takes every
+create waiting and writes them as one group, pipelined (`_drain_creates`), so a sync costs
+one ``syncfs`` for all of them; `create_many` is one such group of its own.
 
 Names: ``PLURAL/@NAME`` is a symbolic link to ``UID.json``. It lives in the same directory
 as the documents (one directory fsync covers both), resolves to the document by itself
@@ -371,14 +378,23 @@ class FileStorage:
            its change renamed into the log; then sync 2 (shared): those entries are
            durable. Only then does this return, so only then is a create acknowledged.
 
-        Crash safety is that of a single write (see `_changes`): a process killed at any
-        point leaves each document either absent (its revision a hole whose writer lock
-        the kernel dropped: the next reader finds its prepared change, sees the document
-        never took effect, and writes a skip marker) or in place with its change logged
-        or loggable (the prepared change is there: `_settle` links it in). After an OS
-        crash, sync 1 guarantees that no document or change can be in place without its
-        data and its prepared change, and sync 2 that every acknowledged create survives.
-        A batch refused midway (a name or uid taken) removes what it placed."""
+        Crash safety is that of a single write (see `_changes`), the order being: temp
+        files (document, prepared change) -> sync 1 -> name link -> document linked ->
+        change renamed into the log -> sync 2 -> acknowledged. A process killed at any
+        point leaves each member either
+        - absent: killed before its document's link; its revision is a hole whose writer
+          lock the kernel dropped, and the first reader (or the next start) finds its
+          prepared change, sees the document never took effect and writes a skip marker;
+          its stale name link is replaced by the next creator of that name and its temp
+          file removed by a later start;
+        - in place without its change (killed between link and rename): the same reader
+          finds the document at that revision and links the prepared change into the log;
+        - in place and logged, acknowledged or not (a lost answer, as with any database).
+        A change can never be in the log without its document: it moves after it, and
+        journaling filesystems commit the two in that order. After an OS crash, sync 1
+        guarantees that no document or change is in place without its data and its
+        prepared change, and sync 2 that every acknowledged create survives. A batch
+        refused midway (a name or uid taken) removes what it placed."""
         check_collection(collection)
         for doc, _, _ in items:
             check_new(doc)
