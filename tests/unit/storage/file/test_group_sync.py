@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fabrica.storage import FileStorage
+from fabrica.storage import AlreadyExists, FileStorage
 from fabrica.storage.file._io import GroupSync
 from tests._support.storage import short_doc as doc
 
@@ -96,3 +96,27 @@ async def test_create_many_is_one_batched_write(tmp_path):
     await storage.close()
     if storage._group.covers_files:
         assert storage._group.syncs == 2  # all temp files, then all renames
+
+
+async def test_creates_written_together_fail_on_their_own(tmp_path):
+    """One group of the create thread: a taken name refuses that create alone; the log
+    holds exactly the creates that succeeded, in revision order, with no hole left."""
+    storage = FileStorage(tmp_path)
+    await storage.create("devices", doc("taken", "dev-000000aa"))
+    wanted = [doc(f"d-{n}", f"dev-{n:08x}") for n in range(20)]
+    wanted[7] = doc("taken", "dev-00000107")  # a name held already
+    wanted[12] = doc("d-3", "dev-0000010c")  # a name another member of the group takes
+    done = await asyncio.gather(*(storage.create("devices", d) for d in wanted),
+                                return_exceptions=True)
+    refused = [n for n, d in enumerate(done) if isinstance(d, AlreadyExists)]
+    assert refused == [7, 12]
+    created = {d["metadata"]["uid"]: int(d["metadata"]["resourceVersion"])
+               for d in done if not isinstance(d, BaseException)}
+    assert len(created) == 18
+    logged = {c.document["metadata"]["uid"]: c.revision
+              for c in await storage.changes("devices", after=1) if c.type == "ADDED"}
+    assert logged == created
+    assert await asyncio.wait_for(storage.latest("devices"), 5) >= max(created.values())
+    names = sorted(d["metadata"]["name"] for d in await storage.list("devices"))
+    assert names == sorted(["taken", *(f"d-{n}" for n in range(20) if n not in (7, 12))])
+    await storage.close()
