@@ -392,12 +392,20 @@ class ChangeWrite:
     written at that revision, its change prepared (fsynced) beside the log."""
 
     def __init__(self, changes: FileChangeLog, directory: Path, current: str, kind: ChangeType,
-                 document: Document, sync: bool = True) -> None:
+                 document: Document, sync: bool = True, prepare: bool = True) -> None:
+        """`prepare`: False takes the revision only; `prepare` writes the change later
+        (a batch numbers its writes in order, then writes them on several threads)."""
         self._log, self.directory, self.kind, self._document = changes, directory, kind, document
         self._sync = sync
         self.revision = changes.allocate(directory, current)
         self._prepared: Path | None = None
+        self._unprepared = not prepare  # numbered, change not yet written
         self.encoded = b""  # `stored` as JSON: the change's document and the document file's
+        self.stored: Document = self._prepare() if prepare else {}
+
+    def prepare(self) -> None:
+        """The change of a write made with ``prepare=False``, written."""
+        self._unprepared = False
         self.stored = self._prepare()
 
     def _prepare(self) -> Document:
@@ -429,9 +437,10 @@ class ChangeWrite:
 
     def abandon(self) -> None:
         """The write failed (or renumbers): no change at its revision."""
-        if self._prepared is not None:
-            self._prepared.unlink(missing_ok=True)
-            self._prepared = None
+        if self._prepared is not None or self._unprepared:
+            if self._prepared is not None:
+                self._prepared.unlink(missing_ok=True)
+            self._prepared, self._unprepared = None, False
             self._log.skip(self.directory, self.revision)
         self._log.writers.release(self.directory, self.revision)
 

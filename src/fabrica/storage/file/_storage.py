@@ -114,6 +114,8 @@ T = TypeVar("T")
 _DOC_FILE = re.compile(UID_PATTERN.removesuffix("$") + r"\.json\Z")
 _VERSION_ID = re.compile(r"^v[0-9]{1,12}\Z")
 _STRIPES = 64
+_PARALLEL_FROM = 64  # a create_many this big writes its files on the batch threads
+_BATCH_THREADS = 8
 _STALE_TEMP_SECONDS = 300
 _INDEX_MARKER = ".index-v2"
 _CHANGE_POLL_SECONDS = 0.005
@@ -160,6 +162,7 @@ class FileStorage:
         self._queue: builtins.list[_Queued] = []
         self._queue_lock = threading.Lock()
         self._draining = False
+        self._batch_pool: ThreadPoolExecutor | None = None  # a big create_many's helpers
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
@@ -335,6 +338,8 @@ class FileStorage:
 
     async def close(self) -> None:
         self._creator.shutdown(wait=True)
+        if self._batch_pool is not None:
+            self._batch_pool.shutdown(wait=True)
         self._executor.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self._changes.writers.close()  # (after the writers: closing drops their locks)
@@ -403,16 +408,30 @@ class FileStorage:
         pending: builtins.list[_Create] = []
         placed: builtins.list[_Create] = []
         try:
-            for doc, _, _ in items:
-                pending.append(self._prepare_create(directory, doc))
+            if len(items) < _PARALLEL_FROM:
+                for doc, _, _ in items:
+                    pending.append(self._prepare_create(directory, doc))
+            else:
+                self._prepare_in_parallel(directory, [doc for doc, _, _ in items], pending)
             if self._group.covers_files:
                 self._group.sync()  # sync 1: every temp file before any rename
-            for create, (_, snapshot, unique) in zip(pending, items, strict=True):
+            def place(entry: tuple[_Create, tuple[Document, Document | None,
+                                                  UniqueKeys | None]]) -> None:
+                create, (_, snapshot, unique) = entry
                 self._place_create(collection, create, snapshot, unique)
                 placed.append(create)
+
+            work = list(zip(pending, items, strict=True))
+            if len(work) >= _PARALLEL_FROM:
+                self._in_parallel(work, place)
+            else:
+                for entry in work:
+                    place(entry)
         except BaseException:
-            for create in pending[len(placed):]:
-                create.abandon()
+            done = {id(create) for create in placed}
+            for create in pending:
+                if id(create) not in done:
+                    create.abandon()
             for create in placed:  # a batch refused midway: none of it stays
                 self._finish_create(create)
             if placed:
@@ -425,7 +444,48 @@ class FileStorage:
         # sync 2: the links and renames above (journaling filesystems commit the log's
         # rename with the document's; the fallback fsyncs both directories)
         self._group.sync((directory, directory / ".changes"))
-        return [create.write.stored for create in placed]
+        return [create.write.stored for create in pending]
+
+    def _prepare_in_parallel(self, directory: Path, docs: Sequence[Document],
+                             pending: builtins.list[_Create]) -> None:
+        """Phase 1 of a big batch: revisions taken in order here, the temp files written
+        on several threads (a file's creation waits on the filesystem's journal, and
+        several such waits overlap). `pending` gets every create, prepared or not, so the
+        caller can abandon them all."""
+        sync = not self._group.covers_files
+        for doc in docs:
+            meta = doc["metadata"]
+            write = ChangeWrite(self._changes, directory, "0", "ADDED", doc, sync,
+                                prepare=False)
+            pending.append(_Create(write, None, meta["uid"], meta["name"], directory))
+
+        def prepare(create: _Create) -> None:
+            create.write.prepare()
+            create.tmp = write_temp(directory, f"{create.uid}.json", create.write.encoded,
+                                    sync)
+
+        self._in_parallel(pending, prepare)
+
+    def _in_parallel(self, work: Sequence[T], func: Callable[[T], object]) -> None:
+        """`func` of every item of `work`, in contiguous chunks on the batch threads;
+        raises the first failure once every chunk has ended."""
+        if not work:
+            return
+        if self._batch_pool is None:
+            self._batch_pool = ThreadPoolExecutor(_BATCH_THREADS,
+                                                  thread_name_prefix="fabrica-file-batch")
+        size = -(-len(work) // _BATCH_THREADS)
+
+        def chunk(part: Sequence[T]) -> None:
+            for item in part:
+                func(item)
+
+        futures = [self._batch_pool.submit(chunk, work[at:at + size])
+                   for at in range(0, len(work), size)]
+        errors = [f.exception() for f in futures]
+        failed = next((e for e in errors if e is not None), None)
+        if failed is not None:
+            raise failed
 
     def _create_each_sync(
         self, items: Sequence[tuple[str, Document, Document | None, UniqueKeys | None]],
@@ -496,6 +556,7 @@ class FileStorage:
         the caller's `abandon`."""
         write, uid, name = create.write, create.uid, create.name
         directory = create.directory
+        assert create.tmp is not None  # (prepared: `_prepare_create`, `_prepare_in_parallel`)
         link = directory / f"@{name}"
         named = False
         try:
@@ -941,14 +1002,15 @@ class _Create:
 
     __slots__ = ("directory", "name", "tmp", "uid", "write")
 
-    def __init__(self, write: ChangeWrite, tmp: Path, uid: str, name: str,
+    def __init__(self, write: ChangeWrite, tmp: Path | None, uid: str, name: str,
                  directory: Path) -> None:
         self.write, self.tmp, self.uid, self.name, self.directory = (write, tmp, uid, name,
                                                                       directory)
 
     def abandon(self) -> None:
         """Never placed: its temp file goes, its revision gets a skip marker."""
-        self.tmp.unlink(missing_ok=True)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
         self.write.abandon()
 
 

@@ -120,3 +120,23 @@ async def test_creates_written_together_fail_on_their_own(tmp_path):
     names = sorted(d["metadata"]["name"] for d in await storage.list("devices"))
     assert names == sorted(["taken", *(f"d-{n}" for n in range(20) if n not in (7, 12))])
     await storage.close()
+
+
+async def test_a_big_batch_refused_midway_leaves_none_of_it(tmp_path):
+    """A batch big enough to be written on the batch threads, two of its members sharing
+    a name: refused as a whole, nothing of it stays, and no revision is left waiting."""
+    storage = FileStorage(tmp_path)
+    items = [(doc(f"d-{n}", f"dev-{n:08x}"), None, None) for n in range(100)]
+    items[90] = (doc("d-30", "dev-0000005a"), None, None)
+    with pytest.raises(AlreadyExists):
+        await storage._run(storage._create_many_sync, "devices", items)
+    assert await storage.list("devices") == []
+    assert sorted(p.name for p in (tmp_path / "devices").iterdir()
+                  if not p.name.startswith(".")) == []  # no document, no name link
+    counter = await asyncio.wait_for(storage.latest("devices"), 5)
+    assert counter >= 100
+    changes = await storage.changes("devices", after=0, limit=1000)
+    added = {c.document["metadata"]["uid"] for c in changes if c.type == "ADDED"}
+    deleted = {c.document["metadata"]["uid"] for c in changes if c.type == "DELETED"}
+    assert added == deleted  # what watchers saw come, they saw go
+    await storage.close()
