@@ -115,6 +115,7 @@ _DOC_FILE = re.compile(UID_PATTERN.removesuffix("$") + r"\.json\Z")
 _VERSION_ID = re.compile(r"^v[0-9]{1,12}\Z")
 _STRIPES = 64
 _PARALLEL_FROM = 64  # a create_many this big writes its files on the batch threads
+_PARALLEL_GROUP = 16  # a group of concurrent creates this big does the same
 _BATCH_THREADS = 8
 _STALE_TEMP_SECONDS = 300
 _INDEX_MARKER = ".index-v2"
@@ -511,31 +512,77 @@ class FileStorage:
         return group.results
 
     def _prepare_each(self, group: _Group) -> None:
-        """Phase 1 of each create of `group`: revision, change and document temp files."""
+        """Phase 1 of each create of `group`: revision, change and document temp files;
+        a big group writes its files on the batch threads (revisions still in order)."""
+        valid: builtins.list[tuple[int, Path, Document]] = []
         for index, (collection, doc, _, _, _, _) in enumerate(group.batch):
             try:
                 check_collection(collection)
                 check_new(doc)
                 self._ensure_collection(collection)
-                group.creates[index] = self._prepare_create(self._collection_dir(collection),
-                                                            doc)
+                valid.append((index, self._collection_dir(collection), doc))
             except Exception as exc:  # noqa: BLE001 (this create's answer)
                 group.results[index] = exc
+        if len(valid) < _PARALLEL_GROUP:
+            for index, directory, doc in valid:
+                try:
+                    group.creates[index] = self._prepare_create(directory, doc)
+                except Exception as exc:  # noqa: BLE001 (this create's answer)
+                    group.results[index] = exc
+            return
+        sync = not self._group.covers_files
+        numbered: builtins.list[tuple[int, _Create]] = []
+        for index, directory, doc in valid:
+            meta = doc["metadata"]
+            try:
+                write = ChangeWrite(self._changes, directory, "0", "ADDED", doc, sync,
+                                    prepare=False)
+            except Exception as exc:  # noqa: BLE001 (this create's answer)
+                group.results[index] = exc
+                continue
+            numbered.append((index, _Create(write, None, meta["uid"], meta["name"],
+                                            directory)))
+        failed: dict[int, Exception] = {}
+
+        def prepare(entry: tuple[int, _Create]) -> None:
+            index, create = entry
+            try:
+                create.write.prepare()
+                create.tmp = write_temp(create.directory, f"{create.uid}.json",
+                                        create.write.encoded, sync)
+            except Exception as exc:  # noqa: BLE001 (this create's answer)
+                create.abandon()
+                failed[index] = exc
+
+        self._in_parallel(numbered, prepare)
+        for index, create in numbered:
+            if index in failed:
+                group.results[index] = failed[index]
+            else:
+                group.creates[index] = create
 
     def _place_each(self, group: _Group) -> None:
         """Phase 3 of each prepared create of `group`, its change published; a failure
-        is that create's answer alone."""
-        for index, create in group.creates.items():
+        is that create's answer alone. A big group places on the batch threads."""
+        def place(entry: tuple[int, _Create]) -> None:
+            index, create = entry
             collection, _, snapshot, unique, _, _ = group.batch[index]
             try:
                 self._place_create(collection, create, snapshot, unique)
             except Exception as exc:  # noqa: BLE001 (this create's answer)
                 create.abandon()
                 group.results[index] = exc
-                continue
+                return
             self._finish_create(create)
             group.placed.append(index)
             group.dirs.update((create.directory, create.directory / ".changes"))
+
+        work = list(group.creates.items())
+        if len(work) >= _PARALLEL_GROUP:
+            self._in_parallel(work, place)
+        else:
+            for entry in work:
+                place(entry)
 
     def _prepare_create(self, directory: Path, doc: Document) -> _Create:
         meta = doc["metadata"]

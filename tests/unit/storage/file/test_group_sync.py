@@ -140,3 +140,25 @@ async def test_a_big_batch_refused_midway_leaves_none_of_it(tmp_path):
     deleted = {c.document["metadata"]["uid"] for c in changes if c.type == "DELETED"}
     assert added == deleted  # what watchers saw come, they saw go
     await storage.close()
+
+
+async def test_a_big_group_of_creates_fails_on_its_own_on_the_batch_threads(tmp_path):
+    """40 creates written together (more than `_PARALLEL_GROUP`: files written and placed
+    on the batch threads): each refusal is its own, the log holds exactly the rest."""
+    storage = FileStorage(tmp_path)
+    await storage.create("devices", doc("taken", "dev-000000aa"))
+    items = [("devices", doc(f"d-{n}", f"dev-{n:08x}"), None, None) for n in range(40)]
+    items[7] = ("devices", doc("taken", "dev-00000107"), None, None)
+    items[30] = ("devices", doc("d-3", "dev-0000011e"), None, None)  # d-3 twice
+    items[33] = ("no such plural!", doc("d-33", "dev-00000121"), None, None)
+    done = await storage._run(storage._create_each_sync, items)
+    refused = {n for n, d in enumerate(done) if isinstance(d, BaseException)}
+    assert 7 in refused and 33 in refused and len(refused & {3, 30}) == 1
+    assert len(refused) == 3
+    created = {d["metadata"]["uid"]: int(d["metadata"]["resourceVersion"])
+               for d in done if not isinstance(d, BaseException)}
+    logged = {c.document["metadata"]["uid"]: c.revision
+              for c in await storage.changes("devices", after=1) if c.type == "ADDED"}
+    assert logged == created and len(created) == 37
+    assert await asyncio.wait_for(storage.latest("devices"), 5) >= max(created.values())
+    await storage.close()
