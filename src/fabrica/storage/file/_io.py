@@ -87,12 +87,13 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextmanager
-def flock(path: Path) -> Iterator[int]:
+def flock(path: Path, wait: bool = True) -> Iterator[int]:
     """An exclusive lock on `path` for a ``with`` block (closing the file releases it);
-    yields the file's descriptor, for what the lock's holder keeps in it."""
+    yields the file's descriptor, for what the lock's holder keeps in it. Without `wait`,
+    a lock held elsewhere raises BlockingIOError at once."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield fd
     finally:
         os.close(fd)

@@ -117,6 +117,7 @@ _STRIPES = 64
 _PARALLEL_FROM = 64  # a create_many this big writes its files on the batch threads
 _PARALLEL_GROUP = 16  # a group of concurrent creates this big does the same
 _BATCH_THREADS = 8
+_BUSY_NAME_PAUSE = 0.002  # the create thread's pause when only put-off creates are left
 _STALE_TEMP_SECONDS = 300
 _INDEX_MARKER = ".index-v2"
 _CHANGE_POLL_SECONDS = 0.005
@@ -193,18 +194,25 @@ class FileStorage:
         """The create thread: every create queued meanwhile, written as one group, and
         pipelined: each sync is the second of the group placed before it (its renames
         durable, then it is answered) and the first of the group prepared after it (its
-        temp files durable, then it is placed). One sync per group, two per create."""
+        temp files durable, then it is placed). One sync per group, two per create.
+
+        A create whose name lock another process holds does not hold up the others: it
+        is put off (prepared and synced already) and placed with a later group."""
         waiting: _Group | None = None  # placed, waiting for its second sync
+        carried: builtins.list[tuple[Any, _Create]] = []  # put off: name lock was held
         while True:
             with self._queue_lock:
                 batch, self._queue = self._queue, []
-                if not batch and waiting is None:
+                if not batch and waiting is None and not carried:
                     self._draining = False
                     return
             group = _Group(batch)
             try:
                 self._prepare_each(group)
-                if waiting is not None or (group.creates and self._group.covers_files):
+                fresh = bool(group.creates)
+                group.adopt(carried)
+                carried = []
+                if waiting is not None or (fresh and self._group.covers_files):
                     try:
                         self._group.sync(tuple(waiting.dirs) if waiting else ())
                     except OSError as exc:
@@ -221,17 +229,23 @@ class FileStorage:
                     waiting.succeed_placed()
                     waiting.answer()
                     waiting = None
-                self._place_each(group)
+                self._place_each(group, wait=False)
             except BaseException as exc:  # noqa: BLE001 (each waiter gets it)
+                for index in group.deferred:
+                    group.creates[index].abandon()
+                group.deferred.clear()
                 for pending in (waiting, group):
                     if pending is not None:
                         pending.fail_all(exc)
                         pending.answer()
                 raise
+            carried = [(group.batch[index], group.creates[index]) for index in group.deferred]
             if group.placed:
                 waiting = group
             else:
                 group.answer()
+                if carried and not self._queue:
+                    time.sleep(_BUSY_NAME_PAUSE)  # another process holds their locks
 
     async def get(self, collection: str, uid: str) -> Document:
         # A single small read is faster inline than a thread hop.
@@ -561,14 +575,18 @@ class FileStorage:
             else:
                 group.creates[index] = create
 
-    def _place_each(self, group: _Group) -> None:
+    def _place_each(self, group: _Group, wait: bool = True) -> None:
         """Phase 3 of each prepared create of `group`, its change published; a failure
-        is that create's answer alone. A big group places on the batch threads."""
+        is that create's answer alone. A big group places on the batch threads. Without
+        `wait`, a create whose name lock is held elsewhere goes to `group.deferred`."""
         def place(entry: tuple[int, _Create]) -> None:
             index, create = entry
             collection, _, snapshot, unique, _, _ = group.batch[index]
             try:
-                self._place_create(collection, create, snapshot, unique)
+                self._place_create(collection, create, snapshot, unique, wait)
+            except _NameBusy:
+                group.deferred.append(index)
+                return
             except Exception as exc:  # noqa: BLE001 (this create's answer)
                 create.abandon()
                 group.results[index] = exc
@@ -597,17 +615,18 @@ class FileStorage:
         return _Create(write, tmp, uid, name, directory)
 
     def _place_create(self, collection: str, create: _Create, snapshot: Document | None,
-                      unique: UniqueKeys | None) -> None:
+                      unique: UniqueKeys | None, wait: bool = True) -> None:
         """Phase 3 of one create (see `_create_many_sync`); its change is published by
         `_finish_create`. On failure its name link goes again and its revision is left to
-        the caller's `abandon`."""
+        the caller's `abandon`. Without `wait`, `_NameBusy` when its name's lock is held
+        elsewhere (nothing done: it can be placed later)."""
         write, uid, name = create.write, create.uid, create.name
         directory = create.directory
         assert create.tmp is not None  # (prepared: `_prepare_create`, `_prepare_in_parallel`)
         link = directory / f"@{name}"
         named = False
         try:
-            with self._lock(collection, "n", name) as lock:
+            with self._lock(collection, "n", name, wait) as lock:
                 fresh = self._claim_name(collection, link, uid, name)
                 named = True
                 if not fresh or _released(lock) > write.revision:
@@ -630,6 +649,11 @@ class FileStorage:
                     except FileExistsError:
                         raise AlreadyExists(collection, "uid", uid) from None
                     claimed.clear()  # (the document is there: they stay held)
+        except BlockingIOError:
+            if wait or named:  # (not the name lock's: nothing else here waits without)
+                create.tmp.unlink(missing_ok=True)
+                raise
+            raise _NameBusy(name) from None
         except AlreadyExists:
             if named:  # the name was this create's: it goes with it
                 with self._lock(collection, "n", name):
@@ -959,11 +983,14 @@ class FileStorage:
         return self._collection_dir(collection)
 
     @contextmanager
-    def _lock(self, collection: str, space: str, key: str) -> Iterator[int]:
-        """The lock of `key`'s stripe (uids: "u", names: "n"), yielding its file's fd."""
+    def _lock(self, collection: str, space: str, key: str, wait: bool = True
+              ) -> Iterator[int]:
+        """The lock of `key`'s stripe (uids: "u", names: "n"), yielding its file's fd;
+        without `wait`, BlockingIOError when it is held elsewhere."""
         self._ensure_collection(collection)
         stripe = zlib.crc32(key.encode()) % _STRIPES
-        with flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}") as fd:
+        with flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}",
+                   wait) as fd:
             yield fd
 
     def _ensure_collection(self, collection: str) -> None:
@@ -1002,11 +1029,19 @@ class _Group:
     """Creates written together (see `FileStorage._drain_creates`): what each became."""
 
     def __init__(self, batch: Sequence[_Queued | tuple[Any, ...]]) -> None:
-        self.batch = batch
+        self.batch = list(batch)
         self.results: builtins.list[Any] = [RuntimeError("not written")] * len(batch)
         self.creates: dict[int, _Create] = {}  # prepared
         self.placed: builtins.list[int] = []  # in place, their changes published
+        self.deferred: builtins.list[int] = []  # put off to a later group (`adopt`)
         self.dirs: set[Path] = set()  # to sync for the placed ones
+
+    def adopt(self, carried: Sequence[tuple[Any, _Create]]) -> None:
+        """Creates put off by an earlier group, prepared and synced: placed with these."""
+        for entry, create in carried:
+            self.creates[len(self.batch)] = create
+            self.batch.append(entry)
+            self.results.append(RuntimeError("not written"))
 
     def succeed_placed(self) -> None:
         for index in self.placed:
@@ -1023,8 +1058,9 @@ class _Group:
         """Each create's result or error, to its waiter's loop."""
         answers: dict[asyncio.AbstractEventLoop,
                       builtins.list[tuple[asyncio.Future[Document], Any]]] = {}
-        for entry, result in zip(self.batch, self.results, strict=True):
-            if entry[5] is not None:
+        deferred = set(self.deferred)  # answered by the group that adopts them
+        for index, (entry, result) in enumerate(zip(self.batch, self.results, strict=True)):
+            if entry[5] is not None and index not in deferred:
                 answers.setdefault(entry[5], []).append((entry[4], result))
         for loop, done in answers.items():
             try:
@@ -1042,6 +1078,10 @@ def _answer(done: builtins.list[tuple[asyncio.Future[Document], Any]]) -> None:
             future.set_exception(result)
         else:
             future.set_result(result)
+
+
+class _NameBusy(Exception):
+    """A create's name lock is held elsewhere (a create put off, not failed)."""
 
 
 class _Create:

@@ -162,3 +162,33 @@ async def test_a_big_group_of_creates_fails_on_its_own_on_the_batch_threads(tmp_
     assert logged == created and len(created) == 37
     assert await asyncio.wait_for(storage.latest("devices"), 5) >= max(created.values())
     await storage.close()
+
+
+async def test_a_create_whose_name_lock_is_held_elsewhere_holds_up_no_other(tmp_path):
+    """The create thread puts off a create whose name lock another process holds and goes
+    on with the rest; the put-off create is placed once the lock is free."""
+    import fcntl
+    import os
+    import zlib
+
+    storage = FileStorage(tmp_path)
+    await storage.create("devices", doc("first", "dev-000000aa"))
+    stripe = zlib.crc32(b"held") % 64
+    other = next(f"free-{n}" for n in range(100) if zlib.crc32(f"free-{n}".encode()) % 64
+                 != stripe)
+    fd = os.open(tmp_path / "devices" / ".locks" / f"n{stripe:02d}", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as another process would: its own open file
+    try:
+        held = asyncio.create_task(storage.create("devices", doc("held", "dev-000000bb")))
+        await asyncio.sleep(0.05)
+        free = await asyncio.wait_for(storage.create("devices", doc(other, "dev-000000cc")),
+                                      10)
+        assert free["metadata"]["name"] == other
+        assert not held.done()
+    finally:
+        os.close(fd)  # lets the lock go
+    stored = await asyncio.wait_for(held, 10)
+    logged = [c.document["metadata"]["name"] for c in await storage.changes("devices", 0)]
+    assert sorted(logged) == sorted(["first", "held", other])
+    assert stored["metadata"]["name"] == "held"
+    await storage.close()
