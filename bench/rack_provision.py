@@ -17,7 +17,9 @@ In the same run, the same backend alone (`fabrica.storage.FileStorage` on a fres
 creates the same documents: the same collections, names, labels, owner references, specs and
 statuses the reconciler writes, built beforehand from the example's typed resources, with 32
 creates in flight (the reconciler's PARALLEL_CREATES) and again one at a time. The headline
-ratio is controller time / storage time at 32 in flight; the aim is at most 2.
+ratio is controller time / storage time at 32 in flight; the aim is at most 2. On files it
+also times a raw write floor, the same documents as bare temp file + fsync + rename (32
+threads), and prints the files row: time to Ready / raw floor, aim at most 2.
 
 Every schema / database made for a run is dropped at its end, on failure too.
 
@@ -495,6 +497,54 @@ def storage_alone(project: Path, where: Place, shape: Shape, parallel: int) -> T
     return Timing(_storage_label(parallel), seconds, len(docs), note)
 
 
+RAW_FLOOR = "raw write floor (tmp+fsync+rename)"
+
+
+def raw_floor(project: Path, data_dir: Path, shape: Shape, parallel: int) -> Timing:
+    """The least a durable file write of the same documents costs: each one's JSON written
+    to a temp file, fsynced and renamed to ``COLLECTION/UID.json``, `parallel` threads at
+    once (the kernel groups their journal commits), then each collection's directory
+    fsynced once. No name links, change log, locks or checks: a floor, not a store."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = storage_documents(project, shape)
+    encoded = [(collection, doc["metadata"]["uid"],
+                json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
+               for collection, doc in docs]
+    for collection in {c for c, _, _ in encoded}:
+        (data_dir / collection).mkdir(parents=True, exist_ok=True)
+
+    def write(item: tuple[str, str, bytes]) -> None:
+        collection, uid, data = item
+        path = data_dir / collection / f"{uid}.json"
+        tmp = path.with_name(f".tmp-{path.name}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(parallel) as pool:
+        for _ in pool.map(write, encoded):
+            pass
+    for collection in {c for c, _, _ in encoded}:
+        fd = os.open(data_dir / collection, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    seconds = time.perf_counter() - started
+    got = {c: _documents_in(data_dir / c) for c in COLLECTIONS}
+    if got != shape.counts:
+        raise BenchError(f"the raw floor wrote {got}, want {shape.counts}")
+    return Timing(RAW_FLOOR, seconds, len(docs),
+                  f"os-level temp file + fsync + rename of the same documents, {parallel} "
+                  "threads, one directory fsync per collection: no store, no log")
+
+
 def _storage_label(parallel: int) -> str:
     return f"storage alone, {parallel} in flight" if parallel > 1 else \
         "storage alone, sequential"
@@ -578,6 +628,12 @@ def bench(shape: Shape, backend: str, timeout: float) -> list[Timing]:
                 timing = storage_alone(project, where, shape, parallel)
             print(f"  {timing.seconds:.2f}s", flush=True)
             timings.append(timing)
+        if backend == "file":
+            print(f"raw write floor: {shape.total:,} tmp+fsync+rename, {PARALLEL} in flight "
+                  "...", flush=True)
+            timing = raw_floor(project, tmp / "raw-floor", shape, PARALLEL)
+            print(f"  {timing.seconds:.2f}s", flush=True)
+            timings.append(timing)
     return timings
 
 
@@ -641,6 +697,14 @@ def print_report(shape: Shape, timings: list[Timing]) -> bool:
           f"({controller.rate:.0f} resources/s); storage alone ({PARALLEL} in flight) "
           f"{storage32.seconds:.2f}s ({storage32.rate:.0f} resources/s); "
           f"ratio {ratio:.2f} (aim <= {AIM:g}: {'met' if met else 'NOT met'})")
+    floor = next((t for t in timings if t.scenario == RAW_FLOOR), None)
+    if floor is not None:
+        to_floor = controller.seconds / floor.seconds
+        met_floor = to_floor <= AIM
+        print(f"files: time to Ready {controller.seconds:.2f}s; raw write floor "
+              f"{floor.seconds:.2f}s ({floor.rate:.0f} documents/s); ratio {to_floor:.2f} "
+              f"(aim <= {AIM:g}: {'met' if met_floor else 'NOT met'})")
+        met = met and met_floor
     return met
 
 

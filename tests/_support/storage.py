@@ -61,15 +61,12 @@ class CountingStorage(FileStorage):
 
 def _create_in_flight(data_dir: str, collection: str, count: int) -> None:
     """Another process's `count` creates at once (they stop at the name locks held by the
-    test, each with its revision taken and its change not yet written)."""
-    import asyncio
-
-    async def work() -> None:
-        storage = FileStorage(data_dir)
-        await asyncio.gather(*(storage.create(collection, short_doc(
-            f"in-flight-{n}", f"dev-{0xf0000000 + n:08x}")) for n in range(count)))
-
-    asyncio.run(work())
+    test, each with its revision taken and its change not yet written): one group of
+    concurrent creates, as the storage's create thread writes them (`_create_each_sync`;
+    asyncio.gather could hand that thread the first ones alone, stuck at the first lock)."""
+    storage = FileStorage(data_dir)
+    storage._create_each_sync([(collection, short_doc(
+        f"in-flight-{n}", f"dev-{0xf0000000 + n:08x}"), None, None) for n in range(count)])
 
 
 @contextmanager

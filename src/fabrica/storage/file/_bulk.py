@@ -18,9 +18,11 @@ meanwhile (`Gone`: more than its history of writes during one read), the cut sta
 Spec snapshots are not in the log: they are read after the cut, keeping those up to the
 document's own ``status.version`` (a later snapshot belongs to a write after R2).
 
-A batch writes each document with the storage's own create/update/delete, many at once on
-its I/O threads: each document is whole or absent after a crash (the backend's atomic
-writes), and its change is in the log with it. A document's earlier spec snapshots are
+A batch of creates is one batched durable write (`FileStorage._create_many_sync`): all
+temp files, one shared sync, all renames, one shared sync. Upserts and removals use the
+storage's own update/delete, many at once on its I/O threads. Either way each document is
+whole or absent after a crash (the backend's atomic writes), and its change is in the log
+with it. A document's earlier spec snapshots are
 written before it, its newest with it.
 """
 
@@ -133,17 +135,21 @@ async def write_batch(storage: FileStorage, collection: str, items: Sequence[Bul
         return list(await asyncio.gather(*(storage._run(_upsert, storage, collection, item)
                                            for item in items)))
     await storage._run(_refuse_taken_names, storage, collection, items)
-    done = await asyncio.gather(*(storage._run(_create, storage, collection, item)
-                                  for item in items), return_exceptions=True)
-    failed = next((d for d in done if isinstance(d, BaseException)), None)
-    if failed is None:
-        return [d for d in done if not isinstance(d, BaseException)]
-    # Refused midway (a name or unique value taken since the check): what this batch
-    # wrote goes again, so the caller finds none of it, as on SQL (watchers saw it come
-    # and go: files have no transaction to hide it in).
-    await asyncio.gather(*(storage._run(_remove, storage, collection, d["metadata"]["uid"])
-                           for d in done if not isinstance(d, BaseException)))
-    raise failed
+    return await storage._run(_create_all, storage, collection, items)
+
+
+def _create_all(storage: FileStorage, collection: str, items: Sequence[BulkItem]
+                ) -> builtins.list[Document]:
+    """One batched durable write (`FileStorage._create_many_sync`): every temp file, one
+    sync, every rename, one sync. Refused midway (a name or unique value taken since the
+    check), what this batch wrote goes again, so the caller finds none of it, as on SQL
+    (watchers saw it come and go: files have no transaction to hide it in)."""
+    for item in items:
+        for snapshot in item.history[:-1]:
+            storage._write_snapshot(collection, item.document["metadata"]["uid"], snapshot)
+    return storage._create_many_sync(
+        collection, [(item.document, item.history[-1] if item.history else None, item.unique)
+                     for item in items])
 
 
 def _refuse_taken_names(storage: FileStorage, collection: str, items: Sequence[BulkItem]

@@ -2,11 +2,12 @@
 
 Revisions come from the collection's counter (``PLURAL/.revision``), one number per write,
 so the log of a collection is the consecutive run of numbers from its horizon up to the
-counter. A writer allocates its number, writes its change to a fsynced temp file
-beside its document's, puts the document in place, renames the change into place, and only
-then fsyncs the document's directory: journaling filesystems (ext4, XFS) commit metadata in
-order, so that one directory fsync makes both renames durable, and a change costs one small
-fsync more than the write did before (a directory fsync of its own would cost twice that).
+counter. A writer allocates its number, writes its change to a temp file beside its
+document's and makes both durable (its own fsyncs, or the group's sync 1: `_io.GroupSync`),
+puts the document in place, renames the change into place, and only then makes the
+directory durable (the group's sync 2), after which the write is acknowledged: journaling
+filesystems (ext4, XFS) commit metadata in order, so the document's link or rename is never
+durable without the change's rename before it, nor the change's without the document's.
 On a filesystem without that ordering an OS crash may lose the newest change files: holes,
 skipped as below. Writers of different resources run in parallel,
 so change files appear out of order: a reader walks revisions one by one from `after` and
@@ -24,8 +25,9 @@ flight, the restarted process (or any other) passes every such hole at the first
 Where the kernel cannot tell (no such locks), a hole still missing `wait` seconds after it
 was first seen is taken for a dead writer's instead, as before.
 
-Settling a dead writer's hole keeps the log equal to the documents: a writer fsyncs its
-change to a temp file (``.changes/.tmp-REVISION-*``) before it touches its document, so
+Settling a dead writer's hole keeps the log equal to the documents: a writer makes its
+change durable in a temp file (``.changes/.tmp-REVISION-*``) before it touches its document
+(in a group of creates, every member's before any member's), so
 the reader finds what the write was and whether it took effect (the document is at that
 revision, or gone for a delete): then that change goes into the log, else a *skip marker*
 (``{"type":"SKIP"}``); both are linked in without replacing anything, and every reader in
@@ -67,7 +69,7 @@ from .._base import ChangeType, Document, Gone, StoredChange
 from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
 from ._writers import WriterLocks
 
-__all__ = ["ChangeWrite", "FileChangeLog", "REVISION_WIDTH", "is_prepared_change",
+__all__ = ["ChangeWrite", "FileChangeLog", "REVISION_WIDTH", "encode", "is_prepared_change",
            "read_counter"]
 
 log = logging.getLogger("fabrica.storage")
@@ -153,12 +155,13 @@ class FileChangeLog:
         return revision
 
     @contextmanager
-    def writing(self, directory: Path, current: str, kind: ChangeType, document: Document
-                ) -> Iterator[ChangeWrite]:
-        """Around one write: a revision and its change, prepared; the write puts its file
-        in place and calls `ChangeWrite.publish` before its directory fsync. A write that
-        fails leaves a skip marker instead, so readers never wait for it."""
-        write = ChangeWrite(self, directory, current, kind, document)
+    def writing(self, directory: Path, current: str, kind: ChangeType, document: Document,
+                sync: bool = True) -> Iterator[ChangeWrite]:
+        """Around one write: a revision and its change, prepared (fsynced unless `sync` is
+        False: the caller's group sync does it before the document moves); the write puts
+        its file in place and calls `ChangeWrite.publish` before its directory sync. A
+        write that fails leaves a skip marker instead, so readers never wait for it."""
+        write = ChangeWrite(self, directory, current, kind, document, sync)
         try:
             yield write
         except BaseException:
@@ -168,13 +171,15 @@ class FileChangeLog:
         self.writers.release(directory, write.revision)
         self.published(directory, write.revision)
 
-    def prepare(self, directory: Path, revision: int, kind: ChangeType, document: Document
-                ) -> Path:
-        """The change written and fsynced to a temp file, for `publish` once the document
-        is in place."""
-        data = json.dumps({"type": kind, "document": document}, separators=(",", ":"),
-                          ensure_ascii=False).encode()
-        return write_temp(directory / ".changes", str(revision), data)
+    def prepare(self, directory: Path, revision: int, kind: ChangeType, document: Document,
+                encoded: bytes | None = None, sync: bool = True) -> Path:
+        """The change written to a temp file (fsynced, unless the caller's group sync
+        will before the document moves), for `publish` once the document is in place;
+        `encoded`: the document's JSON, when the caller has it already."""
+        if encoded is None:
+            encoded = encode(document)
+        data = b'{"type":"%s","document":%s}' % (kind.encode(), encoded)
+        return write_temp(f"{directory}{os.sep}.changes", str(revision), data, sync)
 
     def publish(self, directory: Path, revision: int, prepared: Path) -> None:
         """Rename the prepared change into place (over a skip marker too: a late writer is
@@ -185,6 +190,12 @@ class FileChangeLog:
         except FileNotFoundError:  # a reader took this writer, slower than `wait`, for
             if not path.exists():  # dead, saw its write in place and logged it for it
                 raise
+
+    def finish(self, write: ChangeWrite) -> None:
+        """A write's change is in place: let its revision's lock go, compact if due."""
+        write.publish()
+        self.writers.release(write.directory, write.revision)
+        self.published(write.directory, write.revision)
 
     def published(self, directory: Path, revision: int) -> None:
         """After a write: compact every tenth of the history, amortised."""
@@ -381,17 +392,29 @@ class ChangeWrite:
     written at that revision, its change prepared (fsynced) beside the log."""
 
     def __init__(self, changes: FileChangeLog, directory: Path, current: str, kind: ChangeType,
-                 document: Document) -> None:
+                 document: Document, sync: bool = True, prepare: bool = True) -> None:
+        """`prepare`: False takes the revision only; `prepare` writes the change later
+        (a batch numbers its writes in order, then writes them on several threads)."""
         self._log, self.directory, self.kind, self._document = changes, directory, kind, document
+        self._sync = sync
         self.revision = changes.allocate(directory, current)
         self._prepared: Path | None = None
+        self._unprepared = not prepare  # numbered, change not yet written
+        self.encoded = b""  # `stored` as JSON: the change's document and the document file's
+        self.stored: Document = self._prepare() if prepare else {}
+
+    def prepare(self) -> None:
+        """The change of a write made with ``prepare=False``, written."""
+        self._unprepared = False
         self.stored = self._prepare()
 
     def _prepare(self) -> Document:
         meta = {**self._document["metadata"], "resourceVersion": str(self.revision)}
         stored = {**self._document, "metadata": meta}
         try:
-            self._prepared = self._log.prepare(self.directory, self.revision, self.kind, stored)
+            self.encoded = encode(stored)
+            self._prepared = self._log.prepare(self.directory, self.revision, self.kind, stored,
+                                               self.encoded, self._sync)
         except BaseException:
             self._log.skip(self.directory, self.revision)
             self._log.writers.release(self.directory, self.revision)
@@ -414,11 +437,17 @@ class ChangeWrite:
 
     def abandon(self) -> None:
         """The write failed (or renumbers): no change at its revision."""
-        if self._prepared is not None:
-            self._prepared.unlink(missing_ok=True)
-            self._prepared = None
+        if self._prepared is not None or self._unprepared:
+            if self._prepared is not None:
+                self._prepared.unlink(missing_ok=True)
+            self._prepared, self._unprepared = None, False
             self._log.skip(self.directory, self.revision)
         self._log.writers.release(self.directory, self.revision)
+
+
+def encode(document: Document) -> bytes:
+    """A document as stored: compact JSON, UTF-8."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _compaction_step(history: int) -> int:

@@ -1,8 +1,15 @@
 """File storage: one JSON document per resource, ``DATA_DIR/PLURAL/UID.json``.
 
-Durability: every document is written to a temporary file in its directory, fsynced, moved
-into place by an atomic rename (or hard link, for a create) and the directory is fsynced, so
-a crash leaves the old or the new document, never a torn one.
+Durability: every document is written to a temporary file in its directory, made durable,
+moved into place by an atomic rename (or hard link, for a create) and the directory made
+durable, so a crash leaves the old or the new document, never a torn one. Writers share
+those syncs (group commit, `_io.GroupSync`): a write's temp files (its document and its
+prepared change) are written unsynced, then one sync that began after they were written
+makes them durable (sync 1) before anything moves; after the moves, another shared sync
+(sync 2) makes the renames and the directories durable, and only then does the write
+return, so only then is it acknowledged. Creates go further: one create thread takes every
+create waiting and writes them as one group, pipelined (`_drain_creates`), so a sync costs
+one ``syncfs`` for all of them; `create_many` is one such group of its own.
 
 Names: ``PLURAL/@NAME`` is a symbolic link to ``UID.json``. It lives in the same directory
 as the documents (one directory fsync covers both), resolves to the document by itself
@@ -64,6 +71,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -90,8 +98,14 @@ from .._leases import Leases, LocalLeases
 from .._outbox import Outbox
 from .._unique import document_key
 from . import _bulk as bulk
-from ._changes import REVISION_WIDTH, FileChangeLog, is_prepared_change, read_counter
-from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
+from ._changes import (
+    REVISION_WIDTH,
+    ChangeWrite,
+    FileChangeLog,
+    is_prepared_change,
+    read_counter,
+)
+from ._io import GroupSync, atomic_write, flock, fsync_dir, read_bytes, write_temp
 from ._unique import build, claim, constraints_on_disk, held_by, release
 
 __all__ = ["FileStorage"]
@@ -100,6 +114,10 @@ T = TypeVar("T")
 _DOC_FILE = re.compile(UID_PATTERN.removesuffix("$") + r"\.json\Z")
 _VERSION_ID = re.compile(r"^v[0-9]{1,12}\Z")
 _STRIPES = 64
+_PARALLEL_FROM = 64  # a create_many this big writes its files on the batch threads
+_PARALLEL_GROUP = 16  # a group of concurrent creates this big does the same
+_BATCH_THREADS = 8
+_BUSY_NAME_PAUSE = 0.002  # the create thread's pause when only put-off creates are left
 _STALE_TEMP_SECONDS = 300
 _INDEX_MARKER = ".index-v2"
 _CHANGE_POLL_SECONDS = 0.005
@@ -130,6 +148,7 @@ class FileStorage:
         self._changes = FileChangeLog(change_wait, change_history)
         self._latest_dirs: dict[str, Path] = {}
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._group = GroupSync(self.data_dir)  # creates share their syncs (see `_io`)
         self._ready: set[str] = set()
         # Per collection: its directory's mtime and its sorted names (see `_sorted_names`).
         self._names: dict[str, tuple[int, builtins.list[str]]] = {}
@@ -138,6 +157,14 @@ class FileStorage:
         # parsing, which holds the GIL: more than a couple of threads only fight over it.
         self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="fabrica-file")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="fabrica-file-read")
+        # Creates go to one thread of their own, which takes every create waiting and
+        # writes them together (`_create_each_sync`): one pair of syncs for all, and no
+        # dozens of threads handing the GIL about for their many small system calls.
+        self._creator = ThreadPoolExecutor(1, thread_name_prefix="fabrica-file-create")
+        self._queue: builtins.list[_Queued] = []
+        self._queue_lock = threading.Lock()
+        self._draining = False
+        self._batch_pool: ThreadPoolExecutor | None = None  # a big create_many's helpers
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
@@ -154,7 +181,71 @@ class FileStorage:
         self, collection: str, doc: Document, snapshot: Document | None = None,
         *, unique: UniqueKeys | None = None,
     ) -> Document:
-        return await self._run(self._create_sync, collection, doc, snapshot, unique)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Document] = loop.create_future()
+        with self._queue_lock:
+            self._queue.append((collection, doc, snapshot, unique, future, loop))
+            idle, self._draining = not self._draining, True
+        if idle:
+            self._creator.submit(self._drain_creates)
+        return await future
+
+    def _drain_creates(self) -> None:
+        """The create thread: every create queued meanwhile, written as one group, and
+        pipelined: each sync is the second of the group placed before it (its renames
+        durable, then it is answered) and the first of the group prepared after it (its
+        temp files durable, then it is placed). One sync per group, two per create.
+
+        A create whose name lock another process holds does not hold up the others: it
+        is put off (prepared and synced already) and placed with a later group."""
+        waiting: _Group | None = None  # placed, waiting for its second sync
+        carried: builtins.list[tuple[Any, _Create]] = []  # put off: name lock was held
+        while True:
+            with self._queue_lock:
+                batch, self._queue = self._queue, []
+                if not batch and waiting is None and not carried:
+                    self._draining = False
+                    return
+            group = _Group(batch)
+            try:
+                self._prepare_each(group)
+                fresh = bool(group.creates)
+                group.adopt(carried)
+                carried = []
+                if waiting is not None or (fresh and self._group.covers_files):
+                    try:
+                        self._group.sync(tuple(waiting.dirs) if waiting else ())
+                    except OSError as exc:
+                        for create in group.creates.values():
+                            create.abandon()
+                        group.fail_all(exc)
+                        if waiting is not None:
+                            waiting.fail_placed(exc)
+                            waiting.answer()
+                            waiting = None
+                        group.answer()
+                        continue
+                if waiting is not None:
+                    waiting.succeed_placed()
+                    waiting.answer()
+                    waiting = None
+                self._place_each(group, wait=False)
+            except BaseException as exc:  # noqa: BLE001 (each waiter gets it)
+                for index in group.deferred:
+                    group.creates[index].abandon()
+                group.deferred.clear()
+                for pending in (waiting, group):
+                    if pending is not None:
+                        pending.fail_all(exc)
+                        pending.answer()
+                raise
+            carried = [(group.batch[index], group.creates[index]) for index in group.deferred]
+            if group.placed:
+                waiting = group
+            else:
+                group.answer()
+                if carried and not self._queue:
+                    time.sleep(_BUSY_NAME_PAUSE)  # another process holds their locks
 
     async def get(self, collection: str, uid: str) -> Document:
         # A single small read is faster inline than a thread hop.
@@ -261,6 +352,9 @@ class FileStorage:
         await self._run(self._changes.compact, self._ready_dir(collection), keep)
 
     async def close(self) -> None:
+        self._creator.shutdown(wait=True)
+        if self._batch_pool is not None:
+            self._batch_pool.shutdown(wait=True)
         self._executor.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self._changes.writers.close()  # (after the writers: closing drops their locks)
@@ -296,48 +390,293 @@ class FileStorage:
         self, collection: str, doc: Document, snapshot: Document | None = None,
         unique: UniqueKeys | None = None,
     ) -> Document:
+        """One create, in the phases of `_create_many_sync`: its two syncs are shared
+        with whichever writers wait for one at the same time (group commit)."""
+        return self._create_many_sync(collection, [(doc, snapshot, unique)])[0]
+
+    def _create_many_sync(
+        self, collection: str,
+        items: Sequence[tuple[Document, Document | None, UniqueKeys | None]],
+    ) -> builtins.list[Document]:
+        """Creates in three phases, each over every item before the next begins:
+
+        1. prepare: a revision each, its change and its document written to temp files
+           (unsynced when the group sync covers file data);
+        2. sync 1 (shared): both temp files of every item are durable before any of them
+           moves, as a per-file fsync made them before;
+        3. place: under each name's lock, the name link, the document linked into place,
+           its change renamed into the log; then sync 2 (shared): those entries are
+           durable. Only then does this return, so only then is a create acknowledged.
+
+        Crash safety is that of a single write (see `_changes`), the order being: temp
+        files (document, prepared change) -> sync 1 -> name link -> document linked ->
+        change renamed into the log -> sync 2 -> acknowledged. A process killed at any
+        point leaves each member either
+        - absent: killed before its document's link; its revision is a hole whose writer
+          lock the kernel dropped, and the first reader (or the next start) finds its
+          prepared change, sees the document never took effect and writes a skip marker;
+          its stale name link is replaced by the next creator of that name and its temp
+          file removed by a later start;
+        - in place without its change (killed between link and rename): the same reader
+          finds the document at that revision and links the prepared change into the log;
+        - in place and logged, acknowledged or not (a lost answer, as with any database).
+        A change can never be in the log without its document: it moves after it, and
+        journaling filesystems commit the two in that order. After an OS crash, sync 1
+        guarantees that no document or change is in place without its data and its
+        prepared change, and sync 2 that every acknowledged create survives. A batch
+        refused midway (a name or uid taken) removes what it placed."""
         check_collection(collection)
-        check_new(doc)
+        for doc, _, _ in items:
+            check_new(doc)
+        self._ensure_collection(collection)
+        directory = self._collection_dir(collection)
+        pending: builtins.list[_Create] = []
+        placed: builtins.list[_Create] = []
+        try:
+            if len(items) < _PARALLEL_FROM:
+                for doc, _, _ in items:
+                    pending.append(self._prepare_create(directory, doc))
+            else:
+                self._prepare_in_parallel(directory, [doc for doc, _, _ in items], pending)
+            if self._group.covers_files:
+                self._group.sync()  # sync 1: every temp file before any rename
+            def place(entry: tuple[_Create, tuple[Document, Document | None,
+                                                  UniqueKeys | None]]) -> None:
+                create, (_, snapshot, unique) = entry
+                self._place_create(collection, create, snapshot, unique)
+                placed.append(create)
+
+            work = list(zip(pending, items, strict=True))
+            if len(work) >= _PARALLEL_FROM:
+                self._in_parallel(work, place)
+            else:
+                for entry in work:
+                    place(entry)
+        except BaseException:
+            done = {id(create) for create in placed}
+            for create in pending:
+                if id(create) not in done:
+                    create.abandon()
+            for create in placed:  # a batch refused midway: none of it stays
+                self._finish_create(create)
+            if placed:
+                self._group.sync((directory, directory / ".changes"))
+                for create in placed:
+                    _remove(self, collection, create.uid)
+            raise
+        for create in placed:
+            self._finish_create(create)
+        # sync 2: the links and renames above (journaling filesystems commit the log's
+        # rename with the document's; the fallback fsyncs both directories)
+        self._group.sync((directory, directory / ".changes"))
+        return [create.write.stored for create in pending]
+
+    def _prepare_in_parallel(self, directory: Path, docs: Sequence[Document],
+                             pending: builtins.list[_Create]) -> None:
+        """Phase 1 of a big batch: revisions taken in order here, the temp files written
+        on several threads (a file's creation waits on the filesystem's journal, and
+        several such waits overlap). `pending` gets every create, prepared or not, so the
+        caller can abandon them all."""
+        sync = not self._group.covers_files
+        for doc in docs:
+            meta = doc["metadata"]
+            write = ChangeWrite(self._changes, directory, "0", "ADDED", doc, sync,
+                                prepare=False)
+            pending.append(_Create(write, None, meta["uid"], meta["name"], directory))
+
+        def prepare(create: _Create) -> None:
+            create.write.prepare()
+            create.tmp = write_temp(directory, f"{create.uid}.json", create.write.encoded,
+                                    sync)
+
+        self._in_parallel(pending, prepare)
+
+    def _in_parallel(self, work: Sequence[T], func: Callable[[T], object]) -> None:
+        """`func` of every item of `work`, in contiguous chunks on the batch threads;
+        raises the first failure once every chunk has ended."""
+        if not work:
+            return
+        if self._batch_pool is None:
+            self._batch_pool = ThreadPoolExecutor(_BATCH_THREADS,
+                                                  thread_name_prefix="fabrica-file-batch")
+        size = -(-len(work) // _BATCH_THREADS)
+
+        def chunk(part: Sequence[T]) -> None:
+            for item in part:
+                func(item)
+
+        futures = [self._batch_pool.submit(chunk, work[at:at + size])
+                   for at in range(0, len(work), size)]
+        errors = [f.exception() for f in futures]
+        failed = next((e for e in errors if e is not None), None)
+        if failed is not None:
+            raise failed
+
+    def _create_each_sync(
+        self, items: Sequence[tuple[str, Document, Document | None, UniqueKeys | None]],
+    ) -> builtins.list[Document | BaseException]:
+        """Independent creates (of any collections) in the phases of `_create_many_sync`,
+        their syncs shared; each succeeds or fails on its own: a result or an error each.
+        (The create thread runs the same phases, pipelined: `_drain_creates`.)"""
+        group = _Group([(*item, None, None) for item in items])
+        self._prepare_each(group)
+        try:
+            if group.creates and self._group.covers_files:
+                self._group.sync()  # sync 1
+            self._place_each(group)
+            if group.placed:
+                self._group.sync(tuple(group.dirs))  # sync 2: only now are they answered
+        except OSError as exc:
+            for index, create in group.creates.items():
+                if index not in group.placed:
+                    create.abandon()
+            group.fail_all(exc)
+            return group.results
+        group.succeed_placed()
+        return group.results
+
+    def _prepare_each(self, group: _Group) -> None:
+        """Phase 1 of each create of `group`: revision, change and document temp files;
+        a big group writes its files on the batch threads (revisions still in order)."""
+        valid: builtins.list[tuple[int, Path, Document]] = []
+        for index, (collection, doc, _, _, _, _) in enumerate(group.batch):
+            try:
+                check_collection(collection)
+                check_new(doc)
+                self._ensure_collection(collection)
+                valid.append((index, self._collection_dir(collection), doc))
+            except Exception as exc:  # noqa: BLE001 (this create's answer)
+                group.results[index] = exc
+        if len(valid) < _PARALLEL_GROUP:
+            for index, directory, doc in valid:
+                try:
+                    group.creates[index] = self._prepare_create(directory, doc)
+                except Exception as exc:  # noqa: BLE001 (this create's answer)
+                    group.results[index] = exc
+            return
+        sync = not self._group.covers_files
+        numbered: builtins.list[tuple[int, _Create]] = []
+        for index, directory, doc in valid:
+            meta = doc["metadata"]
+            try:
+                write = ChangeWrite(self._changes, directory, "0", "ADDED", doc, sync,
+                                    prepare=False)
+            except Exception as exc:  # noqa: BLE001 (this create's answer)
+                group.results[index] = exc
+                continue
+            numbered.append((index, _Create(write, None, meta["uid"], meta["name"],
+                                            directory)))
+        failed: dict[int, Exception] = {}
+
+        def prepare(entry: tuple[int, _Create]) -> None:
+            index, create = entry
+            try:
+                create.write.prepare()
+                create.tmp = write_temp(create.directory, f"{create.uid}.json",
+                                        create.write.encoded, sync)
+            except Exception as exc:  # noqa: BLE001 (this create's answer)
+                create.abandon()
+                failed[index] = exc
+
+        self._in_parallel(numbered, prepare)
+        for index, create in numbered:
+            if index in failed:
+                group.results[index] = failed[index]
+            else:
+                group.creates[index] = create
+
+    def _place_each(self, group: _Group, wait: bool = True) -> None:
+        """Phase 3 of each prepared create of `group`, its change published; a failure
+        is that create's answer alone. A big group places on the batch threads. Without
+        `wait`, a create whose name lock is held elsewhere goes to `group.deferred`."""
+        def place(entry: tuple[int, _Create]) -> None:
+            index, create = entry
+            collection, _, snapshot, unique, _, _ = group.batch[index]
+            try:
+                self._place_create(collection, create, snapshot, unique, wait)
+            except _NameBusy:
+                group.deferred.append(index)
+                return
+            except Exception as exc:  # noqa: BLE001 (this create's answer)
+                create.abandon()
+                group.results[index] = exc
+                return
+            self._finish_create(create)
+            group.placed.append(index)
+            group.dirs.update((create.directory, create.directory / ".changes"))
+
+        work = list(group.creates.items())
+        if len(work) >= _PARALLEL_GROUP:
+            self._in_parallel(work, place)
+        else:
+            for entry in work:
+                place(entry)
+
+    def _prepare_create(self, directory: Path, doc: Document) -> _Create:
         meta = doc["metadata"]
         uid, name = meta["uid"], meta["name"]
-        path = self._doc_path(collection, uid)
-        link = self._name_link(collection, name)
-        directory = path.parent
-        self._ensure_collection(collection)
-        named: builtins.list[Path] = []  # the name link, once this create made it
-        with self._changes.writing(directory, "0", "ADDED", doc) as write:
-            tmp = write_temp(directory, path.name, _encode(write.stored))  # slow, unlocked
-            try:
-                with self._lock(collection, "n", name) as lock:
-                    fresh = self._claim_name(collection, link, uid, name)
-                    named.append(link)
-                    if not fresh or _released(lock) > write.revision:
-                        # The name was let go by a delete numbered after this create took
-                        # its number (or one still at work, or one that died): number the
-                        # create again, so the log never gives the name out twice at once.
-                        tmp.unlink(missing_ok=True)
-                        write.renumber()
-                        tmp = write_temp(directory, path.name, _encode(write.stored))
-                    # The document's keys are held from before it appears until it is
-                    # there: nobody takes them for a crash's leftovers meanwhile.
-                    with self._holding_keys(collection, uid, unique or {}) as claimed:
-                        if snapshot is not None:
-                            self._write_snapshot(collection, uid, snapshot)
-                        try:
-                            os.link(tmp, path)  # unlike rename, never replaces a file
-                        except FileExistsError:
-                            raise AlreadyExists(collection, "uid", uid) from None
-                        claimed.clear()  # (the document is there: they stay held)
-                write.publish()
-                fsync_dir(directory)
-            except AlreadyExists:
-                for made in named:  # the name was this create's: it goes with it
-                    with self._lock(collection, "n", name):
-                        _unlink_if_points_to(made, uid)
+        sync = not self._group.covers_files
+        write = ChangeWrite(self._changes, directory, "0", "ADDED", doc, sync)
+        try:
+            tmp = write_temp(directory, f"{uid}.json", write.encoded, sync)
+        except BaseException:
+            write.abandon()
+            raise
+        return _Create(write, tmp, uid, name, directory)
+
+    def _place_create(self, collection: str, create: _Create, snapshot: Document | None,
+                      unique: UniqueKeys | None, wait: bool = True) -> None:
+        """Phase 3 of one create (see `_create_many_sync`); its change is published by
+        `_finish_create`. On failure its name link goes again and its revision is left to
+        the caller's `abandon`. Without `wait`, `_NameBusy` when its name's lock is held
+        elsewhere (nothing done: it can be placed later)."""
+        write, uid, name = create.write, create.uid, create.name
+        directory = create.directory
+        assert create.tmp is not None  # (prepared: `_prepare_create`, `_prepare_in_parallel`)
+        link = directory / f"@{name}"
+        named = False
+        try:
+            with self._lock(collection, "n", name, wait) as lock:
+                fresh = self._claim_name(collection, link, uid, name)
+                named = True
+                if not fresh or _released(lock) > write.revision:
+                    # The name was let go by a delete numbered after this create took
+                    # its number (or one still at work, or one that died): number the
+                    # create again, so the log never gives the name out twice at once.
+                    create.tmp.unlink(missing_ok=True)
+                    sync = not self._group.covers_files
+                    write.renumber()
+                    create.tmp = write_temp(directory, f"{uid}.json", write.encoded, sync)
+                    if not sync:
+                        self._group.sync()  # sync 1 again, for the new temp files
+                # The document's keys are held from before it appears until it is
+                # there: nobody takes them for a crash's leftovers meanwhile.
+                with self._holding_keys(collection, uid, unique or {}) as claimed:
+                    if snapshot is not None:
+                        self._write_snapshot(collection, uid, snapshot)
+                    try:
+                        os.link(create.tmp, directory / f"{uid}.json")  # never replaces
+                    except FileExistsError:
+                        raise AlreadyExists(collection, "uid", uid) from None
+                    claimed.clear()  # (the document is there: they stay held)
+        except BlockingIOError:
+            if wait or named:  # (not the name lock's: nothing else here waits without)
+                create.tmp.unlink(missing_ok=True)
                 raise
-            finally:
-                tmp.unlink(missing_ok=True)
-        return write.stored
+            raise _NameBusy(name) from None
+        except AlreadyExists:
+            if named:  # the name was this create's: it goes with it
+                with self._lock(collection, "n", name):
+                    _unlink_if_points_to(link, uid)
+            create.tmp.unlink(missing_ok=True)
+            raise
+        except BaseException:
+            create.tmp.unlink(missing_ok=True)
+            raise
+        create.tmp.unlink(missing_ok=True)
+
+    def _finish_create(self, create: _Create) -> None:
+        self._changes.finish(create.write)
 
     def _update_sync(
         self,
@@ -359,15 +698,29 @@ class FileStorage:
                 raise Invalid("metadata.name is immutable")
             self._settle_before_write(path.parent, actual)
             new_keys, old_keys = _changed_keys(unique or {}, current)
+            directory = path.parent
+            grouped = self._group.covers_files
             with self._holding_keys(collection, uid, new_keys, old_keys) as claimed, \
-                    self._changes.writing(path.parent, actual, "MODIFIED", doc) as write:
+                    self._changes.writing(directory, actual, "MODIFIED", doc,
+                                          sync=not grouped) as write:
                 if snapshot is not None:
                     self._write_snapshot(collection, uid, snapshot)
-                atomic_write(path, _encode(write.stored), before_sync=write.publish)
+                # As a create (`_create_many_sync`): both temp files durable before the
+                # rename (a shared sync), the rename and the change durable before return.
+                tmp = write_temp(directory, path.name, write.encoded, not grouped)
+                try:
+                    if grouped:
+                        self._group.sync()
+                    os.replace(tmp, path)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                write.publish()
+                self._group.sync((directory, directory / ".changes"))
                 claimed.clear()  # written: the new keys stay held, the old ones go
                 for constraint, old in old_keys.items():
                     if old is not None:
-                        release(path.parent, constraint, old, uid)
+                        release(directory, constraint, old, uid)
         return write.stored
 
     def _delete_sync(
@@ -381,14 +734,19 @@ class FileStorage:
                 raise Conflict(collection, uid, expected_version, actual)
             self._settle_before_write(path.parent, actual)
             # a delete takes a version too
-            with self._changes.writing(path.parent, actual, "DELETED", current) as write:
+            directory = path.parent
+            grouped = self._group.covers_files
+            with self._changes.writing(directory, actual, "DELETED", current,
+                                       sync=not grouped) as write:
+                if grouped:
+                    self._group.sync()  # its prepared change durable before the unlink
                 path.unlink()
                 name = current["metadata"]["name"]
                 with self._lock(collection, "n", name) as lock:
                     _note_release(lock, write.revision)
                     _unlink_if_points_to(self._name_link(collection, name), uid)
                 write.publish()
-                fsync_dir(path.parent)
+                self._group.sync((directory, directory / ".changes"))
             self._release_keys(collection, current)
             shutil.rmtree(self._versions_dir(collection, uid), ignore_errors=True)
         return write.stored
@@ -635,11 +993,14 @@ class FileStorage:
         return self._collection_dir(collection)
 
     @contextmanager
-    def _lock(self, collection: str, space: str, key: str) -> Iterator[int]:
-        """The lock of `key`'s stripe (uids: "u", names: "n"), yielding its file's fd."""
+    def _lock(self, collection: str, space: str, key: str, wait: bool = True
+              ) -> Iterator[int]:
+        """The lock of `key`'s stripe (uids: "u", names: "n"), yielding its file's fd;
+        without `wait`, BlockingIOError when it is held elsewhere."""
         self._ensure_collection(collection)
         stripe = zlib.crc32(key.encode()) % _STRIPES
-        with flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}") as fd:
+        with flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}",
+                   wait) as fd:
             yield fd
 
     def _ensure_collection(self, collection: str) -> None:
@@ -668,6 +1029,93 @@ class FileStorage:
                 if is_dns1123_subdomain(meta["name"]) and not os.path.lexists(link):
                     os.symlink(entry.name, link)
         fsync_dir(directory)
+
+
+_Queued = tuple[str, Document, "Document | None", "UniqueKeys | None",
+                "asyncio.Future[Document]", asyncio.AbstractEventLoop]
+
+
+class _Group:
+    """Creates written together (see `FileStorage._drain_creates`): what each became."""
+
+    def __init__(self, batch: Sequence[_Queued | tuple[Any, ...]]) -> None:
+        self.batch = list(batch)
+        self.results: builtins.list[Any] = [RuntimeError("not written")] * len(batch)
+        self.creates: dict[int, _Create] = {}  # prepared
+        self.placed: builtins.list[int] = []  # in place, their changes published
+        self.deferred: builtins.list[int] = []  # put off to a later group (`adopt`)
+        self.dirs: set[Path] = set()  # to sync for the placed ones
+
+    def adopt(self, carried: Sequence[tuple[Any, _Create]]) -> None:
+        """Creates put off by an earlier group, prepared and synced: placed with these."""
+        for entry, create in carried:
+            self.creates[len(self.batch)] = create
+            self.batch.append(entry)
+            self.results.append(RuntimeError("not written"))
+
+    def succeed_placed(self) -> None:
+        for index in self.placed:
+            self.results[index] = self.creates[index].write.stored
+
+    def fail_placed(self, exc: BaseException) -> None:
+        for index in self.placed:
+            self.results[index] = exc
+
+    def fail_all(self, exc: BaseException) -> None:
+        self.results = [exc] * len(self.batch)
+
+    def answer(self) -> None:
+        """Each create's result or error, to its waiter's loop."""
+        answers: dict[asyncio.AbstractEventLoop,
+                      builtins.list[tuple[asyncio.Future[Document], Any]]] = {}
+        deferred = set(self.deferred)  # answered by the group that adopts them
+        for index, (entry, result) in enumerate(zip(self.batch, self.results, strict=True)):
+            if entry[5] is not None and index not in deferred:
+                answers.setdefault(entry[5], []).append((entry[4], result))
+        for loop, done in answers.items():
+            try:
+                loop.call_soon_threadsafe(_answer, done)
+            except RuntimeError:
+                pass  # its loop is closed: nobody waits for these any more
+
+
+def _answer(done: builtins.list[tuple[asyncio.Future[Document], Any]]) -> None:
+    """On the waiters' loop: each queued create's result or error."""
+    for future, result in done:
+        if future.done():
+            continue  # its caller gave up waiting (cancelled); the create stands
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
+class _NameBusy(Exception):
+    """A create's name lock is held elsewhere (a create put off, not failed)."""
+
+
+class _Create:
+    """One create between its phases (see `FileStorage._create_many_sync`)."""
+
+    __slots__ = ("directory", "name", "tmp", "uid", "write")
+
+    def __init__(self, write: ChangeWrite, tmp: Path | None, uid: str, name: str,
+                 directory: Path) -> None:
+        self.write, self.tmp, self.uid, self.name, self.directory = (write, tmp, uid, name,
+                                                                      directory)
+
+    def abandon(self) -> None:
+        """Never placed: its temp file goes, its revision gets a skip marker."""
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+        self.write.abandon()
+
+
+def _remove(storage: FileStorage, collection: str, uid: str) -> None:
+    try:
+        storage._delete_sync(collection, uid)
+    except NotFound:
+        pass  # gone meanwhile: what a removal wants
 
 
 def _changed_keys(unique: UniqueKeys, current: Document) -> tuple[UniqueKeys, UniqueKeys]:
