@@ -52,12 +52,7 @@ class TracedHTTPMetrics(HTTPMetrics):
                 or b"watch" in scope.get("query_string", b"")):
             await self._traced_other(scope, receive, send)
             return
-        traceparent = tracestate = None
-        for key, value in scope["headers"]:
-            if key == b"traceparent":
-                traceparent = value
-            elif key == b"tracestate":
-                tracestate = value
+        traceparent, tracestate = _trace_headers(scope)
         method = scope["method"]
         span = self.start(method, path, traceparent, tracestate)
         token = otel_context.attach(trace.set_span_in_context(span))
@@ -93,12 +88,7 @@ class TracedHTTPMetrics(HTTPMetrics):
         if scope["type"] != "http" or scope["path"] in _UNTRACED:
             await self._other(scope, receive, send)
             return
-        traceparent = tracestate = None
-        for key, value in scope["headers"]:
-            if key == b"traceparent":
-                traceparent = value
-            elif key == b"tracestate":
-                tracestate = value
+        traceparent, tracestate = _trace_headers(scope)
         span = self.start(scope["method"], scope["path"], traceparent, tracestate)
         token = otel_context.attach(trace.set_span_in_context(span))
         status = 500
@@ -134,12 +124,7 @@ class TracedServerErrors(MeteredServerErrors):
         if path in _UNTRACED or path == "/events" or b"watch" in scope.get("query_string", b""):
             await self.metrics(scope, receive, send)
             return
-        traceparent = tracestate = None
-        for key, value in scope["headers"]:
-            if key == b"traceparent":
-                traceparent = value
-            elif key == b"tracestate":
-                tracestate = value
+        traceparent, tracestate = _trace_headers(scope)
         metrics = self.metrics
         method = scope["method"]
         span = metrics.start(method, path, traceparent, tracestate)
@@ -191,3 +176,14 @@ def _finish(span: ServerSpan, route: str | None, status: int, end: int | None) -
     if status >= 500 and span.error is None:
         span.error = ""
     span.end(end)
+
+
+def _trace_headers(scope: Scope) -> tuple[bytes | None, bytes | None]:
+    """The request's ``traceparent`` and ``tracestate`` headers (None when absent)."""
+    traceparent = tracestate = None
+    for key, value in scope["headers"]:
+        if key == b"traceparent":
+            traceparent = value
+        elif key == b"tracestate":
+            tracestate = value
+    return traceparent, tracestate
