@@ -478,10 +478,11 @@ class FileStorage:
         several such waits overlap). `pending` gets every create, prepared or not, so the
         caller can abandon them all."""
         sync = not self._group.covers_files
-        for doc in docs:
+        revisions = self._changes.allocate_many(directory, len(docs))
+        for doc, revision in zip(docs, revisions, strict=True):
             meta = doc["metadata"]
             write = ChangeWrite(self._changes, directory, "0", "ADDED", doc, sync,
-                                prepare=False)
+                                prepare=False, revision=revision)
             pending.append(_Create(write, None, meta["uid"], meta["name"], directory))
 
         def prepare(create: _Create) -> None:
