@@ -76,7 +76,7 @@ import time
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -441,14 +441,28 @@ class FileStorage:
             if self._group.covers_files:
                 self._group.sync()  # sync 1: every temp file before any rename
             def place(entry: tuple[_Create, tuple[Document, Document | None,
-                                                  UniqueKeys | None]]) -> None:
+                                                  UniqueKeys | None]],
+                      held: int | None = None) -> None:
                 create, (_, snapshot, unique) = entry
-                self._place_create(collection, create, snapshot, unique)
+                self._place_create(collection, create, snapshot, unique, held=held)
                 placed.append(create)
+
+            def place_group(group: builtins.list[tuple[_Create, tuple[
+                    Document, Document | None, UniqueKeys | None]]]) -> None:
+                # A thread's share holds its stripes' name locks throughout: one lock
+                # round trip a stripe, not one a document (open, flock, close).
+                with self._stripe_locks(collection, "n",
+                                        {_stripe(create.name) for create, _ in group}) as fds:
+                    for entry in group:
+                        place(entry, fds[_stripe(entry[0].name)])
 
             work = list(zip(pending, items, strict=True))
             if len(work) >= _PARALLEL_FROM:
-                self._in_parallel(work, place)
+                # Each thread its own stripes (two names of a stripe never placed at once)
+                groups: builtins.list[builtins.list[Any]] = [[] for _ in range(_BATCH_THREADS)]
+                for entry in work:
+                    groups[_stripe(entry[0].name) % _BATCH_THREADS].append(entry)
+                self._in_parallel([g for g in groups if g], place_group)
             else:
                 for entry in work:
                     place(entry)
@@ -626,18 +640,21 @@ class FileStorage:
         return _Create(write, tmp, uid, name, directory)
 
     def _place_create(self, collection: str, create: _Create, snapshot: Document | None,
-                      unique: UniqueKeys | None, wait: bool = True) -> None:
+                      unique: UniqueKeys | None, wait: bool = True, held: int | None = None
+                      ) -> None:
         """Phase 3 of one create (see `_create_many_sync`); its change is published by
         `_finish_create`. On failure its name link goes again and its revision is left to
         the caller's `abandon`. Without `wait`, `_NameBusy` when its name's lock is held
-        elsewhere (nothing done: it can be placed later)."""
+        elsewhere (nothing done: it can be placed later). `held`: the name's stripe lock,
+        held by the caller (its descriptor), so not taken again here."""
         write, uid, name = create.write, create.uid, create.name
         directory = create.directory
         assert create.tmp is not None  # (prepared: `_prepare_create`, `_prepare_in_parallel`)
         link = directory / f"@{name}"
         named = False
         try:
-            with self._lock(collection, "n", name, wait) as lock:
+            with nullcontext(held) if held is not None else \
+                    self._lock(collection, "n", name, wait) as lock:
                 fresh = self._claim_name(collection, link, uid, name)
                 named = True
                 if not fresh or _released(lock) > write.revision:
@@ -667,7 +684,7 @@ class FileStorage:
             raise _NameBusy(name) from None
         except AlreadyExists:
             if named:  # the name was this create's: it goes with it
-                with self._lock(collection, "n", name):
+                with nullcontext() if held is not None else self._lock(collection, "n", name):
                     _unlink_if_points_to(link, uid)
             create.tmp.unlink(missing_ok=True)
             raise
@@ -1056,7 +1073,7 @@ class FileStorage:
         """The locks of every stripe of `keys`, in stripe order (a stripe once: flock
         locks per open file, so a second lock of one stripe would wait for the first)."""
         self._ensure_collection(collection)
-        stripes = sorted({zlib.crc32(key.encode()) % _STRIPES for key in keys})
+        stripes = sorted({_stripe(key) for key in keys})
         locks = self._collection_dir(collection) / ".locks"
         with ExitStack() as stack:
             for stripe in stripes:
@@ -1078,12 +1095,21 @@ class FileStorage:
         return self._collection_dir(collection)
 
     @contextmanager
+    def _stripe_locks(self, collection: str, space: str, stripes: Iterable[int]
+                      ) -> Iterator[dict[int, int]]:
+        """The locks of `stripes`, taken in order (as `_locks`), yielding each one's fd."""
+        locks = self._collection_dir(collection) / ".locks"
+        with ExitStack() as stack:
+            yield {stripe: stack.enter_context(flock(locks / f"{space}{stripe:02d}"))
+                   for stripe in sorted(stripes)}
+
+    @contextmanager
     def _lock(self, collection: str, space: str, key: str, wait: bool = True
               ) -> Iterator[int]:
         """The lock of `key`'s stripe (uids: "u", names: "n"), yielding its file's fd;
         without `wait`, BlockingIOError when it is held elsewhere."""
         self._ensure_collection(collection)
-        stripe = zlib.crc32(key.encode()) % _STRIPES
+        stripe = _stripe(key)
         with flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}",
                    wait) as fd:
             yield fd
@@ -1212,6 +1238,11 @@ def _changed_keys(unique: UniqueKeys, current: Document) -> tuple[UniqueKeys, Un
         if held != key:
             new[constraint], old[constraint] = key, held
     return new, old
+
+
+def _stripe(key: str) -> int:
+    """The lock stripe of a uid, name or unique key."""
+    return zlib.crc32(key.encode()) % _STRIPES
 
 
 def _released(lock: int) -> int:
