@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import gc
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -270,7 +269,6 @@ def _serve(parts: _Parts, **values: Any) -> None:
     log.info("listening on http://%s:%d (docs at /docs)", options.host, options.port)
     served: dict[str, Any] = {"log_config": None, "log_level": options.log_level,
                               "access_log": options.access_log, "server_header": False}
-    _tune_gc()
     if options.workers == 1:
         run_app(_app(parts, options, storage, active, auth), host=options.host,
                 port=options.port, **served)
@@ -279,18 +277,6 @@ def _serve(parts: _Parts, **values: Any) -> None:
                                      _open_storage(settings, options, auto_migrate=False),
                                      active, auth),
                   host=options.host, port=options.port, workers=options.workers, **served)
-
-
-def _tune_gc() -> None:
-    """Before serving (and forking workers): what start-up built (modules, models, their
-    schemas) frozen out of the cyclic collector's scans, and its youngest generation
-    collected every 10,000 allocations rather than 700. A server keeps tens of thousands of
-    long-lived objects (caches, loaded resources) that every full collection walks: with
-    the defaults the collector took 0.73 s of a rack's 9.5 s to Ready, 0.18 s with these
-    (examples/rack-reconciliation through bench/rack_provision.py, under load)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 def _read_options(settings: ServiceSettings, values: dict[str, Any]) -> ServiceOptions:
