@@ -19,8 +19,10 @@ Spec snapshots are not in the log: they are read after the cut, keeping those up
 document's own ``status.version`` (a later snapshot belongs to a write after R2).
 
 A batch of creates is one batched durable write (`FileStorage._create_many_sync`): all
-temp files, one shared sync, all renames, one shared sync. Upserts and removals use the
-storage's own update/delete, many at once on its I/O threads. Either way each document is
+temp files, one shared sync, all renames, one shared sync; so is a batch of updates of
+distinct resources without unique keys (`FileStorage._update_many_sync`), each still
+checked against its own version. Other updates, upserts and removals use the storage's own
+update/delete, many at once on its I/O threads. Either way each document is
 whole or absent after a crash (the backend's atomic writes), and its change is in the log
 with it. A document's earlier spec snapshots are
 written before it, its newest with it.
@@ -126,6 +128,13 @@ async def write_batch(storage: FileStorage, collection: str, items: Sequence[Bul
         if mode != "update":  # (an update checks its document as `update` does)
             check_new(item.document)
     await asyncio.gather(*(storage._run(_remove, storage, collection, uid) for uid in remove))
+    if mode == "update" and _batchable(storage, items):
+        results = await storage._run(storage._update_many_sync, collection,
+                                     [item.document for item in items])
+        written = [r for r in results if not isinstance(r, BaseException)]
+        if len(written) < len(results):
+            raise next(r for r in results if isinstance(r, BaseException))
+        return written
     if mode == "update":  # each swapped on its own: files have no transaction
         return list(await asyncio.gather(*(storage._run(
             storage._update_sync, collection, item.document,
@@ -136,6 +145,16 @@ async def write_batch(storage: FileStorage, collection: str, items: Sequence[Bul
                                            for item in items)))
     await storage._run(_refuse_taken_names, storage, collection, items)
     return await storage._run(_create_all, storage, collection, items)
+
+
+def _batchable(storage: FileStorage, items: Sequence[BulkItem]) -> bool:
+    """Whether updates can share their syncs (`FileStorage._update_many_sync`): distinct
+    resources (one's second write would be checked against its first's old version),
+    no unique keys (their locks are taken one document at a time), and a group sync that
+    covers file data. Otherwise each is written on its own."""
+    uids = {item.document["metadata"]["uid"] for item in items}
+    return (len(items) > 1 and len(uids) == len(items) and storage._group.covers_files
+            and not any(item.unique for item in items))
 
 
 def _create_all(storage: FileStorage, collection: str, items: Sequence[BulkItem]

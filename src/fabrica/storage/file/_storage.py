@@ -74,9 +74,9 @@ import shutil
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -441,14 +441,28 @@ class FileStorage:
             if self._group.covers_files:
                 self._group.sync()  # sync 1: every temp file before any rename
             def place(entry: tuple[_Create, tuple[Document, Document | None,
-                                                  UniqueKeys | None]]) -> None:
+                                                  UniqueKeys | None]],
+                      held: int | None = None) -> None:
                 create, (_, snapshot, unique) = entry
-                self._place_create(collection, create, snapshot, unique)
+                self._place_create(collection, create, snapshot, unique, held=held)
                 placed.append(create)
+
+            def place_group(group: builtins.list[tuple[_Create, tuple[
+                    Document, Document | None, UniqueKeys | None]]]) -> None:
+                # A thread's share holds its stripes' name locks throughout: one lock
+                # round trip a stripe, not one a document (open, flock, close).
+                with self._stripe_locks(collection, "n",
+                                        {_stripe(create.name) for create, _ in group}) as fds:
+                    for entry in group:
+                        place(entry, fds[_stripe(entry[0].name)])
 
             work = list(zip(pending, items, strict=True))
             if len(work) >= _PARALLEL_FROM:
-                self._in_parallel(work, place)
+                # Each thread its own stripes (two names of a stripe never placed at once)
+                groups: builtins.list[builtins.list[Any]] = [[] for _ in range(_BATCH_THREADS)]
+                for entry in work:
+                    groups[_stripe(entry[0].name) % _BATCH_THREADS].append(entry)
+                self._in_parallel([g for g in groups if g], place_group)
             else:
                 for entry in work:
                     place(entry)
@@ -478,10 +492,11 @@ class FileStorage:
         several such waits overlap). `pending` gets every create, prepared or not, so the
         caller can abandon them all."""
         sync = not self._group.covers_files
-        for doc in docs:
+        revisions = self._changes.allocate_many(directory, len(docs))
+        for doc, revision in zip(docs, revisions, strict=True):
             meta = doc["metadata"]
             write = ChangeWrite(self._changes, directory, "0", "ADDED", doc, sync,
-                                prepare=False)
+                                prepare=False, revision=revision)
             pending.append(_Create(write, None, meta["uid"], meta["name"], directory))
 
         def prepare(create: _Create) -> None:
@@ -625,18 +640,21 @@ class FileStorage:
         return _Create(write, tmp, uid, name, directory)
 
     def _place_create(self, collection: str, create: _Create, snapshot: Document | None,
-                      unique: UniqueKeys | None, wait: bool = True) -> None:
+                      unique: UniqueKeys | None, wait: bool = True, held: int | None = None
+                      ) -> None:
         """Phase 3 of one create (see `_create_many_sync`); its change is published by
         `_finish_create`. On failure its name link goes again and its revision is left to
         the caller's `abandon`. Without `wait`, `_NameBusy` when its name's lock is held
-        elsewhere (nothing done: it can be placed later)."""
+        elsewhere (nothing done: it can be placed later). `held`: the name's stripe lock,
+        held by the caller (its descriptor), so not taken again here."""
         write, uid, name = create.write, create.uid, create.name
         directory = create.directory
         assert create.tmp is not None  # (prepared: `_prepare_create`, `_prepare_in_parallel`)
         link = directory / f"@{name}"
         named = False
         try:
-            with self._lock(collection, "n", name, wait) as lock:
+            with nullcontext(held) if held is not None else \
+                    self._lock(collection, "n", name, wait) as lock:
                 fresh = self._claim_name(collection, link, uid, name)
                 named = True
                 if not fresh or _released(lock) > write.revision:
@@ -666,7 +684,7 @@ class FileStorage:
             raise _NameBusy(name) from None
         except AlreadyExists:
             if named:  # the name was this create's: it goes with it
-                with self._lock(collection, "n", name):
+                with nullcontext() if held is not None else self._lock(collection, "n", name):
                     _unlink_if_points_to(link, uid)
             create.tmp.unlink(missing_ok=True)
             raise
@@ -721,6 +739,90 @@ class FileStorage:
                 for constraint, old in old_keys.items():
                     if old is not None:
                         release(directory, constraint, old, uid)
+        return write.stored
+
+    def _update_many_sync(self, collection: str, docs: Sequence[Document]
+                          ) -> builtins.list[Document | BaseException]:
+        """Updates of distinct resources (no unique keys) in the phases of
+        `_create_many_sync`: every uid's lock taken at once (each stripe once, in order),
+        then every document read, checked and its change and temp file written; one shared
+        sync; every rename and change published; one shared sync. Each write is what
+        `_update_sync` makes it, its crash safety too: only the syncs are shared (714
+        status writes one at a time were some 45 rounds of two syncs). Each succeeds or
+        fails on its own (files have no transaction): a result or an error each."""
+        results: builtins.list[Document | BaseException] = list(docs)  # (all replaced)
+        uids = [doc["metadata"]["uid"] for doc in docs]
+        directory = self._collection_dir(collection)
+        steps: builtins.list[Generator[None, None, Document] | None] = [None] * len(docs)
+
+        def start(index: int) -> None:
+            step = self._update_steps(collection, docs[index])
+            try:
+                next(step)
+            except BaseException as exc:  # (never StopIteration: it yields twice)
+                results[index] = exc
+                return
+            steps[index] = step
+
+        def advance(index: int) -> None:
+            step = steps[index]
+            if step is None:
+                return
+            try:
+                next(step)
+            except StopIteration as done:
+                results[index], steps[index] = done.value, None
+            except BaseException as exc:
+                results[index], steps[index] = exc, None
+
+        # Each phase on the batch threads when big (the creation of a file waits on the
+        # filesystem's journal, and several such waits overlap), as `_create_many_sync`.
+        def each(func: Callable[[int], None]) -> None:
+            if len(docs) >= _PARALLEL_FROM:
+                self._in_parallel(range(len(docs)), func)
+            else:
+                for index in range(len(docs)):
+                    func(index)
+
+        with self._locks(collection, "u", [u for u in uids if is_uid(u)]):
+            try:
+                each(start)
+                self._group.sync()  # sync 1: every temp file before any rename
+                each(advance)
+                self._group.sync((directory, directory / ".changes"))  # sync 2: the renames
+                each(advance)
+            finally:
+                for step in steps:
+                    if step is not None:
+                        step.close()  # failed midway (a sync): the rest abandon their writes
+        return results
+
+    def _update_steps(self, collection: str, doc: Document) -> Generator[None, None, Document]:
+        """One update of `_update_many_sync`, its uid's lock held by the caller: yields
+        once its temp files are written (for sync 1), once its document and change are in
+        place (for sync 2), then returns the document as stored."""
+        uid = doc["metadata"]["uid"]
+        expected_version = doc["metadata"]["resourceVersion"]
+        path = self._doc_path(collection, uid, must_exist=True)
+        check_update(doc)
+        current = self._read_or_404(collection, path, uid)
+        actual = current["metadata"]["resourceVersion"]
+        if actual != expected_version:
+            raise Conflict(collection, uid, expected_version, actual)
+        if doc["metadata"]["name"] != current["metadata"]["name"]:
+            raise Invalid("metadata.name is immutable")
+        self._settle_before_write(path.parent, actual)
+        directory = path.parent
+        with self._changes.writing(directory, actual, "MODIFIED", doc, sync=False) as write:
+            tmp = write_temp(directory, path.name, write.encoded, False)
+            try:
+                yield
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            write.publish()
+            yield
         return write.stored
 
     def _delete_sync(
@@ -971,7 +1073,7 @@ class FileStorage:
         """The locks of every stripe of `keys`, in stripe order (a stripe once: flock
         locks per open file, so a second lock of one stripe would wait for the first)."""
         self._ensure_collection(collection)
-        stripes = sorted({zlib.crc32(key.encode()) % _STRIPES for key in keys})
+        stripes = sorted({_stripe(key) for key in keys})
         locks = self._collection_dir(collection) / ".locks"
         with ExitStack() as stack:
             for stripe in stripes:
@@ -993,12 +1095,21 @@ class FileStorage:
         return self._collection_dir(collection)
 
     @contextmanager
+    def _stripe_locks(self, collection: str, space: str, stripes: Iterable[int]
+                      ) -> Iterator[dict[int, int]]:
+        """The locks of `stripes`, taken in order (as `_locks`), yielding each one's fd."""
+        locks = self._collection_dir(collection) / ".locks"
+        with ExitStack() as stack:
+            yield {stripe: stack.enter_context(flock(locks / f"{space}{stripe:02d}"))
+                   for stripe in sorted(stripes)}
+
+    @contextmanager
     def _lock(self, collection: str, space: str, key: str, wait: bool = True
               ) -> Iterator[int]:
         """The lock of `key`'s stripe (uids: "u", names: "n"), yielding its file's fd;
         without `wait`, BlockingIOError when it is held elsewhere."""
         self._ensure_collection(collection)
-        stripe = zlib.crc32(key.encode()) % _STRIPES
+        stripe = _stripe(key)
         with flock(self._collection_dir(collection) / ".locks" / f"{space}{stripe:02d}",
                    wait) as fd:
             yield fd
@@ -1127,6 +1238,11 @@ def _changed_keys(unique: UniqueKeys, current: Document) -> tuple[UniqueKeys, Un
         if held != key:
             new[constraint], old[constraint] = key, held
     return new, old
+
+
+def _stripe(key: str) -> int:
+    """The lock stripe of a uid, name or unique key."""
+    return zlib.crc32(key.encode()) % _STRIPES
 
 
 def _released(lock: int) -> int:

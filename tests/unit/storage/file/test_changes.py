@@ -260,3 +260,20 @@ async def test_a_write_over_a_dead_writers_document_logs_that_write_first(tmp_pa
     assert [(c.revision, c.type, c.document["spec"]) for c in logged] == [
         (2, "MODIFIED", {"port": 1}), (3, "MODIFIED", {"port": 2}),
         (4, "DELETED", {"port": 2})]
+
+
+async def test_revisions_taken_together_are_consecutive_and_each_held(tmp_path):
+    """`allocate_many`: one counter round trip, each revision's writer lock held as if
+    taken alone (another process's reader sees each writer alive), the counter past all."""
+    storage = FileStorage(tmp_path)
+    await storage.create("devices", doc("a", "dev-0000000a"))
+    directory = tmp_path / "devices"
+    writer = FileStorage(tmp_path)  # another process's view: its own lock descriptions
+    taken = writer._changes.allocate_many(directory, 5)
+    assert list(taken) == [2, 3, 4, 5, 6]
+    assert [storage._changes.writers.alive(directory, r) for r in taken] in (
+        [True] * 5, [None] * 5)  # (None: a kernel without open file description locks)
+    assert storage._changes.allocate(directory, "0") == 7
+    for revision in taken:
+        writer._changes.writers.release(directory, revision)
+    assert {storage._changes.writers.alive(directory, r) for r in taken} <= {False, None}

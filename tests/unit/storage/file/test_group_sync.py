@@ -192,3 +192,21 @@ async def test_a_create_whose_name_lock_is_held_elsewhere_holds_up_no_other(tmp_
     assert sorted(logged) == sorted(["first", "held", other])
     assert stored["metadata"]["name"] == "held"
     await storage.close()
+
+
+async def test_a_big_batch_meeting_a_taken_name_leaves_it_to_its_holder(tmp_path):
+    """Placed with each thread holding its stripes' name locks: a name held already
+    refuses the batch, its holder keeps it, and no lock stays held (the same batch goes
+    through afterwards, each name pointing at its own document)."""
+    storage = FileStorage(tmp_path)
+    holder = await storage.create("devices", doc("d-50", "dev-000000ff"))
+    items = [(doc(f"d-{n}", f"dev-{n:08x}"), None, None) for n in range(100)]
+    with pytest.raises(AlreadyExists):
+        await storage._run(storage._create_many_sync, "devices", items)
+    assert await storage.list("devices") == [holder]
+    await storage.delete("devices", "dev-000000ff")
+    created = await storage._run(storage._create_many_sync, "devices", items)
+    for n in (0, 50, 99):
+        assert await storage.get_by_name("devices", f"d-{n}") == created[n]
+    assert len(await storage.list("devices")) == 100
+    await storage.close()

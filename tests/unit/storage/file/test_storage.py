@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from fabrica.storage import AlreadyExists, Conflict, FileStorage, NotFound
+from fabrica.storage import AlreadyExists, BulkItem, Conflict, FileStorage, NotFound
 from fabrica.storage.file import _storage
 from tests._support.storage import short_doc as doc
+from tests._support.storage import uid
 
 
 @pytest.fixture
@@ -201,3 +202,46 @@ async def test_a_walk_lists_a_directory_at_rest_once_and_sees_writes_after(
     # so this listing is not kept; each page lists again until the directory rests.
     await storage.list("devices", limit=3, after="node-18")
     assert len(listed) == 3
+
+
+def _updated(stored: dict, **spec) -> dict:
+    return {**stored, "spec": spec}
+
+
+async def test_a_batch_of_updates_writes_each_on_its_own_and_logs_each(storage, tmp_path):
+    """Updates of many resources share their syncs; each is still checked on its own: a
+    stale one is a `Conflict` and the others are written, each with its change logged."""
+    created = [await storage.create("devices", doc(f"d-{n}", uid(n), port=n))
+               for n in range(1, 101)]
+    start = await storage.latest("devices")
+    stale = {**created[40], "metadata": {**created[40]["metadata"], "resourceVersion": "1"}}
+    items = [BulkItem(_updated(d, port=1000)) for d in created]
+    items[40] = BulkItem(_updated(stale, port=1000))
+    with pytest.raises(Conflict):
+        await storage.write_batch("devices", items, mode="update")
+    stored = {d["metadata"]["uid"]: d for d in await storage.list("devices")}
+    assert stored[uid(41)] == created[40]
+    assert sorted(n for n in range(1, 101) if stored[uid(n)]["spec"] == {"port": 1000}) == \
+        [n for n in range(1, 101) if n != 41]
+    changes = await storage.changes("devices", start, 1000)
+    assert sorted(c.document["metadata"]["uid"] for c in changes) == \
+        sorted(uid(n) for n in range(1, 101) if n != 41)
+    assert {c.type for c in changes} == {"MODIFIED"}
+    assert all(stored[c.document["metadata"]["uid"]] == c.document for c in changes)
+    assert not [n for n in os.listdir(tmp_path / "devices") if n.startswith(".tmp")]
+
+    again = await storage.write_batch(
+        "devices", [BulkItem(_updated(stored[uid(n)], port=7)) for n in (1, 2)], mode="update")
+    assert [d["spec"] for d in again] == [{"port": 7}, {"port": 7}]
+    assert [int(d["metadata"]["resourceVersion"]) for d in again] == \
+        [c.revision + 1 for c in changes[-1:]] + [changes[-1].revision + 2]
+
+
+async def test_a_batch_updating_one_resource_twice_is_a_conflict_for_the_second(storage):
+    """Both were read at one version: the second must not overwrite the first unseen."""
+    created = await storage.create("devices", doc("d-1", uid(1), port=1))
+    with pytest.raises(Conflict):
+        await storage.write_batch("devices", [BulkItem(_updated(created, port=2)),
+                                              BulkItem(_updated(created, port=3))],
+                                  mode="update")
+    assert [d["spec"] for d in await storage.list("devices")] in ([{"port": 2}], [{"port": 3}])
