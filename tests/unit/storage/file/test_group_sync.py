@@ -109,7 +109,8 @@ async def test_creates_written_together_fail_on_their_own(tmp_path):
     done = await asyncio.gather(*(storage.create("devices", d) for d in wanted),
                                 return_exceptions=True)
     refused = [n for n, d in enumerate(done) if isinstance(d, AlreadyExists)]
-    assert refused == [7, 12]
+    # 3 and 12 race for "d-3": which one wins depends on how the thread groups them
+    assert refused in ([7, 12], [3, 7]), refused
     created = {d["metadata"]["uid"]: int(d["metadata"]["resourceVersion"])
                for d in done if not isinstance(d, BaseException)}
     assert len(created) == 18
