@@ -708,13 +708,8 @@ class FileStorage:
         path = self._doc_path(collection, uid, must_exist=True)
         check_update(doc)
         with self._lock(collection, "u", uid):
-            current = self._read_or_404(collection, path, uid)
+            current = self._current_for_update(collection, path, doc, expected_version)
             actual = current["metadata"]["resourceVersion"]
-            if actual != expected_version:
-                raise Conflict(collection, uid, expected_version, actual)
-            if doc["metadata"]["name"] != current["metadata"]["name"]:
-                raise Invalid("metadata.name is immutable")
-            self._settle_before_write(path.parent, actual)
             new_keys, old_keys = _changed_keys(unique or {}, current)
             directory = path.parent
             grouped = self._group.covers_files
@@ -740,6 +735,20 @@ class FileStorage:
                     if old is not None:
                         release(directory, constraint, old, uid)
         return write.stored
+
+    def _current_for_update(self, collection: str, path: Path, doc: Document,
+                            expected_version: str) -> Document:
+        """The stored state `doc` replaces (its uid's lock held): a `Conflict` unless it
+        is at `expected_version`, `Invalid` if `doc` renames it; a hole before it settled."""
+        uid = doc["metadata"]["uid"]
+        current = self._read_or_404(collection, path, uid)
+        actual = current["metadata"]["resourceVersion"]
+        if actual != expected_version:
+            raise Conflict(collection, uid, expected_version, actual)
+        if doc["metadata"]["name"] != current["metadata"]["name"]:
+            raise Invalid("metadata.name is immutable")
+        self._settle_before_write(path.parent, actual)
+        return current
 
     def _update_many_sync(self, collection: str, docs: Sequence[Document]
                           ) -> builtins.list[Document | BaseException]:
@@ -801,17 +810,11 @@ class FileStorage:
         """One update of `_update_many_sync`, its uid's lock held by the caller: yields
         once its temp files are written (for sync 1), once its document and change are in
         place (for sync 2), then returns the document as stored."""
-        uid = doc["metadata"]["uid"]
-        expected_version = doc["metadata"]["resourceVersion"]
-        path = self._doc_path(collection, uid, must_exist=True)
+        path = self._doc_path(collection, doc["metadata"]["uid"], must_exist=True)
         check_update(doc)
-        current = self._read_or_404(collection, path, uid)
+        current = self._current_for_update(collection, path, doc,
+                                           doc["metadata"]["resourceVersion"])
         actual = current["metadata"]["resourceVersion"]
-        if actual != expected_version:
-            raise Conflict(collection, uid, expected_version, actual)
-        if doc["metadata"]["name"] != current["metadata"]["name"]:
-            raise Invalid("metadata.name is immutable")
-        self._settle_before_write(path.parent, actual)
         directory = path.parent
         with self._changes.writing(directory, actual, "MODIFIED", doc, sync=False) as write:
             tmp = write_temp(directory, path.name, write.encoded, False)

@@ -190,7 +190,7 @@ def take_many(conn: Connection, collection: str, kind: ChangeType,
         return [take(conn, collection, uid, name, kind, body, history)
                 for uid, name, body in entries]
     else:
-        last = _count_block(conn, collection, len(entries))
+        last = _count(conn, collection, len(entries))
         taken = list(range(last - len(entries) + 1, last + 1))
         if kind != "DELETED":
             conn.execute(_SET_VERSION, [
@@ -224,10 +224,6 @@ def _take_many_postgresql(conn: Connection, collection: str, kind: ChangeType,
 
 
 _THIS_COLLECTION = collections.c.collection == bindparam("w_collection")
-_COUNT_MYSQL = update(collections).where(_THIS_COLLECTION).values(
-    settled=sql.last_insert_id(collections.c.settled + 1))
-_COUNT = update(collections).where(_THIS_COLLECTION).values(
-    settled=collections.c.settled + 1).returning(collections.c.settled)
 _COUNT_MANY_MYSQL = update(collections).where(_THIS_COLLECTION).values(
     settled=sql.last_insert_id(collections.c.settled + bindparam("w_count")))
 _COUNT_MANY = update(collections).where(_THIS_COLLECTION).values(
@@ -238,28 +234,15 @@ WHERE collection = :collection AND uid = :uid AND name = :name""")
 _LOG_CHANGE = insert(changes)
 
 
-def _count(conn: Connection, collection: str) -> int:
-    """The next revision from the collection's row, which stays locked until commit."""
-    where = {"w_collection": collection}
-    if conn.dialect.name in ("mysql", "mariadb"):  # no UPDATE ... RETURNING there
-        result = conn.execute(_COUNT_MYSQL, where)
-        if result.rowcount != 1:
-            raise NoCollectionRow(collection)
-        # LAST_INSERT_ID(expr) is also the statement's insert id: no second round trip.
-        return int(result.lastrowid)
-    revision = conn.execute(_COUNT, where).scalar()
-    if revision is None:
-        raise NoCollectionRow(collection)
-    return int(revision)
-
-
-def _count_block(conn: Connection, collection: str, count: int) -> int:
-    """`_count` for `count` revisions at once: the last of them."""
+def _count(conn: Connection, collection: str, count: int = 1) -> int:
+    """The last of the next `count` revisions, from the collection's row, which stays
+    locked until commit."""
     where = {"w_collection": collection, "w_count": count}
     if conn.dialect.name in ("mysql", "mariadb"):
         result = conn.execute(_COUNT_MANY_MYSQL, where)
         if result.rowcount != 1:
             raise NoCollectionRow(collection)
+        # LAST_INSERT_ID(expr) is also the statement's insert id: no second round trip.
         return int(result.lastrowid)
     revision = conn.execute(_COUNT_MANY, where).scalar()
     if revision is None:
