@@ -92,6 +92,18 @@ def request(
         conn.close()
 
 
+def durable_write(path: Path, data: bytes) -> None:
+    """What a bare file server does per document: a temp file, fsync, rename."""
+    tmp = path.parent / f".tmp-{path.name}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def fabrica_command() -> list[str]:
     """The `fabrica` CLI of the interpreter running the bench."""
     script = Path(sys.executable).parent / "fabrica"

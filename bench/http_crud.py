@@ -69,6 +69,7 @@ from _common import (  # noqa: E402
     LoadResult,
     LoadSpec,
     Server,
+    durable_write,
     fabrica_command,
     find_wrk,
     free_port,
@@ -129,7 +130,7 @@ def baseline_app(data_dir: Path):  # type: ignore[no-untyped-def]
             return JSONResponse({"error": "bad JSON", "code": 400}, 400)
         data = json.dumps(body, separators=(",", ":")).encode()
         path = devices / f"dev-{secrets.token_hex(4)}.json"
-        await asyncio.to_thread(_durable_write, path, data)
+        await asyncio.to_thread(durable_write, path, data)
         return Response(data, status_code=201, media_type="application/json")
 
     return Starlette(routes=[
@@ -138,17 +139,6 @@ def baseline_app(data_dir: Path):  # type: ignore[no-untyped-def]
         Route("/devices", create_device, methods=["POST"]),
         Route("/devices/{uid}", get_device, methods=["GET"]),
     ])
-
-
-def _durable_write(path: Path, data: bytes) -> None:
-    tmp = path.parent / f".tmp-{path.name}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def serve_baseline(argv: list[str]) -> None:

@@ -61,7 +61,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import HOST, Server, free_port, request  # noqa: E402
+from _common import HOST, Server, durable_write, free_port, request  # noqa: E402
 from _processes import ProcessesError, cpu_seconds, provision_with_processes  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -516,15 +516,7 @@ def raw_floor(project: Path, data_dir: Path, shape: Shape, parallel: int) -> Tim
 
     def write(item: tuple[str, str, bytes]) -> None:
         collection, uid, data = item
-        path = data_dir / collection / f"{uid}.json"
-        tmp = path.with_name(f".tmp-{path.name}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        durable_write(data_dir / collection / f"{uid}.json", data)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:
