@@ -150,3 +150,37 @@ def run_and_die(target: Any, *args: Any) -> None:
     process.start()
     process.join(60)
     assert process.exitcode == 0
+
+
+def die_linking_batch(data_dir: str, collection: str, count: int, linked: int) -> None:
+    """In a process of its own: a `create_many` of `count` documents (one batch file of
+    changes) that dies (``os._exit``) with every document in place and only `linked` of
+    their changes linked into the log."""
+    from fabrica.storage.file._changes import FileChangeLog
+
+    done = 0
+    publish = FileChangeLog.publish_link
+
+    def dying(self: Any, *args: Any) -> None:
+        nonlocal done
+        if done == linked:
+            os._exit(0)
+        done += 1
+        publish(self, *args)
+
+    FileChangeLog.publish_link = dying  # type: ignore[method-assign]
+    FileStorage(data_dir)._create_many_sync(collection, [
+        (short_doc(f"b-{n}", uid(0x100 + n)), None, None) for n in range(count)])
+
+
+def die_linking_batch_before_documents(data_dir: str, collection: str, count: int) -> None:
+    """In a process of its own: a `create_many` that dies once its changes are prepared
+    (one batch file) and before any document moved."""
+    storage = FileStorage(data_dir)
+
+    def dying(*args: Any, **kwargs: Any) -> None:
+        os._exit(0)
+
+    storage._place_create = dying  # type: ignore[method-assign]
+    storage._create_many_sync(collection, [
+        (short_doc(f"b-{n}", uid(0x100 + n)), None, None) for n in range(count)])

@@ -43,6 +43,17 @@ completed before a read may have a number above a writer still in flight (number
 taken before the slow part), and the read must show it; writers in flight are live (dead
 ones are settled at once), so the wait is that of a write's fsync.
 
+A batch of writes (`create_many`, hundreds or thousands of documents) prepares its changes
+in one file instead, ``.changes/.tmp-FIRST-LAST-batch-*``: a header line
+``{"batch":[REVISION, ...]}`` and then each revision's change, one JSON line each, in the
+header's order. Each change is published by a hard link ``REVISION.json`` to that file, so
+the log still has one entry per revision (and every rule above holds as it is), but a
+document costs one new inode, not two: creating inodes is the dearest part of a write on
+ext4 (without a journal, each new one skips past every inode freed in the last minutes). A
+reader that meets a batch file parses it once and takes the following revisions linked
+to the same file from that parse; a change file read on its own is either shape. A
+prepared batch file outlives its links' creation only after a crash, for `_settle`.
+
 The horizon (``PLURAL/.horizon``) is the oldest `after` still answered. A data dir from
 before the change log gets the largest revision it holds as its horizon, on first use
 (under the collection's index lock). Compaction writes the new horizon first and then
@@ -57,6 +68,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,13 +82,14 @@ from ._io import atomic_write, flock, fsync_dir, read_bytes, write_temp
 from ._writers import WriterLocks
 
 __all__ = ["ChangeWrite", "FileChangeLog", "REVISION_WIDTH", "encode", "is_prepared_change",
-           "read_counter"]
+           "prepared_revisions", "read_counter"]
 
 log = logging.getLogger("fabrica.storage")
 
 REVISION_WIDTH = 20
 _SKIP = "SKIP"
 _SKIP_BYTES = b'{"type":"SKIP"}'
+_BATCH_HEADER = b'{"batch":['
 _TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
 _GONE = "was not written and its writer is gone (a process that died mid-write)"
 
@@ -116,6 +129,7 @@ class FileChangeLog:
         self._prefix: dict[Path, int] = {}  # directory -> every revision <= it is readable
         self._paths: dict[Path, tuple[str, str]] = {}  # directory -> ".changes/", ".revision"
         self._holes: dict[tuple[Path, int], float] = {}  # first seen missing (monotonic)
+        self._last_batch: tuple[Path, dict[int, bytes]] | None = None  # (`_prepared_change`)
         self._mutex = threading.Lock()
 
     # -- set up --------------------------------------------------------------------------
@@ -204,6 +218,39 @@ class FileChangeLog:
             encoded = encode(document)
         data = b'{"type":"%s","document":%s}' % (kind.encode(), encoded)
         return write_temp(f"{directory}{os.sep}.changes", str(revision), data, sync)
+
+    def prepare_batch(self, directory: Path, writes: builtins.list[ChangeWrite],
+                      sync: bool = True) -> Path:
+        """The changes of `writes` (staged: `ChangeWrite.stage`) in one prepared batch file
+        (fsynced unless the caller's group sync will), each write's `publish` a hard link
+        to it; the caller removes its temp name once every write is published or
+        abandoned (`drop_batch`)."""
+        header = b'{"batch":[%s]}' % b",".join(b"%d" % w.revision for w in writes)
+        lines = [header, *(b'{"type":"%s","document":%s}' % (w.kind.encode(), w.encoded)
+                           for w in writes)]
+        revisions = [w.revision for w in writes]
+        path = write_temp(f"{directory}{os.sep}.changes",
+                          f"{min(revisions)}-{max(revisions)}-batch", b"\n".join(lines), sync)
+        for write in writes:
+            write.batched(path)
+        return path
+
+    @staticmethod
+    def drop_batch(prepared: Path) -> None:
+        """A prepared batch's temp name, once its writes are all published or abandoned
+        (its links keep the file)."""
+        prepared.unlink(missing_ok=True)
+
+    def publish_link(self, directory: Path, revision: int, prepared: Path) -> None:
+        """A batched change into place: a hard link to its batch file (over a skip marker
+        too, as `publish`)."""
+        path = f"{directory}{os.sep}.changes{os.sep}{_change_name(revision)}"
+        try:
+            os.link(prepared, path)
+        except FileExistsError:  # a reader took this writer for dead (see `publish`)
+            spare = f"{directory}{os.sep}.changes{os.sep}.tmp-link-{secrets.token_hex(4)}"
+            os.link(prepared, spare)
+            os.replace(spare, path)
 
     def publish(self, directory: Path, revision: int, prepared: Path) -> None:
         """Rename the prepared change into place (over a skip marker too: a late writer is
@@ -301,21 +348,21 @@ class FileChangeLog:
         revision = after
         changes = directory / ".changes"
         counter: int | None = None
+        reader = _ChangeReader()
         while len(found) < limit:
             revision += 1
             path = changes / _change_name(revision)
             try:
-                data = read_bytes(path)
+                change = reader.read(path, revision)
             except FileNotFoundError:
                 if counter is None or revision > counter:
                     counter = read_counter(directory)
                 if revision > counter or not self._abandoned(directory, revision):
                     break
                 try:  # its change, had its writer just finished; else the skip marker
-                    data = read_bytes(path)
+                    change = reader.read(path, revision)
                 except FileNotFoundError:  # compacted meanwhile: the horizon says so below
                     continue
-            change = _decode_change(revision, data)
             if change is not None:
                 found.append(change)
         horizon = self.horizon(directory)  # compacted while we read: we may have missed some
@@ -366,9 +413,10 @@ class FileChangeLog:
         (`settle_before_write`): judged here, the document is the dead writer's last."""
         changes = directory / ".changes"
         prepared = [changes / n for n in os.listdir(changes)
-                    if n.startswith(f".tmp-{revision}-")]
-        effect = next((path for path in prepared if _took_effect(directory, path, revision)),
-                      None)
+                    if revision in prepared_revisions(n)]
+        effect = next((path for path in prepared
+                       if _took_effect(directory, self._prepared_change(path, revision),
+                                       revision)), None)
         if effect is None:
             self.skip(directory, revision)
             log.warning("change %s of %s %s; its write never took effect: watchers skip it",
@@ -381,7 +429,24 @@ class FileChangeLog:
             log.warning("change %s of %s %s; its write took effect: its change is logged",
                         revision, directory.name, why)
         for path in prepared:
-            path.unlink(missing_ok=True)
+            if not is_batch_name(path.name):  # (a batch's may still serve its others)
+                path.unlink(missing_ok=True)
+
+    def _prepared_change(self, prepared: Path, revision: int) -> bytes | None:
+        """The change at `revision` in a prepared change or batch file (None: unreadable).
+        The last batch read is kept: after a crash, each of its holes asks for it."""
+        try:
+            if not is_batch_name(prepared.name):
+                return read_bytes(prepared)
+            with self._mutex:
+                cached = self._last_batch
+            if cached is None or cached[0] != prepared:
+                cached = (prepared, _batch_lines(read_bytes(prepared)) or {})
+                with self._mutex:
+                    self._last_batch = cached
+            return cached[1].get(revision)
+        except OSError:
+            return None
 
     def _waited_out(self, directory: Path, revision: int) -> bool:
         """Whether `revision` has been missing for `wait` seconds (remembered from the
@@ -425,6 +490,7 @@ class ChangeWrite:
         self._sync = sync
         self.revision = changes.allocate(directory, current) if revision is None else revision
         self._prepared: Path | None = None
+        self._shared = False  # `_prepared` is a batch's file (`FileChangeLog.prepare_batch`)
         self._unprepared = not prepare  # numbered, change not yet written
         self.encoded = b""  # `stored` as JSON: the change's document and the document file's
         self.stored: Document = self._prepare() if prepare else {}
@@ -434,9 +500,22 @@ class ChangeWrite:
         self._unprepared = False
         self.stored = self._prepare()
 
-    def _prepare(self) -> Document:
+    def stage(self) -> None:
+        """`stored` and `encoded` of a write made with ``prepare=False``, its change to be
+        written with others in one batch file (`FileChangeLog.prepare_batch`)."""
+        self.stored = self._stored()
+        self.encoded = encode(self.stored)
+
+    def batched(self, prepared: Path) -> None:
+        """Its change is in the prepared batch file `prepared`."""
+        self._prepared, self._shared, self._unprepared = prepared, True, False
+
+    def _stored(self) -> Document:
         meta = {**self._document["metadata"], "resourceVersion": str(self.revision)}
-        stored = {**self._document, "metadata": meta}
+        return {**self._document, "metadata": meta}
+
+    def _prepare(self) -> Document:
+        stored = self._stored()
         try:
             self.encoded = encode(stored)
             self._prepared = self._log.prepare(self.directory, self.revision, self.kind, stored,
@@ -450,7 +529,10 @@ class ChangeWrite:
     def publish(self) -> None:
         """Its change into place (once): call when the document is."""
         if self._prepared is not None:
-            self._log.publish(self.directory, self.revision, self._prepared)
+            if self._shared:
+                self._log.publish_link(self.directory, self.revision, self._prepared)
+            else:
+                self._log.publish(self.directory, self.revision, self._prepared)
             self._prepared = None
 
     def renumber(self) -> None:
@@ -464,9 +546,9 @@ class ChangeWrite:
     def abandon(self) -> None:
         """The write failed (or renumbers): no change at its revision."""
         if self._prepared is not None or self._unprepared:
-            if self._prepared is not None:
+            if self._prepared is not None and not self._shared:
                 self._prepared.unlink(missing_ok=True)
-            self._prepared, self._unprepared = None, False
+            self._prepared, self._shared, self._unprepared = None, False, False
             self._log.skip(self.directory, self.revision)
         self._log.writers.release(self.directory, self.revision)
 
@@ -481,12 +563,12 @@ def _compaction_step(history: int) -> int:
     return max(1, min(history // 10, 1000))
 
 
-def _took_effect(directory: Path, prepared: Path, revision: int) -> bool:
-    """Whether the write whose prepared change is `prepared` took effect (see `_settle`)."""
+def _took_effect(directory: Path, change: bytes | None, revision: int) -> bool:
+    """Whether the write whose prepared change is `change` took effect (see `_settle`)."""
     try:
-        stored = json.loads(read_bytes(prepared))
+        stored = json.loads(change or b"")
         uid = stored["document"]["metadata"]["uid"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return False  # torn: an OS crash before its fsync, so its document never moved
     if not is_uid(uid):
         return False
@@ -500,12 +582,78 @@ def _took_effect(directory: Path, prepared: Path, revision: int) -> bool:
 
 
 def is_prepared_change(name: str) -> bool:
-    """A writer's prepared change (``.tmp-REVISION-RANDOM``): kept for `_settle`."""
-    return name.startswith(".tmp-") and name[5:].split("-", 1)[0].isdigit()
+    """A writer's prepared change (``.tmp-REVISION-RANDOM``) or a batch's
+    (``.tmp-FIRST-LAST-batch-RANDOM``): kept for `_settle`."""
+    return bool(prepared_revisions(name))
+
+
+def is_batch_name(name: str) -> bool:
+    parts = name.split("-")
+    return len(parts) == 5 and parts[3] == "batch"
+
+
+def prepared_revisions(name: str) -> range:
+    """The revisions a prepared change's temp file may hold (empty: not one)."""
+    if not name.startswith(".tmp-"):
+        return range(0)
+    parts = name.split("-")
+    if is_batch_name(name) and parts[1].isdigit() and parts[2].isdigit():
+        return range(int(parts[1]), int(parts[2]) + 1)
+    if len(parts) >= 3 and parts[1].isdigit():
+        return range(int(parts[1]), int(parts[1]) + 1)
+    return range(0)
 
 
 def _is_change_name(name: str) -> bool:
     return len(name) == REVISION_WIDTH + 5 and name.endswith(".json") and name[:-5].isdigit()
+
+
+class _ChangeReader:
+    """Reads change files in order, each batch file once: the revisions after the one
+    that led to a batch are taken from its parse while their entries are links to that
+    same file (a skip marker in its place is a file of its own)."""
+
+    def __init__(self) -> None:
+        self._batch: tuple[int, int, dict[int, bytes]] | None = None  # inode, size, lines
+
+    def read(self, path: Path, revision: int) -> StoredChange | None:
+        """The change at `revision` (None: a skip marker or unreadable); raises
+        FileNotFoundError when there is no such file."""
+        batch = self._batch
+        if batch is not None and revision in batch[2]:
+            found = os.stat(path)
+            if (found.st_ino, found.st_size) == batch[:2]:
+                return _decode_change(revision, batch[2][revision])
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            found = os.fstat(fd)
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        if not data.startswith(_BATCH_HEADER):
+            return _decode_change(revision, data)
+        lines = _batch_lines(data)
+        if lines is None or revision not in lines:
+            log.warning("change %s is not in the batch file it links to; watchers skip it",
+                        revision)
+            return None
+        self._batch = (found.st_ino, found.st_size, lines)
+        return _decode_change(revision, lines[revision])
+
+
+def _batch_lines(data: bytes) -> dict[int, bytes] | None:
+    """A batch file's change lines by revision (None: torn or not a batch)."""
+    lines = data.split(b"\n")
+    try:
+        revisions = json.loads(lines[0])["batch"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(revisions, list) or len(revisions) != len(lines) - 1:
+        return None
+    return dict(zip(revisions, lines[1:], strict=True))
 
 
 def _decode_change(revision: int, data: bytes) -> StoredChange | None:

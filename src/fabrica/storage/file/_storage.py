@@ -103,6 +103,7 @@ from ._changes import (
     ChangeWrite,
     FileChangeLog,
     is_prepared_change,
+    prepared_revisions,
     read_counter,
 )
 from ._io import GroupSync, atomic_write, flock, fsync_dir, read_bytes, write_temp
@@ -432,12 +433,14 @@ class FileStorage:
         directory = self._collection_dir(collection)
         pending: builtins.list[_Create] = []
         placed: builtins.list[_Create] = []
+        batch: Path | None = None  # the big batch's prepared changes
         try:
             if len(items) < _PARALLEL_FROM:
                 for doc, _, _ in items:
                     pending.append(self._prepare_create(directory, doc))
             else:
-                self._prepare_in_parallel(directory, [doc for doc, _, _ in items], pending)
+                batch = self._prepare_in_parallel(directory, [doc for doc, _, _ in items],
+                                                  pending)
             if self._group.covers_files:
                 self._group.sync()  # sync 1: every temp file before any rename
             def place(entry: tuple[_Create, tuple[Document, Document | None,
@@ -477,20 +480,25 @@ class FileStorage:
                 self._group.sync((directory, directory / ".changes"))
                 for create in placed:
                     _remove(self, collection, create.uid)
+            if batch is not None:
+                self._changes.drop_batch(batch)
             raise
         for create in placed:
             self._finish_create(create)
+        if batch is not None:  # every change is linked: the prepared name can go
+            self._changes.drop_batch(batch)
         # sync 2: the links and renames above (journaling filesystems commit the log's
         # rename with the document's; the fallback fsyncs both directories)
         self._group.sync((directory, directory / ".changes"))
         return [create.write.stored for create in pending]
 
     def _prepare_in_parallel(self, directory: Path, docs: Sequence[Document],
-                             pending: builtins.list[_Create]) -> None:
-        """Phase 1 of a big batch: revisions taken in order here, the temp files written
-        on several threads (a file's creation waits on the filesystem's journal, and
-        several such waits overlap). `pending` gets every create, prepared or not, so the
-        caller can abandon them all."""
+                             pending: builtins.list[_Create]) -> Path:
+        """Phase 1 of a big batch: revisions taken in order here, the documents' temp
+        files written on several threads (a file's creation waits on the filesystem, and
+        several such waits overlap), their changes in one batch file, whose path this
+        returns. `pending` gets every create, prepared or not, so the caller can abandon
+        them all."""
         sync = not self._group.covers_files
         revisions = self._changes.allocate_many(directory, len(docs))
         for doc, revision in zip(docs, revisions, strict=True):
@@ -500,11 +508,15 @@ class FileStorage:
             pending.append(_Create(write, None, meta["uid"], meta["name"], directory))
 
         def prepare(create: _Create) -> None:
-            create.write.prepare()
+            create.write.stage()
             create.tmp = write_temp(directory, f"{create.uid}.json", create.write.encoded,
                                     sync)
 
         self._in_parallel(pending, prepare)
+        # Their changes in one batch file, each published as a link to it: a new inode
+        # per document is the dear part of the write (see `_changes`).
+        return self._changes.prepare_batch(directory, [create.write for create in pending],
+                                           sync)
 
     def _in_parallel(self, work: Sequence[T], func: Callable[[T], object]) -> None:
         """`func` of every item of `work`, in contiguous chunks on the batch threads;
@@ -1131,7 +1143,7 @@ class FileStorage:
             horizon = self._changes.horizon(directory)
             _remove_stale_temp_files(  # a dead writer's change waits for its hole's reader
                 directory / ".changes", lambda name: is_prepared_change(name)
-                and int(name[5:].split("-", 1)[0]) > horizon)
+                and prepared_revisions(name)[-1] > horizon)
         self._ready.add(collection)
 
     def _link_unindexed(self, directory: Path) -> None:

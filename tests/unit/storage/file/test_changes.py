@@ -15,6 +15,8 @@ from fabrica.storage import AlreadyExists, FileStorage, Gone
 from fabrica.storage.file import _writers
 from tests._support.storage import (
     die_after_document,
+    die_linking_batch,
+    die_linking_batch_before_documents,
     kill_delete_in_flight,
     kill_writers_in_flight,
     name_locks_held,
@@ -277,3 +279,104 @@ async def test_revisions_taken_together_are_consecutive_and_each_held(tmp_path):
     for revision in taken:
         writer._changes.writers.release(directory, revision)
     assert {storage._changes.writers.alive(directory, r) for r in taken} <= {False, None}
+
+
+def batch_docs(count: int, start: int = 0x100) -> list:
+    return [(doc(f"b-{n}", f"dev-{start + n:08x}"), None, None) for n in range(count)]
+
+
+async def test_a_big_batch_logs_its_changes_in_one_file_linked_at_each_revision(tmp_path):
+    """create_many's changes: one file, a hard link to it per revision (one new inode per
+    document instead of two), each read as a change of its own."""
+    storage = FileStorage(tmp_path)
+    first = await storage.create("devices", doc("a", "dev-0000000a"))  # a single file
+    created = storage._create_many_sync("devices", batch_docs(100))
+    entries = [change_file(tmp_path, r) for r in range(2, 102)]
+    assert len({os.stat(e).st_ino for e in entries}) == 1
+    assert os.stat(entries[0]).st_nlink == 100  # its temp name is gone
+    assert not [n for n in os.listdir(tmp_path / "devices" / ".changes")
+                if n.startswith(".tmp-")]
+    later = await storage.create("devices", doc("z", "dev-0000000f"))
+    logged = await storage.changes("devices", after=0)
+    assert [c.document for c in logged] == [first, *created, later]
+    assert [c.revision for c in logged] == list(range(1, 103))
+    assert {c.type for c in logged} == {"ADDED"}
+    paged, after = [], 0  # pages that begin and end inside the batch
+    while page := await storage.changes("devices", after=after, limit=7):
+        paged += page
+        after = page[-1].revision
+    assert paged == logged
+    assert await FileStorage(tmp_path).changes("devices", after=50, limit=3) == logged[50:53]
+
+
+async def test_a_batch_file_is_parsed_once_a_read(tmp_path, monkeypatch):
+    from fabrica.storage.file import _changes
+
+    storage = FileStorage(tmp_path)
+    storage._create_many_sync("devices", batch_docs(300))
+    parses = []
+    parse = _changes._batch_lines
+    monkeypatch.setattr(_changes, "_batch_lines", lambda data: parses.append(1) or parse(data))
+    assert len(await storage.changes("devices", after=0, limit=1000)) == 300
+    assert len(parses) == 1
+
+
+async def test_a_skip_marker_inside_a_batch_is_read_as_no_change(tmp_path):
+    """A batch refused midway leaves skip markers (files of their own) among its links."""
+    storage = FileStorage(tmp_path, change_wait=3600)
+    await storage.create("devices", doc("b-70", "dev-0000000a"))  # the batch meets it
+    with pytest.raises(AlreadyExists):
+        storage._create_many_sync("devices", batch_docs(100))
+    logged = await storage.changes("devices", after=1)
+    # Whatever the batch placed before it met the name is logged, and removed again
+    added = {c.document["metadata"]["uid"] for c in logged if c.type == "ADDED"}
+    deleted = {c.document["metadata"]["uid"] for c in logged if c.type == "DELETED"}
+    assert added == deleted
+    assert [d["metadata"]["name"] for d in await storage.list("devices")] == ["b-70"]
+    assert await storage.latest("devices") == await storage.latest("devices") >= 101
+    assert not [n for n in os.listdir(tmp_path / "devices" / ".changes")
+                if n.startswith(".tmp-")]
+
+
+async def test_a_batch_killed_while_linking_its_changes_is_logged_whole(tmp_path, caplog):
+    """kill -9 with every document of a batch in place and 40 of its 100 changes linked:
+    the next reader finds the prepared batch file, sees each document took effect and
+    links the other 60; the log and the documents agree, and nothing waits."""
+    storage = FileStorage(tmp_path)
+    await storage.create("devices", doc("a", "dev-0000000a"))
+    run_and_die(die_linking_batch, str(tmp_path), "devices", 100, 40)
+    changes = tmp_path / "devices" / ".changes"
+    assert [n for n in os.listdir(changes) if n.startswith(".tmp-")]  # the prepared batch
+    other = FileStorage(tmp_path, change_wait=3600)  # a restarted process
+    logged = await other.changes("devices", after=1)
+    assert [c.revision for c in logged] == list(range(2, 102))
+    assert sorted(c.document["metadata"]["name"] for c in logged) == sorted(
+        f"b-{n}" for n in range(100))
+    assert len(await other.list("devices")) == 101
+    assert other._changes.gone_writers == 60 and other._changes.timed_out == 0
+    assert caplog.text.count("its write took effect") == 60
+    # and the log agrees with what a reader from scratch sees, in another process too
+    assert await FileStorage(tmp_path).changes("devices", after=1) == logged
+
+
+async def test_a_batch_killed_before_its_documents_moved_is_skipped(tmp_path):
+    """kill -9 after the batch's changes were prepared, before any document was linked:
+    none of it took effect, every revision gets a skip marker, the names are free."""
+    run_and_die(die_linking_batch_before_documents, str(tmp_path), "devices", 80)
+    other = FileStorage(tmp_path, change_wait=3600)
+    assert await other.changes("devices", after=0) == []
+    assert await other.latest("devices") == 80
+    assert await other.list("devices") == []
+    again = await other.create("devices", doc("b-0", "dev-0000000a"))
+    assert [c.document for c in await other.changes("devices", after=0)] == [again]
+
+
+async def test_compaction_removes_a_batch_with_its_last_link(tmp_path):
+    storage = FileStorage(tmp_path, change_history=0)
+    storage._create_many_sync("devices", batch_docs(100))
+    await storage.compact("devices", 30)
+    assert await storage.horizon("devices") == 70
+    logged = await storage.changes("devices", after=70)
+    assert [c.revision for c in logged] == list(range(71, 101))
+    await storage.compact("devices", 0)
+    assert [n for n in os.listdir(tmp_path / "devices" / ".changes")] == []
