@@ -29,7 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GroupSync", "atomic_write", "flock", "fsync_dir", "read_bytes", "write_temp"]
+__all__ = ["GroupSync", "atomic_write", "flock", "fsync_dir", "read_bytes", "read_with_inode",
+           "write_temp"]
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -40,6 +41,19 @@ def read_bytes(path: str | Path) -> bytes:
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
         return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_with_inode(path: str | Path) -> tuple[bytes, int]:
+    """A whole small file and its inode number (which file a link led to)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        inode = os.fstat(fd).st_ino
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks), inode
     finally:
         os.close(fd)
 

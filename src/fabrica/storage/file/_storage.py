@@ -11,12 +11,18 @@ return, so only then is it acknowledged. Creates go further: one create thread t
 create waiting and writes them as one group, pipelined (`_drain_creates`), so a sync costs
 one ``syncfs`` for all of them; `create_many` is one such group of its own.
 
-Names: ``PLURAL/@NAME`` is a symbolic link to ``UID.json``. It lives in the same directory
-as the documents (one directory fsync covers both), resolves to the document by itself
-(``cat data/racks/@rack-01``), and is created with ``symlink()``, which fails when the name
-is taken. It is made before the document and removed after it, so a crash can only leave a
-link to nothing, which the next creator of that name recognises as stale and replaces.
-Documents copied in by hand get their links on first use of the collection. A page of a list
+Names: ``PLURAL/@NAME`` is a hard link to the document's file, ``UID.json``. It lives in the
+same directory as the documents (one directory fsync covers both), is the document itself
+(``cat data/racks/@rack-01``), and is created with ``link()``, which fails when the name is
+taken. It costs no inode of its own: creating inodes is the dearest part of a write (see
+`_changes`), and a symbolic link was one more per document. A create links the name to its
+document's temp file before the document is linked into place, and a delete removes it after
+the document, so a crash can only leave a name whose ``UID.json`` is gone, which readers
+ignore and the next creator of that name replaces. An update re-points the name at the new
+file after renaming it into place; a reader tells a name that lags behind (a crash between
+the two) by comparing its inode with ``UID.json``'s and then reads ``UID.json``. Names made
+by earlier releases are symbolic links to ``UID.json``, and read the same way. Documents
+copied in by hand get their names on first use of the collection. A page of a list
 (``limit``, ``after``) takes its names, in order, from the links and reads only the documents
 it returns, so walking a collection by pages reads it once.
 
@@ -67,6 +73,7 @@ import bisect
 import builtins
 import errno
 import json
+import logging
 import os
 import re
 import secrets
@@ -74,7 +81,7 @@ import shutil
 import threading
 import time
 import zlib
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, nullcontext
 from itertools import islice
@@ -106,10 +113,20 @@ from ._changes import (
     prepared_revisions,
     read_counter,
 )
-from ._io import GroupSync, atomic_write, flock, fsync_dir, read_bytes, write_temp
+from ._io import (
+    GroupSync,
+    atomic_write,
+    flock,
+    fsync_dir,
+    read_bytes,
+    read_with_inode,
+    write_temp,
+)
 from ._unique import build, claim, constraints_on_disk, held_by, release
 
 __all__ = ["FileStorage"]
+
+log = logging.getLogger("fabrica.storage")
 
 T = TypeVar("T")
 _DOC_FILE = re.compile(UID_PATTERN.removesuffix("$") + r"\.json\Z")
@@ -117,7 +134,7 @@ _VERSION_ID = re.compile(r"^v[0-9]{1,12}\Z")
 _STRIPES = 64
 _PARALLEL_FROM = 64  # a create_many this big writes its files on the batch threads
 _PARALLEL_GROUP = 16  # a group of concurrent creates this big does the same
-_BATCH_THREADS = 8
+_BATCH_THREADS = 2
 _BUSY_NAME_PAUSE = 0.002  # the create thread's pause when only put-off creates are left
 _STALE_TEMP_SECONDS = 300
 _INDEX_MARKER = ".index-v2"
@@ -667,7 +684,7 @@ class FileStorage:
         try:
             with nullcontext(held) if held is not None else \
                     self._lock(collection, "n", name, wait) as lock:
-                fresh = self._claim_name(collection, link, uid, name)
+                fresh = self._claim_name(collection, link, uid, name, create.tmp)
                 named = True
                 if not fresh or _released(lock) > write.revision:
                     # The name was let go by a delete numbered after this create took
@@ -677,6 +694,7 @@ class FileStorage:
                     sync = not self._group.covers_files
                     write.renumber()
                     create.tmp = write_temp(directory, f"{uid}.json", write.encoded, sync)
+                    _point_name(link, create.tmp, uid)
                     if not sync:
                         self._group.sync()  # sync 1 again, for the new temp files
                 # The document's keys are held from before it appears until it is
@@ -736,11 +754,13 @@ class FileStorage:
                 try:
                     if grouped:
                         self._group.sync()
+                    replaced = os.stat(path).st_ino
                     os.replace(tmp, path)
                 except BaseException:
                     tmp.unlink(missing_ok=True)
                     raise
                 write.publish()
+                self._repoint_name(doc["metadata"]["name"], path, uid, replaced)
                 self._group.sync((directory, directory / ".changes"))
                 claimed.clear()  # written: the new keys stay held, the old ones go
                 for constraint, old in old_keys.items():
@@ -766,79 +786,96 @@ class FileStorage:
                           ) -> builtins.list[Document | BaseException]:
         """Updates of distinct resources (no unique keys) in the phases of
         `_create_many_sync`: every uid's lock taken at once (each stripe once, in order),
-        then every document read, checked and its change and temp file written; one shared
-        sync; every rename and change published; one shared sync. Each write is what
-        `_update_sync` makes it, its crash safety too: only the syncs are shared (714
-        status writes one at a time were some 45 rounds of two syncs). Each succeeds or
-        fails on its own (files have no transaction): a result or an error each."""
+        then every document read, checked, numbered and its temp file written, their
+        changes in one batch file (see `_changes`); one shared sync; every rename, name
+        and change link; one shared sync. Each write is what `_update_sync` makes it, its
+        crash safety too: only the syncs and the change file are shared (714 status writes
+        one at a time were some 45 rounds of two syncs). Each succeeds or fails on its own
+        (files have no transaction): a result or an error each."""
         results: builtins.list[Document | BaseException] = list(docs)  # (all replaced)
         uids = [doc["metadata"]["uid"] for doc in docs]
         directory = self._collection_dir(collection)
-        steps: builtins.list[Generator[None, None, Document] | None] = [None] * len(docs)
+        writes: dict[int, tuple[ChangeWrite, Path, Path]] = {}  # index -> write, tmp, path
 
         def start(index: int) -> None:
-            step = self._update_steps(collection, docs[index])
+            doc = docs[index]
             try:
-                next(step)
-            except BaseException as exc:  # (never StopIteration: it yields twice)
+                path = self._doc_path(collection, doc["metadata"]["uid"], must_exist=True)
+                check_update(doc)
+                current = self._current_for_update(collection, path, doc,
+                                                   doc["metadata"]["resourceVersion"])
+            except Exception as exc:  # noqa: BLE001 (this update's answer)
                 results[index] = exc
                 return
-            steps[index] = step
-
-        def advance(index: int) -> None:
-            step = steps[index]
-            if step is None:
+            try:
+                write = ChangeWrite(self._changes, directory,
+                                    current["metadata"]["resourceVersion"], "MODIFIED", doc,
+                                    False, prepare=False)
+            except Exception as exc:  # noqa: BLE001
+                results[index] = exc
                 return
             try:
-                next(step)
-            except StopIteration as done:
-                results[index], steps[index] = done.value, None
-            except BaseException as exc:
-                results[index], steps[index] = exc, None
+                write.stage()
+                tmp = write_temp(directory, path.name, write.encoded, False)
+            except Exception as exc:  # noqa: BLE001
+                write.abandon()
+                results[index] = exc
+                return
+            writes[index] = (write, tmp, path)
 
-        # Each phase on the batch threads when big (the creation of a file waits on the
-        # filesystem's journal, and several such waits overlap), as `_create_many_sync`.
-        def each(func: Callable[[int], None]) -> None:
-            if len(docs) >= _PARALLEL_FROM:
-                self._in_parallel(range(len(docs)), func)
+        def place(index: int) -> None:
+            write, tmp, path = writes[index]
+            try:
+                replaced = os.stat(path).st_ino
+                os.replace(tmp, path)
+            except Exception as exc:  # noqa: BLE001 (not written: no change)
+                tmp.unlink(missing_ok=True)
+                write.abandon()
+                del writes[index]
+                results[index] = exc
+                return
+            write.publish()
+            self._repoint_name(write.stored["metadata"]["name"], path,
+                               write.stored["metadata"]["uid"], replaced)
+
+        # Each phase on the batch threads when big (a file's creation waits on the
+        # filesystem, and such waits overlap), as `_create_many_sync`.
+        def each(func: Callable[[int], None], indexes: Sequence[int]) -> None:
+            if len(indexes) >= _PARALLEL_FROM:
+                self._in_parallel(indexes, func)
             else:
-                for index in range(len(docs)):
+                for index in indexes:
                     func(index)
 
+        batch: Path | None = None
         with self._locks(collection, "u", [u for u in uids if is_uid(u)]):
             try:
-                each(start)
+                each(start, range(len(docs)))
+                ordered = sorted(writes)
+                if ordered:
+                    batch = self._changes.prepare_batch(
+                        directory, [writes[i][0] for i in ordered], not self._group.covers_files)
                 self._group.sync()  # sync 1: every temp file before any rename
-                each(advance)
+                each(place, ordered)
+                if batch is not None:  # every change is linked: its name can go
+                    self._changes.drop_batch(batch)
+                    batch = None
                 self._group.sync((directory, directory / ".changes"))  # sync 2: the renames
-                each(advance)
-            finally:
-                for step in steps:
-                    if step is not None:
-                        step.close()  # failed midway (a sync): the rest abandon their writes
-        return results
-
-    def _update_steps(self, collection: str, doc: Document) -> Generator[None, None, Document]:
-        """One update of `_update_many_sync`, its uid's lock held by the caller: yields
-        once its temp files are written (for sync 1), once its document and change are in
-        place (for sync 2), then returns the document as stored."""
-        path = self._doc_path(collection, doc["metadata"]["uid"], must_exist=True)
-        check_update(doc)
-        current = self._current_for_update(collection, path, doc,
-                                           doc["metadata"]["resourceVersion"])
-        actual = current["metadata"]["resourceVersion"]
-        directory = path.parent
-        with self._changes.writing(directory, actual, "MODIFIED", doc, sync=False) as write:
-            tmp = write_temp(directory, path.name, write.encoded, False)
-            try:
-                yield
-                os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
+            except BaseException:  # a sync failed, or the batch file: the call fails
+                for index in sorted(writes):
+                    write, tmp, _ = writes.pop(index)
+                    tmp.unlink(missing_ok=True)
+                    write.abandon()  # (a skip marker unless its change is in the log)
+                if batch is not None:
+                    self._changes.drop_batch(batch)
                 raise
-            write.publish()
-            yield
-        return write.stored
+            finally:
+                for index in sorted(writes):
+                    write = writes[index][0]
+                    results[index] = write.stored
+                    self._changes.writers.release(directory, write.revision)
+                    self._changes.published(directory, write.revision)
+        return results
 
     def _delete_sync(
         self, collection: str, uid: str, expected_version: str | None = None
@@ -981,21 +1018,38 @@ class FileStorage:
                     continue  # deleted between scandir and open
         return docs
 
-    def _claim_name(self, collection: str, link: Path, uid: str, name: str) -> bool:
-        """Point ``@name`` at `uid`; the caller holds the name's lock. False when it
-        replaced a link to a document gone (a delete at work, or one that died)."""
-        target = f"{uid}.json"
+    def _claim_name(self, collection: str, link: Path, uid: str, name: str, source: Path
+                    ) -> bool:
+        """Point ``@name`` at `source`, the file that becomes `uid`'s document; the
+        caller holds the name's lock. False when it replaced a link to a document gone (a
+        delete at work, or one that died)."""
         try:
-            os.symlink(target, link)
+            _link_name(source, link, uid)
             return True
         except FileExistsError:
             pass
         if self._lookup_name(collection, name) is not None:
             raise AlreadyExists(collection, "name", name)
-        stale = link.parent / f".tmp-link-{secrets.token_hex(4)}"
-        os.symlink(target, stale)  # a link left by a crash: replace it atomically
-        os.replace(stale, link)
+        _point_name(link, source, uid)  # a link left by a crash: replace it atomically
         return False
+
+    @staticmethod
+    def _repoint_name(name: str, path: Path, uid: str, replaced: int) -> None:
+        """After an update replaced `uid`'s document (inode `replaced`) by `path`, its
+        uid's lock held: ``@name`` at the new file. No name lock: while the document lives,
+        its name is its own (a create of that name finds it live and is refused), and the
+        link is replaced atomically. A name that is not this document's is left alone."""
+        link = path.parent / f"@{name}"
+        try:
+            try:
+                found = os.lstat(link)
+            except FileNotFoundError:
+                found = None
+            if found is not None and found.st_ino != replaced and _holder(link) != uid:
+                return
+            _point_name(link, path, uid)
+        except OSError as exc:  # the write stands: readers cope with a name lagging behind
+            log.warning("name %s of %s not moved to its new document: %s", name, uid, exc)
 
     def _lookup_name(self, collection: str, name: str) -> Document | None:
         """The live document called `name`, ignoring stale links."""
@@ -1153,7 +1207,7 @@ class FileStorage:
                 meta = _decode(Path(entry.path).read_bytes())["metadata"]
                 link = directory / f"@{meta['name']}"
                 if is_dns1123_subdomain(meta["name"]) and not os.path.lexists(link):
-                    os.symlink(entry.name, link)
+                    _link_name(Path(entry.path), link, meta["uid"])
         fsync_dir(directory)
 
 
@@ -1274,16 +1328,62 @@ def _note_release(lock: int, revision: int) -> None:
 
 
 def _read_named(link: str, name: str) -> Document | None:
-    """The document `link` (a name link) leads to, if it is still the one called `name`."""
+    """The live document called `name`, read through its name `link`: the link's file if
+    it is still the document's ``UID.json`` (same inode; a symbolic link of an earlier
+    release leads there by itself), else ``UID.json`` (the link lags behind an update);
+    None when that document is gone (a link a crash or a delete at work left)."""
     try:
-        doc = _decode(read_bytes(link))
+        data, linked = read_with_inode(link)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return None
         raise
+    doc = _decode(data)
+    uid = doc["metadata"].get("uid")
+    if doc["metadata"]["name"] != name or not isinstance(uid, str) or not is_uid(uid):
+        return None
+    path = f"{os.path.dirname(link)}{os.sep}{uid}.json"
+    try:
+        if os.stat(path).st_ino == linked:
+            return doc
+        doc = _decode(read_bytes(path))
+    except FileNotFoundError:
+        return None
     return doc if doc["metadata"]["name"] == name else None
+
+
+def _link_name(source: Path, link: Path | str, uid: str) -> None:
+    """A name `link` to `source` (uid's document or its temp file): a hard link, or a
+    symbolic link to ``UID.json`` on a filesystem without hard links. FileExistsError
+    when the name is there already."""
+    try:
+        os.link(source, link)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+        os.symlink(f"{uid}.json", link)
+
+
+def _point_name(link: Path, source: Path, uid: str) -> None:
+    """`link` replaced, atomically, by a name link to `source`."""
+    spare = link.parent / f".tmp-link-{secrets.token_hex(4)}"
+    _link_name(source, spare, uid)
+    os.replace(spare, link)
+
+
+def _holder(link: Path) -> str | None:
+    """The uid a name link names (None: no link, or not a document)."""
+    try:
+        if os.path.islink(link):
+            return os.readlink(link).removesuffix(".json")
+        uid = _decode(read_bytes(link))["metadata"].get("uid")
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return uid if isinstance(uid, str) else None
 
 
 def _selected(doc: Document, selector: Selector | None) -> bool:
@@ -1310,11 +1410,8 @@ def _decode(data: bytes) -> Document:
 
 
 def _unlink_if_points_to(link: Path, uid: str) -> None:
-    try:
-        if os.readlink(link) == f"{uid}.json":
-            link.unlink()
-    except FileNotFoundError:
-        pass
+    if _holder(link) == uid:
+        link.unlink(missing_ok=True)
 
 
 def _remove_stale_temp_files(directory: Path, keep: Callable[[str], bool] = lambda _: False

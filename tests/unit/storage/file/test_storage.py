@@ -114,11 +114,61 @@ def test_processes_sharing_a_data_dir_create_a_name_once(tmp_path):
 
 
 async def test_name_links_are_inspectable(tmp_path):
+    """``@NAME`` is the document itself (a hard link: no inode of its own), and stays so
+    through updates."""
     storage = FileStorage(tmp_path)
-    await storage.create("devices", doc("web-01", "dev-0000000a"))
+    created = await storage.create("devices", doc("web-01", "dev-0000000a"))
     link = tmp_path / "devices" / "@web-01"
-    assert os.readlink(link) == "dev-0000000a.json"
-    assert json.loads(link.read_text())["metadata"]["uid"] == "dev-0000000a"
+    document = tmp_path / "devices" / "dev-0000000a.json"
+    assert os.stat(link).st_ino == os.stat(document).st_ino and not link.is_symlink()
+    assert json.loads(link.read_text()) == created
+    updated = await storage.update("devices", {**created, "spec": {"port": 2}}, "1")
+    assert os.stat(link).st_ino == os.stat(document).st_ino
+    assert json.loads(link.read_text()) == updated
+    [batched] = storage._update_many_sync("devices", [{**updated, "spec": {"port": 3}}])
+    assert json.loads(link.read_text()) == batched
+    await storage.delete("devices", "dev-0000000a")
+    assert not os.path.lexists(link)
+
+
+async def test_a_name_lagging_behind_its_document_reads_the_document(tmp_path):
+    """A crash between an update's rename and its name's re-pointing leaves the name on
+    the old file: reads by name and pages see the document as it is."""
+    storage = FileStorage(tmp_path)
+    created = await storage.create("devices", doc("web-01", "dev-0000000a"))
+    link = tmp_path / "devices" / "@web-01"
+    old = tmp_path / "devices" / "old-copy"
+    os.link(link, old)
+    updated = await storage.update("devices", {**created, "spec": {"port": 2}}, "1")
+    os.replace(old, link)  # the name as a crash would leave it
+    assert json.loads(link.read_text()) == created
+    assert await storage.get_by_name("devices", "web-01") == updated
+    assert await storage.list("devices", limit=5) == [updated]
+    with pytest.raises(AlreadyExists):
+        await storage.create("devices", doc("web-01", "dev-0000000b"))
+    assert json.loads(link.read_text()) == created  # (a refused create leaves it)
+
+
+async def test_names_of_an_earlier_release_are_read_and_replaced(tmp_path):
+    """Data dirs written before names were hard links have symbolic links to UID.json:
+    they are read, followed by pages, let go by deletes, and re-pointed by updates."""
+    storage = FileStorage(tmp_path)
+    first = await storage.create("devices", doc("a", "dev-0000000a"))
+    second = await storage.create("devices", doc("b", "dev-0000000b"))
+    for name, owner in (("a", "dev-0000000a"), ("b", "dev-0000000b")):
+        link = tmp_path / "devices" / f"@{name}"
+        link.unlink()
+        os.symlink(f"{owner}.json", link)
+    reopened = FileStorage(tmp_path)
+    assert await reopened.get_by_name("devices", "a") == first
+    assert await reopened.list("devices", limit=10) == [first, second]
+    updated = await reopened.update("devices", {**first, "spec": {"port": 1}}, "1")
+    assert await reopened.get_by_name("devices", "a") == updated
+    assert not (tmp_path / "devices" / "@a").is_symlink()  # re-pointed: a hard link now
+    await reopened.delete("devices", "dev-0000000b")
+    assert not os.path.lexists(tmp_path / "devices" / "@b")
+    with pytest.raises(AlreadyExists):
+        await reopened.create("devices", doc("a", "dev-0000000c"))
 
 
 async def test_parallel_creates_of_distinct_names_all_land(tmp_path):
@@ -140,8 +190,13 @@ def count_reads(monkeypatch):
         read.append(os.path.basename(path))
         return real(path)
 
-    real = _storage.read_bytes
+    def counting_named(path):
+        read.append(os.path.basename(path))
+        return real_named(path)
+
+    real, real_named = _storage.read_bytes, _storage.read_with_inode
     monkeypatch.setattr(_storage, "read_bytes", counting)
+    monkeypatch.setattr(_storage, "read_with_inode", counting_named)
     return read
 
 
@@ -229,6 +284,11 @@ async def test_a_batch_of_updates_writes_each_on_its_own_and_logs_each(storage, 
     assert {c.type for c in changes} == {"MODIFIED"}
     assert all(stored[c.document["metadata"]["uid"]] == c.document for c in changes)
     assert not [n for n in os.listdir(tmp_path / "devices") if n.startswith(".tmp")]
+    # their changes share one file (a link each); the stale one's revision is a skip
+    # marker or was never taken
+    entries = [tmp_path / "devices" / ".changes" / f"{c.revision:020d}.json" for c in changes]
+    assert len({os.stat(e).st_ino for e in entries}) == 1
+    assert not [n for n in os.listdir(tmp_path / "devices" / ".changes") if n.startswith(".tmp")]
 
     again = await storage.write_batch(
         "devices", [BulkItem(_updated(stored[uid(n)], port=7)) for n in (1, 2)], mode="update")
