@@ -79,7 +79,8 @@ class AsyncInformer(InformerBase[AsyncClient, R]):
     async def wait_for_sync(self, timeout: float | None = None) -> bool:
         """Wait until `has_synced` (True), or `timeout` seconds pass (False)."""
         try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
+            async with asyncio.timeout(timeout):  # (wait_for can swallow a cancel)
+                await self._synced.wait()
         except TimeoutError:
             return False
         return True

@@ -90,7 +90,10 @@ class KindWorkers:
                 continue
             started = time.perf_counter()
             try:
-                result = await asyncio.wait_for(self._reconcile(uid), self.timeout)
+                # Not wait_for: on Python 3.11 a reconcile ending in the same turn as the
+                # worker's cancel made it swallow the cancel, and the worker ran on.
+                async with asyncio.timeout(self.timeout):
+                    result = await self._reconcile(uid)
             except Exception as exc:
                 metrics.errors.labels(kind).inc()
                 metrics.retries.labels(kind).inc()

@@ -422,8 +422,11 @@ class KindFeed:
     async def _poll(self) -> None:
         try:
             while not self._closed and self._wanted():
+                # Not wait_for: on Python 3.11 a wake-up in the same turn as a cancel made
+                # it swallow the cancel, and a stop waited out a whole poll interval.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                    async with asyncio.timeout(self.settings.poll_interval):
+                        await self._wake.wait()
                     await asyncio.sleep(_WAKE_GAP)  # let a burst of writes land together
                 except TimeoutError:
                     pass

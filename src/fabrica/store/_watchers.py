@@ -229,7 +229,8 @@ class Watcher:
         if not self._queue:
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                async with asyncio.timeout(timeout):  # (wait_for can swallow a cancel)
+                    await self._ready.wait()
             except TimeoutError:
                 return []
             if self._error is not None or self._closed:

@@ -125,3 +125,38 @@ async def test_a_controller_runs_without_an_http_server(headless):
     await eventually(three_books)
     await controller.wait_idle()
     assert len(await store.list(Book)) == 3
+
+
+async def test_a_worker_cancelled_as_its_reconcile_returns_stops():
+    """A reconcile that ends in the same loop turn as the cancel stopping its worker: the
+    worker stops, and takes no further key. (With `asyncio.wait_for` around the reconcile
+    the cancel was swallowed and the worker went on to the next key.)"""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from fabrica.reconcile import ControllerMetrics, KindWorkers, Result
+
+    release = asyncio.Event()
+    started: list[str] = []
+
+    class Gated:
+        kind = Book
+
+        async def reconcile(self, request):
+            started.append(request.uid)
+            await release.wait()
+            return Result()
+
+    workers = KindWorkers(Gated(), 1, timeout=30,  # type: ignore[arg-type]
+                          metrics=ControllerMetrics(CollectorRegistry()))
+    workers.start()
+    workers.add("boo-1")
+    workers.add("boo-2")
+    await eventually(lambda: started == ["boo-1"])
+    (task,) = workers._tasks
+    release.set()  # the reconcile can return ...
+    task.cancel()  # ... in the very turn the worker is told to stop
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert done and task.cancelled()
+    assert started == ["boo-1"]

@@ -433,3 +433,26 @@ async def test_a_resource_version_ahead_of_the_log_is_waited_for_then_refused(op
     after = [o.metadata.name for o in created if int(o.metadata.resource_version) > head + 5]
     got = await events(watcher, lambda got: len(got) >= len(after))
     assert [e["object"]["metadata"]["name"] for e in got] == after
+
+
+async def test_a_poller_woken_as_it_is_cancelled_stops(tmp_path):
+    """A write's wake-up arriving in the same loop turn as the cancel that stops the
+    server: the poller ends at once. (With `asyncio.wait_for` it swallowed the cancel and
+    slept a whole poll interval more: a stop held up by `poll_interval`.)"""
+    storage = FileStorage(tmp_path)
+    store = ResourceStore(storage, [Device])
+    cache = WatchCache(storage, [Device], encode=store.wire, render=store.render,
+                       poll_interval=30)
+    watcher = await cache.watch(Device)
+    feed = cache.feed(Device)
+    poller = feed._poller
+    assert poller is not None
+    for _ in range(3):  # into its wait for a wake-up
+        await asyncio.sleep(0)
+    feed.wake()
+    poller.cancel()
+    done, _ = await asyncio.wait({poller}, timeout=2)
+    assert done, "the poller ran on after it was cancelled"
+    watcher.close()
+    await cache.close()
+    await storage.close()
