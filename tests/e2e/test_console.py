@@ -154,6 +154,32 @@ def test_table_filters_by_label_and_pages_only_as_far_as_the_user_scrolls(
                                         ".map(r => r.dataset.name).join()")
 
 
+def test_end_pressed_before_the_next_frame_reaches_the_new_last_row(console: Console) -> None:
+    """A page of rows arrives and End is pressed before the browser draws again (a busy
+    machine): End goes to the new last row. (The table grew its scroll range only when it
+    drew, so the scroll stopped at the old end and the focus fell on a row near it.)"""
+    console.open()
+    name = console.js("""(async () => {
+      const {VirtualTable} = await import('/ui/js/vtable.js');
+      const table = new VirtualTable({label: 't', rowHref: () => '#', onNeedMore: () => {}});
+      document.body.append(table.el);
+      const item = (i) => ({metadata: {uid: `u${i}`, name: `n${String(i).padStart(4, '0')}`,
+                                      labels: {}, createdAt: new Date().toISOString()},
+                            spec: {}, status: {}});
+      const items = (n) => Array.from({length: n}, (_, i) => item(i));
+      table.setItems(items(100), true);
+      await new Promise((done) => requestAnimationFrame(() => setTimeout(done, 50)));
+      table.moveTo(99);
+      table.setItems(items(200), false);  // the next page, not drawn yet ...
+      document.activeElement.dispatchEvent(  // ... when End is pressed
+        new KeyboardEvent('keydown', {key: 'End', bubbles: true}));
+      const name = document.activeElement.dataset.name;
+      table.el.remove();
+      return name;
+    })()""")
+    assert name == "n0199"
+
+
 def test_a_field_selector_filter_shows_when_the_kind_documents_one(
     console: Console, api: httpx.Client
 ) -> None:

@@ -54,7 +54,14 @@ export class VirtualTable {
     this.items = items;
     this.hasMore = hasMore;
     this.el.setAttribute("aria-rowcount", hasMore ? "-1" : String(items.length + 1));
+    // Sized now, not at the next frame: a key pressed before it (End) scrolls to a row of
+    // the new items, which the old height would clamp short of.
+    this.sizeSpacer();
     this.schedule(changed.length > 0);
+  }
+
+  sizeSpacer() {
+    this.spacer.style.height = `${(this.items.length + (this.hasMore ? 2 : 0)) * ROW}px`;
   }
 
   schedule(force = false) {
@@ -69,7 +76,7 @@ export class VirtualTable {
 
   render(force = false) {
     const total = this.items.length;
-    this.spacer.style.height = `${(total + (this.hasMore ? 2 : 0)) * ROW}px`;
+    this.sizeSpacer();
     const top = this.viewport.scrollTop;
     const height = this.viewport.clientHeight || ROW * 15;
     const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
