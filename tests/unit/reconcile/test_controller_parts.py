@@ -3,10 +3,20 @@ server: a store, a bus, the `ChangePublisher` beside the store and a `Controller
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from prometheus_client import CollectorRegistry
 
 from fabrica.events import MemoryBus, ResourceEvent, condition_event, lifecycle_event
-from fabrica.reconcile import Controller, EventSource, OwnerHandler
+from fabrica.reconcile import (
+    Controller,
+    ControllerMetrics,
+    EventSource,
+    KindWorkers,
+    OwnerHandler,
+    Result,
+)
 from fabrica.storage import FileStorage
 from fabrica.store import ChangePublisher, ResourceStore
 from tests._support.wait import eventually
@@ -131,12 +141,6 @@ async def test_a_worker_cancelled_as_its_reconcile_returns_stops():
     """A reconcile that ends in the same loop turn as the cancel stopping its worker: the
     worker stops, and takes no further key. (With `asyncio.wait_for` around the reconcile
     the cancel was swallowed and the worker went on to the next key.)"""
-    import asyncio
-
-    from prometheus_client import CollectorRegistry
-
-    from fabrica.reconcile import ControllerMetrics, KindWorkers, Result
-
     release = asyncio.Event()
     started: list[str] = []
 
