@@ -139,6 +139,9 @@ _BUSY_NAME_PAUSE = 0.002  # the create thread's pause when only put-off creates 
 _STALE_TEMP_SECONDS = 300
 _INDEX_MARKER = ".index-v2"
 _CHANGE_POLL_SECONDS = 0.005
+# The first look again for an earlier writer still placing its document: it is a few
+# system calls from done, most of the time (`_in_log_order`).
+_ORDER_FIRST_PAUSE = 0.0002
 # How long a collection's directory must have stood unchanged for a listing of its names to
 # be kept: longer than the coarsest timestamps (FAT's 2 s; ext4's follow a clock tick).
 _SETTLED_NS = 3_000_000_000
@@ -206,7 +209,9 @@ class FileStorage:
             idle, self._draining = not self._draining, True
         if idle:
             self._creator.submit(self._drain_creates)
-        return await future
+        stored = await future
+        await self._in_log_order(collection, stored)
+        return stored
 
     def _drain_creates(self) -> None:
         """The create thread: every create queued meanwhile, written as one group, and
@@ -291,8 +296,10 @@ class FileStorage:
         *,
         unique: UniqueKeys | None = None,
     ) -> Document:
-        return await self._run(self._update_sync, collection, doc, expected_version, snapshot,
-                               unique)
+        stored = await self._run(self._update_sync, collection, doc, expected_version,
+                                 snapshot, unique)
+        await self._in_log_order(collection, stored)
+        return stored
 
     async def check_unique(self, collection: str, uid: str, unique: UniqueKeys) -> None:
         check_collection(collection)
@@ -318,7 +325,9 @@ class FileStorage:
     async def delete(
         self, collection: str, uid: str, expected_version: str | None = None
     ) -> Document:
-        return await self._run(self._delete_sync, collection, uid, expected_version)
+        removed = await self._run(self._delete_sync, collection, uid, expected_version)
+        await self._in_log_order(collection, removed)
+        return removed
 
     async def list_versions(self, collection: str, uid: str) -> builtins.list[Document]:
         return await self._read(self._list_versions_sync, collection, uid)
@@ -330,6 +339,35 @@ class FileStorage:
         await self._run(self._delete_version_sync, collection, uid, version_id)
 
     # -- the change log (see _changes) -----------------------------------------------
+
+    async def _in_log_order(self, collection: str, stored: Document) -> None:
+        """Return once the log holds every revision up to `stored`'s, the write just made:
+        only then is a write acknowledged. Revisions are taken before the slow part of a
+        write, so a writer with a lower number (a create waiting for its group's sync,
+        or one put off behind a busy name) may still be placing its document while this
+        one is done. Answered at once, a client could act on this answer and then miss
+        that earlier write: a by-name read 404 for a create the log puts before a change
+        the client has seen acknowledged. Waiting for the log's prefix orders every
+        acknowledgement as the log does (as a database's commit order does), and costs a
+        ``stat`` per revision when nobody lower is in flight. Dead writers' holes are
+        settled on the way; a live writer stuck for longer than the change wait (a
+        frozen process sharing the data dir) is logged and not waited for further."""
+        revision = int(stored["metadata"]["resourceVersion"])
+        directory = self._collection_dir(collection)
+        if self._changes.latest(directory) >= revision:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._changes.wait
+        pause = _ORDER_FIRST_PAUSE
+        while self._changes.latest(directory) < revision:
+            if loop.time() > deadline:
+                log.warning("%s revision %s acknowledged while an earlier writer of the "
+                            "collection is still at work after %g s (revision %s)",
+                            collection, revision, self._changes.wait,
+                            self._changes.latest(directory) + 1)
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _CHANGE_POLL_SECONDS)
 
     async def latest(self, collection: str) -> int:
         # Inline: one stat when nothing changed, cheaper than a thread hop. The watch cache
@@ -390,7 +428,13 @@ class FileStorage:
                           outbox: Outbox | None = None) -> builtins.list[Document]:
         """`items` written and `remove` deleted, many at once, each whole or not at all
         (files have no outbox: `outbox` is ignored, as by `create`)."""
-        return await bulk.write_batch(self, collection, items, mode, remove)
+        written = await bulk.write_batch(self, collection, items, mode, remove)
+        if written:
+            await self._in_log_order(collection, max(
+                written, key=lambda doc: int(doc["metadata"]["resourceVersion"])))
+        elif remove:
+            await self.latest(collection)  # (the removals' revisions, whatever they were)
+        return written
 
     async def get_many(self, collection: str, uids: Sequence[str]
                        ) -> builtins.dict[str, Document]:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fabrica.storage import AlreadyExists, FileStorage, Gone
+from fabrica.storage import AlreadyExists, BulkItem, FileStorage, Gone
 from fabrica.storage.file import _writers
 from tests._support.storage import (
     die_after_document,
@@ -70,7 +70,8 @@ async def test_readers_wait_for_a_writer_in_flight(tmp_path):
     first = await storage.create("devices", doc("a", "dev-0000000a"))
     # taken by a live writer (this process: it holds the revision's lock), not yet written
     in_flight = str(storage._changes.allocate(tmp_path / "devices", "0"))
-    later = await storage.create("devices", doc("b", "dev-0000000b"))
+    # written and logged, not answered: an answer waits for the writer in flight
+    later = storage._create_sync("devices", doc("b", "dev-0000000b"))
     assert [c.document for c in await storage.changes("devices", after=0)] == [first]
     assert storage._changes.latest(tmp_path / "devices") == 1  # readable: never past it
     waiting = asyncio.create_task(storage.changes("devices", after=1))
@@ -86,6 +87,48 @@ async def test_readers_wait_for_a_writer_in_flight(tmp_path):
     assert await latest == 3
 
 
+@pytest.mark.parametrize("write", ["create", "update", "delete", "write_batch"])
+async def test_a_write_is_answered_only_once_every_earlier_revision_is_logged(tmp_path,
+                                                                            write):
+    """Revisions are taken before the slow part of a write, so a later one can be done
+    first. It is answered only when the log holds every revision before its own: else a
+    client could act on its answer and then miss the earlier write. The model check found
+    that: a create waiting for its group's sync was numbered before a write already
+    answered, and a delete sent after that answer got 404 for the name it was creating."""
+    storage = FileStorage(tmp_path, change_wait=3600)
+    a = await storage.create("devices", doc("a", "dev-0000000a"))
+    other = FileStorage(tmp_path)  # another process's writer, still placing its document
+    in_flight = other._changes.allocate(tmp_path / "devices", "0")
+    calls = {
+        "create": lambda: storage.create("devices", doc("b", "dev-0000000b")),
+        "update": lambda: storage.update("devices", {**a, "spec": {"x": 1}}, "1"),
+        "delete": lambda: storage.delete("devices", "dev-0000000a"),
+        "write_batch": lambda: storage.write_batch(
+            "devices", [BulkItem(doc("b", "dev-0000000b"))], mode="create"),
+    }
+    answer = asyncio.create_task(calls[write]())
+    await eventually(lambda: change_file(tmp_path, in_flight + 1).exists())  # done, logged
+    await asyncio.sleep(0.05)  # kept: proves it is NOT answered while the writer is at work
+    assert not answer.done()
+    late = {**doc("z", "dev-000000ff"), "metadata": {
+        **doc("z", "dev-000000ff")["metadata"], "resourceVersion": str(in_flight)}}
+    other._changes.record(tmp_path / "devices", in_flight, "ADDED", late)
+    other._changes.writers.release(tmp_path / "devices", in_flight)
+    written = await answer
+    written = written[0] if isinstance(written, list) else written
+    assert written["metadata"]["resourceVersion"] == str(in_flight + 1)
+
+
+async def test_a_write_after_a_dead_writers_hole_is_answered_at_once(tmp_path):
+    """The wait for earlier revisions settles a dead writer's hole, as readers do."""
+    await FileStorage(tmp_path).create("devices", doc("a", "dev-0000000a"))
+    holes = kill_writers_in_flight(tmp_path, "devices", 3)
+    storage = FileStorage(tmp_path, change_wait=3600)
+    later = await asyncio.wait_for(storage.create("devices", doc("b", "dev-0000000b")), 30)
+    assert later["metadata"]["resourceVersion"] == str(holes[-1] + 1)
+    assert storage._changes.gone_writers == 3
+
+
 async def test_a_hole_given_up_while_the_reader_checks_is_read_past(tmp_path, monkeypatch):
     # Where the kernel cannot tell whether a writer lives, holes are given up after the
     # wait. A loaded machine: the reader finds the hole still young, then the check of
@@ -95,7 +138,7 @@ async def test_a_hole_given_up_while_the_reader_checks_is_read_past(tmp_path, mo
     storage = FileStorage(tmp_path, change_wait=0.1)
     await storage.create("devices", doc("a", "dev-0000000a"))
     storage._changes.allocate(tmp_path / "devices", "0")  # its writer dies before its change
-    later = await storage.create("devices", doc("b", "dev-0000000b"))
+    later = storage._create_sync("devices", doc("b", "dev-0000000b"))  # (not answered yet)
     assert storage._changes.latest(tmp_path / "devices") == 1  # the hole is seen from now on
     checked = storage._changes.latest
 
@@ -135,7 +178,7 @@ async def test_a_live_writer_of_another_process_is_waited_for(tmp_path):
     await storage.create("devices", doc("a", "dev-0000000a"))
     writer = FileStorage(tmp_path)  # another process's view: its own lock descriptions
     in_flight = writer._changes.allocate(tmp_path / "devices", "0")
-    later = await storage.create("devices", doc("b", "dev-0000000b"))
+    later = storage._create_sync("devices", doc("b", "dev-0000000b"))  # (not answered yet)
     assert storage._changes.latest(tmp_path / "devices") == 1
     assert storage._changes.changes(tmp_path / "devices", "devices", 1, 10) == []
     latest = asyncio.create_task(storage.latest("devices"))
@@ -157,7 +200,7 @@ async def test_without_writer_locks_a_hole_is_skipped_after_the_wait(tmp_path, c
     storage = FileStorage(tmp_path, change_wait=0.1)
     await storage.create("devices", doc("a", "dev-0000000a"))
     storage._changes.allocate(tmp_path / "devices", "0")  # its writer dies before its change
-    later = await storage.create("devices", doc("b", "dev-0000000b"))
+    later = storage._create_sync("devices", doc("b", "dev-0000000b"))  # (not answered yet)
     assert storage._changes.latest(tmp_path / "devices") == 1
     assert [c.document for c in await storage.changes("devices", after=1)] == [later]
     assert "never appeared" in caplog.text and storage._changes.timed_out == 1
