@@ -341,27 +341,20 @@ class FileStorage:
     # -- the change log (see _changes) -----------------------------------------------
 
     async def _in_log_order(self, collection: str, stored: Document) -> None:
-        """Return once the log holds every revision up to `stored`'s, the write just made:
-        only then is a write acknowledged. Revisions are taken before the slow part of a
-        write, so a writer with a lower number (a create waiting for its group's sync,
-        or one put off behind a busy name) may still be placing its document while this
-        one is done. Answered at once, a client could act on this answer and then miss
-        that earlier write: a by-name read 404 for a create the log puts before a change
-        the client has seen acknowledged. Waiting for the log's prefix orders every
-        acknowledgement as the log does (as a database's commit order does), and costs a
-        ``stat`` per revision when nobody lower is in flight. Dead writers' holes are
-        settled on the way; a live writer stuck for longer than the change wait (a
-        frozen process sharing the data dir) is logged and not waited for further."""
+        """Return once the log holds every revision up to `stored`'s (the write just
+        made): only then is a write answered. Revisions are taken before the slow part of
+        a write, so a lower-numbered writer (a create waiting for its group's sync) may
+        still be placing its document; answered before it, a client could miss it in a
+        read sent after this answer (a by-name 404 for a create the log puts earlier).
+        Dead writers' holes are settled on the way; a live one stuck past the change
+        wait (a frozen process sharing the data dir) is logged and no longer waited for."""
         revision = int(stored["metadata"]["resourceVersion"])
         directory = self._collection_dir(collection)
-        if self._changes.latest(directory) >= revision:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._changes.wait
+        deadline = asyncio.get_running_loop().time() + self._changes.wait
         pause = _ORDER_FIRST_PAUSE
         while self._changes.latest(directory) < revision:
-            if loop.time() > deadline:
-                log.warning("%s revision %s acknowledged while an earlier writer of the "
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("%s revision %s answered while an earlier writer of the "
                             "collection is still at work after %g s (revision %s)",
                             collection, revision, self._changes.wait,
                             self._changes.latest(directory) + 1)

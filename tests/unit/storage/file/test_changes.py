@@ -119,6 +119,21 @@ async def test_a_write_is_answered_only_once_every_earlier_revision_is_logged(tm
     assert written["metadata"]["resourceVersion"] == str(in_flight + 1)
 
 
+async def test_a_writer_stuck_past_the_change_wait_holds_answers_up_no_longer(tmp_path,
+                                                                              caplog):
+    """A frozen process sharing the data dir must not stop every other writer's answers:
+    past the change wait they are answered, and the stuck writer is logged (its hole
+    stays: it lives, and may yet finish)."""
+    storage = FileStorage(tmp_path, change_wait=0.2)
+    await storage.create("devices", doc("a", "dev-0000000a"))
+    other = FileStorage(tmp_path)
+    in_flight = other._changes.allocate(tmp_path / "devices", "0")
+    later = await asyncio.wait_for(storage.create("devices", doc("b", "dev-0000000b")), 30)
+    assert later["metadata"]["resourceVersion"] == str(in_flight + 1)
+    assert f"still at work after 0.2 s (revision {in_flight})" in caplog.text
+    assert storage._changes.latest(tmp_path / "devices") == in_flight - 1
+
+
 async def test_a_write_after_a_dead_writers_hole_is_answered_at_once(tmp_path):
     """The wait for earlier revisions settles a dead writer's hole, as readers do."""
     await FileStorage(tmp_path).create("devices", doc("a", "dev-0000000a"))
