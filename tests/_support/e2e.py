@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -83,6 +84,13 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+def takes_ctrl_c() -> None:
+    """A child's `preexec_fn`: SIGINT ends it as Ctrl-C in a terminal would, however this
+    suite was started (a shell's background job, ``make test &``, passes SIGINT on ignored,
+    and Python then never turns it into KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 RACK_KINDS = ("RackTemplate", "Rack", "Chassis", "Blade", "BMC", "Node")

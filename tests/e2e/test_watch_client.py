@@ -20,7 +20,7 @@ import pytest
 
 from fabrica.client import Client, Informer
 from tests._support.app import Device
-from tests._support.e2e import Server, make_device_project
+from tests._support.e2e import Server, make_device_project, takes_ctrl_c
 
 pytestmark = pytest.mark.e2e
 
@@ -153,7 +153,8 @@ def test_list_watch_prints_each_change(project: Path, server: Server) -> None:
     command = [sys.executable, "-m", f"{PKG}.client", "--server", server.url, "device", "list",
                "-w", "-l", "env=prod", "-o", "json"]
     process = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                               stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+                               preexec_fn=takes_ctrl_c)
     try:
         assert process.stdout is not None
 

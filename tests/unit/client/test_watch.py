@@ -29,6 +29,7 @@ from fabrica.client import (
 )
 from fabrica.client._watch import watch_events
 from tests._support.app import Device
+from tests._support.e2e import takes_ctrl_c
 from tests._support.watch_server import WatchServer
 
 SETTINGS = ServiceSettings(project="device-api", package="device_api")
@@ -200,7 +201,7 @@ def test_ctrl_c_ends_list_watch_quietly(server: WatchServer) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--server", server.url, "device", "list", "-w"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=takes_ctrl_c)
     assert process.stdout is not None
     assert process.stdout.readline().startswith("EVENT")
     assert process.stdout.readline().split()[:2] == ["ADDED", "a"]
