@@ -235,7 +235,8 @@ async def watch_segment(ctx: Ctx, http: httpx.AsyncClient, seg: Segment,
                         return
         seg.end = "ended"
     except asyncio.CancelledError:
-        seg.end = "closed"
+        if seg.end == "open":  # (cancelled while closing a stream that ended: keep its end)
+            seg.end = "closed"
         raise
     except httpx.TransportError as exc:
         seg.end, seg.body = "broken", repr(exc)

@@ -5,14 +5,17 @@ checker could not see)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from fabrica.storage import StoredChange
 from tests._support.model_check import PROPERTIES, check
+from tests._support.model_clients import Ctx, watch_segment
 from tests._support.model_history import History, Informer, Op, Restart, canon
 from tests._support.model_log import LogIndex
 
@@ -206,3 +209,31 @@ def test_each_violation_is_reported_under_its_property(change: Callable[[Story],
     story = Story()
     change(story)
     assert prop in story.findings()
+
+
+async def test_a_watch_cancelled_while_closing_after_its_error_keeps_its_error_end() -> None:
+    """The run's end cancelled an ahead watch just as its 504 arrived (3 s, the server's
+    wait): the cancel landed in the stream's close, after the ERROR was read, and the
+    segment was recorded as closed without an error: a finding against a server that had
+    answered as it should."""
+    closing = asyncio.Event()
+
+    class SlowToClose(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b'{"type":"ERROR","object":{"code":504}}\n'
+
+        async def aclose(self) -> None:
+            closing.set()
+            await asyncio.sleep(60)
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=SlowToClose()))
+    history = History()
+    ctx = Ctx("http://model", history, ["m0"], seed=1)
+    seg = history.segment("ahead", 10**6, ahead=True)
+    async with httpx.AsyncClient(base_url=ctx.url, transport=transport) as http:
+        task = asyncio.create_task(watch_segment(ctx, http, seg))
+        await asyncio.wait_for(closing.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert seg.end == "error-event" and len(seg.events) == 1
