@@ -139,9 +139,9 @@ _BUSY_NAME_PAUSE = 0.002  # the create thread's pause when only put-off creates 
 _STALE_TEMP_SECONDS = 300
 _INDEX_MARKER = ".index-v2"
 _CHANGE_POLL_SECONDS = 0.005
-# The first look again for an earlier writer still placing its document: it is a few
-# system calls from done, most of the time (`_in_log_order`).
-_ORDER_FIRST_PAUSE = 0.0002
+# The first look again for a writer in flight: it is a few system calls from done, most
+# of the time (`_prefix_reaches`).
+_CHANGE_FIRST_PAUSE = 0.0002
 # How long a collection's directory must have stood unchanged for a listing of its names to
 # be kept: longer than the coarsest timestamps (FAT's 2 s; ext4's follow a clock tick).
 _SETTLED_NS = 3_000_000_000
@@ -346,32 +346,45 @@ class FileStorage:
         a write, so a lower-numbered writer (a create waiting for its group's sync) may
         still be placing its document; answered before it, a client could miss it in a
         read sent after this answer (a by-name 404 for a create the log puts earlier).
-        Dead writers' holes are settled on the way; a live one stuck past the change
-        wait (a frozen process sharing the data dir) is logged and no longer waited for."""
+        A live writer stuck past the change wait (a frozen process sharing the data dir)
+        is logged and no longer waited for."""
         revision = int(stored["metadata"]["resourceVersion"])
-        directory = self._collection_dir(collection)
-        deadline = asyncio.get_running_loop().time() + self._changes.wait
-        pause = _ORDER_FIRST_PAUSE
+        directory = self._log_dir(collection)
+        if not await self._prefix_reaches(directory, revision, self._changes.wait):
+            log.warning("%s revision %s answered while an earlier writer of the "
+                        "collection is still at work after %g s (revision %s)",
+                        collection, revision, self._changes.wait,
+                        self._changes.latest(directory) + 1)
+
+    async def _prefix_reaches(self, directory: Path, revision: int,
+                              patience: float | None = None) -> bool:
+        """Wait until every revision up to `revision` is readable (writers in flight done,
+        dead writers' holes settled on the way); False if `patience` seconds pass first.
+        Probed inline: one stat when nothing changed, cheaper than a thread hop."""
+        loop = asyncio.get_running_loop()
+        deadline = None if patience is None else loop.time() + patience
+        pause = _CHANGE_FIRST_PAUSE
         while self._changes.latest(directory) < revision:
-            if asyncio.get_running_loop().time() > deadline:
-                log.warning("%s revision %s answered while an earlier writer of the "
-                            "collection is still at work after %g s (revision %s)",
-                            collection, revision, self._changes.wait,
-                            self._changes.latest(directory) + 1)
-                return
+            if deadline is not None and loop.time() > deadline:
+                return False
             await asyncio.sleep(pause)
             pause = min(pause * 2, _CHANGE_POLL_SECONDS)
+        return True
 
-    async def latest(self, collection: str) -> int:
-        # Inline: one stat when nothing changed, cheaper than a thread hop. The watch cache
-        # asks before every read it answers: the directory is looked up once.
+    def _log_dir(self, collection: str) -> Path:
+        """The collection's directory for the log's inline probes, looked up once: they
+        run before every cached read and after every write."""
         directory = self._latest_dirs.get(collection)
         if directory is None:
             directory = self._latest_dirs[collection] = self._ready_dir(collection)
+        return directory
+
+    async def latest(self, collection: str) -> int:
+        directory = self._log_dir(collection)
         prefix, target = self._changes.prefix_and_counter(directory)
-        while prefix < target:  # writers in flight took numbers below a completed write's
-            await asyncio.sleep(_CHANGE_POLL_SECONDS)
-            prefix = self._changes.prefix_and_counter(directory)[0]
+        if prefix < target:  # writers in flight took numbers below a completed write's
+            await self._prefix_reaches(directory, target)
+            prefix = self._changes.latest(directory)
         return prefix
 
     async def changes(
